@@ -1,0 +1,1 @@
+"""perpdesk: order and position management for crypto spot and perpetual futures."""

@@ -1,0 +1,187 @@
+"""Events: what happened (past tense, frozen). State changes only by applying them.
+
+Every event carries ``at``, the engine clock when it happened. Replaying the
+stored events in order into an empty state rebuilds the live state exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from app.domain.orders import Liquidity, OrderSpec, Side
+from app.domain.positions import ClosedTrade
+from app.domain.trading_state import Scope, TradingState
+
+
+@dataclass(frozen=True, slots=True)
+class FundsDeposited:
+    client: str
+    venue: str
+    amount: Decimal
+    at: datetime
+    actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class FundsWithdrawn:
+    client: str
+    venue: str
+    amount: Decimal
+    at: datetime
+    actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSubmitted:
+    """The OMS took the order in (status NEW). ``spec.client_order_id`` is always set."""
+
+    order_id: int
+    spec: OrderSpec
+    at: datetime
+    replaces: int | None = None
+    actor: str = "system"
+    # Set when the order was clipped to the position: what the caller asked for.
+    requested_qty: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    order_id: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    order_id: int
+    code: str
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTriggered:
+    order_id: int
+    trigger_price: Decimal  # the last or mark price that crossed the trigger
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    order_id: int
+    fill_id: int
+    client: str
+    venue: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    liquidity: Liquidity
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelRequested:
+    order_id: int
+    at: datetime
+    actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReplaceRequested:
+    """Cancel ``order_id``; once the venue confirms, submit ``new_spec`` as ``new_order_id``."""
+
+    order_id: int
+    new_order_id: int
+    new_spec: OrderSpec
+    at: datetime
+    actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled:
+    order_id: int
+    reason: str
+    at: datetime
+    replaced_by: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelRejected:
+    """The venue refused a cancel (the order was already done); it keeps its state."""
+
+    order_id: int
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderExpired:
+    order_id: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FundingApplied:
+    """A funding settlement: ``amount`` is signed (positive = the account received)."""
+
+    client: str
+    venue: str
+    symbol: str
+    position_qty: Decimal
+    mark: Decimal
+    rate: Decimal
+    amount: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TradeClosed:
+    """A position went flat or flipped; the round trip it completed."""
+
+    trade: ClosedTrade
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    scope: Scope
+    state: TradingState
+    previous: TradingState
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    """What close-all did to one position."""
+
+    client: str
+    venue: str
+    symbol: str
+    qty_before: Decimal
+    order_id: int | None
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    status: str  # "closed" | "partial" | "pending" | "failed"
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAllCompleted:
+    scope: Scope
+    results: tuple[CloseResult, ...]
+    reason: str
+    actor: str
+    at: datetime
+
+
+Event = (
+    FundsDeposited | FundsWithdrawn | OrderSubmitted | OrderAccepted | OrderRejected
+    | OrderTriggered | OrderFilled | OrderCancelRequested | OrderReplaceRequested
+    | OrderCanceled | OrderCancelRejected | OrderExpired | FundingApplied | TradeClosed
+    | TradingStateChanged | CloseAllCompleted
+)

@@ -1,0 +1,92 @@
+"""Market-data updates the engine consumes.
+
+Every update names the venue and symbol it belongs to and the exchange time
+``ts`` (timezone-aware UTC) at which it happened. They are values: feeds
+build them, the engine and the paper venue read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from app.domain.orders import Side
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Best bid and offer (L1)."""
+
+    venue: str
+    symbol: str
+    bid: Decimal
+    bid_size: Decimal
+    ask: Decimal
+    ask_size: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TradePrint:
+    """A public trade. ``aggressor`` is the taker's side: a SELL aggressor hits bids."""
+
+    venue: str
+    symbol: str
+    price: Decimal
+    qty: Decimal
+    aggressor: Side
+    ts: datetime
+    trade_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """A full L2 book: levels as (price, size), bids best-first, asks best-first."""
+
+    venue: str
+    symbol: str
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BookDelta:
+    """Changed L2 levels: the new absolute size at each price; size 0 deletes the level."""
+
+    venue: str
+    symbol: str
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """The venue's mark price (what unrealized P&L, margin and funding use)."""
+
+    venue: str
+    symbol: str
+    price: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    """The funding rate that applies at ``funding_at``.
+
+    A rate announced ahead of time (``funding_at`` in the future) is settled
+    when the clock reaches ``funding_at``; a rate whose ``funding_at`` has
+    already passed is a settlement print and is applied at once. A positive
+    rate means longs pay shorts.
+    """
+
+    venue: str
+    symbol: str
+    rate: Decimal
+    funding_at: datetime
+    ts: datetime
+
+
+MarketUpdate = Quote | TradePrint | BookSnapshot | BookDelta | MarkPrice | FundingRate

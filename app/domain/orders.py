@@ -1,0 +1,233 @@
+"""Orders: their parameters, their lifecycle as an explicit transition table."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from app.domain.rejections import IllegalTransition
+
+ZERO = Decimal(0)
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"  # stop-market
+    STOP_LIMIT = "stop_limit"
+
+    @property
+    def has_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def is_stop(self) -> bool:
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+class TimeInForce(StrEnum):
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    GTD = "gtd"
+
+
+class TriggerSource(StrEnum):
+    LAST = "last"
+    MARK = "mark"
+
+
+class Liquidity(StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    TRIGGERED = "triggered"
+    PARTIALLY_FILLED = "partially_filled"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_open(self) -> bool:
+        return self not in TERMINAL_STATUSES
+
+
+S = OrderStatus
+TERMINAL_STATUSES = frozenset({S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED})
+
+# Which status may follow which. Fills may race a pending cancel or replace
+# (the venue filled before it saw the request), and a refused cancel or
+# replace returns the order to the working state it had.
+_WORKING = {S.ACCEPTED, S.TRIGGERED, S.PARTIALLY_FILLED}
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.NEW: frozenset({S.ACCEPTED, S.REJECTED, S.PENDING_CANCEL}),
+    S.ACCEPTED: frozenset(
+        {S.TRIGGERED, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE,
+         S.CANCELED, S.EXPIRED}
+    ),
+    S.TRIGGERED: frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELED,
+         S.EXPIRED}
+    ),
+    S.PARTIALLY_FILLED: frozenset(
+        {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELED,
+         S.EXPIRED}
+    ),
+    S.PENDING_CANCEL: frozenset(
+        {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, S.ACCEPTED, S.REJECTED, *_WORKING}
+    ),
+    S.PENDING_REPLACE: frozenset(
+        {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, *_WORKING}
+    ),
+    S.FILLED: frozenset(),
+    S.CANCELED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.REJECTED: frozenset(),
+}
+
+
+def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
+    return new in TRANSITIONS[current]
+
+
+_CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,36}$")
+
+
+def valid_client_order_id(value: str) -> bool:
+    """1–36 characters of ``[A-Za-z0-9._:/-]``: what Binance, Bybit and OKX all accept."""
+    return bool(_CLIENT_ORDER_ID.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTags:
+    """Free-form attribution carried from the caller to fills and closed trades."""
+
+    strategy: str | None = None
+    signal_id: str | None = None
+    parent_trade_id: str | None = None
+    exit_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """Everything the caller asked for. Two submissions with the same
+    ``client_order_id`` are the same order only if their specs are equal."""
+
+    client: str
+    venue: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    trigger_source: TriggerSource = TriggerSource.LAST
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expire_at: datetime | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    client_order_id: str | None = None
+    tags: OrderTags = field(default_factory=OrderTags)
+
+    @property
+    def account(self) -> tuple[str, str]:
+        return (self.client, self.venue)
+
+
+@dataclass(slots=True)
+class Order:
+    """An order as the OMS knows it. Mutated only by applying events."""
+
+    order_id: int
+    spec: OrderSpec
+    client_order_id: str
+    created_at: datetime
+    status: OrderStatus = OrderStatus.NEW
+    updated_at: datetime | None = None
+    filled_qty: Decimal = ZERO
+    filled_notional: Decimal = ZERO
+    fees: Decimal = ZERO
+    reject_code: str | None = None
+    reject_message: str | None = None
+    cancel_reason: str | None = None
+    triggered_at: datetime | None = None
+    replaces: int | None = None
+    replaced_by: int | None = None
+    requested_qty: Decimal | None = None  # when clipped to the position
+    # The working status to return to if a cancel or replace is refused.
+    status_before_pending: OrderStatus | None = None
+
+    def same_request(self, spec: OrderSpec) -> bool:
+        """Would ``spec`` (a retry) have produced this order?"""
+        mine = self.spec
+        if self.requested_qty is not None:
+            mine = replace(mine, qty=self.requested_qty)
+        return mine == replace(spec, client_order_id=self.client_order_id)
+
+    @property
+    def remaining_qty(self) -> Decimal:
+        return self.spec.qty - self.filled_qty
+
+    @property
+    def avg_fill_price(self) -> Decimal | None:
+        if not self.filled_qty:
+            return None
+        return self.filled_notional / self.filled_qty
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL_STATUSES
+
+    def transition(self, new: OrderStatus, at: datetime) -> None:
+        if new not in TRANSITIONS[self.status]:
+            raise IllegalTransition(
+                f"order {self.order_id}: {self.status.value} -> {new.value} is not allowed"
+            )
+        if new in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
+            self.status_before_pending = self.status
+        self.status = new
+        self.updated_at = at
+
+    def record_fill(self, qty: Decimal, price: Decimal, fee: Decimal, at: datetime) -> None:
+        if qty <= 0 or qty > self.remaining_qty:
+            raise IllegalTransition(
+                f"order {self.order_id}: fill of {qty} exceeds remaining {self.remaining_qty}"
+            )
+        self.filled_qty += qty
+        self.filled_notional += qty * price
+        self.fees += fee
+        if self.filled_qty == self.spec.qty:
+            self.transition(OrderStatus.FILLED, at)
+        elif self.status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
+            # Still waiting on the cancel; remember the fill for a refused cancel.
+            self.status_before_pending = OrderStatus.PARTIALLY_FILLED
+            self.updated_at = at
+        else:
+            self.transition(OrderStatus.PARTIALLY_FILLED, at)

@@ -1,0 +1,71 @@
+"""Stable rejection reason codes.
+
+Codes are part of the public contract (API responses, metrics, dashboards);
+never rename one. Each rejection also carries a message written for a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class RejectCode(StrEnum):
+    POST_ONLY_WOULD_CROSS = "POST_ONLY_WOULD_CROSS"
+    REDUCE_ONLY_WOULD_INCREASE = "REDUCE_ONLY_WOULD_INCREASE"
+    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
+    MIN_NOTIONAL = "MIN_NOTIONAL"
+    MIN_QTY = "MIN_QTY"
+    PRICE_NOT_ON_TICK = "PRICE_NOT_ON_TICK"
+    QTY_NOT_ON_STEP = "QTY_NOT_ON_STEP"
+    FOK_NOT_FILLABLE = "FOK_NOT_FILLABLE"
+    DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+    UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
+    UNSUPPORTED_BY_VENUE = "UNSUPPORTED_BY_VENUE"
+    GTD_IN_PAST = "GTD_IN_PAST"
+    TRADING_HALTED = "TRADING_HALTED"
+    TRADING_REDUCE_ONLY = "TRADING_REDUCE_ONLY"
+    MAX_POSITION_SIZE = "MAX_POSITION_SIZE"
+    MAX_POSITION_NOTIONAL = "MAX_POSITION_NOTIONAL"
+    # Beyond the required set: malformed or impossible requests.
+    UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    UNKNOWN_ORDER = "UNKNOWN_ORDER"
+    INVALID_ORDER = "INVALID_ORDER"
+    INVALID_CLIENT_ORDER_ID = "INVALID_CLIENT_ORDER_ID"
+    ORDER_NOT_OPEN = "ORDER_NOT_OPEN"
+    NO_MARKET_DATA = "NO_MARKET_DATA"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a command was refused."""
+
+    code: RejectCode
+    message: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class DomainError(Exception):
+    """A broken invariant inside the domain (a bug, not a user error)."""
+
+
+class IllegalTransition(DomainError):
+    """An order was asked to move to a state its transition table forbids."""
+
+
+class CommandRefused(Exception):
+    """A command the engine would not take at all (nothing was recorded).
+
+    Order-level business rejections are different: the order is recorded as
+    REJECTED with its reason, so callers and auditors can see it.
+    """
+
+    def __init__(self, code: RejectCode, message: str, **details: str):
+        super().__init__(f"{code.value}: {message}")
+        self.rejection = Rejection(code, message, dict(details))
+
+    @property
+    def code(self) -> RejectCode:
+        return self.rejection.code

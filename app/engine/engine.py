@@ -1,0 +1,566 @@
+"""The trading engine: commands and market data in, events out.
+
+Synchronous, no I/O, clock passed in. Every decision is turned into an
+event and applied to ``EngineState`` before the next decision, so what the
+engine returned is exactly what a replay of those events rebuilds.
+
+Timers (GTD expiry, latency, funding) advance on the clock the caller passes:
+``on_market`` advances the venue the update is for; the runtime calls
+``advance(now)`` on a clock tick so time also passes when no data arrives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from app.domain.accounts import Account, AccountSummary, summarize
+from app.domain.commands import (
+    CancelAll,
+    CancelOrder,
+    CloseAll,
+    Command,
+    Deposit,
+    ReplaceOrder,
+    SetTradingState,
+    SubmitOrder,
+    Withdraw,
+)
+from app.domain.events import (
+    CloseAllCompleted,
+    CloseResult,
+    Event,
+    FundingApplied,
+    FundsDeposited,
+    FundsWithdrawn,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderCancelRequested,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaceRequested,
+    OrderSubmitted,
+    OrderTriggered,
+    TradeClosed,
+    TradingStateChanged,
+)
+from app.domain.instruments import Instrument
+from app.domain.market import FundingRate, MarketUpdate
+from app.domain.orders import (
+    Order,
+    OrderSpec,
+    OrderStatus,
+    OrderTags,
+    OrderType,
+    Side,
+    valid_client_order_id,
+)
+from app.domain.positions import Position
+from app.domain.rejections import CommandRefused, RejectCode
+from app.domain.trading_state import Scope, TradingState, effective_state
+from app.engine.risk import OrderContext, RiskLimits, check_order, order_margin
+from app.engine.state import EngineState
+from app.venues.base import (
+    Accepted,
+    Canceled,
+    CancelRefused,
+    Expired,
+    Filled,
+    Rejected,
+    Report,
+    Triggered,
+    Venue,
+)
+
+ZERO = Decimal(0)
+NEVER = datetime.max.replace(tzinfo=UTC)
+_PENDING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
+_REPLACE_SUFFIX = re.compile(r"^(?P<base>.*)\.r(?P<n>\d+)$")
+R = RejectCode
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSetup:
+    client: str
+    venue: str
+    leverage: Decimal = Decimal(1)
+
+
+@dataclass
+class EngineConfig:
+    instruments: list[Instrument]
+    accounts: list[AccountSetup]
+    limits: dict[str, RiskLimits] = field(default_factory=dict)  # by symbol
+    client_limits: dict[tuple[str, str], RiskLimits] = field(default_factory=dict)  # (client, sym)
+
+    def limits_for(self, client: str, symbol: str) -> RiskLimits:
+        return self.client_limits.get((client, symbol)) or self.limits.get(symbol) or _NO_LIMITS
+
+
+_NO_LIMITS = RiskLimits()
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, venues: dict[str, Venue],
+                 state: EngineState | None = None):
+        self.config = config
+        self.venues = venues
+        self.state = state or EngineState()
+        self.instruments: dict[tuple[str, str], Instrument] = {}
+        self._symbols_by_venue: dict[str, list[str]] = {}
+        for inst in config.instruments:
+            self.instruments[(inst.venue, inst.symbol)] = inst
+            self._symbols_by_venue.setdefault(inst.venue, []).append(inst.symbol)
+            venues[inst.venue].add_instrument(inst)
+        for setup in config.accounts:
+            if (setup.client, setup.venue) not in self.state.accounts:
+                self.state.accounts[(setup.client, setup.venue)] = Account(
+                    setup.client, setup.venue, leverage=setup.leverage)
+        self._funding_pending: dict[tuple[str, str], tuple[Decimal, datetime]] = {}
+        self._funding_settled: dict[tuple[str, str], datetime] = {}
+        self._next_funding_at = NEVER
+        self._commands: dict[type, Any] = {
+            SubmitOrder: self._submit, CancelOrder: self._cancel, ReplaceOrder: self._replace,
+            CancelAll: self._cancel_all, SetTradingState: self._set_trading_state,
+            CloseAll: self._close_all, Deposit: self._deposit, Withdraw: self._withdraw,
+        }
+
+    # ---- public entry points ---------------------------------------------------
+
+    def handle(self, command: Command, now: datetime) -> list[Event]:
+        """Apply one command. Raises ``CommandRefused`` (nothing recorded) for
+        commands that cannot be taken at all; order-level rejections are
+        returned as ``OrderRejected`` events on a recorded order."""
+        out: list[Event] = []
+        self._commands[type(command)](command, now, out)
+        return out
+
+    def on_market(self, update: MarketUpdate, now: datetime) -> list[Event]:
+        venue = self.venues.get(update.venue)
+        if venue is None:
+            return []
+        reports = venue.on_market(update, now)
+        if type(update) is FundingRate:
+            return self._on_funding_rate(update, reports, now)
+        if not reports and now < self._next_funding_at:
+            return []
+        out: list[Event] = []
+        if reports:
+            self._on_reports(reports, out)
+        if now >= self._next_funding_at:
+            self._settle_funding(now, out)
+        return out
+
+    def advance(self, now: datetime) -> list[Event]:
+        """Let time pass with no market data: latency queues, GTD expiry, funding."""
+        out: list[Event] = []
+        for venue in self.venues.values():
+            reports = venue.advance(now)
+            if reports:
+                self._on_reports(reports, out)
+        if now >= self._next_funding_at:
+            self._settle_funding(now, out)
+        return out
+
+    def recover(self, events: Iterable[Event], now: datetime) -> list[Event]:
+        """Rebuild state from the event log, then hand live orders back to the venues.
+
+        Returns the events that restoring produced (orders that had not reached
+        a venue are sent now); the caller appends them to the log.
+        """
+        for event in events:
+            self.state.apply(event)
+        out: list[Event] = []
+        for name, venue in self.venues.items():
+            orders = [o for o in self._open_orders() if o.spec.venue == name]
+            positions = {(c, s): p.qty for (c, v, s), p in self.state.positions.items()
+                         if v == name and p.qty}
+            reports = venue.restore(orders, positions, now)
+            for order in orders:
+                state, _ = self.trading_state(order.spec.client, name)
+                if state is not TradingState.ACTIVE:
+                    venue.enforce_reduce_only(order.order_id)
+            self._on_reports(reports, out)
+        return out
+
+    # ---- reading ----------------------------------------------------------------
+
+    def trading_state(self, client: str, venue: str) -> tuple[TradingState, Scope]:
+        return effective_state(self.state.trading_states, client, venue)
+
+    def positions_of(self, client: str, venue: str) -> dict[str, Position]:
+        positions = self.state.positions
+        out = {}
+        for symbol in self._symbols_by_venue.get(venue, ()):
+            pos = positions.get((client, venue, symbol))
+            if pos is not None:
+                out[symbol] = pos
+        return out
+
+    def prices(self, venue: str) -> dict[str, Decimal | None]:
+        v = self.venues[venue]
+        return {s: v.reference_price(s) for s in self._symbols_by_venue.get(venue, ())}
+
+    def summary(self, client: str, venue: str, exclude_order: int | None = None
+                ) -> AccountSummary:
+        account = self.state.accounts[(client, venue)]
+        positions = self.positions_of(client, venue)
+        prices = self.prices(venue)
+        open_orders = [o for o in self.state.open_orders.get((client, venue), {}).values()
+                       if o.order_id != exclude_order]
+        reserved = order_margin(open_orders, positions, prices, account.leverage)
+        marks = {s: p for s, p in prices.items() if p is not None}
+        return summarize(account, positions.values(), marks, reserved)
+
+    def _open_orders(self) -> Iterator[Order]:
+        for orders in self.state.open_orders.values():
+            yield from list(orders.values())
+
+    # ---- events -----------------------------------------------------------------
+
+    def _emit(self, event: Event, out: list[Event]) -> None:
+        outcome = self.state.apply(event)
+        out.append(event)
+        if outcome is not None and outcome.closed_trade is not None:
+            closed = TradeClosed(outcome.closed_trade, event.at)
+            self.state.apply(closed)
+            out.append(closed)
+
+    def _on_reports(self, reports: list[Report], out: list[Event]) -> None:
+        orders = self.state.orders
+        for r in reports:
+            order = orders.get(r.order_id)
+            if order is None:
+                continue
+            kind = type(r)
+            if kind is Filled:
+                if order.is_open and r.qty <= order.remaining_qty:
+                    spec = order.spec
+                    self._emit(OrderFilled(
+                        order.order_id, self.state.last_fill_id + 1, spec.client, spec.venue,
+                        spec.symbol, spec.side, r.qty, r.price, r.fee, r.liquidity, r.at), out)
+            elif kind is Accepted:
+                if order.status is OrderStatus.NEW:
+                    self._emit(OrderAccepted(r.order_id, r.at), out)
+            elif kind is Canceled:
+                if order.is_open:
+                    self._on_canceled(order, r.reason, r.at, out)
+            elif kind is Rejected:
+                if order.status in (OrderStatus.NEW, OrderStatus.PENDING_CANCEL):
+                    self._emit(OrderRejected(r.order_id, r.code, r.message, r.at), out)
+            elif kind is Triggered:
+                if order.is_open and order.triggered_at is None:
+                    self._emit(OrderTriggered(r.order_id, r.price, r.at), out)
+            elif kind is CancelRefused:
+                if order.status in _PENDING:
+                    self._emit(OrderCancelRejected(r.order_id, r.reason, r.at), out)
+            elif kind is Expired and order.is_open:
+                self._emit(OrderExpired(r.order_id, r.at), out)
+
+    def _on_canceled(self, order: Order, reason: str, at: datetime, out: list[Event]) -> None:
+        pending = self.state.pending_replaces.get(order.order_id)
+        if pending is None:
+            self._emit(OrderCanceled(order.order_id, reason, at), out)
+            return
+        self._emit(OrderCanceled(order.order_id, "replaced", at,
+                                 replaced_by=pending.new_order_id), out)
+        self._place(pending.spec, at, out, order_id=pending.new_order_id,
+                    replaces=order.order_id)
+
+    # ---- placing orders ---------------------------------------------------------
+
+    def _submit(self, cmd: SubmitOrder, now: datetime, out: list[Event]) -> None:
+        spec = cmd.spec
+        if (spec.client, spec.venue) not in self.state.accounts:
+            raise CommandRefused(R.UNKNOWN_ACCOUNT,
+                                 f"client {spec.client!r} has no account on {spec.venue!r}")
+        if spec.client_order_id is not None:
+            if not valid_client_order_id(spec.client_order_id):
+                raise CommandRefused(
+                    R.INVALID_CLIENT_ORDER_ID,
+                    "client_order_id must be 1-36 characters of A-Z a-z 0-9 . _ : / -")
+            existing = self.state.order_by_client_id(spec.client, spec.venue,
+                                                     spec.client_order_id)
+            if existing is not None:
+                if existing.same_request(spec):
+                    return  # an idempotent retry: the first order stands
+                raise CommandRefused(
+                    R.DUPLICATE_CLIENT_ORDER_ID,
+                    f"client_order_id {spec.client_order_id!r} is already used by order "
+                    f"{existing.order_id} with different parameters",
+                    order_id=str(existing.order_id))
+        self._place(spec, now, out, clip=cmd.clip_to_position, actor=cmd.actor)
+
+    def _place(self, spec: OrderSpec, now: datetime, out: list[Event], *,
+               order_id: int | None = None, replaces: int | None = None, clip: bool = False,
+               bypass_halt: bool = False, actor: str = "system") -> Order:
+        """Record an order, run the pre-trade checks, and send it if they pass."""
+        state = self.state
+        oid = order_id if order_id is not None else state.last_order_id + 1
+        if spec.client_order_id is None:
+            spec = replace(spec, client_order_id=self._generated_client_id(spec, oid))
+        inst = self.instruments.get((spec.venue, spec.symbol))
+        if inst is None:
+            self._emit(OrderSubmitted(oid, spec, now, replaces, actor), out)
+            self._emit(OrderRejected(oid, R.UNKNOWN_SYMBOL,
+                                     f"{spec.symbol} is not traded on {spec.venue}", now), out)
+            return state.orders[oid]
+        ctx = self._context(spec, inst, now, clip, bypass_halt, exclude=replaces)
+        rejection, qty = check_order(spec, ctx)
+        requested = None
+        if rejection is None and qty != spec.qty:
+            requested, spec = spec.qty, replace(spec, qty=qty)
+        self._emit(OrderSubmitted(oid, spec, now, replaces, actor, requested), out)
+        order = state.orders[oid]
+        if rejection is not None:
+            self._emit(OrderRejected(oid, rejection.code, rejection.message, now), out)
+            return order
+        enforce = ctx.trading_state is not TradingState.ACTIVE
+        reports = self.venues[spec.venue].submit(order, now, enforce)
+        if reports:
+            self._on_reports(reports, out)
+        return order
+
+    def _context(self, spec: OrderSpec, inst: Instrument, now: datetime, clip: bool,
+                 bypass_halt: bool, exclude: int | None) -> OrderContext:
+        client, venue = spec.client, spec.venue
+        account = self.state.accounts[(client, venue)]
+        trading_state, _ = self.trading_state(client, venue)
+        position = self.state.positions.get((client, venue, spec.symbol)) or Position(
+            client, venue, spec.symbol)
+        open_orders = [o for o in self.state.open_orders.get((client, venue), {}).values()
+                       if o.order_id != exclude]
+        return OrderContext(
+            now=now, instrument=inst, capabilities=self.venues[venue].capabilities,
+            position=position, trading_state=trading_state,
+            reference_price=self.venues[venue].reference_price(spec.symbol),
+            leverage=account.leverage,
+            available=self.summary(client, venue, exclude_order=exclude).available,
+            open_orders=open_orders, limits=self.config.limits_for(client, spec.symbol),
+            clip_to_position=clip, bypass_halt=bypass_halt,
+        )
+
+    def _generated_client_id(self, spec: OrderSpec, order_id: int) -> str:
+        candidate, n = f"pd-{order_id}", 0
+        while (spec.client, spec.venue, candidate) in self.state.by_client_order_id:
+            n += 1
+            candidate = f"pd-{order_id}-{n}"
+        return candidate
+
+    # ---- cancel / replace ---------------------------------------------------------
+
+    def _order(self, order_id: int) -> Order:
+        order = self.state.orders.get(order_id)
+        if order is None:
+            raise CommandRefused(R.UNKNOWN_ORDER, f"there is no order {order_id}")
+        return order
+
+    def _cancel(self, cmd: CancelOrder, now: datetime, out: list[Event]) -> None:
+        order = self._order(cmd.order_id)
+        if order.status is OrderStatus.CANCELED or order.status in _PENDING:
+            return  # already canceled or on its way: a retry changes nothing
+        if not order.is_open:
+            raise CommandRefused(R.ORDER_NOT_OPEN,
+                                 f"order {order.order_id} is {order.status.value}; "
+                                 "nothing to cancel")
+        self._request_cancel(order, now, cmd.actor, cmd.reason, out)
+
+    def _request_cancel(self, order: Order, now: datetime, actor: str, reason: str,
+                        out: list[Event]) -> None:
+        self._emit(OrderCancelRequested(order.order_id, now, actor), out)
+        reports = self.venues[order.spec.venue].cancel(order.order_id, now)
+        for r in reports:
+            if type(r) is Canceled and r.order_id == order.order_id:
+                r.reason = reason
+        self._on_reports(reports, out)
+
+    def _replace(self, cmd: ReplaceOrder, now: datetime, out: list[Event]) -> None:
+        order = self._order(cmd.order_id)
+        if order.replaced_by is not None or order.order_id in self.state.pending_replaces:
+            return  # this replace already happened (or is under way): idempotent retry
+        if not order.is_open or order.status in _PENDING:
+            raise CommandRefused(R.ORDER_NOT_OPEN,
+                                 f"order {order.order_id} is {order.status.value}; "
+                                 "it cannot be replaced")
+        if cmd.new_price is None and cmd.new_qty is None and cmd.new_trigger_price is None:
+            raise CommandRefused(R.INVALID_ORDER, "a replace needs a new price, qty or trigger")
+        if cmd.new_price is not None and not order.spec.type.has_limit_price:
+            raise CommandRefused(R.INVALID_ORDER,
+                                 f"a {order.spec.type.value} order has no price to replace")
+        spec = order.spec
+        new_spec = replace(
+            spec,
+            price=cmd.new_price if cmd.new_price is not None else spec.price,
+            trigger_price=(cmd.new_trigger_price if cmd.new_trigger_price is not None
+                           else spec.trigger_price),
+            qty=cmd.new_qty if cmd.new_qty is not None else order.remaining_qty,
+            client_order_id=self._derived_client_id(order),
+        )
+        inst = self.instruments[(spec.venue, spec.symbol)]
+        ctx = self._context(new_spec, inst, now, False, False, exclude=order.order_id)
+        rejection, _ = check_order(new_spec, ctx)
+        if rejection is not None:  # nothing is half-applied: the original stays as it was
+            raise CommandRefused(rejection.code, f"replacement refused: {rejection.message}")
+        new_id = self.state.last_order_id + 1
+        self._emit(OrderReplaceRequested(order.order_id, new_id, new_spec, now, cmd.actor), out)
+        reports = self.venues[spec.venue].cancel(order.order_id, now)
+        self._on_reports(reports, out)
+
+    def _derived_client_id(self, order: Order) -> str:
+        """``abc`` -> ``abc.r1`` -> ``abc.r2``: deterministic, so a retried replace
+        maps to the same successor (seed 000 §1.3), and within the 36-char limit."""
+        match = _REPLACE_SUFFIX.match(order.client_order_id)
+        base, n = (match["base"], int(match["n"])) if match else (order.client_order_id, 0)
+        spec = order.spec
+        while True:
+            n += 1
+            suffix = f".r{n}"
+            candidate = base[: 36 - len(suffix)] + suffix
+            if (spec.client, spec.venue, candidate) not in self.state.by_client_order_id:
+                return candidate
+
+    def _cancel_all(self, cmd: CancelAll, now: datetime, out: list[Event]) -> None:
+        for order in self._matching_open_orders(cmd.client, cmd.venue, cmd.symbol, cmd.side):
+            if order.status not in _PENDING and order.is_open:
+                self._request_cancel(order, now, cmd.actor, cmd.reason, out)
+
+    def _matching_open_orders(self, client: str | None, venue: str | None,
+                              symbol: str | None = None, side: Side | None = None
+                              ) -> list[Order]:
+        return [o for o in self._open_orders()
+                if (client is None or o.spec.client == client)
+                and (venue is None or o.spec.venue == venue)
+                and (symbol is None or o.spec.symbol == symbol)
+                and (side is None or o.spec.side is side)]
+
+    # ---- kill switches ------------------------------------------------------------
+
+    def _set_trading_state(self, cmd: SetTradingState, now: datetime, out: list[Event]) -> None:
+        self._change_state(cmd.scope, cmd.state, cmd.reason, cmd.actor, now, out)
+
+    def _change_state(self, scope: Scope, new: TradingState, reason: str, actor: str,
+                      now: datetime, out: list[Event]) -> None:
+        previous = self.state.trading_states.get(scope, TradingState.ACTIVE)
+        if previous is new:
+            return
+        self._emit(TradingStateChanged(scope, new, previous, reason, actor, now), out)
+        if new is not TradingState.ACTIVE:
+            self._restrict_open_orders(scope, new, actor, now, out)
+
+    def _restrict_open_orders(self, scope: Scope, new: TradingState, actor: str,
+                              now: datetime, out: list[Event]) -> None:
+        """Cancel what could add exposure; the rest may only reduce from now on."""
+        for order in self._matching_open_orders(scope.client, scope.venue):
+            if not order.is_open or order.status in _PENDING:
+                continue
+            spec = order.spec
+            pos = self.state.positions.get((spec.client, spec.venue, spec.symbol))
+            reduces = pos is not None and pos.qty and (pos.qty > 0) != (spec.side is Side.BUY)
+            if reduces:
+                self.venues[spec.venue].enforce_reduce_only(order.order_id)
+            else:
+                self._request_cancel(order, now, actor, f"trading state {new.value}", out)
+
+    def _close_all(self, cmd: CloseAll, now: datetime, out: list[Event]) -> None:
+        self._change_state(cmd.scope, TradingState.REDUCE_ONLY, cmd.reason, cmd.actor, now, out)
+        for order in self._matching_open_orders(cmd.scope.client, cmd.scope.venue):
+            if order.is_open and order.status not in _PENDING:
+                self._request_cancel(order, now, cmd.actor, "close-all", out)
+        results = []
+        for (client, venue, symbol), pos in sorted(self.state.positions.items()):
+            if not pos.qty or not cmd.scope.covers(client, venue):
+                continue
+            qty_before = pos.qty
+            spec = OrderSpec(
+                client=client, venue=venue, symbol=symbol,
+                side=Side.SELL if qty_before > 0 else Side.BUY, type=OrderType.MARKET,
+                qty=abs(qty_before), reduce_only=True, tags=OrderTags(exit_reason="close_all"))
+            order = self._place(spec, now, out, bypass_halt=True, actor=cmd.actor)
+            results.append(_close_result(order, client, venue, symbol, qty_before))
+        self._emit(CloseAllCompleted(cmd.scope, tuple(results), cmd.reason, cmd.actor, now), out)
+
+    # ---- cash -----------------------------------------------------------------------
+
+    def _account_for(self, client: str, venue: str) -> Account:
+        account = self.state.accounts.get((client, venue))
+        if account is None:
+            raise CommandRefused(R.UNKNOWN_ACCOUNT, f"client {client!r} has no account on {venue!r}")
+        return account
+
+    def _deposit(self, cmd: Deposit, now: datetime, out: list[Event]) -> None:
+        self._account_for(cmd.client, cmd.venue)
+        if cmd.amount <= 0:
+            raise CommandRefused(R.INVALID_AMOUNT, "a deposit must be positive")
+        self._emit(FundsDeposited(cmd.client, cmd.venue, cmd.amount, now, cmd.actor), out)
+
+    def _withdraw(self, cmd: Withdraw, now: datetime, out: list[Event]) -> None:
+        self._account_for(cmd.client, cmd.venue)
+        if cmd.amount <= 0:
+            raise CommandRefused(R.INVALID_AMOUNT, "a withdrawal must be positive")
+        available = self.summary(cmd.client, cmd.venue).available
+        if cmd.amount > available:
+            raise CommandRefused(R.INSUFFICIENT_BALANCE,
+                                 f"only {max(available, ZERO):.2f} is available to withdraw")
+        self._emit(FundsWithdrawn(cmd.client, cmd.venue, cmd.amount, now, cmd.actor), out)
+
+    # ---- funding --------------------------------------------------------------------
+
+    def _on_funding_rate(self, update: FundingRate, reports: list[Report], now: datetime
+                         ) -> list[Event]:
+        out: list[Event] = []
+        if reports:
+            self._on_reports(reports, out)
+        if now >= self._next_funding_at:
+            self._settle_funding(now, out)  # settle what was due before the new rate
+        inst = self.instruments.get((update.venue, update.symbol))
+        key = (update.venue, update.symbol)
+        settled = self._funding_settled.get(key)
+        if inst is not None and inst.is_perp and (settled is None or update.funding_at > settled):
+            self._funding_pending[key] = (update.rate, update.funding_at)
+            if update.funding_at < self._next_funding_at:
+                self._next_funding_at = update.funding_at
+            if now >= self._next_funding_at:
+                self._settle_funding(now, out)
+        return out
+
+    def _settle_funding(self, now: datetime, out: list[Event]) -> None:
+        """Every open perp position pays or receives qty × mark × rate (longs pay
+        when the rate is positive)."""
+        for key, (rate, funding_at) in list(self._funding_pending.items()):
+            if funding_at > now:
+                continue
+            del self._funding_pending[key]
+            self._funding_settled[key] = funding_at
+            venue, symbol = key
+            mark = self.venues[venue].reference_price(symbol)
+            if mark is None:
+                continue
+            for (client, v, s), pos in list(self.state.positions.items()):
+                if v == venue and s == symbol and pos.qty:
+                    amount = -(pos.qty * mark * rate)
+                    self._emit(FundingApplied(client, venue, symbol, pos.qty, mark, rate,
+                                              amount, now), out)
+        self._next_funding_at = min((at for _, at in self._funding_pending.values()),
+                                    default=NEVER)
+
+
+def _close_result(order: Order, client: str, venue: str, symbol: str, qty_before: Decimal
+                  ) -> CloseResult:
+    if order.status is OrderStatus.FILLED:
+        status, message = "closed", ""
+    elif order.status is OrderStatus.REJECTED:
+        status, message = "failed", f"{order.reject_code}: {order.reject_message}"
+    elif order.filled_qty:
+        status, message = "partial", order.cancel_reason or "not enough liquidity"
+    elif order.status is OrderStatus.CANCELED:
+        status, message = "failed", order.cancel_reason or "canceled"
+    else:
+        status, message = "pending", "the close order is on its way to the venue"
+    return CloseResult(client, venue, symbol, qty_before, order.order_id, order.filled_qty,
+                       order.avg_fill_price, status, message)

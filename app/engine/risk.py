@@ -1,0 +1,215 @@
+"""Pre-trade checks: everything an order must pass before it reaches a venue.
+
+The checks run in a fixed order, cheapest and most fundamental first, and
+the first failure wins, so the same order always gets the same reason code.
+They read state; they never change it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from app.domain.instruments import Instrument, VenueCapabilities
+from app.domain.orders import Order, OrderSpec, OrderType, Side, TimeInForce
+from app.domain.positions import Position
+from app.domain.rejections import RejectCode, Rejection
+from app.domain.trading_state import TradingState
+
+ZERO = Decimal(0)
+R = RejectCode
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Per-symbol position limits (seed 003's table is the demo configuration)."""
+
+    max_position_size: Decimal | None = None
+    max_position_notional: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """What the checks need to know about the world, gathered by the engine."""
+
+    now: datetime
+    instrument: Instrument
+    capabilities: VenueCapabilities
+    position: Position
+    trading_state: TradingState
+    reference_price: Decimal | None  # mark, else mid, else last
+    leverage: Decimal
+    available: Decimal  # equity - margin used - margin reserved by open orders
+    open_orders: Iterable[Order]  # this account's open orders (excluding any being replaced)
+    limits: RiskLimits
+    clip_to_position: bool = False
+    bypass_halt: bool = False  # close-all's own reduce-only orders
+
+
+def _reject(code: RejectCode, message: str) -> tuple[Rejection, Decimal]:
+    return Rejection(code, message), ZERO
+
+
+def check_order(spec: OrderSpec, ctx: OrderContext) -> tuple[Rejection | None, Decimal]:
+    """Return ``(rejection, qty)``: the first failed check, or None and the qty to send
+    (smaller than asked only when clipping to the position was requested)."""
+    shape = _check_shape(spec, ctx)
+    if shape is not None:
+        return shape, ZERO
+    inst = ctx.instrument
+    qty = spec.qty
+
+    if ctx.trading_state is TradingState.HALTED and not (ctx.bypass_halt and spec.reduce_only):
+        return _reject(R.TRADING_HALTED, "trading is halted; only cancels are accepted")
+
+    position = ctx.position
+    increases = position.would_increase(spec.side, qty)
+    restricted = ctx.trading_state is not TradingState.ACTIVE
+    if increases and (restricted or spec.reduce_only):
+        reducible = _reducible(position, spec.side)
+        if reducible and ctx.clip_to_position:
+            qty, increases = reducible, False
+        elif restricted:
+            return _reject(R.TRADING_REDUCE_ONLY, _reduce_message(
+                position, spec.side, qty, "the account is in reduce-only mode"))
+        else:
+            return _reject(R.REDUCE_ONLY_WOULD_INCREASE, _reduce_message(
+                position, spec.side, qty, "the order is reduce-only"))
+
+    price = spec.price if spec.type.has_limit_price else ctx.reference_price
+    if price is None:
+        return _reject(R.NO_MARKET_DATA,
+                       f"no market data for {spec.symbol} yet; cannot value a market order")
+    notional = qty * price
+    if increases and notional < inst.min_notional:
+        # Closing orders are exempt, as on the venues: a small position must stay closable.
+        return _reject(R.MIN_NOTIONAL,
+                       f"order notional {notional:f} is below the minimum {inst.min_notional}")
+
+    if not inst.is_perp and spec.side is Side.SELL and qty > max(position.qty, ZERO):
+        return _reject(R.INSUFFICIENT_BALANCE,
+                       f"cannot sell {qty} {inst.base}: only {max(position.qty, ZERO)} held")
+
+    if increases:
+        limit_rejection = _check_limits(spec.side, qty, price, ctx)
+        if limit_rejection is not None:
+            return limit_rejection, ZERO
+        added = qty - _reducible(position, spec.side)
+        needed = added * price / ctx.leverage + qty * price * inst.taker_fee_rate
+        if needed > ctx.available:
+            return _reject(R.INSUFFICIENT_MARGIN,
+                           f"needs {needed:.2f} margin at {ctx.leverage}x leverage, "
+                           f"{max(ctx.available, ZERO):.2f} available")
+    return None, qty
+
+
+def _check_shape(spec: OrderSpec, ctx: OrderContext) -> Rejection | None:
+    inst, caps = ctx.instrument, ctx.capabilities
+    if spec.type.value not in caps.order_types:
+        return Rejection(R.UNSUPPORTED_BY_VENUE,
+                         f"{spec.venue} does not support {spec.type.value} orders")
+    if spec.time_in_force.value not in caps.time_in_force:
+        return Rejection(R.UNSUPPORTED_BY_VENUE,
+                         f"{spec.venue} does not support time in force "
+                         f"{spec.time_in_force.value.upper()}")
+    if spec.post_only and not caps.post_only:
+        return Rejection(R.UNSUPPORTED_BY_VENUE, f"{spec.venue} does not support post-only")
+    if spec.reduce_only and not caps.reduce_only:
+        return Rejection(R.UNSUPPORTED_BY_VENUE, f"{spec.venue} does not support reduce-only")
+    if spec.type.is_stop and spec.trigger_source.value not in caps.trigger_sources:
+        return Rejection(R.UNSUPPORTED_BY_VENUE,
+                         f"{spec.venue} cannot trigger on {spec.trigger_source.value} price")
+
+    if spec.qty <= 0:
+        return Rejection(R.INVALID_ORDER, "qty must be positive")
+    if spec.type.has_limit_price:
+        if spec.price is None or spec.price <= 0:
+            return Rejection(R.INVALID_ORDER, f"a {spec.type.value} order needs a positive price")
+    elif spec.price is not None:
+        return Rejection(R.INVALID_ORDER, f"a {spec.type.value} order takes no price")
+    if spec.type.is_stop:
+        if spec.trigger_price is None or spec.trigger_price <= 0:
+            return Rejection(R.INVALID_ORDER,
+                             f"a {spec.type.value} order needs a positive trigger_price")
+    elif spec.trigger_price is not None:
+        return Rejection(R.INVALID_ORDER, f"a {spec.type.value} order takes no trigger_price")
+    if spec.post_only and (not spec.type.has_limit_price
+                           or spec.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)):
+        return Rejection(R.INVALID_ORDER,
+                         "post-only needs a resting limit order (not market, IOC or FOK)")
+    if spec.type in (OrderType.MARKET, OrderType.STOP) and spec.time_in_force is TimeInForce.GTD:
+        return Rejection(R.INVALID_ORDER, "market orders cannot be GTD")
+    if spec.time_in_force is TimeInForce.GTD:
+        if spec.expire_at is None:
+            return Rejection(R.INVALID_ORDER, "a GTD order needs expire_at")
+        if spec.expire_at <= ctx.now:
+            return Rejection(R.GTD_IN_PAST,
+                             f"expire_at {spec.expire_at.isoformat()} is not in the future")
+    elif spec.expire_at is not None:
+        return Rejection(R.INVALID_ORDER, "expire_at is only for GTD orders")
+
+    for name, value in (("price", spec.price), ("trigger_price", spec.trigger_price)):
+        if value is not None and not inst.price_on_tick(value):
+            return Rejection(R.PRICE_NOT_ON_TICK,
+                             f"{name} {value} is not a multiple of the tick size {inst.tick_size}")
+    if not inst.qty_on_step(spec.qty):
+        return Rejection(R.QTY_NOT_ON_STEP,
+                         f"qty {spec.qty} is not a multiple of the step size {inst.step_size}")
+    if spec.qty < inst.min_qty:
+        return Rejection(R.MIN_QTY, f"qty {spec.qty} is below the minimum {inst.min_qty}")
+    return None
+
+
+def _check_limits(side: Side, qty: Decimal, price: Decimal, ctx: OrderContext
+                  ) -> Rejection | None:
+    limits = ctx.limits
+    if limits.max_position_size is None and limits.max_position_notional is None:
+        return None
+    # Worst case: every open order on this side fills too.
+    pending = sum((o.remaining_qty for o in ctx.open_orders
+                   if o.spec.side is side and o.spec.symbol == ctx.instrument.symbol), ZERO)
+    signed = ctx.position.qty + (qty + pending) * side.sign
+    size = abs(signed)
+    if limits.max_position_size is not None and size > limits.max_position_size:
+        return Rejection(R.MAX_POSITION_SIZE,
+                         f"position would reach {size}, above the limit "
+                         f"{limits.max_position_size} {ctx.instrument.base}")
+    if limits.max_position_notional is not None and size * price > limits.max_position_notional:
+        return Rejection(R.MAX_POSITION_NOTIONAL,
+                         f"position notional would reach {size * price:.2f}, above the limit "
+                         f"{limits.max_position_notional}")
+    return None
+
+
+def _reducible(position: Position, side: Side) -> Decimal:
+    """How much of ``side`` would only shrink the position."""
+    if (side is Side.SELL and position.qty > 0) or (side is Side.BUY and position.qty < 0):
+        return abs(position.qty)
+    return ZERO
+
+
+def _reduce_message(position: Position, side: Side, qty: Decimal, why: str) -> str:
+    if position.is_flat:
+        return f"{why}, and there is no position to reduce"
+    if _reducible(position, side):
+        return f"{why}: {side.value} {qty} would flip the {position.direction} {abs(position.qty)}"
+    return f"{why}: {side.value} would increase the {position.direction} position"
+
+
+def order_margin(orders: Iterable[Order], positions: dict[str, Position],
+                 prices: dict[str, Decimal | None], leverage: Decimal) -> Decimal:
+    """Margin reserved by open orders that would add exposure if they filled."""
+    total = ZERO
+    for order in orders:
+        spec = order.spec
+        pos = positions.get(spec.symbol)
+        reducible = _reducible(pos, spec.side) if pos is not None else ZERO
+        adding = order.remaining_qty - reducible
+        if adding <= 0:
+            continue
+        price = spec.price or prices.get(spec.symbol)
+        if price is not None:
+            total += adding * price / leverage
+    return total

@@ -1,0 +1,224 @@
+"""Engine state, changed only by ``EngineState.apply(event)``.
+
+The live engine decides, emits an event and applies it; a replay applies
+the stored events in order. Both paths run this code, which is why replay
+rebuilds the live state exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.accounts import Account, AccountKey
+from app.domain.events import (
+    CloseAllCompleted,
+    Event,
+    FundingApplied,
+    FundsDeposited,
+    FundsWithdrawn,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderCancelRequested,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaceRequested,
+    OrderSubmitted,
+    OrderTriggered,
+    TradeClosed,
+    TradingStateChanged,
+)
+from app.domain.orders import Order, OrderSpec, OrderStatus
+from app.domain.positions import ClosedTrade, FillOutcome, Position
+from app.domain.trading_state import Scope, TradingState
+
+PositionKey = tuple[str, str, str]  # (client, venue, symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReplace:
+    new_order_id: int
+    spec: OrderSpec
+
+
+@dataclass
+class EngineState:
+    accounts: dict[AccountKey, Account] = field(default_factory=dict)
+    positions: dict[PositionKey, Position] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    by_client_order_id: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # Open orders per account, for margin and limit checks without a scan.
+    open_orders: dict[AccountKey, dict[int, Order]] = field(default_factory=dict)
+    pending_replaces: dict[int, PendingReplace] = field(default_factory=dict)
+    trading_states: dict[Scope, TradingState] = field(default_factory=dict)
+    closed_trades: list[ClosedTrade] = field(default_factory=list)
+    last_order_id: int = 0
+    last_fill_id: int = 0
+
+    # ---- reading ----------------------------------------------------------
+
+    def account(self, client: str, venue: str) -> Account | None:
+        return self.accounts.get((client, venue))
+
+    def position(self, client: str, venue: str, symbol: str) -> Position:
+        key = (client, venue, symbol)
+        pos = self.positions.get(key)
+        if pos is None:
+            pos = self.positions[key] = Position(client, venue, symbol)
+        return pos
+
+    def order_by_client_id(self, client: str, venue: str, coid: str) -> Order | None:
+        order_id = self.by_client_order_id.get((client, venue, coid))
+        return None if order_id is None else self.orders[order_id]
+
+    def comparable(self) -> dict[str, Any]:
+        """Everything that defines the state, for replay-equality checks."""
+        return {
+            "accounts": self.accounts,
+            "positions": {k: p for k, p in self.positions.items()},
+            "orders": self.orders,
+            "by_client_order_id": self.by_client_order_id,
+            "open_orders": {k: sorted(v) for k, v in self.open_orders.items() if v},
+            "pending_replaces": self.pending_replaces,
+            "trading_states": {k: v for k, v in self.trading_states.items()},
+            "closed_trades": self.closed_trades,
+            "last_order_id": self.last_order_id,
+            "last_fill_id": self.last_fill_id,
+        }
+
+    # ---- applying -----------------------------------------------------------
+
+    def apply(self, event: Event) -> FillOutcome | None:
+        return _APPLY[type(event)](self, event)
+
+    def _deposited(self, e: FundsDeposited) -> None:
+        self.accounts[(e.client, e.venue)].deposit(e.amount)
+
+    def _withdrawn(self, e: FundsWithdrawn) -> None:
+        self.accounts[(e.client, e.venue)].withdraw(e.amount)
+
+    def _submitted(self, e: OrderSubmitted) -> None:
+        spec = e.spec
+        assert spec.client_order_id is not None
+        order = Order(order_id=e.order_id, spec=spec, client_order_id=spec.client_order_id,
+                      created_at=e.at, updated_at=e.at, replaces=e.replaces,
+                      requested_qty=e.requested_qty)
+        self.orders[e.order_id] = order
+        self.by_client_order_id[(spec.client, spec.venue, spec.client_order_id)] = e.order_id
+        self.open_orders.setdefault((spec.client, spec.venue), {})[e.order_id] = order
+        if e.order_id > self.last_order_id:
+            self.last_order_id = e.order_id
+        if e.replaces is not None:
+            self.orders[e.replaces].replaced_by = e.order_id
+            self.pending_replaces.pop(e.replaces, None)
+
+    def _accepted(self, e: OrderAccepted) -> None:
+        self.orders[e.order_id].transition(OrderStatus.ACCEPTED, e.at)
+
+    def _rejected(self, e: OrderRejected) -> None:
+        order = self.orders[e.order_id]
+        order.transition(OrderStatus.REJECTED, e.at)
+        order.reject_code, order.reject_message = e.code, e.message
+        self._closed(order)
+
+    def _triggered(self, e: OrderTriggered) -> None:
+        order = self.orders[e.order_id]
+        order.triggered_at = e.at
+        if order.status is OrderStatus.ACCEPTED:
+            order.transition(OrderStatus.TRIGGERED, e.at)
+
+    def _filled(self, e: OrderFilled) -> FillOutcome:
+        order = self.orders[e.order_id]
+        order.record_fill(e.qty, e.price, e.fee, e.at)
+        if e.fill_id > self.last_fill_id:
+            self.last_fill_id = e.fill_id
+        outcome = self.position(e.client, e.venue, e.symbol).apply_fill(
+            e.side, e.qty, e.price, e.fee, e.at, exit_reason_of(order))
+        account = self.accounts[(e.client, e.venue)]
+        if outcome.realized_pnl:
+            account.realize(outcome.realized_pnl)
+        account.charge_fee(e.fee)
+        if not order.is_open:
+            self._closed(order)
+        return outcome
+
+    def _cancel_requested(self, e: OrderCancelRequested) -> None:
+        self.orders[e.order_id].transition(OrderStatus.PENDING_CANCEL, e.at)
+
+    def _replace_requested(self, e: OrderReplaceRequested) -> None:
+        self.orders[e.order_id].transition(OrderStatus.PENDING_REPLACE, e.at)
+        self.pending_replaces[e.order_id] = PendingReplace(e.new_order_id, e.new_spec)
+        if e.new_order_id > self.last_order_id:
+            self.last_order_id = e.new_order_id
+
+    def _canceled(self, e: OrderCanceled) -> None:
+        order = self.orders[e.order_id]
+        order.transition(OrderStatus.CANCELED, e.at)
+        order.cancel_reason = e.reason
+        self._closed(order)
+
+    def _cancel_rejected(self, e: OrderCancelRejected) -> None:
+        order = self.orders[e.order_id]
+        self.pending_replaces.pop(e.order_id, None)
+        if order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
+            order.transition(order.status_before_pending or OrderStatus.ACCEPTED, e.at)
+
+    def _expired(self, e: OrderExpired) -> None:
+        order = self.orders[e.order_id]
+        order.transition(OrderStatus.EXPIRED, e.at)
+        self._closed(order)
+
+    def _funding(self, e: FundingApplied) -> None:
+        self.position(e.client, e.venue, e.symbol).apply_funding(e.amount)
+        self.accounts[(e.client, e.venue)].settle_funding(e.amount)
+
+    def _trade_closed(self, e: TradeClosed) -> None:
+        self.closed_trades.append(e.trade)
+
+    def _state_changed(self, e: TradingStateChanged) -> None:
+        if e.state is TradingState.ACTIVE:
+            self.trading_states.pop(e.scope, None)
+        else:
+            self.trading_states[e.scope] = e.state
+
+    def _noop(self, e: Event) -> None:
+        return None
+
+    def _closed(self, order: Order) -> None:
+        key = order.spec.account
+        open_for_account = self.open_orders.get(key)
+        if open_for_account is not None:
+            open_for_account.pop(order.order_id, None)
+        if order.status is not OrderStatus.CANCELED:
+            self.pending_replaces.pop(order.order_id, None)
+
+
+def exit_reason_of(order: Order) -> str:
+    """Why a position-reducing fill happened, for the closed-trade record."""
+    if order.spec.tags.exit_reason:
+        return order.spec.tags.exit_reason
+    if order.spec.type.is_stop:
+        return "stop"
+    return "manual"
+
+
+_APPLY: dict[type, Any] = {
+    FundsDeposited: EngineState._deposited,
+    FundsWithdrawn: EngineState._withdrawn,
+    OrderSubmitted: EngineState._submitted,
+    OrderAccepted: EngineState._accepted,
+    OrderRejected: EngineState._rejected,
+    OrderTriggered: EngineState._triggered,
+    OrderFilled: EngineState._filled,
+    OrderCancelRequested: EngineState._cancel_requested,
+    OrderReplaceRequested: EngineState._replace_requested,
+    OrderCanceled: EngineState._canceled,
+    OrderCancelRejected: EngineState._cancel_rejected,
+    OrderExpired: EngineState._expired,
+    FundingApplied: EngineState._funding,
+    TradeClosed: EngineState._trade_closed,
+    TradingStateChanged: EngineState._state_changed,
+    CloseAllCompleted: EngineState._noop,
+}

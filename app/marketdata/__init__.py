@@ -1,0 +1,38 @@
+"""Market-data feeds: sources of ``app.domain.market.MarketUpdate`` values.
+
+Every feed yields updates in non-decreasing ``ts`` order (aware UTC) with
+``Decimal`` prices and sizes. ``synthetic`` is the embedded, seeded default;
+``replay`` reads the recorded files in ``../shared/data``.
+"""
+
+from app.marketdata.replay import (
+    default_data_dir,
+    merge_by_time,
+    parse_ts,
+    read_binance_quotes,
+    read_binance_trades,
+    read_bybit_book,
+    read_funding_series,
+    read_perp_bars,
+)
+from app.marketdata.synthetic import (
+    SyntheticMarket,
+    default_initial_price,
+    next_funding_at,
+    quote_ticks,
+)
+
+__all__ = [
+    "SyntheticMarket",
+    "default_data_dir",
+    "default_initial_price",
+    "merge_by_time",
+    "next_funding_at",
+    "parse_ts",
+    "quote_ticks",
+    "read_binance_quotes",
+    "read_binance_trades",
+    "read_bybit_book",
+    "read_funding_series",
+    "read_perp_bars",
+]

@@ -1,0 +1,1 @@
+"""Venues: where orders go. ``paper`` is the deterministic exchange simulator."""

@@ -1,0 +1,516 @@
+"""A deterministic exchange simulator driven by market data.
+
+What it models, and why:
+
+* **Book walking** — market orders and the marketable part of limit orders
+  take displayed liquidity level by level, one fill per level, so the
+  order's average price is the VWAP of what it consumed and slippage grows
+  with size against depth.
+* **Queue position** — resting limits fill only after the queue ahead of
+  them is gone (see ``queue.py``); a book that moves through the price
+  fills them as maker at their own price, up to the crossing size.
+* **Exchange rules** — post-only that would cross is rejected (Binance
+  GTX), IOC remainders are canceled, FOK is all or nothing, GTD expires,
+  stops trigger on last or mark, reduce-only never increases the venue's
+  own view of the position.
+* **Latency** — submit latency delays arrival at the matching engine,
+  response latency delays when reports become visible, both on the
+  simulated clock, so the same inputs always give the same outputs.
+
+The venue keeps its own positions (like a real exchange) so reduce-only
+caps use what the venue knows, not what the OMS has heard back yet.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import count
+
+from app.domain.instruments import Instrument, VenueCapabilities
+from app.domain.market import (
+    BookDelta,
+    BookSnapshot,
+    FundingRate,
+    MarketUpdate,
+    MarkPrice,
+    Quote,
+    TradePrint,
+)
+from app.domain.orders import Liquidity, Order, OrderType, Side, TimeInForce, TriggerSource
+from app.domain.rejections import RejectCode
+from app.venues.base import (
+    Accepted,
+    Canceled,
+    CancelRefused,
+    Expired,
+    Filled,
+    Rejected,
+    Report,
+    Triggered,
+)
+from app.venues.paper.book import Book
+from app.venues.paper.queue import QueueModel, QueuePosition
+
+ZERO = Decimal(0)
+NO_DELAY = timedelta(0)
+
+
+@dataclass(slots=True)
+class PaperVenueConfig:
+    submit_latency: timedelta = NO_DELAY
+    response_latency: timedelta = NO_DELAY
+    synthetic_depth: int = 20  # levels synthesized around an L1 quote
+    synthetic_growth: Decimal = Decimal("0.5")
+    capabilities: VenueCapabilities = field(default_factory=VenueCapabilities)
+
+
+@dataclass(slots=True)
+class Working:
+    """The venue's record of a live order."""
+
+    order_id: int
+    client: str
+    symbol: str
+    side: Side
+    type: OrderType
+    price: Decimal | None
+    trigger_price: Decimal | None
+    trigger_source: TriggerSource
+    tif: TimeInForce
+    expire_at: datetime | None
+    post_only: bool
+    reduce_only: bool
+    remaining: Decimal
+    accepted: bool = False
+    queue_ahead: Decimal | None = None
+    depth_at_entry: Decimal = ZERO
+    traded_at_price: Decimal = ZERO
+
+    @classmethod
+    def of(cls, order: Order, enforce_reduce_only: bool) -> Working:
+        s = order.spec
+        return cls(
+            order_id=order.order_id, client=s.client, symbol=s.symbol, side=s.side,
+            type=s.type, price=s.price, trigger_price=s.trigger_price,
+            trigger_source=s.trigger_source, tif=s.time_in_force, expire_at=s.expire_at,
+            post_only=s.post_only, reduce_only=s.reduce_only or enforce_reduce_only,
+            remaining=order.remaining_qty,
+        )
+
+
+class PaperVenue:
+    """One simulated exchange (e.g. ``paper-binance``) holding books for its symbols."""
+
+    def __init__(self, name: str, config: PaperVenueConfig | None = None,
+                 queue_model: QueueModel | None = None):
+        self.name = name
+        self.config = config or PaperVenueConfig()
+        self.capabilities = self.config.capabilities
+        self.queue_model: QueueModel = queue_model or QueuePosition()
+        self.instruments: dict[str, Instrument] = {}
+        self.books: dict[str, Book] = {}
+        self.last: dict[str, Decimal] = {}
+        self.marks: dict[str, Decimal] = {}
+        self.positions: dict[tuple[str, str], Decimal] = {}  # (client, symbol) -> signed qty
+        self._resting: dict[str, dict[int, Working]] = {}
+        self._stops: dict[str, dict[int, Working]] = {}
+        self._by_id: dict[int, Working] = {}
+        self._expiries: list[tuple[datetime, int]] = []
+        self._inflight: list[tuple[datetime, int, str, object]] = []
+        self._outbox: deque[Report] = deque()
+        self._seq = count()
+        self._delay_out = self.config.response_latency > NO_DELAY
+        self._handlers = {
+            Quote: self._on_quote, TradePrint: self._on_trade, BookSnapshot: self._on_snapshot,
+            BookDelta: self._on_delta, MarkPrice: self._on_mark, FundingRate: _ignore,
+        }
+
+    # ---- setup ----------------------------------------------------------
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        self.instruments[instrument.symbol] = instrument
+        self.books[instrument.symbol] = Book(
+            instrument.tick_size, self.config.synthetic_depth, self.config.synthetic_growth)
+        self._resting[instrument.symbol] = {}
+        self._stops[instrument.symbol] = {}
+
+    def reference_price(self, symbol: str) -> Decimal | None:
+        """Mark if known, else mid, else last: what margin and notional checks use."""
+        mark = self.marks.get(symbol)
+        if mark is not None:
+            return mark
+        book = self.books.get(symbol)
+        mid = book.mid if book else None
+        return mid if mid is not None else self.last.get(symbol)
+
+    def book(self, symbol: str) -> Book:
+        return self.books[symbol]
+
+    # ---- order entry ----------------------------------------------------
+
+    def submit(self, order: Order, now: datetime, enforce_reduce_only: bool = False
+               ) -> list[Report]:
+        work = Working.of(order, enforce_reduce_only)
+        self._by_id[work.order_id] = work
+        if self.config.submit_latency > NO_DELAY:
+            self._schedule(now + self.config.submit_latency, "submit", work)
+            return []
+        out: list[Report] = []
+        self._arrive(work, now, out)
+        return self._respond(out, now)
+
+    def cancel(self, order_id: int, now: datetime) -> list[Report]:
+        if self.config.submit_latency > NO_DELAY:
+            self._schedule(now + self.config.submit_latency, "cancel", order_id)
+            return []
+        out: list[Report] = []
+        self._cancel_now(order_id, now, "canceled", out)
+        return self._respond(out, now)
+
+    def enforce_reduce_only(self, order_id: int) -> None:
+        work = self._by_id.get(order_id)
+        if work is not None:
+            work.reduce_only = True
+
+    def restore(self, open_orders: list[Order], positions: dict[tuple[str, str], Decimal],
+                now: datetime) -> list[Report]:
+        """Rebuild live orders after a restart; their queue place is re-estimated.
+
+        Orders that had not reached the venue (NEW) are sent now; orders with a
+        cancel in flight are canceled now.
+        """
+        self.positions = dict(positions)
+        out: list[Report] = []
+        for order in open_orders:
+            work = Working.of(order, False)
+            work.accepted = order.status.value != "new"
+            self._by_id[work.order_id] = work
+            if not work.accepted:
+                self._arrive(work, now, out)
+            elif work.type.is_stop and order.triggered_at is None:
+                self._stops[work.symbol][work.order_id] = work
+            else:
+                self._rest(work, None)
+            if order.status.value in ("pending_cancel", "pending_replace"):
+                self._cancel_now(work.order_id, now, "canceled", out)
+        return self._respond(out, now)
+
+    # ---- time -------------------------------------------------------------
+
+    def advance(self, now: datetime) -> list[Report]:
+        """Let simulated time reach ``now``: arrivals, expiries, delayed reports."""
+        if not (self._inflight or self._expiries or self._outbox):
+            return []
+        out: list[Report] = []
+        while self._inflight and self._inflight[0][0] <= now:
+            at, _, kind, payload = heapq.heappop(self._inflight)
+            if kind == "submit":
+                self._arrive(payload, at, out)  # type: ignore[arg-type]
+            else:
+                self._cancel_now(payload, at, "canceled", out)  # type: ignore[arg-type]
+        while self._expiries and self._expiries[0][0] <= now:
+            at, order_id = heapq.heappop(self._expiries)
+            work = self._by_id.get(order_id)
+            if work is not None and work.remaining > 0:
+                self._remove(work)
+                out.append(Expired(order_id, at))
+        self._queue_out(out, now)
+        return self._release(now)
+
+    def _schedule(self, at: datetime, kind: str, payload: object) -> None:
+        heapq.heappush(self._inflight, (at, next(self._seq), kind, payload))
+
+    def _respond(self, out: list[Report], now: datetime) -> list[Report]:
+        if not self._delay_out:
+            return out
+        self._queue_out(out, now)
+        return self._release(now)
+
+    def _queue_out(self, out: list[Report], now: datetime) -> None:
+        if not out:
+            return
+        if not self._delay_out:
+            self._outbox.extend(out)
+            return
+        delay = self.config.response_latency
+        for report in out:
+            report.at = report.at + delay
+            self._outbox.append(report)
+
+    def _release(self, now: datetime) -> list[Report]:
+        ready: list[Report] = []
+        while self._outbox and self._outbox[0].at <= now:
+            ready.append(self._outbox.popleft())
+        return ready
+
+    # ---- market data ------------------------------------------------------
+
+    def on_market(self, update: MarketUpdate, now: datetime) -> list[Report]:
+        out: list[Report] = []
+        if self._inflight or self._expiries or self._outbox:
+            out = self.advance(now)
+        more = self._handlers[type(update)](update, now)
+        if more:
+            if self._delay_out:
+                self._queue_out(more, now)
+                out.extend(self._release(now))
+            else:
+                out.extend(more)
+        return out
+
+    def _on_quote(self, q: Quote, now: datetime) -> list[Report] | None:
+        book = self.books.get(q.symbol)
+        if book is None:
+            return None
+        book.set_quote(q.bid, q.bid_size, q.ask, q.ask_size)
+        out: list[Report] = []
+        if self._resting[q.symbol]:
+            self._on_book_change(q.symbol, book, now, out)
+        if self._stops[q.symbol]:
+            self._check_stops(q.symbol, now, out)
+        return out
+
+    def _on_snapshot(self, u: BookSnapshot, now: datetime) -> list[Report] | None:
+        book = self.books.get(u.symbol)
+        if book is None:
+            return None
+        book.apply_snapshot(u.bids, u.asks)
+        return self._after_l2(u.symbol, book, now)
+
+    def _on_delta(self, u: BookDelta, now: datetime) -> list[Report] | None:
+        book = self.books.get(u.symbol)
+        if book is None:
+            return None
+        book.apply_delta(u.bids, u.asks)
+        return self._after_l2(u.symbol, book, now)
+
+    def _after_l2(self, symbol: str, book: Book, now: datetime) -> list[Report]:
+        out: list[Report] = []
+        if self._resting[symbol]:
+            self._on_book_change(symbol, book, now, out)
+        if self._stops[symbol]:
+            self._check_stops(symbol, now, out)
+        return out
+
+    def _on_trade(self, t: TradePrint, now: datetime) -> list[Report] | None:
+        if t.symbol not in self.books:
+            return None
+        self.last[t.symbol] = t.price
+        out: list[Report] = []
+        resting = self._resting[t.symbol]
+        if resting:
+            hit_side = t.aggressor.opposite  # a SELL aggressor trades against bids
+            for work in list(resting.values()):
+                if work.side is not hit_side:
+                    continue
+                if (t.price < work.price) if hit_side is Side.BUY else (t.price > work.price):
+                    reach = work.remaining  # traded through: the whole level went
+                elif t.price == work.price:
+                    reach = self.queue_model.on_trade(work, t.qty)
+                else:
+                    continue
+                if reach > 0:
+                    self._fill_resting(work, min(reach, work.remaining), now, out)
+        if self._stops[t.symbol]:
+            self._check_stops(t.symbol, now, out)
+        return out
+
+    def _on_mark(self, m: MarkPrice, now: datetime) -> list[Report] | None:
+        if m.symbol not in self.books:
+            return None
+        self.marks[m.symbol] = m.price
+        if self._stops[m.symbol]:
+            out: list[Report] = []
+            self._check_stops(m.symbol, now, out)
+            return out
+        return None
+
+    # ---- matching ---------------------------------------------------------
+
+    def _arrive(self, work: Working, now: datetime, out: list[Report]) -> None:
+        if work.type.is_stop:
+            work.accepted = True
+            out.append(Accepted(work.order_id, now))
+            self._stops[work.symbol][work.order_id] = work
+            self._check_stops(work.symbol, now, out)
+            return
+        self._execute(work, now, out)
+
+    def _execute(self, work: Working, now: datetime, out: list[Report]) -> None:
+        """Match an arriving (or just triggered) order, then rest, cancel or reject the rest."""
+        book = self.books[work.symbol]
+        is_market = work.type in (OrderType.MARKET, OrderType.STOP)
+        limit = None if is_market else work.price
+        if is_market and not book.has_liquidity:
+            self._refuse(work, RejectCode.NO_MARKET_DATA,
+                         f"no order book for {work.symbol} yet", now, out)
+            return
+        if work.post_only and limit is not None and self._crosses(book, work.side, limit):
+            self._refuse(work, RejectCode.POST_ONLY_WOULD_CROSS,
+                         f"post-only {work.side.value} at {limit} would take liquidity", now, out)
+            return
+        cap = self._reduce_cap(work)
+        want = min(work.remaining, cap)
+        slices = book.plan_take(work.side, want, limit) if want > 0 else []
+        if work.tif is TimeInForce.FOK:
+            fillable = sum((q for _, q in slices), ZERO)
+            if fillable < work.remaining:
+                self._refuse(work, RejectCode.FOK_NOT_FILLABLE,
+                             f"only {fillable} of {work.remaining} fillable now", now, out)
+                return
+        if not work.accepted:
+            work.accepted = True
+            out.append(Accepted(work.order_id, now))
+        if slices:
+            book.take(work.side, slices)
+            rate = self.instruments[work.symbol].taker_fee_rate
+            for price, qty in slices:
+                self._fill(work, qty, price, qty * price * rate, Liquidity.TAKER, now, out)
+        if work.remaining <= 0:
+            self._forget(work)
+        elif is_market or work.tif in (TimeInForce.IOC, TimeInForce.FOK):
+            reason = "no liquidity left" if is_market else "ioc remainder"
+            self._cancel_rest(work, reason, now, out)
+        elif work.reduce_only and self._reduce_cap(work) <= 0:
+            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+        else:
+            self._rest(work, book)
+
+    def _crosses(self, book: Book, side: Side, price: Decimal) -> bool:
+        if side is Side.BUY:
+            return book.ask is not None and price >= book.ask
+        return book.bid is not None and price <= book.bid
+
+    def _rest(self, work: Working, book: Book | None) -> None:
+        self._resting[work.symbol][work.order_id] = work
+        if book is not None:
+            self.queue_model.on_rest(work, book.available(
+                work.side, work.price, book.size_at(work.side, work.price)))
+        if work.tif is TimeInForce.GTD and work.expire_at is not None:
+            heapq.heappush(self._expiries, (work.expire_at, work.order_id))
+
+    def _on_book_change(self, symbol: str, book: Book, now: datetime,
+                        out: list[Report]) -> None:
+        """Resting orders see the new book: crossed ones fill, the rest update their queue."""
+        ask, bid = book.ask, book.bid
+        model = self.queue_model
+        for work in list(self._resting[symbol].values()):
+            price = work.price
+            if work.side is Side.BUY:
+                if ask is not None and ask <= price:
+                    self._fill_crossed(work, book, now, out)
+                    continue
+                if bid is not None and bid >= price:
+                    model.on_level_size(work, book.size_at(Side.BUY, price))
+                elif work.queue_ahead:
+                    work.queue_ahead = ZERO  # level vanished: we are at the front now
+            else:
+                if bid is not None and bid >= price:
+                    self._fill_crossed(work, book, now, out)
+                    continue
+                if ask is not None and ask <= price:
+                    model.on_level_size(work, book.size_at(Side.SELL, price))
+                elif work.queue_ahead:
+                    work.queue_ahead = ZERO
+
+    def _fill_crossed(self, work: Working, book: Book, now: datetime, out: list[Report]) -> None:
+        # The other side moved onto our price: the crossing liquidity trades
+        # with us at our price (we were there first), as maker.
+        want = min(work.remaining, self._reduce_cap(work))
+        slices = book.plan_take(work.side, want, work.price) if want > 0 else []
+        if slices:
+            qty = sum((q for _, q in slices), ZERO)
+            book.take(work.side, slices)
+            self._fill_resting(work, qty, now, out)
+        elif want <= 0:
+            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+
+    def _fill_resting(self, work: Working, qty: Decimal, now: datetime, out: list[Report]) -> None:
+        cap = self._reduce_cap(work)
+        if cap <= 0:
+            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+            return
+        qty = min(qty, cap)
+        rate = self.instruments[work.symbol].maker_fee_rate
+        self._fill(work, qty, work.price, qty * work.price * rate, Liquidity.MAKER, now, out)
+        if work.remaining <= 0:
+            self._remove(work)
+        elif work.reduce_only and self._reduce_cap(work) <= 0:
+            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+
+    def _fill(self, work: Working, qty: Decimal, price: Decimal, fee: Decimal,
+              liquidity: Liquidity, now: datetime, out: list[Report]) -> None:
+        work.remaining -= qty
+        key = (work.client, work.symbol)
+        self.positions[key] = self.positions.get(key, ZERO) + (
+            qty if work.side is Side.BUY else -qty)
+        out.append(Filled(work.order_id, qty, price, fee, liquidity, now))
+
+    def _reduce_cap(self, work: Working) -> Decimal:
+        """How much this order may still fill without growing or flipping the position."""
+        if not work.reduce_only:
+            return work.remaining
+        pos = self.positions.get((work.client, work.symbol), ZERO)
+        if (work.side is Side.SELL and pos > 0) or (work.side is Side.BUY and pos < 0):
+            return abs(pos)
+        return ZERO
+
+    def _check_stops(self, symbol: str, now: datetime, out: list[Report]) -> None:
+        stops = self._stops[symbol]
+        book = self.books[symbol]
+        mid = book.mid
+        last = self.last.get(symbol, mid)
+        mark = self.marks.get(symbol, mid)
+        for work in list(stops.values()):
+            px = mark if work.trigger_source is TriggerSource.MARK else last
+            if px is None:
+                continue
+            hit = px >= work.trigger_price if work.side is Side.BUY else px <= work.trigger_price
+            if not hit:
+                continue
+            del stops[work.order_id]
+            out.append(Triggered(work.order_id, px, now))
+            self._execute(work, now, out)
+
+    # ---- removal ----------------------------------------------------------
+
+    def _cancel_now(self, order_id: int, now: datetime, reason: str, out: list[Report]) -> None:
+        work = self._by_id.get(order_id)
+        if work is None or work.remaining <= 0:
+            out.append(CancelRefused(order_id, "order is not open at the venue", now))
+            return
+        self._cancel_rest(work, reason, now, out)
+
+    def _cancel_rest(self, work: Working, reason: str, now: datetime, out: list[Report]) -> None:
+        self._remove(work)
+        out.append(Canceled(work.order_id, reason, now))
+
+    def _refuse(self, work: Working, code: str, message: str, now: datetime,
+                out: list[Report]) -> None:
+        self._forget(work)
+        if work.accepted:  # a triggered stop that can no longer execute
+            out.append(Canceled(work.order_id, f"{code}: {message}", now))
+        else:
+            out.append(Rejected(work.order_id, code, message, now))
+
+    def _remove(self, work: Working) -> None:
+        self._resting[work.symbol].pop(work.order_id, None)
+        self._stops[work.symbol].pop(work.order_id, None)
+        self._forget(work)
+
+    def _forget(self, work: Working) -> None:
+        work.remaining = ZERO if work.remaining < 0 else work.remaining
+        self._by_id.pop(work.order_id, None)
+
+    # ---- introspection (tests, dashboards) -----------------------------------
+
+    def working(self, order_id: int) -> Working | None:
+        return self._by_id.get(order_id)
+
+
+def _ignore(update: MarketUpdate, now: datetime) -> None:
+    return None
