@@ -107,8 +107,10 @@ def summarize(
     available = equity - margin_used - order_margin
     if equity > 0:
         ratio = margin_used / equity
+    elif margin_used:
+        ratio = Decimal("Infinity")  # underwater with positions open
     else:
-        ratio = ZERO if not margin_used else Decimal("Infinity")
+        ratio = ZERO
     return AccountSummary(
         client=account.client,
         venue=account.venue,

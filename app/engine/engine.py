@@ -490,7 +490,8 @@ class Engine:
     def _account_for(self, client: str, venue: str) -> Account:
         account = self.state.accounts.get((client, venue))
         if account is None:
-            raise CommandRefused(R.UNKNOWN_ACCOUNT, f"client {client!r} has no account on {venue!r}")
+            raise CommandRefused(R.UNKNOWN_ACCOUNT,
+                                 f"client {client!r} has no account on {venue!r}")
         return account
 
     def _deposit(self, cmd: Deposit, now: datetime, out: list[Event]) -> None:

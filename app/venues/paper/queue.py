@@ -49,7 +49,8 @@ class QueuePosition:
         order.depth_at_entry = level_size
 
     def on_level_size(self, order: QueueState, level_size: Decimal) -> None:
-        if order.queue_ahead is None or level_size < order.queue_ahead:  # restored after a restart: rejoin at the back
+        # None: restored after a restart, so rejoin at the back of the level.
+        if order.queue_ahead is None or level_size < order.queue_ahead:
             order.queue_ahead = level_size
 
     def on_trade(self, order: QueueState, qty: Decimal) -> Decimal:
