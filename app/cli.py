@@ -1,0 +1,20 @@
+"""The ``perpdesk`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from app import simulate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="perpdesk", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    simulate.add_parser(commands)
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The built-in demo configuration: venues, instruments, clients and limits.
+
+``perpdesk`` runs on this with no configuration file: two paper venues, four
+perps on each, clients ``demo`` and ``demo-2`` with 20,000 USDT per venue, and
+seed 003's conservative per-symbol position limits.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+from app.domain.instruments import Instrument, InstrumentKind
+from app.engine.risk import RiskLimits
+
+VENUES = ("paper-binance", "paper-bybit")
+CLIENTS = ("demo", "demo-2")
+STARTING_BALANCE = D(20000)
+DEFAULT_LEVERAGE = D(5)
+
+# symbol -> (base, tick, step, min qty, min notional)
+_CONTRACTS = {
+    "BTC-PERP": ("BTC", D("0.1"), D("0.001"), D("0.001"), D(5)),
+    "ETH-PERP": ("ETH", D("0.01"), D("0.001"), D("0.001"), D(5)),
+    "SOL-PERP": ("SOL", D("0.01"), D("0.01"), D("0.01"), D(5)),
+    "XRP-PERP": ("XRP", D("0.0001"), D("0.1"), D("0.1"), D(5)),
+}
+
+# Seed 003, "Position Limits (Conservative)", mapped from its -USD symbols to our perps.
+DEMO_LIMITS = {
+    "BTC-PERP": RiskLimits(max_position_size=D("0.01"), max_position_notional=D(500)),
+    "ETH-PERP": RiskLimits(max_position_size=D("0.1"), max_position_notional=D(300)),
+    "SOL-PERP": RiskLimits(max_position_size=D(10), max_position_notional=D(100)),
+    "XRP-PERP": RiskLimits(max_position_size=D(200), max_position_notional=D(100)),
+}
+
+
+def demo_instruments(venues: tuple[str, ...] = VENUES) -> list[Instrument]:
+    return [
+        Instrument(symbol, venue, InstrumentKind.PERP, base, "USDT", tick, step, min_qty,
+                   min_notional)
+        for venue in venues
+        for symbol, (base, tick, step, min_qty, min_notional) in _CONTRACTS.items()
+    ]
