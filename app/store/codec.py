@@ -1,0 +1,90 @@
+"""Events <-> JSON-ready dicts, driven by the dataclasses' own type hints.
+
+Decimals travel as strings (never floats), datetimes as ISO 8601 with their
+UTC offset, enums as their values, nested dataclasses as objects. Decoding
+rebuilds the exact same frozen values, so a decoded log replays into the
+same state as the live one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from functools import cache
+from typing import Any
+
+from app.domain import events as domain_events
+
+EVENT_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in typing.get_args(domain_events.Event)
+}
+
+
+def encode(value: Any) -> Any:
+    """A JSON-ready rendering of a domain value."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode_event(event: Any) -> tuple[str, dict[str, Any]]:
+    return type(event).__name__, encode(event)
+
+
+def decode_event(type_name: str, payload: dict[str, Any]) -> Any:
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None:
+        raise ValueError(f"unknown event type {type_name!r}")
+    return _decode(cls, payload)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _decode(hint: Any, raw: Any) -> Any:
+    if raw is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _decode(options[0], raw)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        item = args[0]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(item, v) for v in raw)
+        return tuple(_decode(a, v) for a, v in zip(args, raw, strict=True))
+    if origin is list:
+        return [_decode(typing.get_args(hint)[0], v) for v in raw]
+    if origin is dict:
+        _, value_hint = typing.get_args(hint)
+        return {k: _decode(value_hint, v) for k, v in raw.items()}
+    if hint is Decimal:
+        return Decimal(raw)
+    if hint is datetime:
+        return datetime.fromisoformat(raw)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint(raw)
+    if dataclasses.is_dataclass(hint):
+        hints = _hints(hint)
+        return hint(**{f.name: _decode(hints[f.name], raw[f.name])
+                       for f in dataclasses.fields(hint) if f.name in raw})
+    return raw
