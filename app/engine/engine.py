@@ -374,11 +374,7 @@ class Engine:
     def _request_cancel(self, order: Order, now: datetime, actor: str, reason: str,
                         out: list[Event]) -> None:
         self._emit(OrderCancelRequested(order.order_id, now, actor), out)
-        reports = self.venues[order.spec.venue].cancel(order.order_id, now)
-        for r in reports:
-            if type(r) is Canceled and r.order_id == order.order_id:
-                r.reason = reason
-        self._on_reports(reports, out)
+        self._on_reports(self.venues[order.spec.venue].cancel(order.order_id, now, reason), out)
 
     def _replace(self, cmd: ReplaceOrder, now: datetime, out: list[Event]) -> None:
         order = self._order(cmd.order_id)
@@ -409,8 +405,7 @@ class Engine:
             raise CommandRefused(rejection.code, f"replacement refused: {rejection.message}")
         new_id = self.state.last_order_id + 1
         self._emit(OrderReplaceRequested(order.order_id, new_id, new_spec, now, cmd.actor), out)
-        reports = self.venues[spec.venue].cancel(order.order_id, now)
-        self._on_reports(reports, out)
+        self._on_reports(self.venues[spec.venue].cancel(order.order_id, now, "replaced"), out)
 
     def _derived_client_id(self, order: Order) -> str:
         """``abc`` -> ``abc.r1`` -> ``abc.r2``: deterministic, so a retried replace

@@ -78,7 +78,14 @@ def check_order(spec: OrderSpec, ctx: OrderContext) -> tuple[Rejection | None, D
             return _reject(R.REDUCE_ONLY_WOULD_INCREASE, _reduce_message(
                 position, spec.side, qty, "the order is reduce-only"))
 
-    price = spec.price if spec.type.has_limit_price else ctx.reference_price
+    # Value the order at its limit, a stop-market at its trigger (as venues do),
+    # a market order at the reference price.
+    if spec.type.has_limit_price:
+        price = spec.price
+    elif spec.type is OrderType.STOP:
+        price = spec.trigger_price
+    else:
+        price = ctx.reference_price
     if price is None:
         return _reject(R.NO_MARKET_DATA,
                        f"no market data for {spec.symbol} yet; cannot value a market order")

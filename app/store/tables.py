@@ -205,7 +205,8 @@ class ApiKeyRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64)
-    prefix: str = Field(max_length=16, unique=True)  # shown in listings; the key itself is not stored
+    # Shown in listings and used to find the row; the key itself is never stored.
+    prefix: str = Field(max_length=16, unique=True)
     key_hash: str = Field(max_length=200)
     role: str = Field(max_length=16)
     clients: str = Field(default="", max_length=500)

@@ -163,12 +163,12 @@ class PaperVenue:
         self._arrive(work, now, out)
         return self._respond(out, now)
 
-    def cancel(self, order_id: int, now: datetime) -> list[Report]:
+    def cancel(self, order_id: int, now: datetime, reason: str = "canceled") -> list[Report]:
         if self.config.submit_latency > NO_DELAY:
-            self._schedule(now + self.config.submit_latency, "cancel", order_id)
+            self._schedule(now + self.config.submit_latency, "cancel", (order_id, reason))
             return []
         out: list[Report] = []
-        self._cancel_now(order_id, now, "canceled", out)
+        self._cancel_now(order_id, now, reason, out)
         return self._respond(out, now)
 
     def enforce_reduce_only(self, order_id: int) -> None:
@@ -211,7 +211,8 @@ class PaperVenue:
             if kind == "submit":
                 self._arrive(payload, at, out)  # type: ignore[arg-type]
             else:
-                self._cancel_now(payload, at, "canceled", out)  # type: ignore[arg-type]
+                order_id, reason = payload  # type: ignore[misc]
+                self._cancel_now(order_id, at, reason, out)
         while self._expiries and self._expiries[0][0] <= now:
             at, order_id = heapq.heappop(self._expiries)
             work = self._by_id.get(order_id)
