@@ -100,8 +100,9 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELED,
          S.EXPIRED}
     ),
+    # A refused cancel of an order the venue had not acknowledged returns it to NEW.
     S.PENDING_CANCEL: frozenset(
-        {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, S.ACCEPTED, S.REJECTED, *_WORKING}
+        {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, S.NEW, S.REJECTED, *_WORKING}
     ),
     S.PENDING_REPLACE: frozenset(
         {S.CANCELED, S.PARTIALLY_FILLED, S.FILLED, S.EXPIRED, *_WORKING}
@@ -122,7 +123,7 @@ _CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:/-]{1,36}$")
 
 def valid_client_order_id(value: str) -> bool:
     """1–36 characters of ``[A-Za-z0-9._:/-]``: what Binance, Bybit and OKX all accept."""
-    return bool(_CLIENT_ORDER_ID.match(value))
+    return bool(_CLIENT_ORDER_ID.fullmatch(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,18 +217,23 @@ class Order:
         self.updated_at = at
 
     def record_fill(self, qty: Decimal, price: Decimal, fee: Decimal, at: datetime) -> None:
+        """Add a fill. Validates everything first, so a bad fill changes nothing."""
         if qty <= 0 or qty > self.remaining_qty:
             raise IllegalTransition(
                 f"order {self.order_id}: fill of {qty} exceeds remaining {self.remaining_qty}"
             )
+        pending = self.status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
+        complete = self.filled_qty + qty == self.spec.qty
+        target = OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED
+        if not (pending and not complete) and target not in TRANSITIONS[self.status]:
+            raise IllegalTransition(
+                f"order {self.order_id}: cannot fill while {self.status.value}")
         self.filled_qty += qty
         self.filled_notional += qty * price
         self.fees += fee
-        if self.filled_qty == self.spec.qty:
-            self.transition(OrderStatus.FILLED, at)
-        elif self.status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
+        if pending and not complete:
             # Still waiting on the cancel; remember the fill for a refused cancel.
             self.status_before_pending = OrderStatus.PARTIALLY_FILLED
             self.updated_at = at
         else:
-            self.transition(OrderStatus.PARTIALLY_FILLED, at)
+            self.transition(target, at)

@@ -194,6 +194,11 @@ class Engine:
     def trading_state(self, client: str, venue: str) -> tuple[TradingState, Scope]:
         return effective_state(self.state.trading_states, client, venue)
 
+    def funding_schedule(self, venue: str, symbol: str) -> tuple[Decimal | None, datetime | None]:
+        """The announced funding rate and when it settles (None, None if none is pending)."""
+        pending = self._funding_pending.get((venue, symbol))
+        return pending if pending is not None else (None, None)
+
     def positions_of(self, client: str, venue: str) -> dict[str, Position]:
         positions = self.state.positions
         out = {}
@@ -246,7 +251,9 @@ class Engine:
                         order.order_id, self.state.last_fill_id + 1, spec.client, spec.venue,
                         spec.symbol, spec.side, r.qty, r.price, r.fee, r.liquidity, r.at), out)
             elif kind is Accepted:
-                if order.status is OrderStatus.NEW:
+                if order.status is OrderStatus.NEW or (
+                        order.status in _PENDING
+                        and order.status_before_pending is OrderStatus.NEW):
                     self._emit(OrderAccepted(r.order_id, r.at), out)
             elif kind is Canceled:
                 if order.is_open:

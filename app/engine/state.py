@@ -115,7 +115,13 @@ class EngineState:
             self.pending_replaces.pop(e.replaces, None)
 
     def _accepted(self, e: OrderAccepted) -> None:
-        self.orders[e.order_id].transition(OrderStatus.ACCEPTED, e.at)
+        order = self.orders[e.order_id]
+        if order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
+            # The ack overtook our cancel: a refused cancel now returns to ACCEPTED.
+            order.status_before_pending = OrderStatus.ACCEPTED
+            order.updated_at = e.at
+        else:
+            order.transition(OrderStatus.ACCEPTED, e.at)
 
     def _rejected(self, e: OrderRejected) -> None:
         order = self.orders[e.order_id]
@@ -163,7 +169,8 @@ class EngineState:
         order = self.orders[e.order_id]
         self.pending_replaces.pop(e.order_id, None)
         if order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
-            order.transition(order.status_before_pending or OrderStatus.ACCEPTED, e.at)
+            previous = order.status_before_pending
+            order.transition(OrderStatus.ACCEPTED if previous is None else previous, e.at)
 
     def _expired(self, e: OrderExpired) -> None:
         order = self.orders[e.order_id]

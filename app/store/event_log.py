@@ -40,7 +40,8 @@ def make_db_engine(url: str) -> sa.Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _scope_of(event: Event) -> tuple[str | None, str | None, int | None]:
+def _scope_of(event: Event, state: EngineState) -> tuple[str | None, str | None, int | None]:
+    """Which client and venue an event belongs to (for scoped reads), and its order."""
     client = getattr(event, "client", None)
     venue = getattr(event, "venue", None)
     spec = getattr(event, "spec", None)
@@ -49,7 +50,12 @@ def _scope_of(event: Event) -> tuple[str | None, str | None, int | None]:
     trade = getattr(event, "trade", None)
     if trade is not None:
         client, venue = trade.client, trade.venue
-    return client, venue, getattr(event, "order_id", None)
+    order_id = getattr(event, "order_id", None)
+    if client is None and order_id is not None:
+        order = state.orders.get(order_id)
+        if order is not None:
+            client, venue = order.spec.client, order.spec.venue
+    return client, venue, order_id
 
 
 class EventLog:
@@ -68,7 +74,7 @@ class EventLog:
         rows = []
         for e in events:
             type_name, payload = encode_event(e)
-            client, venue, order_id = _scope_of(e)
+            client, venue, order_id = _scope_of(e, state)
             rows.append(EventRow(type=type_name, client=client, venue=venue, order_id=order_id,
                                  payload=payload, created_at=now))
         with Session(self.db, expire_on_commit=False) as session:

@@ -193,6 +193,7 @@ class PaperVenue:
                 self._arrive(work, now, out)
             elif work.type.is_stop and order.triggered_at is None:
                 self._stops[work.symbol][work.order_id] = work
+                self._schedule_expiry(work)
             else:
                 self._rest(work, None)
             if order.status.value in ("pending_cancel", "pending_replace"):
@@ -305,17 +306,23 @@ class PaperVenue:
         resting = self._resting[t.symbol]
         if resting:
             hit_side = t.aggressor.opposite  # a SELL aggressor trades against bids
+            left = t.qty  # one print's volume reaches our orders once, in arrival order
             for work in list(resting.values()):
                 if work.side is not hit_side:
                     continue
                 if (t.price < work.price) if hit_side is Side.BUY else (t.price > work.price):
                     reach = work.remaining  # traded through: the whole level went
                 elif t.price == work.price:
-                    reach = self.queue_model.on_trade(work, t.qty)
+                    if left <= 0:
+                        continue
+                    reach = self.queue_model.on_trade(work, left)
                 else:
                     continue
                 if reach > 0:
+                    before = work.remaining
                     self._fill_resting(work, min(reach, work.remaining), now, out)
+                    if t.price == work.price:
+                        left -= before - work.remaining
         if self._stops[t.symbol]:
             self._check_stops(t.symbol, now, out)
         return out
@@ -337,6 +344,7 @@ class PaperVenue:
             work.accepted = True
             out.append(Accepted(work.order_id, now))
             self._stops[work.symbol][work.order_id] = work
+            self._schedule_expiry(work)
             self._check_stops(work.symbol, now, out)
             return
         self._execute(work, now, out)
@@ -391,6 +399,11 @@ class PaperVenue:
         if book is not None:
             self.queue_model.on_rest(work, book.available(
                 work.side, work.price, book.size_at(work.side, work.price)))
+        self._schedule_expiry(work)
+
+    def _schedule_expiry(self, work: Working) -> None:
+        # A stop that triggers and rests is scheduled twice; the second entry
+        # finds the order already gone and is skipped.
         if work.tif is TimeInForce.GTD and work.expire_at is not None:
             heapq.heappush(self._expiries, (work.expire_at, work.order_id))
 
@@ -406,7 +419,10 @@ class PaperVenue:
                     self._fill_crossed(work, book, now, out)
                     continue
                 if bid is not None and bid >= price:
-                    model.on_level_size(work, book.size_at(Side.BUY, price))
+                    # In L1 mode only the touch is observed; deeper sizes are synthetic
+                    # and say nothing about cancellations ahead of us.
+                    if book.is_l2 or bid == price:
+                        model.on_level_size(work, book.size_at(Side.BUY, price))
                 elif work.queue_ahead:
                     work.queue_ahead = ZERO  # level vanished: we are at the front now
             else:
@@ -414,7 +430,8 @@ class PaperVenue:
                     self._fill_crossed(work, book, now, out)
                     continue
                 if ask is not None and ask <= price:
-                    model.on_level_size(work, book.size_at(Side.SELL, price))
+                    if book.is_l2 or ask == price:
+                        model.on_level_size(work, book.size_at(Side.SELL, price))
                 elif work.queue_ahead:
                     work.queue_ahead = ZERO
 

@@ -1,0 +1,105 @@
+"""``perpdesk serve``, ``perpdesk users ...`` and ``perpdesk keys ...``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+
+from app.auth.principal import Role
+from app.auth.store import AuthError, AuthStore
+from app.config import Settings
+from app.store.event_log import make_db_engine
+from app.store.migrate import upgrade
+
+ROLES = [r.value for r in Role]
+
+
+def _auth(args: argparse.Namespace) -> AuthStore:
+    url = args.database_url or Settings().database_url
+    upgrade(url)  # users and keys may be created before the server's first start
+    return AuthStore(make_db_engine(url))
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.config:
+        os.environ["PERPDESK_CONFIG"] = args.config
+    if args.database_url:
+        os.environ["PERPDESK_DATABASE_URL"] = args.database_url
+    uvicorn.run("app.server:create_app", factory=True, host=args.host, port=args.port,
+                log_level=args.log_level, timeout_graceful_shutdown=10)
+    return 0
+
+
+def users_add(args: argparse.Namespace) -> int:
+    password = args.password
+    if password is None:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if password != getpass.getpass("again: "):
+            print("passwords differ", file=sys.stderr)
+            return 2
+    try:
+        _auth(args).add_user(args.name, Role(args.role), password, args.client or "")
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"user {args.name} added ({args.role}{', client ' + args.client if args.client else ''})")
+    return 0
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    key = _auth(args).create_key(Role(args.role), args.name or f"{args.role}-key",
+                                 args.client or "")
+    print(key)
+    print("(store it now: it is shown only once)", file=sys.stderr)
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    count = _auth(args).revoke_key(args.key)
+    print(f"revoked {count} key(s)")
+    return 0 if count else 1
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    for row in _auth(args).list_keys():
+        state = "revoked" if row.revoked_at else "active"
+        print(f"{row.prefix}  {row.name:20} {row.role:9} {row.clients or '*':15} {state}")
+    return 0
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--database-url", help="default: PERPDESK_DATABASE_URL or ./perpdesk.db")
+
+    p = commands.add_parser("serve", parents=[db], help="run the server (API, WebSocket)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--config", help="YAML configuration (default: PERPDESK_CONFIG or built-in)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(run=serve)
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True)
+    p = users.add_parser("add", parents=[db], help="add a user")
+    p.add_argument("name")
+    p.add_argument("--role", choices=ROLES, required=True)
+    p.add_argument("--client", help="limit the user to these clients (comma-separated)")
+    p.add_argument("--password", help="prompted for when omitted")
+    p.set_defaults(run=users_add)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="action", required=True)
+    p = keys.add_parser("create", parents=[db], help="create a key (printed once)")
+    p.add_argument("--role", choices=ROLES, required=True)
+    p.add_argument("--client", help="limit the key to these clients (comma-separated)")
+    p.add_argument("--name")
+    p.set_defaults(run=keys_create)
+    p = keys.add_parser("revoke", parents=[db], help="revoke by key prefix or name")
+    p.add_argument("key")
+    p.set_defaults(run=keys_revoke)
+    p = keys.add_parser("list", parents=[db], help="list keys (never the secrets)")
+    p.set_defaults(run=keys_list)

@@ -1,0 +1,118 @@
+"""Request dependencies: the running system, the caller, their role and scope."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.api.errors import ApiError
+from app.auth.principal import Principal, Role, parse_clients
+from app.auth.store import AuthStore
+from app.runtime.system import TradingSystem
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_system(request: Request) -> TradingSystem:
+    return request.app.state.system
+
+
+def get_auth(request: Request) -> AuthStore:
+    return request.app.state.auth
+
+
+class RateLimiter:
+    """A token bucket per principal: ``rate`` requests a second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, who: str) -> float:
+        """0 if allowed, else seconds until the next request would be."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(who, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self._buckets[who] = (tokens - 1, now)
+        return 0.0
+
+
+def session_principal(request: Request) -> Principal | None:
+    data = request.session.get("user") if "session" in request.scope else None
+    if not data:
+        return None
+    return Principal(data["name"], Role(data["role"]), parse_clients(data.get("clients", "")),
+                     "session")
+
+
+def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        principal = get_auth(request).authenticate_key(header[7:].strip())
+        if principal is None:
+            raise ApiError(401, "UNAUTHENTICATED", "the API key is not valid or was revoked",
+                           headers={"WWW-Authenticate": "Bearer"})
+    else:
+        principal = session_principal(request)
+        if principal is None:
+            raise ApiError(401, "UNAUTHENTICATED",
+                           "send 'Authorization: Bearer <api key>' or log in",
+                           headers={"WWW-Authenticate": "Bearer"})
+        if request.method not in SAFE_METHODS:
+            _check_csrf(request)
+    wait = request.app.state.rate_limiter.allow(principal.actor)
+    if wait:
+        raise ApiError(429, "RATE_LIMITED", "too many requests; slow down",
+                       {"retry_after_s": f"{wait:.3f}"},
+                       headers={"Retry-After": str(max(1, round(wait)))})
+    return principal
+
+
+def _check_csrf(request: Request) -> None:
+    """Cookie-authenticated writes must echo the session's CSRF token."""
+    expected = request.session.get("csrf", "")
+    given = request.headers.get("x-csrf-token", "")
+    if not expected or not hmac.compare_digest(expected, given):
+        raise ApiError(403, "CSRF_FAILED",
+                       "missing or wrong CSRF token (send the X-CSRF-Token header)")
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+System = Annotated[TradingSystem, Depends(get_system)]
+
+
+def require(role: Role):
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.role.allows(role):
+            raise ApiError(403, "FORBIDDEN",
+                           f"this needs the {role.value} role; you are {principal.role.value}")
+        return principal
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Trader = Annotated[Principal, Depends(require(Role.TRADER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+def check_client(principal: Principal, client: str) -> None:
+    if not principal.can_access(client):
+        raise ApiError(403, "CLIENT_FORBIDDEN", f"you may not act for client {client!r}")
+
+
+def visible_clients(principal: Principal, system: TradingSystem,
+                    requested: str | None = None) -> list[str]:
+    """The clients a listing may show: the requested one (if allowed) or all allowed."""
+    if requested is not None:
+        check_client(principal, requested)
+        return [requested]
+    return [c for c in system.clients if principal.can_access(c)]

@@ -1,0 +1,84 @@
+"""One error shape for every failure:
+
+    {"error": {"code": "...", "message": "...", "details": {...}}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.domain.rejections import CommandRefused, RejectCode
+
+# Engine refusals that are not plain 400s.
+_STATUS = {
+    RejectCode.UNKNOWN_ORDER: 404,
+    RejectCode.DUPLICATE_CLIENT_ORDER_ID: 409,
+    RejectCode.ORDER_NOT_OPEN: 409,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or {}
+        self.headers = headers
+
+
+def status_for(code: str) -> int:
+    try:
+        return _STATUS.get(RejectCode(code), 400)
+    except ValueError:
+        return 400
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def refused(exc: CommandRefused) -> ApiError:
+    return ApiError(status_for(exc.code), exc.code.value, exc.rejection.message,
+                    dict(exc.rejection.details))
+
+
+_HTTP_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+               405: "METHOD_NOT_ALLOWED", 429: "RATE_LIMITED"}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details),
+                            status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(CommandRefused)
+    async def _refused(request: Request, exc: CommandRefused) -> JSONResponse:
+        err = refused(exc)
+        return JSONResponse(error_body(err.code, err.message, err.details),
+                            status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+            problems.append({"field": ".".join(loc), "message": e.get("msg", "invalid")})
+        first = problems[0] if problems else {"field": "", "message": "invalid request"}
+        message = (f"{first['field']}: {first['message']}" if first["field"]
+                   else first["message"])
+        return JSONResponse(
+            error_body("VALIDATION_ERROR", message,
+                       {"field": first["field"], "errors": problems}),
+            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))

@@ -1,0 +1,47 @@
+"""Liveness, readiness and metrics: no authentication (for orchestrators and scrapers)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.deps import System
+from app.runtime.bus import utc_now
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Alive")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Database reachable and every mark fresh")
+async def readyz(system: System) -> JSONResponse:
+    problems: list[str] = []
+
+    def ping() -> None:
+        with system.db.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(ping), timeout=2)
+    except Exception as exc:  # any failure means "not ready", with the reason
+        problems.append(f"database unreachable: {exc.__class__.__name__}")
+    stale = system.stale_marks(utc_now())
+    if stale:
+        problems.append(f"stale or missing marks (> {system.settings.stale_mark_seconds:g} s): "
+                        + ", ".join(stale))
+    body = {"status": "ready" if not problems else "not_ready", "problems": problems}
+    return JSONResponse(body, status_code=200 if not problems else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request, system: System) -> Response:
+    m = request.app.state.metrics
+    m.refresh(system)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

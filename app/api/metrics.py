@@ -1,0 +1,63 @@
+"""Prometheus metrics: order outcomes by reason, fills, command latency,
+WebSocket clients, trading states, event-log lag."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app.domain.events import Event
+from app.domain.trading_state import GLOBAL, TradingState
+from app.runtime.system import TradingSystem
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.orders = Counter("perpdesk_orders_total", "Orders by outcome and reason code",
+                              ["outcome", "reason"], registry=r)
+        self.fills = Counter("perpdesk_fills_total", "Fills", ["liquidity"], registry=r)
+        self.latency = Histogram(
+            "perpdesk_command_latency_seconds", "Command submitted -> durable, seconds",
+            buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5), registry=r)
+        self.batch = Histogram("perpdesk_commit_batch_events", "Events per group commit",
+                               buckets=(1, 2, 5, 10, 20, 50, 100, 500), registry=r)
+        self.ws_clients = Gauge("perpdesk_ws_clients", "Connected WebSocket clients",
+                                registry=r)
+        self.trading_state = Gauge("perpdesk_trading_state",
+                                   "1 for the state in force per scope",
+                                   ["scope", "state"], registry=r)
+        self.log_lag = Gauge("perpdesk_event_log_lag",
+                             "Work items queued for the engine and not yet committed",
+                             registry=r)
+        self.last_seq = Gauge("perpdesk_event_log_last_seq", "Last committed event sequence",
+                              registry=r)
+
+    def observe_events(self, events: list[Event]) -> None:
+        for e in events:
+            name = type(e).__name__
+            if name == "OrderRejected":
+                self.orders.labels("rejected", e.code).inc()
+            elif name == "OrderAccepted":
+                self.orders.labels("accepted", "").inc()
+            elif name == "OrderFilled":
+                self.fills.labels(e.liquidity.value).inc()
+
+    def observe(self, kind: str, seconds: float, events: int) -> None:
+        if kind == "command":
+            self.latency.observe(seconds)
+        elif kind == "batch" and events:
+            self.batch.observe(events)
+
+    def refresh(self, system: TradingSystem) -> None:
+        self.ws_clients.set(system.broadcaster.count)
+        self.log_lag.set(system.bus.backlog)
+        self.last_seq.set(system.bus.last_committed_seq)
+        self.trading_state.clear()
+        states = system.engine.state.trading_states
+        self.trading_state.labels("global",
+                                  states.get(GLOBAL, TradingState.ACTIVE).value).set(1)
+        for scope, state in states.items():
+            if not scope.is_global:
+                self.trading_state.labels(scope.describe(), state.value).set(1)
+

@@ -1,0 +1,144 @@
+"""/api/v1/orders: place, list, read, cancel, replace, cancel-all."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.api.deps import System, Trader, Viewer, check_client, visible_clients
+from app.api.errors import ApiError, status_for
+from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace
+from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
+from app.domain.events import OrderSubmitted
+from app.domain.orders import Order, OrderSpec, OrderStatus, OrderTags, Side
+from app.runtime.system import TradingSystem
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+ERRORS = {400: {"description": "rejected (error.code is the reason)"},
+          401: {"description": "not authenticated"}, 403: {"description": "not allowed"},
+          409: {"description": "client_order_id reused with other parameters"}}
+
+
+def _rejected(order: Order) -> ApiError:
+    code = order.reject_code or "REJECTED"
+    return ApiError(status_for(code), code, order.reject_message or "order rejected",
+                    {"order": OrderPublic.of(order).model_dump(mode="json")})
+
+
+def _find(system: TradingSystem, order_id: int, principal) -> Order:
+    order = system.engine.state.orders.get(order_id)
+    if order is None or not principal.can_access(order.spec.client):
+        raise ApiError(404, "UNKNOWN_ORDER", f"there is no order {order_id}")
+    return order
+
+
+@router.post("", status_code=201, response_model=OrderPublic, responses=ERRORS,
+             summary="Place an order")
+async def place_order(body: OrderCreate, principal: Trader, system: System,
+                      response: Response) -> OrderPublic:
+    """Idempotent on ``client_order_id``: the same id with the same parameters returns
+    the first order (200); with other parameters, 409 ``DUPLICATE_CLIENT_ORDER_ID``."""
+    check_client(principal, body.client)
+    tags = OrderTags(**body.tags.model_dump()) if body.tags else OrderTags()
+    spec = OrderSpec(
+        client=body.client, venue=body.venue, symbol=body.symbol, side=body.side,
+        type=body.type, qty=body.qty, price=body.price, trigger_price=body.trigger_price,
+        trigger_source=body.trigger_source, time_in_force=body.time_in_force,
+        expire_at=body.expire_at, post_only=body.post_only, reduce_only=body.reduce_only,
+        client_order_id=body.client_order_id, tags=tags)
+    committed = await system.bus.execute(
+        SubmitOrder(spec, clip_to_position=body.clip_to_position, actor=principal.actor))
+    state = system.engine.state
+    submitted = next((e for e in committed.events if type(e) is OrderSubmitted), None)
+    if submitted is not None:
+        order = state.orders[submitted.order_id]
+    else:  # an idempotent retry: nothing new happened
+        order = state.order_by_client_id(body.client, body.venue, body.client_order_id or "")
+        if order is None:
+            raise ApiError(500, "INTERNAL", "order vanished")  # cannot happen; be loud
+        response.status_code = 200
+    if order.status is OrderStatus.REJECTED:
+        raise _rejected(order)
+    return OrderPublic.of(order)
+
+
+@router.get("", response_model=OrderPage, summary="List orders, newest first")
+async def list_orders(
+    principal: Viewer, system: System,
+    status: Annotated[str | None, Query(description="a status, or 'open'")] = None,
+    client: str | None = None, venue: str | None = None, symbol: str | None = None,
+    cursor: Annotated[int | None, Query(description="next_cursor from the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> OrderPage:
+    clients = set(visible_clients(principal, system, client))
+    orders = system.engine.state.orders
+    items: list[OrderPublic] = []
+    start = cursor - 1 if cursor is not None else system.engine.state.last_order_id
+    next_cursor = None
+    for order_id in range(start, 0, -1):
+        o = orders.get(order_id)
+        if o is None or o.spec.client not in clients:
+            continue
+        if venue is not None and o.spec.venue != venue:
+            continue
+        if symbol is not None and o.spec.symbol != symbol:
+            continue
+        if status is not None and not (o.status.value == status
+                                       or (status == "open" and o.is_open)):
+            continue
+        if len(items) == limit:
+            next_cursor = items[-1].id
+            break
+        items.append(OrderPublic.of(o))
+    return OrderPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{order_id}", response_model=OrderPublic, summary="One order")
+async def get_order(order_id: int, principal: Viewer, system: System) -> OrderPublic:
+    return OrderPublic.of(_find(system, order_id, principal))
+
+
+@router.delete("/{order_id}", response_model=OrderPublic, responses=ERRORS,
+               summary="Cancel an order (idempotent)")
+async def cancel_order(order_id: int, principal: Trader, system: System) -> OrderPublic:
+    order = _find(system, order_id, principal)
+    await system.bus.execute(CancelOrder(order.order_id, actor=principal.actor))
+    return OrderPublic.of(order)
+
+
+@router.post("/{order_id}/replace", response_model=OrderPublic, responses=ERRORS,
+             summary="Cancel/replace with a new price and/or qty")
+async def replace_order(order_id: int, body: OrderReplace, principal: Trader,
+                        system: System) -> OrderPublic:
+    """Returns the successor order. Retrying returns the same successor."""
+    order = _find(system, order_id, principal)
+    await system.bus.execute(ReplaceOrder(order.order_id, body.price, body.qty,
+                                          body.trigger_price, actor=principal.actor))
+    state = system.engine.state
+    successor_id = order.replaced_by
+    if successor_id is None:
+        pending = state.pending_replaces.get(order.order_id)
+        if pending is not None:  # venue latency: the cancel is on its way
+            return OrderPublic.of(order)
+        raise ApiError(409, "ORDER_NOT_OPEN",
+                       f"order {order_id} was {order.status.value} before it could be replaced",
+                       {"order": OrderPublic.of(order).model_dump(mode="json")})
+    successor = state.orders[successor_id]
+    if successor.status is OrderStatus.REJECTED:
+        raise _rejected(successor)
+    return OrderPublic.of(successor)
+
+
+@router.delete("", summary="Cancel all open orders matching the filters")
+async def cancel_all(principal: Trader, system: System, client: str | None = None,
+                     venue: str | None = None, symbol: str | None = None,
+                     side: Side | None = None) -> dict:
+    canceled: list[int] = []
+    for c in visible_clients(principal, system, client):
+        committed = await system.bus.execute(
+            CancelAll(c, venue, symbol, side, actor=principal.actor))
+        canceled.extend(e.order_id for e in committed.events
+                        if type(e).__name__ == "OrderCanceled")
+    return {"canceled": canceled, "count": len(canceled)}

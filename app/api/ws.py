@@ -1,0 +1,103 @@
+"""/ws: a stream of committed events for scripts.
+
+Query: ``topics=orders,fills`` (default: all), ``since=SEQ`` to resume after a
+reconnect with no gap, ``key=...`` when the client cannot send an
+``Authorization`` header. Messages: ``{"seq", "topic", "type", "client", "data"}``.
+A client that falls behind its bounded queue is sent
+``{"type": "resync", "since": <last seq it got>}`` and disconnected (code 4008);
+it reconnects with that ``since``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlmodel import Session, select
+
+from app.api.deps import session_principal
+from app.auth.principal import Principal
+from app.runtime.topics import TOPICS, topic_of
+from app.store.tables import EventRow
+
+router = APIRouter()
+RESYNC_CLOSE_CODE = 4008
+BACKLOG_LIMIT = 10_000
+
+
+def _authenticate(ws: WebSocket) -> Principal | None:
+    header = ws.headers.get("authorization", "")
+    key = header[7:].strip() if header.lower().startswith("bearer ") else ws.query_params.get(
+        "key")
+    if key:
+        return ws.app.state.auth.authenticate_key(key)
+    return session_principal(ws)  # type: ignore[arg-type]
+
+
+@router.websocket("/ws")
+async def stream(ws: WebSocket) -> None:
+    principal = _authenticate(ws)
+    if principal is None:
+        await ws.close(code=4401, reason="authentication required")
+        return
+    raw_topics = ws.query_params.get("topics")
+    topics = frozenset(t for t in raw_topics.split(",") if t) if raw_topics else None
+    if topics is not None and not topics <= TOPICS:
+        await ws.close(code=4400, reason=f"unknown topics: {','.join(sorted(topics - TOPICS))}")
+        return
+    since_raw = ws.query_params.get("since")
+    await ws.accept()
+    system = ws.app.state.system
+    # Subscribe first, then read the backlog: nothing falls between the two.
+    sub = system.broadcaster.subscribe(topics, principal.clients)
+    overflow = asyncio.Event()
+    sub.on_overflow = overflow.set
+    try:
+        last = 0
+        if since_raw is not None:
+            last = int(since_raw)
+            for message in await asyncio.to_thread(_backlog, system, last, topics, principal):
+                await ws.send_json(message)
+                last = message["seq"]
+        await ws.send_json({"type": "ready", "seq": max(last, system.bus.last_committed_seq)})
+        while True:
+            getter = asyncio.create_task(sub.queue.get())
+            overflowed = asyncio.create_task(overflow.wait())
+            done, _ = await asyncio.wait({getter, overflowed},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                await ws.send_json({"type": "resync", "since": last,
+                                    "message": "you fell behind; reconnect with since=" +
+                                    str(last)})
+                await ws.close(code=RESYNC_CLOSE_CODE, reason="slow consumer: resync")
+                return
+            overflowed.cancel()
+            message = getter.result()
+            if message["seq"] <= last:
+                continue  # already sent from the backlog
+            await ws.send_json(message)
+            last = message["seq"]
+    except WebSocketDisconnect:
+        pass
+    finally:
+        system.broadcaster.unsubscribe(sub)
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+def _backlog(system, after: int, topics, principal: Principal) -> list[dict]:
+    with Session(system.db) as session:
+        rows = session.exec(select(EventRow).where(EventRow.seq > after)
+                            .order_by(EventRow.seq).limit(BACKLOG_LIMIT)).all()
+    out = []
+    for row in rows:
+        topic = topic_of(row.type)
+        if topics is not None and topic not in topics:
+            continue
+        if row.client is not None and not principal.can_access(row.client):
+            continue
+        out.append({"seq": row.seq, "topic": topic, "type": row.type, "client": row.client,
+                    "data": row.payload})
+    return out

@@ -1,0 +1,150 @@
+"""Configuration: environment settings plus an optional YAML file.
+
+Environment (prefix ``PERPDESK_``): ``DATABASE_URL``, ``CONFIG`` (YAML path),
+``MIGRATE``, ``RATE_LIMIT_PER_S`` ... A complete default is built in, so
+``perpdesk serve`` works with no file. A YAML file overrides any part of it::
+
+    venues:
+      - name: paper-binance
+        submit_latency_ms: 5
+        time_in_force: [gtc, ioc]        # gate FOK and GTD on this venue
+    clients:
+      - name: fund-a
+        leverage: 3
+        deposits: {paper-binance: 50000}
+    instruments: [...]                   # symbol, venue, tick_size, step_size, ...
+    limits:
+      BTC-PERP: {max_position_size: "0.5", max_position_notional: "30000"}
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import defaults
+from app.domain.instruments import Instrument, InstrumentKind, VenueCapabilities
+from app.engine.risk import RiskLimits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERPDESK_")
+
+    database_url: str = "sqlite:///./perpdesk.db"
+    config: Path | None = None
+    migrate: bool = True  # run Alembic migrations on start
+    feed: str = "synthetic"  # "synthetic" | "none" (tests drive market data themselves)
+    feed_step_ms: int = 250
+    feed_seed: int = 7
+    rate_limit_per_s: float = 2000.0  # per principal; 0 disables
+    rate_limit_burst: int = 4000
+    ws_queue_size: int = 1000
+    demo_credentials: bool = True  # print a demo key and login on the first start
+    stale_mark_seconds: float = 30.0
+    session_secret: str | None = None  # signs browser sessions; random per start if unset
+
+
+class VenueConfig(BaseModel):
+    name: str
+    kind: str = "paper"
+    submit_latency_ms: int = 0
+    response_latency_ms: int = 0
+    order_types: list[str] = Field(default_factory=lambda: ["market", "limit", "stop",
+                                                            "stop_limit"])
+    time_in_force: list[str] = Field(default_factory=lambda: ["gtc", "ioc", "fok", "gtd"])
+    post_only: bool = True
+    reduce_only: bool = True
+    queue_model: str = "queue_position"
+
+    @property
+    def capabilities(self) -> VenueCapabilities:
+        return VenueCapabilities(order_types=frozenset(self.order_types),
+                                 time_in_force=frozenset(self.time_in_force),
+                                 post_only=self.post_only, reduce_only=self.reduce_only)
+
+    @property
+    def submit_latency(self) -> timedelta:
+        return timedelta(milliseconds=self.submit_latency_ms)
+
+    @property
+    def response_latency(self) -> timedelta:
+        return timedelta(milliseconds=self.response_latency_ms)
+
+
+class InstrumentConfig(BaseModel):
+    symbol: str
+    venue: str
+    kind: InstrumentKind = InstrumentKind.PERP
+    base: str
+    quote: str = "USDT"
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal
+    min_notional: Decimal = Decimal(5)
+    max_leverage: Decimal = Decimal(20)
+    maker_fee_rate: Decimal = Decimal("0.0002")
+    taker_fee_rate: Decimal = Decimal("0.0005")
+    funding_interval_hours: int = 8
+
+    def to_domain(self) -> Instrument:
+        return Instrument(self.symbol, self.venue, self.kind, self.base, self.quote,
+                          self.tick_size, self.step_size, self.min_qty, self.min_notional,
+                          self.max_leverage, self.maker_fee_rate, self.taker_fee_rate,
+                          timedelta(hours=self.funding_interval_hours))
+
+
+class ClientConfig(BaseModel):
+    name: str
+    leverage: Decimal = defaults.DEFAULT_LEVERAGE
+    deposits: dict[str, Decimal] = Field(default_factory=dict)  # venue -> initial deposit
+
+
+class LimitsConfig(BaseModel):
+    max_position_size: Decimal | None = None
+    max_position_notional: Decimal | None = None
+
+
+class TradingConfig(BaseModel):
+    venues: list[VenueConfig]
+    instruments: list[InstrumentConfig]
+    clients: list[ClientConfig]
+    limits: dict[str, LimitsConfig] = Field(default_factory=dict)
+
+    def risk_limits(self) -> dict[str, RiskLimits]:
+        return {s: RiskLimits(v.max_position_size, v.max_position_notional)
+                for s, v in self.limits.items()}
+
+
+def default_trading_config() -> TradingConfig:
+    venues = [VenueConfig(name=v) for v in defaults.VENUES]
+    instruments = [
+        InstrumentConfig(symbol=i.symbol, venue=i.venue, kind=i.kind, base=i.base,
+                         quote=i.quote, tick_size=i.tick_size, step_size=i.step_size,
+                         min_qty=i.min_qty, min_notional=i.min_notional)
+        for i in defaults.demo_instruments()
+    ]
+    clients = [ClientConfig(name=c, deposits={v: defaults.STARTING_BALANCE
+                                              for v in defaults.VENUES})
+               for c in defaults.CLIENTS]
+    limits = {s: LimitsConfig(max_position_size=lim.max_position_size,
+                              max_position_notional=lim.max_position_notional)
+              for s, lim in defaults.DEMO_LIMITS.items()}
+    return TradingConfig(venues=venues, instruments=instruments, clients=clients,
+                         limits=limits)
+
+
+def load_trading_config(path: Path | None) -> TradingConfig:
+    """The built-in default, with the top-level sections of the YAML file replacing it."""
+    base = default_trading_config().model_dump()
+    if path is not None:
+        override = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(override) - set(base)
+        if unknown:
+            raise ValueError(f"unknown section(s) in {path}: {', '.join(sorted(unknown))}")
+        base.update(override)
+    return TradingConfig.model_validate(base)

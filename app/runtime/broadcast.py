@@ -1,0 +1,65 @@
+"""Fan-out of committed events to WebSocket subscribers.
+
+Each subscriber has a bounded queue. Publishing never waits: a subscriber
+whose queue is full is marked overflowed and dropped, and its connection is
+closed with a resync hint (the last sequence it received), so one slow
+client can never slow the engine or the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, Any]
+
+
+@dataclass(eq=False)
+class Subscriber:
+    topics: frozenset[str] | None  # None = every topic
+    clients: frozenset[str] | None  # None = every client (unscoped principal)
+    queue: asyncio.Queue[Message]
+    overflowed: bool = False
+    last_seq: int = 0
+    on_overflow: Callable[[], None] | None = field(default=None, repr=False)
+
+    def wants(self, message: Message) -> bool:
+        if self.topics is not None and message["topic"] not in self.topics:
+            return False
+        client = message.get("client")
+        return self.clients is None or client is None or client in self.clients
+
+
+class Broadcaster:
+    def __init__(self, queue_size: int = 1000):
+        self.queue_size = queue_size
+        self._subscribers: set[Subscriber] = set()
+
+    @property
+    def count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, topics: frozenset[str] | None, clients: frozenset[str] | None
+                  ) -> Subscriber:
+        sub = Subscriber(topics, clients, asyncio.Queue(self.queue_size))
+        self._subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+    def publish(self, messages: list[Message]) -> None:
+        for sub in list(self._subscribers):
+            for message in messages:
+                if not sub.wants(message):
+                    continue
+                try:
+                    sub.queue.put_nowait(message)
+                except asyncio.QueueFull:
+                    sub.overflowed = True
+                    self._subscribers.discard(sub)
+                    if sub.on_overflow is not None:
+                        sub.on_overflow()
+                    break

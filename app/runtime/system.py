@@ -1,0 +1,119 @@
+"""Assembles and runs everything the server hosts: engine, venues, event log,
+command bus, broadcaster, feeds and clock.
+
+Start-up order matters: migrate, rebuild the engine from the log, hand live
+orders back to the venues, start the bus, fund a brand-new database, then
+start the feeds. Shutdown reverses it: feeds stop first, the bus drains and
+commits what is queued, and only then does the database close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from app.config import Settings, TradingConfig
+from app.domain.commands import Deposit
+from app.domain.market import MarketUpdate, MarkPrice
+from app.engine import Engine, EngineConfig
+from app.engine.engine import AccountSetup
+from app.runtime.broadcast import Broadcaster
+from app.runtime.bus import CommandBus, utc_now
+from app.runtime.feeds import ClockTask, FeedTask, synthetic_feed
+from app.store.event_log import EventLog, make_db_engine
+from app.store.migrate import upgrade
+from app.venues.paper.queue import make_queue_model
+from app.venues.paper.venue import PaperVenue, PaperVenueConfig
+
+log = logging.getLogger(__name__)
+
+
+class TradingSystem:
+    def __init__(self, settings: Settings, trading: TradingConfig):
+        self.settings = settings
+        self.trading = trading
+        self.db = make_db_engine(settings.database_url)
+        self.log = EventLog(self.db)
+        venues = {
+            v.name: PaperVenue(v.name, PaperVenueConfig(
+                submit_latency=v.submit_latency, response_latency=v.response_latency,
+                capabilities=v.capabilities), make_queue_model(v.queue_model))
+            for v in trading.venues
+        }
+        self.instruments = [i.to_domain() for i in trading.instruments]
+        accounts = [AccountSetup(c.name, v, c.leverage) for c in trading.clients for v in venues]
+        self.engine = Engine(EngineConfig(self.instruments, accounts, trading.risk_limits()),
+                             venues)
+        self.broadcaster = Broadcaster(settings.ws_queue_size)
+        self.bus = CommandBus(self.engine, self.log, self.broadcaster)
+        self.marks_at: dict[tuple[str, str], datetime] = {}
+        self.feeds: list[FeedTask] = []
+        self.clock = ClockTask(self.bus.tick)
+        self.first_start = False
+        self.started_at: datetime | None = None
+
+    @property
+    def clients(self) -> list[str]:
+        return [c.name for c in self.trading.clients]
+
+    @property
+    def venue_names(self) -> list[str]:
+        return list(self.engine.venues)
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.settings.migrate:
+            await asyncio.to_thread(upgrade, self.settings.database_url)
+        await asyncio.to_thread(self._recover)
+        self.bus.start()
+        if self.first_start:
+            await self._fund_new_accounts()
+        if self.settings.feed == "synthetic":
+            feed = synthetic_feed(self.instruments, self.on_market, seed=self.settings.feed_seed,
+                                  step_ms=self.settings.feed_step_ms)
+            self.feeds.append(feed)
+            feed.start()
+        self.clock.start()
+        self.started_at = utc_now()
+
+    async def stop(self) -> None:
+        for feed in self.feeds:
+            await feed.stop()
+        await self.clock.stop()
+        await self.bus.stop()
+        self.db.dispose()
+
+    def _recover(self) -> None:
+        events = list(self.log.replay())
+        self.first_start = not events
+        restored = self.engine.recover(events, utc_now())
+        if restored:
+            self.log.append(restored, self.engine.state)
+        self.bus.last_committed_seq = self.log.last_seq()
+        log.info("recovered %d events; %d open orders", len(events),
+                 sum(len(v) for v in self.engine.state.open_orders.values()))
+
+    async def _fund_new_accounts(self) -> None:
+        for client in self.trading.clients:
+            for venue, amount in client.deposits.items():
+                if amount > 0:
+                    await self.bus.execute(Deposit(client.name, venue, amount, actor="setup"))
+
+    # ---- market data ------------------------------------------------------------------
+
+    def on_market(self, update: MarketUpdate) -> None:
+        if type(update) is MarkPrice:
+            self.marks_at[(update.venue, update.symbol)] = update.ts
+        self.bus.market(update)
+
+    def stale_marks(self, now: datetime) -> list[str]:
+        """Instruments whose mark is missing or older than the staleness limit."""
+        limit = self.settings.stale_mark_seconds
+        stale = []
+        for inst in self.instruments:
+            seen = self.marks_at.get((inst.venue, inst.symbol))
+            if seen is None or (now - seen).total_seconds() > limit:
+                stale.append(f"{inst.venue}:{inst.symbol}")
+        return stale

@@ -1,0 +1,38 @@
+"""How events become messages for scripts and dashboards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.domain.events import Event
+from app.store.codec import encode_event
+
+TOPICS = frozenset({"orders", "fills", "positions", "trades", "funding", "balances",
+                    "trading_states", "alerts"})
+
+_TOPIC_BY_EVENT = {
+    "OrderFilled": "fills",
+    "TradeClosed": "trades",
+    "FundingApplied": "funding",
+    "FundsDeposited": "balances",
+    "FundsWithdrawn": "balances",
+    "TradingStateChanged": "trading_states",
+    "CloseAllCompleted": "trading_states",
+}
+
+
+def topic_of(type_name: str) -> str:
+    return _TOPIC_BY_EVENT.get(type_name, "orders")
+
+
+def event_message(seq: int, event: Event) -> dict[str, Any]:
+    type_name, payload = encode_event(event)
+    client = getattr(event, "client", None)
+    spec = getattr(event, "spec", None)
+    if spec is not None:
+        client = spec.client
+    trade = getattr(event, "trade", None)
+    if trade is not None:
+        client = trade.client
+    return {"seq": seq, "topic": topic_of(type_name), "type": type_name, "client": client,
+            "data": payload}

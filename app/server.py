@@ -1,0 +1,83 @@
+"""The FastAPI application: builds the trading system in its lifespan.
+
+``create_app()`` reads settings from the environment (``PERPDESK_*``) unless
+given; the lifespan migrates, recovers, starts the bus and feeds, and on
+shutdown (SIGTERM included) stops feeds, drains the bus and commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+
+from app.api import controls, errors, health, orders, portfolio, session, ws
+from app.api.deps import RateLimiter
+from app.api.metrics import Metrics
+from app.auth.principal import Role
+from app.auth.store import AuthStore
+from app.config import Settings, load_trading_config
+from app.runtime.system import TradingSystem
+
+log = logging.getLogger("perpdesk")
+DEMO_USER = "demo-operator"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        system = TradingSystem(settings, load_trading_config(settings.config))
+        system.bus.observer = app.state.metrics.observe
+        system.bus.listeners.append(app.state.metrics.observe_events)
+        app.state.system = system
+        await system.start()
+        app.state.auth = AuthStore(system.db)
+        if settings.demo_credentials and system.first_start:
+            _print_demo_credentials(app.state.auth)
+        try:
+            yield
+        finally:
+            await system.stop()
+
+    app = FastAPI(
+        title="perpdesk", version="1.0",
+        description="Order and position management for crypto spot and perpetual futures. "
+                    "Decimals are JSON strings. Authenticate with `Authorization: Bearer "
+                    "<api key>`.",
+        lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.add_middleware(SessionMiddleware,
+                       secret_key=settings.session_secret or secrets.token_urlsafe(32),
+                       session_cookie="perpdesk_session", same_site="strict",
+                       https_only=False, max_age=12 * 3600)
+    errors.install(app)
+    api = APIRouter(prefix="/api/v1")
+    for module in (orders, portfolio, controls, session):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(ws.router)
+    return app
+
+
+def _print_demo_credentials(auth: AuthStore) -> None:
+    """First start of a fresh database: one operator key and one login, shown once."""
+    key = auth.create_key(Role.OPERATOR, name="demo-operator")
+    password = secrets.token_urlsafe(12)
+    if not auth.has_users():
+        auth.add_user(DEMO_USER, Role.OPERATOR, password)
+    banner = (
+        "\n" + "=" * 72 + "\n"
+        "  perpdesk: first start — demo credentials (shown once, store them now)\n"
+        f"  API key (operator):  {key}\n"
+        f"  Login:               {DEMO_USER} / {password}\n"
+        + "=" * 72 + "\n")
+    print(banner, flush=True)
