@@ -184,6 +184,9 @@ class Order:
     requested_qty: Decimal | None = None  # when clipped to the position
     # The working status to return to if a cancel or replace is refused.
     status_before_pending: OrderStatus | None = None
+    # A cancel (or replace) was requested and the venue has not answered yet;
+    # the answer may come after the order filled.
+    cancel_in_flight: bool = False
 
     def same_request(self, spec: OrderSpec) -> bool:
         """Would ``spec`` (a retry) have produced this order?"""

@@ -122,7 +122,8 @@ class Engine:
             if (setup.client, setup.venue) not in self.state.accounts:
                 self.state.accounts[(setup.client, setup.venue)] = Account(
                     setup.client, setup.venue, leverage=setup.leverage)
-        self._funding_pending: dict[tuple[str, str], tuple[Decimal, datetime]] = {}
+        # (venue, symbol) -> {funding_at: rate}: several periods may be announced ahead.
+        self._funding_pending: dict[tuple[str, str], dict[datetime, Decimal]] = {}
         self._funding_settled: dict[tuple[str, str], datetime] = {}
         self._next_funding_at = NEVER
         self._commands: dict[type, Any] = {
@@ -197,7 +198,10 @@ class Engine:
     def funding_schedule(self, venue: str, symbol: str) -> tuple[Decimal | None, datetime | None]:
         """The announced funding rate and when it settles (None, None if none is pending)."""
         pending = self._funding_pending.get((venue, symbol))
-        return pending if pending is not None else (None, None)
+        if not pending:
+            return None, None
+        at = min(pending)
+        return pending[at], at
 
     def positions_of(self, client: str, venue: str) -> dict[str, Position]:
         positions = self.state.positions
@@ -265,7 +269,7 @@ class Engine:
                 if order.is_open and order.triggered_at is None:
                     self._emit(OrderTriggered(r.order_id, r.price, r.at), out)
             elif kind is CancelRefused:
-                if order.status in _PENDING:
+                if order.cancel_in_flight:  # answer the request, even if the order is done
                     self._emit(OrderCancelRejected(r.order_id, r.reason, r.at), out)
             elif kind is Expired and order.is_open:
                 self._emit(OrderExpired(r.order_id, r.at), out)
@@ -391,6 +395,10 @@ class Engine:
             raise CommandRefused(R.ORDER_NOT_OPEN,
                                  f"order {order.order_id} is {order.status.value}; "
                                  "it cannot be replaced")
+        if order.status is OrderStatus.NEW:
+            raise CommandRefused(R.ORDER_NOT_OPEN,
+                                 f"order {order.order_id} is not acknowledged by the venue "
+                                 "yet; retry the replace")
         if cmd.new_price is None and cmd.new_qty is None and cmd.new_trigger_price is None:
             raise CommandRefused(R.INVALID_ORDER, "a replace needs a new price, qty or trigger")
         if cmd.new_price is not None and not order.spec.type.has_limit_price:
@@ -525,7 +533,7 @@ class Engine:
         key = (update.venue, update.symbol)
         settled = self._funding_settled.get(key)
         if inst is not None and inst.is_perp and (settled is None or update.funding_at > settled):
-            self._funding_pending[key] = (update.rate, update.funding_at)
+            self._funding_pending.setdefault(key, {})[update.funding_at] = update.rate
             if update.funding_at < self._next_funding_at:
                 self._next_funding_at = update.funding_at
             if now >= self._next_funding_at:
@@ -535,11 +543,11 @@ class Engine:
     def _settle_funding(self, now: datetime, out: list[Event]) -> None:
         """Every open perp position pays or receives qty × mark × rate (longs pay
         when the rate is positive)."""
-        for key, (rate, funding_at) in list(self._funding_pending.items()):
-            if funding_at > now:
-                continue
-            del self._funding_pending[key]
-            self._funding_settled[key] = funding_at
+        due = sorted((at, key, rate) for key, periods in self._funding_pending.items()
+                     for at, rate in periods.items() if at <= now)
+        for funding_at, key, rate in due:
+            del self._funding_pending[key][funding_at]
+            self._funding_settled[key] = max(funding_at, self._funding_settled.get(key, funding_at))
             venue, symbol = key
             mark = self.venues[venue].reference_price(symbol)
             if mark is None:
@@ -549,8 +557,8 @@ class Engine:
                     amount = -(pos.qty * mark * rate)
                     self._emit(FundingApplied(client, venue, symbol, pos.qty, mark, rate,
                                               amount, now), out)
-        self._next_funding_at = min((at for _, at in self._funding_pending.values()),
-                                    default=NEVER)
+        self._next_funding_at = min(
+            (at for periods in self._funding_pending.values() for at in periods), default=NEVER)
 
 
 def _close_result(order: Order, client: str, venue: str, symbol: str, qty_before: Decimal

@@ -151,10 +151,14 @@ class EngineState:
         return outcome
 
     def _cancel_requested(self, e: OrderCancelRequested) -> None:
-        self.orders[e.order_id].transition(OrderStatus.PENDING_CANCEL, e.at)
+        order = self.orders[e.order_id]
+        order.transition(OrderStatus.PENDING_CANCEL, e.at)
+        order.cancel_in_flight = True
 
     def _replace_requested(self, e: OrderReplaceRequested) -> None:
-        self.orders[e.order_id].transition(OrderStatus.PENDING_REPLACE, e.at)
+        order = self.orders[e.order_id]
+        order.transition(OrderStatus.PENDING_REPLACE, e.at)
+        order.cancel_in_flight = True
         self.pending_replaces[e.order_id] = PendingReplace(e.new_order_id, e.new_spec)
         if e.new_order_id > self.last_order_id:
             self.last_order_id = e.new_order_id
@@ -163,11 +167,13 @@ class EngineState:
         order = self.orders[e.order_id]
         order.transition(OrderStatus.CANCELED, e.at)
         order.cancel_reason = e.reason
+        order.cancel_in_flight = False
         self._closed(order)
 
     def _cancel_rejected(self, e: OrderCancelRejected) -> None:
         order = self.orders[e.order_id]
         self.pending_replaces.pop(e.order_id, None)
+        order.cancel_in_flight = False
         if order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE):
             previous = order.status_before_pending
             order.transition(OrderStatus.ACCEPTED if previous is None else previous, e.at)
