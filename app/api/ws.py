@@ -3,6 +3,8 @@
 Query: ``topics=orders,fills`` (default: all), ``since=SEQ`` to resume after a
 reconnect with no gap, ``key=...`` when the client cannot send an
 ``Authorization`` header. Messages: ``{"seq", "topic", "type", "client", "data"}``.
+Besides events, ``positions`` and ``portfolio`` carry live state after each
+commit (``"derived": true``: not in the log, so not replayed by ``since``).
 A client that falls behind its bounded queue is sent
 ``{"type": "resync", "since": <last seq it got>}`` and disconnected (code 4008);
 it reconnects with that ``since``.
@@ -75,6 +77,9 @@ async def stream(ws: WebSocket) -> None:
                 return
             overflowed.cancel()
             message = getter.result()
+            if message.get("derived"):
+                await ws.send_json(message)  # live state, not part of the log
+                continue
             if message["seq"] <= last:
                 continue  # already sent from the backlog
             await ws.send_json(message)

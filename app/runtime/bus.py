@@ -25,7 +25,7 @@ from app.domain.market import MarketUpdate
 from app.domain.rejections import CommandRefused
 from app.engine import Engine
 from app.runtime.broadcast import Broadcaster
-from app.runtime.topics import event_message
+from app.runtime.topics import account_message, event_message, position_message
 from app.store.event_log import EventLog
 from app.store.tables import AuditRow
 
@@ -197,8 +197,13 @@ class CommandBus:
             seq += n
 
     def _broadcast(self, events: list[Event], first_seq: int) -> None:
-        orders = self.engine.state.orders
+        if not self.broadcaster.count:
+            return
+        engine = self.engine
+        orders = engine.state.orders
         messages: list[dict[str, Any]] = []
+        touched: set[tuple[str, str, str]] = set()
+        accounts: set[tuple[str, str]] = set()
         for i, event in enumerate(events):
             message = event_message(first_seq + i, event)
             if message["client"] is None:
@@ -206,4 +211,18 @@ class CommandBus:
                 if order is not None:
                     message["client"] = order.spec.client
             messages.append(message)
+            symbol = getattr(event, "symbol", None)
+            client, venue = getattr(event, "client", None), getattr(event, "venue", None)
+            if client is not None and venue is not None:
+                accounts.add((client, venue))
+                if symbol is not None:
+                    touched.add((client, venue, symbol))
+        last_seq = first_seq + len(events) - 1
+        for client, venue, symbol in sorted(touched):
+            position = engine.state.positions.get((client, venue, symbol))
+            if position is not None:
+                mark = engine.venues[venue].reference_price(symbol)
+                messages.append(position_message(last_seq, position, mark))
+        for client, venue in sorted(accounts):
+            messages.append(account_message(last_seq, engine.summary(client, venue)))
         self.broadcaster.publish(messages)

@@ -7,8 +7,8 @@ from typing import Any
 from app.domain.events import Event
 from app.store.codec import encode_event
 
-TOPICS = frozenset({"orders", "fills", "positions", "trades", "funding", "balances",
-                    "trading_states", "alerts"})
+TOPICS = frozenset({"orders", "fills", "positions", "portfolio", "trades", "funding",
+                    "balances", "trading_states", "alerts"})
 
 _TOPIC_BY_EVENT = {
     "OrderFilled": "fills",
@@ -36,3 +36,22 @@ def event_message(seq: int, event: Event) -> dict[str, Any]:
         client = trade.client
     return {"seq": seq, "topic": topic_of(type_name), "type": type_name, "client": client,
             "data": payload}
+
+
+def position_message(seq: int, position: Any, mark: Any) -> dict[str, Any]:
+    """Live state (not an event): the position after the batch that changed it."""
+    from app.store.codec import encode
+
+    unrealized = position.unrealized_pnl(mark) if mark is not None else None
+    return {"seq": seq, "derived": True, "topic": "positions", "type": "PositionUpdated",
+            "client": position.client,
+            "data": {**encode(position), "mark": encode(mark),
+                     "unrealized_pnl": encode(unrealized)}}
+
+
+def account_message(seq: int, summary: Any) -> dict[str, Any]:
+    """Live state (not an event): an account's valuation after a batch changed it."""
+    from app.store.codec import encode
+
+    return {"seq": seq, "derived": True, "topic": "portfolio", "type": "AccountUpdated",
+            "client": summary.client, "data": encode(summary)}
