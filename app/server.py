@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.api import controls, errors, health, orders, portfolio, session, ws
@@ -22,6 +23,9 @@ from app.auth.principal import Role
 from app.auth.store import AuthStore
 from app.config import Settings, load_trading_config
 from app.runtime.system import TradingSystem
+from app.web import routes as web
+from app.web.live import LiveHub
+from app.web.views import EquityHistory
 
 log = logging.getLogger("perpdesk")
 DEMO_USER = "demo-operator"
@@ -36,13 +40,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         system.bus.observer = app.state.metrics.observe
         system.bus.listeners.append(app.state.metrics.observe_events)
         app.state.system = system
+        system.equity = EquityHistory()
+        system.housekeepers.append(lambda: system.equity.sample(system))
         await system.start()
+        app.state.live = LiveHub(
+            system, lambda name, who, params: web.render_fragment(system, name, who, params))
+        app.state.live.start()
         app.state.auth = AuthStore(system.db)
         if settings.demo_credentials and system.first_start:
             _print_demo_credentials(app.state.auth)
         try:
             yield
         finally:
+            await app.state.live.stop()
             await system.stop()
 
     app = FastAPI(
@@ -65,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(ws.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
     return app
 
 

@@ -67,7 +67,7 @@ def authenticate(request: Request) -> Principal:
                            "send 'Authorization: Bearer <api key>' or log in",
                            headers={"WWW-Authenticate": "Bearer"})
         if request.method not in SAFE_METHODS:
-            _check_csrf(request)
+            check_csrf(request)
     wait = request.app.state.rate_limiter.allow(principal.actor)
     if wait:
         raise ApiError(429, "RATE_LIMITED", "too many requests; slow down",
@@ -76,7 +76,7 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def _check_csrf(request: Request) -> None:
+def check_csrf(request: Request) -> None:
     """Cookie-authenticated writes must echo the session's CSRF token."""
     expected = request.session.get("csrf", "")
     given = request.headers.get("x-csrf-token", "")

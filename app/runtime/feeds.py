@@ -61,7 +61,8 @@ def synthetic_feed(instruments: list[Instrument], sink: Callable[[MarketUpdate],
 
 
 class ClockTask:
-    """Ticks the bus so time passes for the engine when no data arrives."""
+    """Calls ``tick`` every ``every`` seconds: the bus's clock tick (so time passes
+    for the engine when no data arrives) and housekeeping such as alert checks."""
 
     def __init__(self, tick: Callable[[], None], every: float = 0.1):
         self._tick = tick

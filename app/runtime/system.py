@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from typing import Any
 
 from app.config import Settings, TradingConfig
 from app.domain.commands import Deposit
 from app.domain.market import MarketUpdate, MarkPrice
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
+from app.runtime.alerts import AlertMonitor
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
 from app.runtime.feeds import ClockTask, FeedTask, synthetic_feed
@@ -50,8 +52,14 @@ class TradingSystem:
         self.marks_at: dict[tuple[str, str], datetime] = {}
         self.feeds: list[FeedTask] = []
         self.clock = ClockTask(self.bus.tick)
+        self.alerts = AlertMonitor(self, self.broadcaster)
+        self.bus.listeners.append(self.alerts.on_events)
+        self.housekeeping = ClockTask(self._housekeep, every=1.0)
+        self.housekeepers: list = []  # more once-a-second jobs (e.g. the dashboard's)
         self.first_start = False
         self.started_at: datetime | None = None
+        self.first_event_at: datetime | None = None
+        self.equity: Any = None  # the dashboard's equity history, when the web UI runs
 
     @property
     def clients(self) -> list[str]:
@@ -76,12 +84,16 @@ class TradingSystem:
             self.feeds.append(feed)
             feed.start()
         self.clock.start()
+        self.housekeeping.start()
         self.started_at = utc_now()
+        if self.first_event_at is None:
+            self.first_event_at = self.started_at
 
     async def stop(self) -> None:
         for feed in self.feeds:
             await feed.stop()
         await self.clock.stop()
+        await self.housekeeping.stop()
         await self.bus.stop()
         self.db.dispose()
 
@@ -92,6 +104,7 @@ class TradingSystem:
         if restored:
             self.log.append(restored, self.engine.state)
         self.bus.last_committed_seq = self.log.last_seq()
+        self.first_event_at = self.log.first_created_at()
         log.info("recovered %d events; %d open orders", len(events),
                  sum(len(v) for v in self.engine.state.open_orders.values()))
 
@@ -100,6 +113,11 @@ class TradingSystem:
             for venue, amount in client.deposits.items():
                 if amount > 0:
                     await self.bus.execute(Deposit(client.name, venue, amount, actor="setup"))
+
+    def _housekeep(self) -> None:
+        self.alerts.check_marks()
+        for job in self.housekeepers:
+            job()
 
     # ---- market data ------------------------------------------------------------------
 

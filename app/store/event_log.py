@@ -109,6 +109,11 @@ class EventLog:
                 yield decode_event(row.type, row.payload)
             after = rows[-1].seq or after
 
+    def first_created_at(self) -> datetime | None:
+        with Session(self.db) as session:
+            return session.exec(select(EventRow.created_at).order_by(EventRow.seq).limit(1)
+                                ).first()
+
     def last_seq(self) -> int:
         with Session(self.db) as session:
             return session.exec(select(sa.func.max(EventRow.seq))).one() or 0

@@ -1,0 +1,110 @@
+"""Operational alerts (seed 003's thresholds), kept in a bounded feed and pushed
+on the ``alerts`` topic.
+
+* margin utilization above 20 % WARNING, above 50 % CRITICAL (per account,
+  raised when it crosses upward);
+* mark staleness above 30 s WARNING (per instrument, once until it recovers);
+* reconciliation drift above $1 ERROR (wallet vs. the sum of its parts);
+* kill-switch changes, and close-all results that did not flatten.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from itertools import count
+from typing import Any
+
+from app.domain.events import CloseAllCompleted, Event, TradingStateChanged
+from app.domain.trading_state import TradingState
+from app.runtime.broadcast import Broadcaster
+from app.runtime.bus import utc_now
+
+WARN_UTILIZATION = Decimal("0.20")
+CRITICAL_UTILIZATION = Decimal("0.50")
+MAX_DRIFT = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    at: datetime
+    level: str  # info | warning | error | critical
+    title: str
+    message: str
+    client: str | None = None
+
+    def as_message(self) -> dict[str, Any]:
+        return {"seq": 0, "derived": True, "topic": "alerts", "type": "Alert",
+                "client": self.client,
+                "data": {"id": self.id, "at": self.at.isoformat(), "level": self.level,
+                         "title": self.title, "message": self.message}}
+
+
+class AlertMonitor:
+    def __init__(self, system: Any, broadcaster: Broadcaster, size: int = 200):
+        self.system = system
+        self.broadcaster = broadcaster
+        self.feed: deque[Alert] = deque(maxlen=size)
+        self._ids = count(1)
+        self._utilization_level: dict[tuple[str, str], int] = {}
+        self._stale: set[str] = set()
+        self._drifting: set[tuple[str, str]] = set()
+
+    def raise_alert(self, level: str, title: str, message: str, client: str | None = None
+                    ) -> Alert:
+        alert = Alert(next(self._ids), utc_now(), level, title, message, client)
+        self.feed.appendleft(alert)
+        self.broadcaster.publish([alert.as_message()])
+        return alert
+
+    def recent(self, clients: list[str] | None, limit: int = 30) -> list[Alert]:
+        return [a for a in self.feed
+                if clients is None or a.client is None or a.client in clients][:limit]
+
+    # ---- rules ---------------------------------------------------------------------
+
+    def on_events(self, events: list[Event]) -> None:
+        for e in events:
+            if type(e) is TradingStateChanged:
+                level = "info" if e.state is TradingState.ACTIVE else "warning"
+                self.raise_alert(level, f"Trading {e.state.value.replace('_', '-')}",
+                                 f"{e.scope.describe()}: {e.previous.value} → {e.state.value} "
+                                 f"by {e.actor} ({e.reason})", e.scope.client)
+            elif type(e) is CloseAllCompleted:
+                bad = [r for r in e.results if r.status != "closed"]
+                if bad:
+                    detail = "; ".join(f"{r.client} {r.venue} {r.symbol}: {r.status} "
+                                       f"{r.message}" for r in bad)
+                    self.raise_alert("critical", "Close-all incomplete", detail)
+        self.check_accounts()
+
+    def check_accounts(self) -> None:
+        engine = self.system.engine
+        for (client, venue), account in engine.state.accounts.items():
+            s = engine.summary(client, venue)
+            ratio = s.margin_ratio if s.margin_ratio.is_finite() else Decimal(1)
+            level = 2 if ratio > CRITICAL_UTILIZATION else 1 if ratio > WARN_UTILIZATION else 0
+            previous = self._utilization_level.get((client, venue), 0)
+            self._utilization_level[(client, venue)] = level
+            if level > previous:
+                self.raise_alert("critical" if level == 2 else "warning", "Margin utilization",
+                                 f"{client} on {venue}: {ratio * 100:.1f}% of equity in use",
+                                 client)
+            drift = abs(account.wallet - account.expected_wallet)
+            if drift > MAX_DRIFT and (client, venue) not in self._drifting:
+                self._drifting.add((client, venue))
+                self.raise_alert("error", "Reconciliation drift",
+                                 f"{client} on {venue}: wallet differs from its parts by "
+                                 f"{drift:.2f}", client)
+
+    def check_marks(self) -> None:
+        now = utc_now()
+        stale = set(self.system.stale_marks(now))
+        for name in sorted(stale - self._stale):
+            self.raise_alert("warning", "Stale mark",
+                             f"{name}: no mark for more than "
+                             f"{self.system.settings.stale_mark_seconds:g} s")
+        self._stale = stale

@@ -1,0 +1,250 @@
+"""View models: plain dicts for the templates, computed from the live engine
+for the clients a principal may see. No HTML here, no I/O."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from app.auth.principal import Principal
+from app.domain.trading_state import GLOBAL, Scope, TradingState
+from app.runtime.bus import utc_now
+from app.runtime.system import TradingSystem
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+
+
+def visible(principal: Principal, system: TradingSystem) -> list[str]:
+    return [c for c in system.clients if principal.can_access(c)]
+
+
+def money(d: Decimal | None, places: str = "0.01") -> str:
+    if d is None:
+        return "—"
+    return f"{d.quantize(Decimal(places)):,f}"
+
+
+def signed_money(d: Decimal) -> str:
+    q = d.quantize(CENT)
+    if not q:
+        return "0.00"  # never "-0.00"
+    return f"+{q:,f}" if q > 0 else f"{q:,f}"
+
+
+def average(d: Decimal | None) -> str:
+    """An average price: at most 4 decimals, no trailing zeros."""
+    if d is None:
+        return "—"
+    return format(d.quantize(Decimal("0.0001")).normalize(), "f")
+
+
+def price(d: Decimal | None) -> str:
+    if d is None:
+        return "—"
+    return format(d.normalize(), "f") if d == d.to_integral() else format(d, "f")
+
+
+def tone(d: Decimal) -> str:
+    """CSS class for a P&L figure, as displayed (to the cent): pos / neg / flat."""
+    q = d.quantize(CENT)
+    return "pos" if q > 0 else "neg" if q < 0 else "flat"
+
+
+def summary(system: TradingSystem, clients: list[str], first_event_at: datetime | None
+            ) -> dict[str, Any]:
+    """Seed 001's portfolio summary, plus equity, funding and fees."""
+    engine = system.engine
+    sums: dict[str, Decimal] = {}
+    for c in clients:
+        for v in system.venue_names:
+            s = engine.summary(c, v)
+            for field in ("deposits", "withdrawals", "equity", "wallet", "available",
+                          "margin_used", "realized_pnl", "unrealized_pnl", "fees", "funding"):
+                sums[field] = sums.get(field, ZERO) + getattr(s, field)
+    capital = sums.get("deposits", ZERO) - sums.get("withdrawals", ZERO)
+    closed = [t for t in engine.state.closed_trades if t.client in clients]
+    wins = sum(1 for t in closed if t.is_win)
+    cumulative = (sums.get("realized_pnl", ZERO) - sums.get("fees", ZERO)
+                  + sums.get("funding", ZERO))
+    equity = sums.get("equity", ZERO)
+    total_pnl = cumulative + sums.get("unrealized_pnl", ZERO)
+    pct = total_pnl / capital * 100 if capital else ZERO
+    elapsed = (utc_now() - first_event_at) if first_event_at else None
+    elapsed_days = (Decimal(elapsed.days) + Decimal(elapsed.seconds) / 86400
+                    if elapsed else ZERO)
+    # Realistic APR (seed 001): (P&L / capital) / (days elapsed / 365); meaningless
+    # over minutes, so shown only after an hour.
+    apr = ((pct / (elapsed_days / 365)).quantize(CENT)
+           if elapsed_days * 24 >= 1 and capital else None)
+    margin = sums.get("margin_used", ZERO)
+    return {
+        "capital": money(capital), "equity": money(equity), "wallet": money(sums.get("wallet")),
+        "available": money(sums.get("available")),
+        "utilization": money(margin / equity * 100 if equity > 0 else ZERO),
+        "realized": signed_money(sums.get("realized_pnl", ZERO)),
+        "realized_tone": tone(sums.get("realized_pnl", ZERO)),
+        "unrealized": signed_money(sums.get("unrealized_pnl", ZERO)),
+        "unrealized_tone": tone(sums.get("unrealized_pnl", ZERO)),
+        "fees": money(sums.get("fees", ZERO)), "funding": signed_money(sums.get("funding", ZERO)),
+        "pnl": signed_money(total_pnl), "pnl_pct": money(pct, "0.001"),
+        "pnl_tone": tone(total_pnl), "trades": len(closed),
+        "win_rate": money(Decimal(wins) / len(closed) * 100, "0.1") if closed else "—",
+        "apr": f"{apr}%" if apr is not None else "—",
+        "leg_outs": 0,
+    }
+
+
+def positions(system: TradingSystem, clients: list[str]) -> list[dict[str, Any]]:
+    engine = system.engine
+    rows = []
+    for c in clients:
+        for v in system.venue_names:
+            prices = engine.prices(v)
+            for symbol, p in engine.positions_of(c, v).items():
+                if not p.qty:
+                    continue
+                mark = prices.get(symbol) or p.avg_entry
+                pnl = p.unrealized_pnl(mark)
+                rows.append({"client": c, "venue": v, "symbol": symbol, "side": p.direction,
+                             "qty": price(abs(p.qty)), "entry": average(p.avg_entry), "mark": price(mark),
+                             "pnl": signed_money(pnl), "tone": tone(pnl),
+                             "notional": money(p.notional(mark)), "fees": money(p.fees),
+                             "funding": signed_money(p.funding)})
+    return rows
+
+
+def open_orders(system: TradingSystem, clients: list[str], limit: int = 50
+                ) -> list[dict[str, Any]]:
+    rows = []
+    for c in clients:
+        for v in system.venue_names:
+            for o in system.engine.state.open_orders.get((c, v), {}).values():
+                rows.append(order_row(o))
+    rows.sort(key=lambda r: -r["id"])
+    return rows[:limit]
+
+
+def order_row(o: Any) -> dict[str, Any]:
+    s = o.spec
+    return {"id": o.order_id, "coid": o.client_order_id, "client": s.client, "venue": s.venue,
+            "symbol": s.symbol, "side": s.side.value, "type": s.type.value,
+            "qty": price(s.qty), "price": price(s.price), "trigger": price(s.trigger_price),
+            "tif": s.time_in_force.value.upper(), "filled": price(o.filled_qty),
+            "avg": average(o.avg_fill_price),
+            "status": o.status.value, "reason": o.reject_code or o.cancel_reason or "",
+            "open": o.is_open, "post_only": s.post_only, "reduce_only": s.reduce_only,
+            "created": o.created_at.strftime("%H:%M:%S")}
+
+
+def blotter(system: TradingSystem, clients: list[str], status: str | None = None,
+            symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    state = system.engine.state
+    rows = []
+    allowed = set(clients)
+    for order_id in range(state.last_order_id, 0, -1):
+        o = state.orders.get(order_id)
+        if o is None or o.spec.client not in allowed:
+            continue
+        if symbol and o.spec.symbol != symbol:
+            continue
+        if status and not (o.status.value == status or (status == "open" and o.is_open)):
+            continue
+        rows.append(order_row(o))
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def exits(system: TradingSystem, clients: list[str], limit: int = 20) -> list[dict[str, Any]]:
+    rows = []
+    for t in reversed(system.engine.state.closed_trades):
+        if t.client not in clients:
+            continue
+        rows.append(trade_row(t))
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def trade_row(t: Any) -> dict[str, Any]:
+    return {"id": t.trade_id, "client": t.client, "venue": t.venue, "symbol": t.symbol,
+            "direction": t.direction, "qty": price(t.qty),
+            "entry": average(t.entry_price), "exit": average(t.exit_price),
+            "pnl": signed_money(t.net_pnl), "pnl_pct": money(t.pnl_pct, "0.001"),
+            "tone": tone(t.net_pnl), "fees": money(t.fees), "funding": signed_money(t.funding),
+            "reason": t.exit_reason, "opened": t.opened_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "closed": t.closed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "duration": f"{t.duration_seconds:.0f}s"}
+
+
+def marks(system: TradingSystem) -> list[dict[str, Any]]:
+    now = utc_now()
+    limit = system.settings.stale_mark_seconds
+    rows = []
+    for inst in system.instruments:
+        venue = system.engine.venues[inst.venue]
+        seen = system.marks_at.get((inst.venue, inst.symbol))
+        age = (now - seen).total_seconds() if seen else None
+        rows.append({"venue": inst.venue, "symbol": inst.symbol,
+                     "mark": price(venue.marks.get(inst.symbol)),
+                     "bid": price(venue.book(inst.symbol).bid),
+                     "ask": price(venue.book(inst.symbol).ask),
+                     "age": f"{age:.0f}s" if age is not None else "never",
+                     "stale": age is None or age > limit})
+    return rows
+
+
+def scopes(system: TradingSystem, principal: Principal) -> list[dict[str, Any]]:
+    """Every scope an operator might act on, with the state in force there."""
+    states = system.engine.state.trading_states
+    out = []
+    candidates: list[Scope] = [GLOBAL] if principal.clients is None else []
+    for c in visible(principal, system):
+        candidates.append(Scope(c, None))
+        candidates.extend(Scope(c, v) for v in system.venue_names)
+    if principal.clients is None:
+        candidates.extend(Scope(None, v) for v in system.venue_names)
+    for scope in candidates:
+        state = states.get(scope, TradingState.ACTIVE)
+        out.append({"client": scope.client or "", "venue": scope.venue or "",
+                    "label": scope.describe(), "state": state.value})
+    return out
+
+
+def banner(system: TradingSystem, principal: Principal) -> dict[str, Any]:
+    """The loudest state among what this principal can see."""
+    worst, where = TradingState.ACTIVE, "global"
+    for c in visible(principal, system):
+        for v in system.venue_names:
+            state, scope = system.engine.trading_state(c, v)
+            if state.severity > worst.severity:
+                worst, where = state, scope.describe()
+    restricted = [s for s in scopes(system, principal) if s["state"] != "active"]
+    return {"state": worst.value, "where": where, "restricted": restricted}
+
+
+class EquityHistory:
+    """A bounded per-client history of equity samples for the equity curve."""
+
+    def __init__(self, maxlen: int = 2000):
+        self._samples: dict[str, deque[tuple[int, Decimal]]] = {}
+        self.maxlen = maxlen
+
+    def sample(self, system: TradingSystem) -> None:
+        ts = int(utc_now().timestamp())
+        for c in system.clients:
+            equity = sum((system.engine.summary(c, v).equity for v in system.venue_names), ZERO)
+            series = self._samples.setdefault(c, deque(maxlen=self.maxlen))
+            if series and series[-1][0] == ts:
+                series.pop()
+            series.append((ts, equity))
+
+    def series(self, clients: list[str]) -> list[dict[str, Any]]:
+        by_time: dict[int, Decimal] = {}
+        for c in clients:
+            for ts, eq in self._samples.get(c, ()):
+                by_time[ts] = by_time.get(ts, ZERO) + eq
+        return [{"time": ts, "value": str(eq.quantize(CENT))} for ts, eq in sorted(by_time.items())]
