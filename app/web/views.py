@@ -109,7 +109,8 @@ def positions(system: TradingSystem, clients: list[str]) -> list[dict[str, Any]]
                 mark = prices.get(symbol) or p.avg_entry
                 pnl = p.unrealized_pnl(mark)
                 rows.append({"client": c, "venue": v, "symbol": symbol, "side": p.direction,
-                             "qty": price(abs(p.qty)), "entry": average(p.avg_entry), "mark": price(mark),
+                             "qty": price(abs(p.qty)), "entry": average(p.avg_entry),
+                             "mark": price(mark),
                              "pnl": signed_money(pnl), "tone": tone(pnl),
                              "notional": money(p.notional(mark)), "fees": money(p.fees),
                              "funding": signed_money(p.funding)})
