@@ -17,7 +17,7 @@ from app.api.errors import ApiError
 from app.api.schemas import ControlRequest
 from app.auth.principal import Principal
 from app.domain.commands import CloseAll, SetTradingState
-from app.domain.events import CloseAllCompleted, Event
+from app.domain.events import CloseAllCompleted, Event, OrderCanceled
 from app.domain.trading_state import Scope, TradingState
 from app.runtime.system import TradingSystem
 from app.store.codec import encode
@@ -56,7 +56,7 @@ async def _set(system: TradingSystem, principal: Principal, body: ControlRequest
                          scope=scope.describe(), reason=body.reason, previous=previous.value,
                          details={"state": new.value, "changed": bool(events),
                                   "canceled_orders": sum(1 for e in events
-                                                         if type(e).__name__ == "OrderCanceled")})]
+                                                         if type(e) is OrderCanceled)})]
 
     committed = await system.bus.execute(
         SetTradingState(scope, new, body.reason, principal.actor), audit=audit)

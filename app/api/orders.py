@@ -10,7 +10,7 @@ from app.api.deps import System, Trader, Viewer, check_client, visible_clients
 from app.api.errors import ApiError, status_for
 from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace
 from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
-from app.domain.events import OrderSubmitted
+from app.domain.events import OrderCanceled, OrderSubmitted
 from app.domain.orders import Order, OrderSpec, OrderStatus, OrderTags, Side
 from app.runtime.system import TradingSystem
 
@@ -140,5 +140,5 @@ async def cancel_all(principal: Trader, system: System, client: str | None = Non
         committed = await system.bus.execute(
             CancelAll(c, venue, symbol, side, actor=principal.actor))
         canceled.extend(e.order_id for e in committed.events
-                        if type(e).__name__ == "OrderCanceled")
+                        if type(e) is OrderCanceled)
     return {"canceled": canceled, "count": len(canceled)}

@@ -173,7 +173,9 @@ def render_status(status: Status) -> Text:
     ]
     if status.detail:
         parts.append(Text(status.detail, style="yellow"))
-    return _line(*parts)
+    line = _line(*parts)
+    line.no_wrap, line.overflow = True, "ellipsis"
+    return line
 
 
 def render_screen(screen: Screen) -> Group:
