@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     demo_credentials: bool = True  # print a demo key and login on the first start
     stale_mark_seconds: float = 30.0
     session_secret: str | None = None  # signs browser sessions; random per start if unset
+    secure_cookies: bool = False  # set behind HTTPS so the session cookie is never sent in clear
 
 
 class VenueConfig(BaseModel):

@@ -63,11 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.ws_clients = 0  # open /ws connections (dashboards are counted by the hub)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.add_middleware(SessionMiddleware,
                        secret_key=settings.session_secret or secrets.token_urlsafe(32),
                        session_cookie="perpdesk_session", same_site="strict",
-                       https_only=False, max_age=12 * 3600)
+                       https_only=settings.secure_cookies, max_age=12 * 3600)
     errors.install(app)
     api = APIRouter(prefix="/api/v1")
     for module in (orders, portfolio, controls, session):

@@ -53,11 +53,21 @@ def session_principal(request: Request) -> Principal | None:
                      "session")
 
 
+def _throttle(request: Request, who: str) -> None:
+    wait = request.app.state.rate_limiter.allow(who)
+    if wait:
+        raise ApiError(429, "RATE_LIMITED", "too many requests; slow down",
+                       {"retry_after_s": f"{wait:.3f}"},
+                       headers={"Retry-After": str(max(1, round(wait)))})
+
+
 def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         principal = get_auth(request).authenticate_key(header[7:].strip())
         if principal is None:
+            # Failed attempts share a per-address budget: key guessing is throttled.
+            _throttle(request, f"anon:{request.client.host if request.client else '?'}")
             raise ApiError(401, "UNAUTHENTICATED", "the API key is not valid or was revoked",
                            headers={"WWW-Authenticate": "Bearer"})
     else:
@@ -68,11 +78,7 @@ def authenticate(request: Request) -> Principal:
                            headers={"WWW-Authenticate": "Bearer"})
         if request.method not in SAFE_METHODS:
             check_csrf(request)
-    wait = request.app.state.rate_limiter.allow(principal.actor)
-    if wait:
-        raise ApiError(429, "RATE_LIMITED", "too many requests; slow down",
-                       {"retry_after_s": f"{wait:.3f}"},
-                       headers={"Retry-After": str(max(1, round(wait)))})
+    _throttle(request, principal.actor)
     return principal
 
 

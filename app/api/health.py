@@ -43,5 +43,6 @@ async def readyz(system: System) -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request, system: System) -> Response:
     m = request.app.state.metrics
-    m.refresh(system)
+    live = getattr(request.app.state, "live", None)
+    m.refresh(system, request.app.state.ws_clients + (len(live.connections) if live else 0))
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

@@ -49,8 +49,8 @@ class Metrics:
         elif kind == "batch" and events:
             self.batch.observe(events)
 
-    def refresh(self, system: TradingSystem) -> None:
-        self.ws_clients.set(system.broadcaster.count)
+    def refresh(self, system: TradingSystem, ws_clients: int) -> None:
+        self.ws_clients.set(ws_clients)
         self.log_lag.set(system.bus.backlog)
         self.last_seq.set(system.bus.last_committed_seq)
         self.trading_state.clear()

@@ -15,6 +15,7 @@ from app.domain.orders import Order, OrderSpec, OrderStatus, OrderTags, Side
 from app.runtime.system import TradingSystem
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+STATUSES = frozenset(s.value for s in OrderStatus)
 
 ERRORS = {400: {"description": "rejected (error.code is the reason)"},
           401: {"description": "not authenticated"}, 403: {"description": "not allowed"},
@@ -72,6 +73,10 @@ async def list_orders(
     cursor: Annotated[int | None, Query(description="next_cursor from the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> OrderPage:
+    if status is not None and status != "open" and status not in STATUSES:
+        raise ApiError(422, "VALIDATION_ERROR",
+                       f"status: must be 'open' or one of {', '.join(sorted(STATUSES))}",
+                       {"field": "status"})
     clients = set(visible_clients(principal, system, client))
     orders = system.engine.state.orders
     items: list[OrderPublic] = []

@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from app.api.deps import System, Viewer, visible_clients
 from app.domain.accounts import AccountSummary
 from app.runtime.system import TradingSystem
+from app.runtime.topics import visible_to
 from app.store.tables import ClosedTradeRow, EventRow, FillRow
 
 router = APIRouter(tags=["portfolio"])
@@ -23,7 +24,8 @@ def _s(d: Decimal | None) -> str | None:
 
 
 def _money(d: Decimal) -> str:
-    return format(d.quantize(Decimal("0.00000001")), "f")
+    q = d.quantize(Decimal("0.00000001"))
+    return format(q if q else abs(q), "f")  # never "-0.00000000"
 
 
 @router.get("/positions", summary="Open positions with unrealized P&L at mark")
@@ -151,9 +153,13 @@ async def events(principal: Viewer, system: System,
             return list(session.exec(query))
 
     rows = await asyncio.to_thread(read)
-    items = [{"seq": r.seq, "type": r.type, "client": r.client, "venue": r.venue,
-              "created_at": r.created_at, "data": r.payload}
-             for r in rows if r.client is None or principal.can_access(r.client)]
+    items = []
+    for r in rows:
+        message = visible_to({"seq": r.seq, "type": r.type, "client": r.client,
+                              "venue": r.venue, "created_at": r.created_at, "data": r.payload},
+                             principal.clients)
+        if message is not None:
+            items.append(message)
     last = rows[-1].seq if rows else after
     return {"items": items, "last_seq": last, "more": len(rows) == limit}
 

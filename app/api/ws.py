@@ -20,12 +20,13 @@ from sqlmodel import Session, select
 
 from app.api.deps import session_principal
 from app.auth.principal import Principal
-from app.runtime.topics import TOPICS, topic_of
+from app.runtime.topics import TOPICS, topic_of, visible_to
 from app.store.tables import EventRow
 
 router = APIRouter()
 RESYNC_CLOSE_CODE = 4008
-BACKLOG_LIMIT = 10_000
+BACKLOG_PAGE = 1_000
+BACKLOG_MAX = 100_000  # beyond this, page through GET /api/v1/events instead
 
 
 def _authenticate(ws: WebSocket) -> Principal | None:
@@ -49,7 +50,11 @@ async def stream(ws: WebSocket) -> None:
         await ws.close(code=4400, reason=f"unknown topics: {','.join(sorted(topics - TOPICS))}")
         return
     since_raw = ws.query_params.get("since")
+    if since_raw is not None and not (since_raw.isdigit()):
+        await ws.close(code=4400, reason="since must be a sequence number (0 or more)")
+        return
     await ws.accept()
+    ws.app.state.ws_clients += 1
     system = ws.app.state.system
     # Subscribe first, then read the backlog: nothing falls between the two.
     sub = system.broadcaster.subscribe(topics, principal.clients)
@@ -59,9 +64,22 @@ async def stream(ws: WebSocket) -> None:
         last = 0
         if since_raw is not None:
             last = int(since_raw)
-            for message in await asyncio.to_thread(_backlog, system, last, topics, principal):
-                await ws.send_json(message)
-                last = message["seq"]
+            sent = 0
+            while True:  # page until caught up with what is committed
+                page, read_to = await asyncio.to_thread(_backlog, system, last, topics,
+                                                        principal)
+                for message in page:
+                    await ws.send_json(message)
+                sent += len(page)
+                if read_to == last:
+                    break
+                last = read_to
+                if sent > BACKLOG_MAX:
+                    await ws.send_json({"type": "resync", "since": last,
+                                        "message": "backlog too long; page through "
+                                                   "/api/v1/events, then reconnect"})
+                    await ws.close(code=RESYNC_CLOSE_CODE, reason="backlog too long")
+                    return
         await ws.send_json({"type": "ready", "seq": max(last, system.bus.last_committed_seq)})
         while True:
             getter = asyncio.create_task(sub.queue.get())
@@ -87,22 +105,25 @@ async def stream(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        ws.app.state.ws_clients -= 1
         system.broadcaster.unsubscribe(sub)
         with contextlib.suppress(Exception):
             await ws.close()
 
 
-def _backlog(system, after: int, topics, principal: Principal) -> list[dict]:
+def _backlog(system, after: int, topics, principal: Principal) -> tuple[list[dict], int]:
+    """One page of committed events after ``after`` that this reader may see,
+    and the last sequence read (``after`` when there was nothing more)."""
     with Session(system.db) as session:
         rows = session.exec(select(EventRow).where(EventRow.seq > after)
-                            .order_by(EventRow.seq).limit(BACKLOG_LIMIT)).all()
+                            .order_by(EventRow.seq).limit(BACKLOG_PAGE)).all()
     out = []
     for row in rows:
         topic = topic_of(row.type)
         if topics is not None and topic not in topics:
             continue
-        if row.client is not None and not principal.can_access(row.client):
-            continue
-        out.append({"seq": row.seq, "topic": topic, "type": row.type, "client": row.client,
-                    "data": row.payload})
-    return out
+        message = visible_to({"seq": row.seq, "topic": topic, "type": row.type,
+                              "client": row.client, "data": row.payload}, principal.clients)
+        if message is not None:
+            out.append(message)
+    return out, (rows[-1].seq if rows else after)

@@ -88,7 +88,7 @@ class Monitor:
                  console: Console | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.o = options
-        self.console = console or Console()
+        self.console = console or _terminal_console()
         self.clock = clock
         self._http = http
         self._owns_http = http is None
@@ -98,7 +98,7 @@ class Monitor:
         self.trades: list[ExitView] = []
         self.trades_capped = False
         self.origin_at: datetime | None = None
-        self.trading = "active"
+        self.trading = "unknown"  # until GET /controls answers
         self.leg_outs = 0
         self.last_seq = 0
         self.seq_known = False  # a "ready" told us where the log is
@@ -357,6 +357,16 @@ class _KeyReader:
         asyncio.get_running_loop().remove_reader(self.fd)
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
         self.fd = None
+
+
+def _terminal_console() -> Console:
+    """On a terminal, size follows the terminal (and its resizes), not a stale exported
+    $COLUMNS/$LINES, which rich would otherwise take as a fixed size."""
+    environ = dict(os.environ)
+    if sys.stdout.isatty():
+        environ.pop("COLUMNS", None)
+        environ.pop("LINES", None)
+    return Console(_environ=environ)
 
 
 def _error_message(response: httpx.Response) -> str:

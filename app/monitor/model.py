@@ -28,7 +28,7 @@ ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 MIN_APR_WINDOW = timedelta(hours=1)
 DAYS_PER_YEAR = Decimal(365)
-SECONDS_PER_DAY = Decimal(86400)
+MICROS_PER_DAY = Decimal(86_400_000_000)
 
 
 def _dec(raw: Any) -> Decimal:
@@ -153,10 +153,9 @@ def realistic_apr_pct(cumulative_pnl: Decimal, capital: Decimal, since: datetime
     elapsed = now - since
     if elapsed < MIN_APR_WINDOW:
         return None
-    seconds = Decimal(elapsed.days) * SECONDS_PER_DAY + Decimal(elapsed.seconds) + (
-        Decimal(elapsed.microseconds) / Decimal(1_000_000))
-    days = seconds / SECONDS_PER_DAY
-    return cumulative_pnl / capital / (days / DAYS_PER_YEAR) * HUNDRED
+    micros = elapsed // timedelta(microseconds=1)
+    # (pnl / capital) / (days / 365) × 100, as one division so it stays exact
+    return cumulative_pnl * HUNDRED * DAYS_PER_YEAR * MICROS_PER_DAY / (capital * micros)
 
 
 def compute_metrics(totals: PortfolioTotals, trades: Sequence[ExitView],

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.runtime.topics import visible_to
+
 Message = dict[str, Any]
 
 
@@ -25,11 +27,11 @@ class Subscriber:
     last_seq: int = 0
     on_overflow: Callable[[], None] | None = field(default=None, repr=False)
 
-    def wants(self, message: Message) -> bool:
+    def view(self, message: Message) -> Message | None:
+        """The message as this subscriber may see it, or None if not at all."""
         if self.topics is not None and message["topic"] not in self.topics:
-            return False
-        client = message.get("client")
-        return self.clients is None or client is None or client in self.clients
+            return None
+        return visible_to(message, self.clients)
 
 
 class Broadcaster:
@@ -53,10 +55,11 @@ class Broadcaster:
     def publish(self, messages: list[Message]) -> None:
         for sub in list(self._subscribers):
             for message in messages:
-                if not sub.wants(message):
+                seen = sub.view(message)
+                if seen is None:
                     continue
                 try:
-                    sub.queue.put_nowait(message)
+                    sub.queue.put_nowait(seen)
                 except asyncio.QueueFull:
                     sub.overflowed = True
                     self._subscribers.discard(sub)

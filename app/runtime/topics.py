@@ -34,6 +34,9 @@ def event_message(seq: int, event: Event) -> dict[str, Any]:
     trade = getattr(event, "trade", None)
     if trade is not None:
         client = trade.client
+    scope = getattr(event, "scope", None)
+    if scope is not None:
+        client = scope.client
     return {"seq": seq, "topic": topic_of(type_name), "type": type_name, "client": client,
             "data": payload}
 
@@ -55,3 +58,23 @@ def account_message(seq: int, summary: Any) -> dict[str, Any]:
 
     return {"seq": seq, "derived": True, "topic": "portfolio", "type": "AccountUpdated",
             "client": summary.client, "data": encode(summary)}
+
+
+def visible_to(message: dict[str, Any], clients: frozenset[str] | None
+               ) -> dict[str, Any] | None:
+    """The message as a reader limited to ``clients`` may see it, or None.
+
+    Messages about another client are hidden. Global ones (no client) are
+    shown — a global kill switch concerns everyone — but a global close-all's
+    per-position results are cut down to the reader's own clients.
+    """
+    if clients is None:
+        return message
+    client = message.get("client")
+    if client is not None:
+        return message if client in clients else None
+    if message.get("type") == "CloseAllCompleted":
+        data = dict(message["data"])
+        data["results"] = [r for r in data.get("results", []) if r.get("client") in clients]
+        return {**message, "data": data}
+    return message

@@ -50,6 +50,9 @@ def _scope_of(event: Event, state: EngineState) -> tuple[str | None, str | None,
     trade = getattr(event, "trade", None)
     if trade is not None:
         client, venue = trade.client, trade.venue
+    scope = getattr(event, "scope", None)
+    if scope is not None:  # kill switches: the scope's client (None = global)
+        client, venue = scope.client, scope.venue
     order_id = getattr(event, "order_id", None)
     if client is None and order_id is not None:
         order = state.orders.get(order_id)
