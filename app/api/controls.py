@@ -59,8 +59,9 @@ async def _set(system: TradingSystem, principal: Principal, body: ControlRequest
                                                          if type(e) is OrderCanceled)})]
 
     committed = await system.bus.execute(
-        SetTradingState(scope, new, body.reason, principal.actor), audit=audit)
-    return {**_state_json(system, scope), "previous": previous.value,
+        SetTradingState(scope, new, body.reason, principal.actor), audit=audit,
+        respond=lambda events: _state_json(system, scope))
+    return {**committed.response, "previous": previous.value,
             "changed": bool(committed.events)}
 
 
@@ -93,11 +94,12 @@ async def close_all(body: ControlRequest, principal: Operator, system: System) -
                          details={"results": summary})]
 
     committed = await system.bus.execute(CloseAll(scope, body.reason, principal.actor),
-                                         audit=audit)
+                                         audit=audit,
+                                         respond=lambda events: _state_json(system, scope))
     done = next((e for e in committed.events if type(e) is CloseAllCompleted), None)
     if done is not None:
         results = [encode(r) for r in done.results]
-    return {**_state_json(system, scope), "previous": previous.value, "results": results}
+    return {**committed.response, "previous": previous.value, "results": results}
 
 
 @router.get("", summary="Every scope's trading state")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -49,20 +50,31 @@ async def place_order(body: OrderCreate, principal: Trader, system: System,
         trigger_source=body.trigger_source, time_in_force=body.time_in_force,
         expire_at=body.expire_at, post_only=body.post_only, reduce_only=body.reduce_only,
         client_order_id=body.client_order_id, tags=tags)
+    def respond(events: list) -> tuple[Order, bool]:
+        state = system.engine.state
+        submitted = next((e for e in events if type(e) is OrderSubmitted), None)
+        if submitted is not None:
+            return _snapshot(state.orders[submitted.order_id]), True
+        # An idempotent retry: nothing new happened; answer with the first order.
+        existing = state.order_by_client_id(body.client, body.venue, body.client_order_id or "")
+        if existing is None:
+            raise RuntimeError("an order with no events and no earlier order")
+        return _snapshot(existing), False
+
     committed = await system.bus.execute(
-        SubmitOrder(spec, clip_to_position=body.clip_to_position, actor=principal.actor))
-    state = system.engine.state
-    submitted = next((e for e in committed.events if type(e) is OrderSubmitted), None)
-    if submitted is not None:
-        order = state.orders[submitted.order_id]
-    else:  # an idempotent retry: nothing new happened
-        order = state.order_by_client_id(body.client, body.venue, body.client_order_id or "")
-        if order is None:
-            raise ApiError(500, "INTERNAL", "order vanished")  # cannot happen; be loud
+        SubmitOrder(spec, clip_to_position=body.clip_to_position, actor=principal.actor),
+        respond=respond)
+    order, created = committed.response
+    if not created:
         response.status_code = 200
     if order.status is OrderStatus.REJECTED:
         raise _rejected(order)
     return OrderPublic.of(order)
+
+
+def _snapshot(order: Order) -> Order:
+    """A copy taken at commit time: later batches may change the live order."""
+    return replace(order)
 
 
 @router.get("", response_model=OrderPage, summary="List orders, newest first")
@@ -109,8 +121,10 @@ async def get_order(order_id: int, principal: Viewer, system: System) -> OrderPu
                summary="Cancel an order (idempotent)")
 async def cancel_order(order_id: int, principal: Trader, system: System) -> OrderPublic:
     order = _find(system, order_id, principal)
-    await system.bus.execute(CancelOrder(order.order_id, actor=principal.actor))
-    return OrderPublic.of(order)
+    committed = await system.bus.execute(
+        CancelOrder(order.order_id, actor=principal.actor),
+        respond=lambda events: OrderPublic.of(order))
+    return committed.response
 
 
 @router.post("/{order_id}/replace", response_model=OrderPublic, responses=ERRORS,
@@ -119,21 +133,26 @@ async def replace_order(order_id: int, body: OrderReplace, principal: Trader,
                         system: System) -> OrderPublic:
     """Returns the successor order. Retrying returns the same successor."""
     order = _find(system, order_id, principal)
-    await system.bus.execute(ReplaceOrder(order.order_id, body.price, body.qty,
-                                          body.trigger_price, actor=principal.actor))
-    state = system.engine.state
-    successor_id = order.replaced_by
-    if successor_id is None:
-        pending = state.pending_replaces.get(order.order_id)
-        if pending is not None:  # venue latency: the cancel is on its way
-            return OrderPublic.of(order)
-        raise ApiError(409, "ORDER_NOT_OPEN",
-                       f"order {order_id} was {order.status.value} before it could be replaced",
-                       {"order": OrderPublic.of(order).model_dump(mode="json")})
-    successor = state.orders[successor_id]
-    if successor.status is OrderStatus.REJECTED:
-        raise _rejected(successor)
-    return OrderPublic.of(successor)
+
+    def respond(events: list) -> OrderPublic | ApiError:
+        successor_id = order.replaced_by
+        if successor_id is None:
+            if order.order_id in system.engine.state.pending_replaces:
+                return OrderPublic.of(order)  # venue latency: the cancel is on its way
+            return ApiError(409, "ORDER_NOT_OPEN",
+                            f"order {order_id} was {order.status.value} before it could be "
+                            "replaced", {"order": OrderPublic.of(order).model_dump(mode="json")})
+        successor = system.engine.state.orders[successor_id]
+        if successor.status is OrderStatus.REJECTED:
+            return _rejected(successor)
+        return OrderPublic.of(successor)
+
+    committed = await system.bus.execute(
+        ReplaceOrder(order.order_id, body.price, body.qty, body.trigger_price,
+                     actor=principal.actor), respond=respond)
+    if isinstance(committed.response, ApiError):
+        raise committed.response
+    return committed.response
 
 
 @router.delete("", summary="Cancel all open orders matching the filters")

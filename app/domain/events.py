@@ -138,6 +138,22 @@ class FundingApplied:
 
 
 @dataclass(frozen=True, slots=True)
+class FundingSettled:
+    """A funding time was settled for a symbol (whether or not anyone held it).
+
+    Recorded so a replay knows which funding times are done: a late or
+    repeated announcement for them is never charged twice, restart or not.
+    """
+
+    venue: str
+    symbol: str
+    rate: Decimal
+    mark: Decimal | None
+    funding_at: datetime
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TradeClosed:
     """A position went flat or flipped; the round trip it completed."""
 
@@ -182,6 +198,7 @@ class CloseAllCompleted:
 Event = (
     FundsDeposited | FundsWithdrawn | OrderSubmitted | OrderAccepted | OrderRejected
     | OrderTriggered | OrderFilled | OrderCancelRequested | OrderReplaceRequested
-    | OrderCanceled | OrderCancelRejected | OrderExpired | FundingApplied | TradeClosed
+    | OrderCanceled | OrderCancelRejected | OrderExpired | FundingApplied | FundingSettled
+    | TradeClosed
     | TradingStateChanged | CloseAllCompleted
 )

@@ -35,6 +35,7 @@ from app.domain.events import (
     CloseResult,
     Event,
     FundingApplied,
+    FundingSettled,
     FundsDeposited,
     FundsWithdrawn,
     OrderAccepted,
@@ -124,7 +125,6 @@ class Engine:
                     setup.client, setup.venue, leverage=setup.leverage)
         # (venue, symbol) -> {funding_at: rate}: several periods may be announced ahead.
         self._funding_pending: dict[tuple[str, str], dict[datetime, Decimal]] = {}
-        self._funding_settled: dict[tuple[str, str], datetime] = {}
         self._next_funding_at = NEVER
         self._commands: dict[type, Any] = {
             SubmitOrder: self._submit, CancelOrder: self._cancel, ReplaceOrder: self._replace,
@@ -531,7 +531,7 @@ class Engine:
             self._settle_funding(now, out)  # settle what was due before the new rate
         inst = self.instruments.get((update.venue, update.symbol))
         key = (update.venue, update.symbol)
-        settled = self._funding_settled.get(key)
+        settled = self.state.funding_settled.get(key)
         if inst is not None and inst.is_perp and (settled is None or update.funding_at > settled):
             self._funding_pending.setdefault(key, {})[update.funding_at] = update.rate
             if update.funding_at < self._next_funding_at:
@@ -547,11 +547,11 @@ class Engine:
                      for at, rate in periods.items() if at <= now)
         for funding_at, key, rate in due:
             del self._funding_pending[key][funding_at]
-            self._funding_settled[key] = max(funding_at, self._funding_settled.get(key, funding_at))
             venue, symbol = key
             mark = self.venues[venue].reference_price(symbol)
+            self._emit(FundingSettled(venue, symbol, rate, mark, funding_at, now), out)
             if mark is None:
-                continue
+                continue  # no price to value positions at: recorded, nothing charged
             for (client, v, s), pos in list(self.state.positions.items()):
                 if v == venue and s == symbol and pos.qty:
                     amount = -(pos.qty * mark * rate)

@@ -8,6 +8,7 @@ rebuilds the live state exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from app.domain.accounts import Account, AccountKey
@@ -15,6 +16,7 @@ from app.domain.events import (
     CloseAllCompleted,
     Event,
     FundingApplied,
+    FundingSettled,
     FundsDeposited,
     FundsWithdrawn,
     OrderAccepted,
@@ -54,6 +56,8 @@ class EngineState:
     pending_replaces: dict[int, PendingReplace] = field(default_factory=dict)
     trading_states: dict[Scope, TradingState] = field(default_factory=dict)
     closed_trades: list[ClosedTrade] = field(default_factory=list)
+    # (venue, symbol) -> the latest funding time already settled
+    funding_settled: dict[tuple[str, str], datetime] = field(default_factory=dict)
     last_order_id: int = 0
     last_fill_id: int = 0
 
@@ -84,6 +88,7 @@ class EngineState:
             "pending_replaces": self.pending_replaces,
             "trading_states": {k: v for k, v in self.trading_states.items()},
             "closed_trades": self.closed_trades,
+            "funding_settled": self.funding_settled,
             "last_order_id": self.last_order_id,
             "last_fill_id": self.last_fill_id,
         }
@@ -187,6 +192,12 @@ class EngineState:
         self.position(e.client, e.venue, e.symbol).apply_funding(e.amount)
         self.accounts[(e.client, e.venue)].settle_funding(e.amount)
 
+    def _funding_settled(self, e: FundingSettled) -> None:
+        key = (e.venue, e.symbol)
+        previous = self.funding_settled.get(key)
+        if previous is None or e.funding_at > previous:
+            self.funding_settled[key] = e.funding_at
+
     def _trade_closed(self, e: TradeClosed) -> None:
         self.closed_trades.append(e.trade)
 
@@ -231,6 +242,7 @@ _APPLY: dict[type, Any] = {
     OrderCancelRejected: EngineState._cancel_rejected,
     OrderExpired: EngineState._expired,
     FundingApplied: EngineState._funding,
+    FundingSettled: EngineState._funding_settled,
     TradeClosed: EngineState._trade_closed,
     TradingStateChanged: EngineState._state_changed,
     CloseAllCompleted: EngineState._noop,

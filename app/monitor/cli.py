@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("monitor", help="live terminal view of positions and P&L",
-                            description=__doc__,
+                            description=__doc__.replace("``", ""),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(p)
     p.set_defaults(run=run)
@@ -73,7 +73,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the monitor as a program of its own (``perpdesk monitor`` without the CLI)."""
-    parser = argparse.ArgumentParser(prog="perpdesk monitor", description=__doc__,
+    parser = argparse.ArgumentParser(prog="perpdesk monitor", description=__doc__.replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
     return run(parser.parse_args(argv))

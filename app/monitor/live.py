@@ -58,7 +58,7 @@ TOPIC_VIEWS: dict[str, frozenset[str]] = {
 }
 LEG_OUT_EVENT = "LegOutDetected"
 TRADES_FETCH_LIMIT = 1000  # the API's maximum page: counts and win rate cover this many
-ORIGIN_SCAN_LIMIT = 500
+ORIGIN_SCAN_LIMIT = 100  # the first start deposits for every account up front
 
 
 class MonitorError(Exception):

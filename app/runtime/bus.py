@@ -43,6 +43,7 @@ class Committed:
     events: list[Event]
     first_seq: int
     last_seq: int
+    response: Any = None  # what ``respond`` built from the state right at commit
 
 
 @dataclass(eq=False)
@@ -51,6 +52,7 @@ class _Work:
     update: MarketUpdate | None = None
     tick: bool = False
     audit: Callable[[list[Event]], Sequence[AuditRow]] | None = None
+    respond: Callable[[list[Event]], Any] | None = None
     future: asyncio.Future | None = None
     events: list[Event] = field(default_factory=list)
     error: BaseException | None = None
@@ -91,18 +93,22 @@ class CommandBus:
     # ---- entry points -----------------------------------------------------------
 
     async def execute(self, command: Command,
-                      audit: Callable[[list[Event]], Sequence[AuditRow]] | None = None
-                      ) -> Committed:
+                      audit: Callable[[list[Event]], Sequence[AuditRow]] | None = None,
+                      respond: Callable[[list[Event]], Any] | None = None) -> Committed:
         """Run ``command`` and return once its events are committed.
 
         ``audit`` turns the command's events into audit rows written in the same
-        transaction. Raises ``CommandRefused`` if the engine refused it.
+        transaction. ``respond`` builds the caller's answer from the engine state
+        right after the commit — before the next batch can change that state —
+        so an acknowledgement never shows anything that is not durable. Raises
+        ``CommandRefused`` if the engine refused it.
         """
         if self._task is None:
             raise RuntimeError("the command bus is not running")
         future = asyncio.get_running_loop().create_future()
         started = time.perf_counter()
-        await self._queue.put(_Work(command=command, audit=audit, future=future))
+        await self._queue.put(_Work(command=command, audit=audit, respond=respond,
+                                    future=future))
         try:
             return await future
         finally:
@@ -192,8 +198,13 @@ class CommandBus:
                 if work.error is not None:
                     work.future.set_exception(work.error)
                 else:
-                    work.future.set_result(Committed(work.events, seq if n else 0,
-                                                     seq + n - 1 if n else 0))
+                    try:
+                        response = work.respond(work.events) if work.respond else None
+                    except Exception as exc:  # a bug in the caller's view; report it there
+                        work.future.set_exception(exc)
+                    else:
+                        work.future.set_result(Committed(
+                            work.events, seq if n else 0, seq + n - 1 if n else 0, response))
             seq += n
 
     def _broadcast(self, events: list[Event], first_seq: int) -> None:

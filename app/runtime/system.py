@@ -76,8 +76,7 @@ class TradingSystem:
             await asyncio.to_thread(upgrade, self.settings.database_url)
         await asyncio.to_thread(self._recover)
         self.bus.start()
-        if self.first_start:
-            await self._fund_new_accounts()
+        await self._fund_new_accounts()
         if self.settings.feed == "synthetic":
             feed = synthetic_feed(self.instruments, self.on_market, seed=self.settings.feed_seed,
                                   step_ms=self.settings.feed_step_ms)
@@ -109,10 +108,16 @@ class TradingSystem:
                  sum(len(v) for v in self.engine.state.open_orders.values()))
 
     async def _fund_new_accounts(self) -> None:
+        """Give every configured account that never received money its initial
+        deposit. Checked on every start, so a crash during the first funding heals."""
+        deposits = []
         for client in self.trading.clients:
             for venue, amount in client.deposits.items():
-                if amount > 0:
-                    await self.bus.execute(Deposit(client.name, venue, amount, actor="setup"))
+                account = self.engine.state.accounts.get((client.name, venue))
+                if amount > 0 and account is not None and not account.deposits:
+                    deposits.append(Deposit(client.name, venue, amount, actor="setup"))
+        # Queued together, they share one commit.
+        await asyncio.gather(*(self.bus.execute(d) for d in deposits))
 
     def _housekeep(self) -> None:
         self.alerts.check_marks()

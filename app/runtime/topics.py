@@ -14,6 +14,7 @@ _TOPIC_BY_EVENT = {
     "OrderFilled": "fills",
     "TradeClosed": "trades",
     "FundingApplied": "funding",
+    "FundingSettled": "funding",
     "FundsDeposited": "balances",
     "FundsWithdrawn": "balances",
     "TradingStateChanged": "trading_states",

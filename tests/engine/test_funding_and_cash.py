@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from app.domain.commands import Deposit, Withdraw
-from app.domain.events import FundingApplied, FundsDeposited, FundsWithdrawn
+from app.domain.events import FundingApplied, FundingSettled, FundsDeposited, FundsWithdrawn
 from app.domain.rejections import CommandRefused, RejectCode
 from app.engine.engine import AccountSetup
 
@@ -23,6 +23,11 @@ HOUR = timedelta(hours=1)
 
 def funding_by_client(events) -> dict[str, Decimal]:
     return {e.client: e.amount for e in events if isinstance(e, FundingApplied)}
+
+
+def payments(events):
+    """The funding payments among ``events`` (a settlement also records FundingSettled)."""
+    return [e for e in events if isinstance(e, FundingApplied)]
 
 
 @pytest.fixture
@@ -45,7 +50,10 @@ def test_announced_funding_settles_when_a_later_quote_reaches_funding_at(long_an
     assert market.funding(engine, at(3), "0.0001", t0 + HOUR) == []
     assert market.quote(engine, t0 + HOUR - timedelta(seconds=1)) == []
     events = market.quote(engine, t0 + HOUR)
-    assert sorted(events, key=lambda e: e.client) == [
+    assert [e for e in events if isinstance(e, FundingSettled)] == [
+        FundingSettled("paper-binance", "BTC-PERP", Decimal("0.0001"), Decimal("60000.0"),
+                       t0 + HOUR, t0 + HOUR)]
+    assert sorted(payments(events), key=lambda e: e.client) == [
         FundingApplied("demo", "paper-binance", "BTC-PERP", Decimal("0.5"), Decimal("60000.0"),
                        Decimal("0.0001"), Decimal(-3), t0 + HOUR),
         FundingApplied("other", "paper-binance", "BTC-PERP", Decimal("-0.5"),
@@ -80,7 +88,7 @@ def test_mark_falls_back_to_the_book_mid(make_engine, market, place, t0, at) -> 
     place(engine, at(1), type="market", qty="0.5")
     market.quote(engine, at(2))
     market.funding(engine, at(3), "0.0001", t0 + HOUR)
-    (event,) = engine.advance(t0 + HOUR)
+    (event,) = payments(engine.advance(t0 + HOUR))
     assert event.mark == Decimal("60000.05")
     assert event.amount == Decimal("-3.0000025")  # 0.5 × 60000.05 × 0.0001
 
@@ -104,7 +112,9 @@ def test_no_funding_for_flat_positions(long_and_short, make_engine, market, plac
     untouched = make_engine()  # an account that never traded
     market.quote(untouched, t0)
     market.funding(untouched, at(1), "0.0001", t0 + HOUR)
-    assert untouched.advance(t0 + HOUR) == []
+    settled = untouched.advance(t0 + HOUR)
+    assert payments(settled) == []
+    assert [type(e) for e in settled] == [FundingSettled]  # recorded, nobody charged
 
 
 def test_the_position_at_funding_time_is_what_pays(make_engine, market, place, t0,
@@ -114,7 +124,7 @@ def test_the_position_at_funding_time_is_what_pays(make_engine, market, place, t
     market.mark(engine, t0, "60000.0")
     market.funding(engine, at(1), "0.0001", t0 + HOUR)
     place(engine, t0 + HOUR / 2, type="market", qty="0.2")  # opened after the announcement
-    (event,) = engine.advance(t0 + HOUR)
+    (event,) = payments(engine.advance(t0 + HOUR))
     assert (event.position_qty, event.amount) == (Decimal("0.2"), Decimal("-1.2"))
 
 
@@ -136,8 +146,9 @@ def test_a_duplicated_announcement_settles_once(long_and_short, market, t0, at) 
     market.funding(engine, at(3), "0.0001", t0 + HOUR)
     market.funding(engine, at(4), "0.0001", t0 + HOUR)  # the feed repeats itself
     events = market.quote(engine, t0 + HOUR)
-    assert len(events) == 2 and funding_by_client(events) == {
+    assert len(payments(events)) == 2 and funding_by_client(events) == {
         "demo": Decimal(-3), "other": Decimal(3)}
+    assert sum(isinstance(e, FundingSettled) for e in events) == 1
     # ... and again after it settled, now as a settlement print for a past time
     assert market.funding(engine, t0 + HOUR + timedelta(seconds=1), "0.0001", t0 + HOUR) == []
     assert engine.advance(t0 + 3 * HOUR) == []
