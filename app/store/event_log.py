@@ -22,6 +22,9 @@ from app.store.codec import decode_event, encode_event
 from app.store.projections import project
 from app.store.tables import AuditRow, EventRow
 
+_EVENTS = EventRow.__table__
+_AUDIT = AuditRow.__table__
+
 
 def make_db_engine(url: str) -> sa.Engine:
     """A SQLAlchemy engine; SQLite gets WAL, full fsync and a busy timeout."""
@@ -78,18 +81,20 @@ class EventLog:
         for e in events:
             type_name, payload = encode_event(e)
             client, venue, order_id = _scope_of(e, state)
-            rows.append(EventRow(type=type_name, client=client, venue=venue, order_id=order_id,
-                                 payload=payload, created_at=now))
-        with Session(self.db, expire_on_commit=False) as session:
-            session.add_all(rows)
-            for row in audit:
-                session.add(row)
-            session.flush()
-            project(session, events, state)
-            session.commit()
-        if not rows:
+            rows.append({"type": type_name, "client": client, "venue": venue,
+                         "order_id": order_id, "payload": payload, "created_at": now})
+        seqs: list[int] = []
+        with self.db.begin() as conn:
+            if rows:
+                seqs = list(conn.execute(
+                    sa.insert(_EVENTS).returning(_EVENTS.c.seq, sort_by_parameter_order=True),
+                    rows).scalars())
+            if audit:
+                conn.execute(sa.insert(_AUDIT), [a.model_dump(exclude={"id"}) for a in audit])
+            project(conn, events, state)
+        if not seqs:
             return 0, 0
-        return rows[0].seq or 0, rows[-1].seq or 0
+        return seqs[0], seqs[-1]
 
     def read(self, after: int = 0, limit: int | None = None,
              client: str | None = None) -> list[EventRow]:

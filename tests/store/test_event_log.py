@@ -478,24 +478,22 @@ class Boom(RuntimeError):
 
 
 def _break_mid_projection(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first order row is written, then the projection blows up."""
-    real = projections_module._project_order
+    """The first projection table is written, then the projection blows up."""
+    real = projections_module._upsert
 
-    def broken(session: Session, state: EngineState, order_id: int) -> None:
-        real(session, state, order_id)
-        session.flush()
+    def broken(conn: Any, table: Any, rows: Any) -> None:
+        real(conn, table, rows)
         raise Boom("projection failed")
 
-    monkeypatch.setattr(projections_module, "_project_order", broken)
+    monkeypatch.setattr(projections_module, "_upsert", broken)
 
 
 def _break_after_projection(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Everything is projected and flushed to the database, then the commit never comes."""
+    """Everything is projected and written to the database, then the commit never comes."""
     real = event_log_module.project
 
-    def broken(session: Session, events: Any, state: EngineState) -> None:
-        real(session, events, state)
-        session.flush()
+    def broken(conn: Any, events: Any, state: EngineState) -> None:
+        real(conn, events, state)
         raise Boom("failed just before commit")
 
     monkeypatch.setattr(event_log_module, "project", broken)
