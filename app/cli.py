@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app import admin_cli, simulate
+from app import admin_cli, monitor, simulate
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="perpdesk", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     admin_cli.add_parsers(commands)
+    monitor.add_parser(commands)
     simulate.add_parser(commands)
     args = parser.parse_args(argv)
     return int(args.run(args) or 0)

@@ -16,7 +16,10 @@ from app.runtime.system import TradingSystem
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_system(request: Request) -> TradingSystem:
+# Dependencies are ``async def`` on purpose: FastAPI runs plain ``def`` ones in a
+# thread pool, a hop per dependency per request on the order path.
+
+async def get_system(request: Request) -> TradingSystem:
     return request.app.state.system
 
 
@@ -61,7 +64,7 @@ def _throttle(request: Request, who: str) -> None:
                        headers={"Retry-After": str(max(1, round(wait)))})
 
 
-def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         principal = get_auth(request).authenticate_key(header[7:].strip())
@@ -95,12 +98,16 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 System = Annotated[TradingSystem, Depends(get_system)]
 
 
+def ensure_role(principal: Principal, role: Role) -> Principal:
+    if not principal.role.allows(role):
+        raise ApiError(403, "FORBIDDEN",
+                       f"this needs the {role.value} role; you are {principal.role.value}")
+    return principal
+
+
 def require(role: Role):
-    def check(principal: CurrentPrincipal) -> Principal:
-        if not principal.role.allows(role):
-            raise ApiError(403, "FORBIDDEN",
-                           f"this needs the {role.value} role; you are {principal.role.value}")
-        return principal
+    async def check(principal: CurrentPrincipal) -> Principal:
+        return ensure_role(principal, role)
     return check
 
 

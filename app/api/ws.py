@@ -60,6 +60,7 @@ async def stream(ws: WebSocket) -> None:
     sub = system.broadcaster.subscribe(topics, principal.clients)
     overflow = asyncio.Event()
     sub.on_overflow = overflow.set
+    gone: asyncio.Task | None = None
     try:
         last = 0
         if since_raw is not None:
@@ -81,11 +82,17 @@ async def stream(ws: WebSocket) -> None:
                     await ws.close(code=RESYNC_CLOSE_CODE, reason="backlog too long")
                     return
         await ws.send_json({"type": "ready", "seq": max(last, system.bus.last_committed_seq)})
+        # Notice a closed socket (or a server shutdown) at once, not at the next event.
+        gone = asyncio.create_task(_until_disconnected(ws))
         while True:
             getter = asyncio.create_task(sub.queue.get())
             overflowed = asyncio.create_task(overflow.wait())
-            done, _ = await asyncio.wait({getter, overflowed},
+            done, _ = await asyncio.wait({getter, overflowed, gone},
                                          return_when=asyncio.FIRST_COMPLETED)
+            if gone in done:
+                getter.cancel()
+                overflowed.cancel()
+                return
             if getter not in done:
                 getter.cancel()
                 await ws.send_json({"type": "resync", "since": last,
@@ -105,10 +112,21 @@ async def stream(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if gone is not None:
+            gone.cancel()
         ws.app.state.ws_clients -= 1
         system.broadcaster.unsubscribe(sub)
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def _until_disconnected(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it goes away."""
+    with contextlib.suppress(Exception):
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
 
 
 def _backlog(system, after: int, topics, principal: Principal) -> tuple[list[dict], int]:

@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from app.api import controls as controls_api
 from app.api import orders as orders_api
-from app.api.deps import check_csrf, get_auth, require, session_principal
+from app.api.deps import check_csrf, ensure_role, get_auth, session_principal
 from app.api.errors import ApiError
 from app.api.schemas import ControlRequest, OrderCreate, OrderReplace
 from app.auth.principal import Principal, Role
@@ -243,7 +243,7 @@ def _actor(request: Request, role: Role) -> Principal:
     if principal is None:
         raise ApiError(401, "UNAUTHENTICATED", "your session ended; log in again")
     check_csrf(request)
-    return require(role)(principal)
+    return ensure_role(principal, role)
 
 
 def _error_fragment(message: str, status: int) -> HTMLResponse:
