@@ -30,7 +30,10 @@ def serve(args: argparse.Namespace) -> int:
     if args.database_url:
         os.environ["PERPDESK_DATABASE_URL"] = args.database_url
     uvicorn.run("app.server:create_app", factory=True, host=args.host, port=args.port,
-                log_level=args.log_level, timeout_graceful_shutdown=10)
+                log_level=args.log_level, timeout_graceful_shutdown=10,
+                # Dashboards on loopback or a LAN: compressing every pushed fragment for
+                # every socket cost more CPU (and latency) than the bandwidth it saved.
+                ws_per_message_deflate=False)
     return 0
 
 

@@ -44,7 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         system.housekeepers.append(lambda: system.equity.sample(system))
         await system.start()
         app.state.live = LiveHub(
-            system, lambda name, who, params: web.render_fragment(system, name, who, params))
+            system,
+            render=lambda name, who, params: web.render_fragment(system, name, who, params),
+            render_row=lambda oid, who, table, params: web.render_order_row(
+                system, oid, who, table, params),
+            list_rows=lambda who, table, params: web.list_order_rows(system, who, table,
+                                                                     params))
         app.state.live.start()
         app.state.auth = AuthStore(system.db)
         if settings.demo_credentials and system.first_start:

@@ -1,16 +1,24 @@
 """Live dashboard updates: rendered fragments pushed over a WebSocket.
 
 The browser's htmx ws extension swaps each pushed fragment into the page by
-id (out-of-band swaps). The hub holds ONE subscription to the broadcaster and
-works in 250 ms rounds: it collects which fragments the committed events made
-stale, renders each stale fragment once per distinct view (same visible
-clients, role and page filters) and queues the HTML to every connection with
-that view. So an element is rendered at most once per 250 ms however bursty
-the flow, and 100 dashboards showing the same thing cost one render.
+id (out-of-band swaps). The hub holds ONE subscription to the broadcaster;
+it wakes when events are committed, waits a few milliseconds to gather a
+burst, then pushes what they made stale:
+
+* **Elements are throttled one by one**: an element is rendered at once if
+  its last render was at least 250 ms ago, otherwise at that mark — so a
+  burst costs one render per element per 250 ms, and a quiet element is
+  never held back by a busy one.
+* **Order tables update per row**: each order's row is its own element,
+  inserted at the top when it joins the table, replaced when it changes,
+  deleted when it leaves (a delete renders nothing, so it is never held).
+* **Renders are shared**: each stale element is rendered once per distinct
+  view (same visible clients, role, page and filters) and the HTML is queued
+  to every connection with that view.
 
 A connection whose queue is full is closed; the browser reconnects and gets
-a full render (resync). Prices move without events, so marks, positions, the
-summary and the equity curve also refresh once a second.
+a full render (resync). Prices move without events, so marks, positions,
+the summary and the equity curve also refresh once a second.
 """
 
 from __future__ import annotations
@@ -30,20 +38,22 @@ from app.runtime.system import TradingSystem
 
 log = logging.getLogger(__name__)
 
-ROUND_SECONDS = 0.25
+MIN_INTERVAL = 0.25  # at most one render per element per 250 ms
+GATHER_SECONDS = 0.01  # wait this long after the first event to gather a burst
 PERIODIC_SECONDS = 1.0
-SEND_QUEUE = 64
+SEND_QUEUE = 256
+ROW_TABLES = {"orders": "orders-body", "blotter": "blotter-body"}  # fragment -> tbody id
+DASHBOARD_ORDER_ROWS = 50
 
-# Which fragments an event topic makes stale.
+# Which whole fragments an event topic makes stale (order rows are handled per row).
 STALE_BY_TOPIC: dict[str, set[str]] = {
-    "orders": {"orders", "blotter"},
-    "fills": {"orders", "blotter", "positions", "summary"},
+    "fills": {"positions", "summary"},
     "positions": {"positions", "summary"},
     "portfolio": {"summary"},
     "trades": {"exits", "summary"},
     "funding": {"positions", "summary"},
     "balances": {"summary"},
-    "trading_states": {"banner", "controls", "orders", "blotter"},
+    "trading_states": {"banner", "controls"},
     "alerts": {"alerts"},
 }
 PERIODIC = {"marks", "positions", "summary", "equity"}
@@ -59,6 +69,8 @@ PAGE_FRAGMENTS: dict[str, set[str]] = {
     "audit": {"banner"},
 }
 
+ViewKey = tuple
+
 
 @dataclass(eq=False)
 class Connection:
@@ -68,24 +80,44 @@ class Connection:
     params: tuple[tuple[str, str], ...]
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     closed: bool = False
+    rows: set[int] = field(default_factory=set)  # order rows this page currently shows
 
     @property
-    def view_key(self) -> tuple:
+    def view_key(self) -> ViewKey:
         return (self.principal.clients, self.principal.role, self.page, self.params)
 
+    @property
+    def row_table(self) -> str | None:
+        shown = PAGE_FRAGMENTS.get(self.page, set())
+        return next((f for f in ROW_TABLES if f in shown), None)
 
+
+# (fragment, principal, params) -> HTML of a whole fragment, with hx-swap-oob.
 Renderer = Callable[[str, Principal, dict[str, str]], str]
+# (order id, principal, table) -> (row HTML without an oob attribute, or None if the
+# order is not in that table for this viewer)
+RowRenderer = Callable[[int, Principal, str, dict[str, str]], str | None]
+# (principal, table, params) -> the ids of the rows a full render of that table shows
+RowLister = Callable[[Principal, str, dict[str, str]], list[int]]
 
 
 class LiveHub:
-    def __init__(self, system: TradingSystem, render: Renderer):
+    def __init__(self, system: TradingSystem, render: Renderer, render_row: RowRenderer,
+                 list_rows: RowLister):
         self.system = system
-        self.render = render  # (fragment, principal, params) -> HTML with hx-swap-oob
+        self.render = render
+        self.render_row = render_row
+        self.list_rows = list_rows
         self.connections: set[Connection] = set()
+        self.renders = 0  # elements rendered (for tests and the benchmark)
         self._sub: Subscriber | None = None
         self._task: asyncio.Task | None = None
-        self.renders = 0  # fragments rendered (for tests and the benchmark)
         self._closing: set[asyncio.Task] = set()
+        # Per view: stale fragments / rows, and when each element was last rendered.
+        self._stale: dict[ViewKey, set[str]] = {}
+        self._stale_rows: dict[ViewKey, set[int]] = {}
+        self._rendered_at: dict[tuple[ViewKey, object], float] = {}
+        self._row_cache: dict[tuple[ViewKey, int], object] = {}  # one push's row renders
 
     def start(self) -> None:
         self._sub = self.system.broadcaster.subscribe(None, None)
@@ -106,8 +138,8 @@ class LiveHub:
         """Own one browser connection until it closes."""
         self.connections.add(conn)
         self._queue_html(conn, self._render_all(conn))  # a (re)connect is a full resync
+        receiver = asyncio.create_task(self._drain_incoming(conn))
         try:
-            receiver = asyncio.create_task(self._drain_incoming(conn))
             while not conn.closed:
                 getter = asyncio.create_task(conn.queue.get())
                 done, _ = await asyncio.wait({getter, receiver},
@@ -126,7 +158,9 @@ class LiveHub:
     async def _drain_incoming(self, conn: Connection) -> None:
         with contextlib.suppress(Exception):
             while True:
-                await conn.ws.receive_text()  # the page sends nothing we need
+                message = await conn.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
 
     def _queue_html(self, conn: Connection, html: str) -> None:
         if not html or conn.closed:
@@ -141,6 +175,9 @@ class LiveHub:
 
     def _render_all(self, conn: Connection) -> str:
         params = dict(conn.params)
+        table = conn.row_table
+        if table is not None:
+            conn.rows = set(self.list_rows(conn.principal, table, params))
         return "".join(self._safe_render(name, conn.principal, params)
                        for name in sorted(PAGE_FRAGMENTS.get(conn.page, ())))
 
@@ -152,42 +189,160 @@ class LiveHub:
             log.exception("rendering fragment %s failed", name)
             return ""
 
-    # ---- rounds -----------------------------------------------------------------------
+    # ---- the loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        next_periodic = time.monotonic()
+        assert self._sub is not None
+        queue = self._sub.queue
+        next_periodic = time.monotonic() + PERIODIC_SECONDS
         while True:
-            await asyncio.sleep(ROUND_SECONDS)
-            stale: dict[str, set[str | None]] = {}  # fragment -> clients it concerns
-            assert self._sub is not None
-            while not self._sub.queue.empty():
-                message = self._sub.queue.get_nowait()
-                for name in STALE_BY_TOPIC.get(message["topic"], ()):
-                    stale.setdefault(name, set()).add(message.get("client"))
+            now = time.monotonic()
+            timeout = max(0.0, min(next_periodic, self._next_due(now)) - now)
+            try:
+                first = await asyncio.wait_for(queue.get(), timeout)
+            except TimeoutError:
+                first = None
+            if first is not None:
+                await asyncio.sleep(GATHER_SECONDS)  # let the rest of a burst arrive
+                messages = [first]
+                while not queue.empty():
+                    messages.append(queue.get_nowait())
+                self._mark(messages)
             if time.monotonic() >= next_periodic:
                 next_periodic = time.monotonic() + PERIODIC_SECONDS
-                for name in PERIODIC:
-                    stale.setdefault(name, set()).add(None)
-            if stale and self.connections:
-                self._push(stale)
+                for view in self._views():
+                    self._stale.setdefault(view, set()).update(PERIODIC)
+                self._prune(time.monotonic())
+            self._push(time.monotonic())
 
-    def _push(self, stale: dict[str, set[str | None]]) -> None:
-        views: dict[tuple, list[Connection]] = {}
+    def _views(self) -> dict[ViewKey, list[Connection]]:
+        views: dict[ViewKey, list[Connection]] = {}
         for conn in self.connections:
             if not conn.closed:
                 views.setdefault(conn.view_key, []).append(conn)
-        for conns in views.values():
-            first = conns[0]
-            shown = PAGE_FRAGMENTS.get(first.page, set())
-            params = dict(first.params)
-            parts = []
-            for name, clients in stale.items():
-                if name not in shown:
+        return views
+
+    def _mark(self, messages: list[dict]) -> None:
+        """Record which elements of which views the messages made stale."""
+        views = self._views()
+        for message in messages:
+            client = message.get("client")
+            order_id = _order_id(message)
+            names = STALE_BY_TOPIC.get(message["topic"], set())
+            for view, conns in views.items():
+                principal = conns[0].principal
+                if client is not None and not principal.can_access(client):
                     continue
-                if None not in clients and not any(first.principal.can_access(c)
-                                                   for c in clients if c):
-                    continue  # nothing this viewer can see changed
+                if names:
+                    self._stale.setdefault(view, set()).update(names)
+                if order_id is not None and conns[0].row_table is not None:
+                    self._stale_rows.setdefault(view, set()).add(order_id)
+
+    def _next_due(self, now: float) -> float:
+        due = now + PERIODIC_SECONDS
+        for view, names in self._stale.items():
+            for name in names:
+                due = min(due, self._rendered_at.get((view, name), 0.0) + MIN_INTERVAL)
+        for view, rows in self._stale_rows.items():
+            for order_id in rows:
+                due = min(due, self._rendered_at.get((view, order_id), 0.0) + MIN_INTERVAL)
+        return due
+
+    def _push(self, now: float) -> None:
+        for view, conns in self._views().items():
+            first = conns[0]
+            params = dict(first.params)
+            shown = PAGE_FRAGMENTS.get(first.page, set())
+            parts: list[str] = []
+            stale = self._stale.get(view, set())
+            for name in sorted(stale):
+                if name not in shown:
+                    stale.discard(name)
+                    continue
+                if now - self._rendered_at.get((view, name), 0.0) < MIN_INTERVAL:
+                    continue  # rendered recently: its turn comes at the 250 ms mark
+                stale.discard(name)
+                self._rendered_at[(view, name)] = now
                 parts.append(self._safe_render(name, first.principal, params))
             html = "".join(parts)
             for conn in conns:
-                self._queue_html(conn, html)
+                self._queue_html(conn, html + self._row_updates(view, conn, now))
+        self._forget_closed_views()
+
+    def _row_updates(self, view: ViewKey, conn: Connection, now: float) -> str:
+        table = conn.row_table
+        pending = self._stale_rows.get(view)
+        if table is None or not pending:
+            return ""
+        params = dict(conn.params)
+        body = ROW_TABLES[table]
+        parts: list[str] = []
+        for order_id in sorted(pending):
+            row = self._row(view, order_id, conn.principal, table, params, now)
+            if row is _HELD:
+                continue
+            if row is None:
+                if order_id in conn.rows:  # it left the table: delete (no render)
+                    conn.rows.discard(order_id)
+                    parts.append(f'<tr id="{body}-{order_id}" hx-swap-oob="delete"></tr>')
+                continue
+            if order_id in conn.rows:
+                parts.append(row.replace("<tr ", '<tr hx-swap-oob="true" ', 1))
+            else:
+                conn.rows.add(order_id)
+                parts.append(f'<tbody hx-swap-oob="afterbegin:#{body}">{row}</tbody>')
+        if table == "orders" and len(conn.rows) > DASHBOARD_ORDER_ROWS:
+            for old in sorted(conn.rows)[: len(conn.rows) - DASHBOARD_ORDER_ROWS]:
+                conn.rows.discard(old)
+                parts.append(f'<tr id="{body}-{old}" hx-swap-oob="delete"></tr>')
+        return "".join(parts)
+
+    def _row(self, view: ViewKey, order_id: int, principal: Principal, table: str,
+             params: dict[str, str], now: float) -> object:
+        """The row's HTML (rendered once per view per push), None if it is not in the
+        table, or _HELD if it was rendered less than 250 ms ago."""
+        cache = self._row_cache
+        key = (view, order_id)
+        if key in cache:
+            return cache[key]
+        last = self._rendered_at.get(key, 0.0)
+        row = self.render_row(order_id, principal, table, params)
+        if row is not None and now - last < MIN_INTERVAL:
+            cache[key] = _HELD
+            return _HELD
+        if row is not None:
+            self.renders += 1
+            self._rendered_at[key] = now
+        cache[key] = row
+        return row
+
+    def _forget_closed_views(self) -> None:
+        """Clear per-push caches and rows that were sent (held rows stay stale)."""
+        for key, row in self._row_cache.items():
+            if row is not _HELD:
+                self._stale_rows.get(key[0], set()).discard(key[1])
+        self._row_cache = {}
+        live = set(self._views())
+        for view in list(self._stale):
+            if view not in live:
+                del self._stale[view]
+        for view in list(self._stale_rows):
+            if view not in live:
+                del self._stale_rows[view]
+
+
+    def _prune(self, now: float) -> None:
+        """Forget render times too old to throttle anything (keeps memory flat)."""
+        cutoff = now - MIN_INTERVAL
+        self._rendered_at = {k: t for k, t in self._rendered_at.items() if t > cutoff}
+
+
+_HELD = object()
+
+
+def _order_id(message: dict) -> int | None:
+    if message["topic"] not in ("orders", "fills"):
+        return None
+    data = message.get("data")
+    order_id = data.get("order_id") if isinstance(data, dict) else None
+    return order_id if isinstance(order_id, int) else None

@@ -108,6 +108,35 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
     return ctx
 
 
+def _in_table(order: Any, table: str, params: dict[str, str]) -> bool:
+    """Does ``order`` belong in this order table (dashboard: open orders; blotter: filters)?"""
+    if table == "orders":
+        return order.is_open
+    status, symbol = params.get("status") or None, params.get("symbol") or None
+    if symbol and order.spec.symbol != symbol:
+        return False
+    return not status or order.status.value == status or (status == "open" and order.is_open)
+
+
+def render_order_row(system: Any, order_id: int, principal: Principal, table: str,
+                     params: dict[str, str]) -> str | None:
+    """One order's row for a live table, or None if it is not (or no longer) in it."""
+    order = system.engine.state.orders.get(order_id)
+    if (order is None or not principal.can_access(order.spec.client)
+            or not _in_table(order, table, params)):
+        return None
+    return templates.get_template("fragments/_order_row.html").render(
+        o=views.order_row(order), body_id=f"{table}-body",
+        can_trade=principal.role.allows(Role.TRADER))
+
+
+def list_order_rows(system: Any, principal: Principal, table: str, params: dict[str, str]
+                    ) -> list[int]:
+    """The order ids a full render of that table shows (what the browser then has)."""
+    ctx = fragment_context(system, table, principal, params)
+    return [row["id"] for row in ctx["orders"]]
+
+
 def render_fragment(system: Any, name: str, principal: Principal, params: dict[str, str],
                     oob: bool = True) -> str:
     ctx = fragment_context(system, name, principal, params)
