@@ -67,7 +67,11 @@ class AlertMonitor:
     # ---- rules ---------------------------------------------------------------------
 
     def on_events(self, events: list[Event]) -> None:
+        touched: set[tuple[str, str]] = set()
         for e in events:
+            client, venue = getattr(e, "client", None), getattr(e, "venue", None)
+            if client is not None and venue is not None:
+                touched.add((client, venue))
             if type(e) is TradingStateChanged:
                 level = "info" if e.state is TradingState.ACTIVE else "warning"
                 self.raise_alert(level, f"Trading {e.state.value.replace('_', '-')}",
@@ -79,11 +83,16 @@ class AlertMonitor:
                     detail = "; ".join(f"{r.client} {r.venue} {r.symbol}: {r.status} "
                                        f"{r.message}" for r in bad)
                     self.raise_alert("critical", "Close-all incomplete", detail)
-        self.check_accounts()
+        if touched:
+            self.check_accounts(touched)
 
-    def check_accounts(self) -> None:
+    def check_accounts(self, keys: set[tuple[str, str]] | None = None) -> None:
+        """Margin and reconciliation checks: after a commit for the accounts it touched;
+        once a second for all (prices move margin without any event)."""
         engine = self.system.engine
         for (client, venue), account in engine.state.accounts.items():
+            if keys is not None and (client, venue) not in keys:
+                continue
             s = engine.summary(client, venue)
             ratio = s.margin_ratio if s.margin_ratio.is_finite() else Decimal(1)
             level = 2 if ratio > CRITICAL_UTILIZATION else 1 if ratio > WARN_UTILIZATION else 0

@@ -121,6 +121,7 @@ class TradingSystem:
 
     def _housekeep(self) -> None:
         self.alerts.check_marks()
+        self.alerts.check_accounts()
         for job in self.housekeepers:
             job()
 

@@ -113,6 +113,7 @@ class LiveHub:
         self._sub: Subscriber | None = None
         self._task: asyncio.Task | None = None
         self._closing: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()  # a first dashboard connected
         # Per view: stale fragments / rows, and when each element was last rendered.
         self._stale: dict[ViewKey, set[str]] = {}
         self._stale_rows: dict[ViewKey, set[int]] = {}
@@ -120,9 +121,20 @@ class LiveHub:
         self._row_cache: dict[tuple[ViewKey, int], object] = {}  # one push's row renders
 
     def start(self) -> None:
-        self._sub = self.system.broadcaster.subscribe(None, None)
-        self._sub.queue = asyncio.Queue(100_000)
         self._task = asyncio.create_task(self._run(), name="live-hub")
+
+    def _subscribe(self) -> None:
+        """Listen to commits only while a dashboard is open: with none, the bus skips
+        building live messages altogether."""
+        if self._sub is None:
+            self._sub = self.system.broadcaster.subscribe(None, None)
+            self._sub.queue = asyncio.Queue(100_000)
+            self._wake.set()
+
+    def _unsubscribe_if_idle(self) -> None:
+        if self._sub is not None and not self.connections:
+            self.system.broadcaster.unsubscribe(self._sub)
+            self._sub = None
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -137,6 +149,7 @@ class LiveHub:
     async def serve(self, conn: Connection) -> None:
         """Own one browser connection until it closes."""
         self.connections.add(conn)
+        self._subscribe()
         self._queue_html(conn, self._render_all(conn))  # a (re)connect is a full resync
         receiver = asyncio.create_task(self._drain_incoming(conn))
         try:
@@ -153,6 +166,7 @@ class LiveHub:
         finally:
             conn.closed = True
             self.connections.discard(conn)
+            self._unsubscribe_if_idle()
             receiver.cancel()
 
     async def _drain_incoming(self, conn: Connection) -> None:
@@ -192,10 +206,13 @@ class LiveHub:
     # ---- the loop ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        assert self._sub is not None
-        queue = self._sub.queue
         next_periodic = time.monotonic() + PERIODIC_SECONDS
         while True:
+            if self._sub is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            queue = self._sub.queue
             now = time.monotonic()
             timeout = max(0.0, min(next_periodic, self._next_due(now)) - now)
             try:
