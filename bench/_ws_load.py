@@ -1,0 +1,380 @@
+"""Helpers for ``bench/ws_fanout.py``: a lean HTTP/1.1 client, the ``#orders`` fragment
+parser, server process management, CPU sampling, percentiles and py-spy summaries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from pathlib import Path
+
+import httpx
+
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parent.parent
+now = time.monotonic
+
+
+def note(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---- HTTP -----------------------------------------------------------------------------
+
+
+class RawHttp:
+    """One keep-alive HTTP/1.1 connection, one request at a time. Far cheaper per request
+    than httpx, so the load generator leaves the cores to the server. Handles what
+    uvicorn sends here: Content-Length bodies, keep-alive, ``Connection: close``."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]):
+        self.host, self.port = host, port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in
+                            {"host": f"{host}:{port}", **headers}.items()).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP,
+                                                            socket.TCP_NODELAY, 1)
+        assert self.reader is not None
+        try:
+            self.writer.write(f"{method} {path} HTTP/1.1\r\n".encode() + self.head
+                              + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split(b" ", 2)[1])
+            length, close = 0, False
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            content = await self.reader.readexactly(length) if length else b""
+        except BaseException:
+            await self.aclose()
+            raise
+        if close:
+            await self.aclose()
+        return status, content
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+METRIC_SEQ = re.compile(rb"^perpdesk_event_log_last_seq\s+([0-9.eE+]+)\s*$", re.M)
+
+
+async def last_seq(http: RawHttp) -> int:
+    """``perpdesk_event_log_last_seq`` from /metrics (the bus's last committed seq)."""
+    await http.aclose()  # a fresh connection: uvicorn drops idle keep-alives after 5 s
+    status, content = await http.request("GET", "/metrics")
+    match = METRIC_SEQ.search(content)
+    if status != 200 or match is None:
+        raise RuntimeError(f"/metrics: {status}, no perpdesk_event_log_last_seq")
+    return int(float(match.group(1)))
+
+
+# ---- the #orders fragment ----------------------------------------------------------------
+
+ORDERS_ROOT = '<div id="orders"'
+FULL_ROW = re.compile(r'<tr id="orders-body-(\d+)"')
+ROW_INSERT = re.compile(r'<tbody hx-swap-oob="afterbegin:#orders-body"><tr id="orders-body-(\d+)"')
+ROW_DELETE = re.compile(r'<tr id="orders-body-(\d+)" hx-swap-oob="delete">')
+
+Changes = tuple[frozenset[int] | None, frozenset[int], frozenset[int]]
+
+
+def order_ids(html: str) -> Changes | None:
+    """What one pushed message does to the dashboard's open-orders table:
+    ``(full, added, removed)`` — ``full`` is the whole row set when the message
+    re-renders the ``#orders`` fragment (``<div id="orders" ... hx-swap-oob>``),
+    else None; ``added``/``removed`` are rows inserted at the top of
+    ``#orders-body`` or deleted (the hub updates that table row by row).
+    None when the message does not touch the table."""
+    full = None
+    start = html.find(ORDERS_ROOT)
+    if start >= 0:
+        end = html.find("</table>", start)
+        full = frozenset(int(x) for x in FULL_ROW.findall(html, start,
+                                                          end if end > 0 else len(html)))
+    added = frozenset(int(x) for x in ROW_INSERT.findall(html))
+    removed = frozenset(int(x) for x in ROW_DELETE.findall(html))
+    if full is None and not added and not removed:
+        return None
+    return full, added, removed
+
+
+class ParseCache:
+    """Every dashboard with the same view receives the same text each round: parse it
+    once. Keyed by the text itself (equal strings from different sockets hit). Also
+    notes when each distinct text first and last arrived (the fan-out's spread)."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self.items: dict[str, list] = {}  # text -> [ids, first at, last at, receivers]
+        self.done: list[tuple[float, float, int]] = []  # evicted (first, last, receivers)
+
+    def get(self, html: str, t: float) -> Changes | None:
+        entry = self.items.get(html)
+        if entry is None:
+            if len(self.items) >= self.size:
+                for key in list(self.items)[: self.size // 2]:
+                    _, first, last, n = self.items.pop(key)
+                    self.done.append((first, last, n))
+            entry = self.items[html] = [order_ids(html), t, t, 0]
+        entry[2] = t
+        entry[3] += 1
+        return entry[0]
+
+    def arrivals(self) -> list[tuple[float, float, int]]:
+        """(first, last, receivers) per distinct text, in order of first arrival."""
+        return sorted(self.done + [(e[1], e[2], e[3]) for e in self.items.values()])
+
+    @property
+    def distinct(self) -> int:
+        return len(self.done) + len(self.items)
+
+
+# ---- order bodies ----------------------------------------------------------------------------
+
+
+def smallest_qty(m: dict, price: Decimal) -> Decimal:
+    step, min_qty = Decimal(m["step_size"]), Decimal(m["min_qty"])
+    steps = (Decimal(m["min_notional"]) / price / step).to_integral_value(ROUND_CEILING)
+    return max(min_qty, steps * step)
+
+
+def order_bodies(markets: list[dict], clients: list[str], away: Decimal
+                 ) -> list[tuple[str, bytes, int]]:
+    """One (bucket, body, cap) per (client, venue, symbol, side): a limit order ``away``
+    from the touch (buys below the bid, sells above the ask) at the smallest valid qty;
+    cap = how many may rest at once inside the demo position limits."""
+    import json
+
+    out = []
+    for client in clients:
+        for m in markets:
+            tick = Decimal(m["tick_size"])
+            for side in ("buy", "sell"):
+                if side == "buy":
+                    price = (Decimal(m["bid"]) * (1 - away) / tick).to_integral_value(
+                        ROUND_FLOOR) * tick
+                else:
+                    price = (Decimal(m["ask"]) * (1 + away) / tick).to_integral_value(
+                        ROUND_CEILING) * tick
+                qty = smallest_qty(m, price)
+                cap = 10 ** 6
+                if m.get("max_position_size") is not None:
+                    cap = min(cap, int(Decimal(m["max_position_size"]) // qty))
+                if m.get("max_position_notional") is not None:
+                    cap = min(cap, int(Decimal(m["max_position_notional"]) // (qty * price)))
+                body = json.dumps({"client": client, "venue": m["venue"], "symbol": m["symbol"],
+                                   "side": side, "type": "limit", "qty": format(qty, "f"),
+                                   "price": format(price, "f")}).encode()
+                out.append((f"{client}/{m['venue']}/{m['symbol']}/{side}", body, cap))
+    return out
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def perpdesk_cmd() -> list[str]:
+    exe = shutil.which("perpdesk")
+    return [exe] if exe else [sys.executable, "-m", "app.cli"]
+
+
+def run_cli(args: list[str], env: dict) -> str:
+    done = subprocess.run([*perpdesk_cmd(), *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"perpdesk {' '.join(args[:2])} failed ({done.returncode}):\n"
+                           f"{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as f:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen, sig_first: int | None = None) -> None:
+    if proc.poll() is not None:
+        return
+    if sig_first is not None:
+        proc.send_signal(sig_first)
+    else:
+        proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def wait_ready(proc: subprocess.Popen, log: Path, base: str, timeout: float = 90) -> None:
+    deadline = now() + timeout
+    last = ""
+    with httpx.Client(timeout=5, trust_env=False) as http:
+        while now() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited ({proc.returncode}):\n"
+                                   + log.read_text(errors="replace")[-3000:])
+            with contextlib.suppress(httpx.HTTPError):
+                r = http.get(base + "/readyz")
+                if r.status_code == 200:
+                    return
+                last = r.text[:300]
+            time.sleep(0.2)
+    raise RuntimeError(f"server not ready after {timeout:.0f} s ({last}):\n"
+                       + log.read_text(errors="replace")[-3000:])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class CpuSampler:
+    """CPU of a process over the run as a percentage of one core (psutil if installed,
+    else /proc deltas), plus one-second samples for the spread."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.samples: list[float] = []
+        self._task: asyncio.Task | None = None
+        try:
+            import psutil  # type: ignore[import-not-found]
+
+            proc = psutil.Process(pid)
+
+            def read() -> float:
+                t = proc.cpu_times()
+                return t.user + t.system
+
+            self.read = read
+            self.source = "psutil"
+        except ImportError:
+            self.read = lambda: cpu_seconds(pid)
+            self.source = "/proc/<pid>/stat"
+
+    def begin(self) -> None:
+        self.t0, self.c0 = now(), self.read()
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        t, c = self.t0, self.c0
+        while True:
+            await asyncio.sleep(1.0)
+            t1, c1 = now(), self.read()
+            self.samples.append((c1 - c) / (t1 - t) * 100)
+            t, c = t1, c1
+
+    def end(self) -> float:
+        if self._task is not None:
+            self._task.cancel()
+        return (self.read() - self.c0) / (now() - self.t0) * 100
+
+
+# ---- figures ---------------------------------------------------------------------------------
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile of ``samples`` (seconds) in milliseconds."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] * 1000
+
+
+# Frames worth a line of their own: the hub's rounds and fan-out, rendering, the
+# WebSocket send path, HTTP handling and the durable append (a worker thread).
+FOCUS = ("LiveHub._run", "LiveHub._push", "LiveHub._safe_render", "render_fragment",
+         "fragment_context", "Template.render", "LiveHub.serve", "WebSocket.send_text",
+         "PerMessageDeflate.encode", "RequestResponseCycle.run_asgi", "EventLog.append",
+         "project", "CommandBus._process", "CommandBus._broadcast", "Broadcaster.publish")
+
+
+def pyspy_summary(path: Path, rate: int, seconds: float, top: int = 25) -> list[str]:
+    """Self and inclusive time by function from py-spy's ``--format raw`` (collapsed
+    stacks ``frame;frame;... count``, outermost first; idle samples excluded), as a
+    share of the non-idle samples."""
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f for f in (_frame(f) for f in stack.split(";")) if f]
+        if not frames:
+            continue
+        own[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+    if not total:
+        return ["py-spy: no samples"]
+
+    def row(f: str, n: int) -> str:
+        return f"    {n / total * 100:5.1f}%  {f}"
+
+    # A thread waiting for the CPU or the GIL is not idle to py-spy: on a busy machine
+    # the busy samples exceed the CPU time actually used. Shares, not cores.
+    out = [f"py-spy: {total} non-idle samples at {rate} Hz over {seconds:g} s, all threads "
+           f"(= {total / rate / seconds:.2f} threads non-idle on average); % of those:",
+           "  focus (inclusive):"]
+    for name in FOCUS:
+        hits = [(f, n) for f, n in incl.items() if f.split(" (")[0] == name]
+        out += [row(f, n) for f, n in sorted(hits, key=lambda x: -x[1])[:2]]
+    out.append("  top self time:")
+    out += [row(f, n) for f, n in own.most_common(top)]
+    out.append("  top inclusive time:")
+    out += [row(f, n) for f, n in incl.most_common(top * 2)]
+    return out
+
+
+def _frame(frame: str) -> str:
+    # "function (path/to/file.py:123)" -> "function (…/file.py)" without the line
+    frame = frame.strip()
+    if not frame or frame.startswith("process ") or frame.startswith("thread "):
+        return ""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    file = where.rsplit(":", 1)[0]
+    for marker in ("/site-packages/", "/work/main/"):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+            break
+    return f"{name} ({file})"
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
