@@ -5,29 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
-import time
 from collections import Counter
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
-import httpx
-
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-ROOT = Path(__file__).resolve().parent.parent
-now = time.monotonic
-
-
-def note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
+from _common import (
+    cpu_seconds,
+    now,
+)
 
 # ---- HTTP -----------------------------------------------------------------------------
 
@@ -197,70 +184,6 @@ def order_bodies(markets: list[dict], clients: list[str], away: Decimal
 # ---- processes -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def perpdesk_cmd() -> list[str]:
-    exe = shutil.which("perpdesk")
-    return [exe] if exe else [sys.executable, "-m", "app.cli"]
-
-
-def run_cli(args: list[str], env: dict) -> str:
-    done = subprocess.run([*perpdesk_cmd(), *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"perpdesk {' '.join(args[:2])} failed ({done.returncode}):\n"
-                           f"{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as f:
-        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen, sig_first: int | None = None) -> None:
-    if proc.poll() is not None:
-        return
-    if sig_first is not None:
-        proc.send_signal(sig_first)
-    else:
-        proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def wait_ready(proc: subprocess.Popen, log: Path, base: str, timeout: float = 90) -> None:
-    deadline = now() + timeout
-    last = ""
-    with httpx.Client(timeout=5, trust_env=False) as http:
-        while now() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited ({proc.returncode}):\n"
-                                   + log.read_text(errors="replace")[-3000:])
-            with contextlib.suppress(httpx.HTTPError):
-                r = http.get(base + "/readyz")
-                if r.status_code == 200:
-                    return
-                last = r.text[:300]
-            time.sleep(0.2)
-    raise RuntimeError(f"server not ready after {timeout:.0f} s ({last}):\n"
-                       + log.read_text(errors="replace")[-3000:])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 class CpuSampler:
     """CPU of a process over the run as a percentage of one core (psutil if installed,
     else /proc deltas), plus one-second samples for the spread."""
@@ -303,14 +226,6 @@ class CpuSampler:
 
 
 # ---- figures ---------------------------------------------------------------------------------
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile of ``samples`` (seconds) in milliseconds."""
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] * 1000
 
 
 # Frames worth a line of their own: the hub's rounds and fan-out, rendering, the
@@ -375,6 +290,3 @@ def _frame(frame: str) -> str:
             break
     return f"{name} ({file})"
 
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -54,7 +54,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import multiprocessing as mp
 import os
 import shutil
@@ -69,15 +68,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import (
+    HOST,
+    ROOT,
+    cpu_seconds,
+    free_port,
+    note,
+    now,
+    percentile,
+    perpdesk_cmd,
+    start,
+    stop,
+    wait_until,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-HOST = "127.0.0.1"
 ORDERS = "/api/v1/orders"
 AWAY = Decimal("0.05")  # limit orders rest this far from the touch
 HALT_MS = 100  # how long each kill-switch round keeps trading disabled
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-now = time.monotonic  # CLOCK_MONOTONIC on Linux: one clock for every process
 
 
 # ---- load processes -----------------------------------------------------------------
@@ -402,19 +410,6 @@ def split(workers: list[dict], procs: int) -> list[list[dict]]:
     return groups
 
 
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile of ``samples`` (seconds) in milliseconds."""
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] * 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 def report(target: str, m: dict, server_cpu: float | None) -> tuple[str, float]:
     """The stdout line for a phase (and its details on stderr now), and its rps."""
     rps = m["ok"] / m["window"] if m["window"] > 0 else 0.0
@@ -436,52 +431,6 @@ def report(target: str, m: dict, server_cpu: float | None) -> tuple[str, float]:
     if m["late"] > 0.05:
         note(f"  {target}: a load process started {m['late']:.2f} s late")
     return line, rps
-
-
-def note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as f:
-        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def wait_until(proc: subprocess.Popen, log: Path, check, what: str, timeout: float = 60) -> None:
-    deadline = now() + timeout
-    with httpx.Client(timeout=5, trust_env=False) as http:
-        while now() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited ({proc.returncode}):\n"
-                                   + log.read_text(errors="replace")[-3000:])
-            with contextlib.suppress(httpx.HTTPError):
-                if check(http):
-                    return
-            time.sleep(0.2)
-    raise RuntimeError(f"{what} not ready after {timeout:.0f} s:\n"
-                       + log.read_text(errors="replace")[-3000:])
-
-
-def perpdesk_cmd() -> list[str]:
-    exe = shutil.which("perpdesk")
-    return [exe] if exe else [sys.executable, "-m", "app.cli"]
 
 
 def body(client: str, venue: str, symbol: str, side: str, type_: str, qty: Decimal,

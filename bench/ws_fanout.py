@@ -82,24 +82,26 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _ws_load import (
+from _common import (
     HOST,
-    CpuSampler,
-    ParseCache,
-    RawHttp,
     free_port,
-    last_seq,
     loadavg,
     note,
     now,
-    order_bodies,
     percentile,
     perpdesk_cmd,
-    pyspy_summary,
     run_cli,
     start,
     stop,
     wait_ready,
+)
+from _ws_load import (
+    CpuSampler,
+    ParseCache,
+    RawHttp,
+    last_seq,
+    order_bodies,
+    pyspy_summary,
 )
 
 ORDERS = "/api/v1/orders"
