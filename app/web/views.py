@@ -24,7 +24,8 @@ def visible(principal: Principal, system: TradingSystem) -> list[str]:
 def money(d: Decimal | None, places: str = "0.01") -> str:
     if d is None:
         return "—"
-    return f"{d.quantize(Decimal(places)):,f}"
+    q = d.quantize(Decimal(places))
+    return f"{q if q else abs(q):,f}"  # never "-0.00"
 
 
 def signed_money(d: Decimal) -> str:
