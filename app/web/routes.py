@@ -33,7 +33,7 @@ from app.auth.principal import Principal, Role
 from app.domain.orders import OrderType, Side, TimeInForce, TriggerSource
 from app.store.tables import AuditRow
 from app.web import views
-from app.web.live import Connection, LiveHub
+from app.web.live import PAGE_FRAGMENTS, Connection, LiveHub
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -150,8 +150,7 @@ def _page(request: Request, template: str, page: str, **extra: Any) -> Response:
     system = _system(request)
     params = {k: v for k, v in request.query_params.items() if k in ("status", "symbol")}
     fragments = {name: render_fragment(system, name, principal, params, oob=False)
-                 for name in ("banner", "summary", "positions", "orders", "blotter", "exits",
-                              "alerts", "marks", "equity", "controls", "legouts")}
+                 for name in PAGE_FRAGMENTS[page]}
     ws_query = "&".join([f"page={page}"] + [f"{k}={v}" for k, v in params.items()])
     return templates.TemplateResponse(request, template, _base(
         request, principal, page, f=fragments, ws_url=f"/ui/ws?{ws_query}", params=params,
