@@ -12,7 +12,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -75,10 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        session_cookie="perpdesk_session", same_site="strict",
                        https_only=settings.secure_cookies, max_age=12 * 3600)
     errors.install(app)
-    api = APIRouter(prefix="/api/v1")
+    # Included straight on the app (not through a parent router): one routing layer
+    # less on every request.
     for module in (orders, portfolio, controls, session):
-        api.include_router(module.router)
-    app.include_router(api)
+        app.include_router(module.router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(ws.router)
     app.include_router(web.router)
