@@ -44,6 +44,11 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "web"
+DOCS = ROOT / "docs" / "screenshots"
+# PERPDESK_UPDATE_SCREENSHOTS=1 regenerates the README screenshots in docs/screenshots/;
+# otherwise those tests write them to artifacts/web/docs-<name>.png (the tree stays clean).
+UPDATE_DOCS = os.environ.get("PERPDESK_UPDATE_SCREENSHOTS") == "1"
+MAX_DOC_PNG_BYTES = 400 * 1024
 SESSION_SECRET = "perpdesk-web-tests-fixed-session-secret-0123456789"
 
 # user -> (role, client scope, password)
@@ -123,7 +128,7 @@ class Server:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [*perpdesk_command(), "serve", "--port", str(self.port),
-             "--log-level", "warning"],
+             "--log-level", "info"],
             env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -141,7 +146,8 @@ class Server:
         raise AssertionError(f"server not ready within {READY_TIMEOUT_S}s:\n{self.log()}")
 
     def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code."""
+        """SIGTERM and wait for the process to end; returns its exit code (uvicorn re-raises
+        the signal after a graceful shutdown, so a clean stop ends with -SIGTERM)."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -167,11 +173,17 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
 
-    def log(self) -> str:
+    def log(self, since: int = 0, tail: int = 4000) -> str:
+        """The server's output (from byte ``since``), its last ``tail`` characters."""
         try:
-            return self.log_path.read_text(errors="replace")[-4000:]
+            with self.log_path.open("rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")[-tail:]
         except OSError:
             return "(no log)"
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None
             ) -> tuple[int, Any]:
@@ -192,6 +204,14 @@ class Server:
 def screenshot_path(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+
+
+def doc_screenshot_path(name: str) -> Path:
+    """Where a README screenshot goes (see UPDATE_DOCS)."""
+    if UPDATE_DOCS:
+        DOCS.mkdir(parents=True, exist_ok=True)
+        return DOCS / f"{name}.png"
+    return screenshot_path(f"docs-{name}")
 
 
 def login(page: Page, server: Server, user: str, target: str = "/") -> None:
@@ -235,3 +255,34 @@ def confirm_control(page: Page, scope: str, action: str, reason: str) -> None:
     with page.expect_response(lambda r: f"/ui/controls/{action}" in r.url):
         page.click("#confirm-go")
     page.wait_for_selector("#control-result #control-result-body")
+
+
+def fill_ticket(page: Page, *, client: str = "demo", venue: str = "paper-binance",
+                symbol: str = "BTC-PERP", side: str = "buy", type: str = "limit",
+                tif: str = "gtc", qty: str = "0.001", price: str = "",
+                client_order_id: str = "") -> None:
+    """Fill the /orders ticket (#ticket)."""
+    ticket = page.locator("#ticket")
+    ticket.locator("select[name=client]").select_option(client)
+    ticket.locator("select[name=venue]").select_option(venue)
+    ticket.locator("select[name=symbol]").select_option(symbol)
+    ticket.locator("select[name=side]").select_option(side)
+    ticket.locator("select[name=type]").select_option(type)
+    ticket.locator("select[name=time_in_force]").select_option(tif)
+    ticket.locator("input[name=qty]").fill(qty)
+    ticket.locator("input[name=price]").fill(price)
+    ticket.locator("input[name=client_order_id]").fill(client_order_id)
+
+
+def submit_ticket(page: Page) -> None:
+    """Press "Place order" and wait for the ticket's response."""
+    with page.expect_response(lambda r: r.url.endswith("/ui/orders")
+                              and r.request.method == "POST"):
+        page.locator("#ticket button[type=submit]").click()
+
+
+def trading_state(server: Server, scope: str = "global") -> str:
+    """A scope's trading state from GET /api/v1/controls ("active" when not listed)."""
+    status, body = server.api("GET", "/controls")
+    assert status == 200, body
+    return next((s["state"] for s in body if s["scope"] == scope), "active")

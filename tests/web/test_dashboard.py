@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from decimal import Decimal
-from pathlib import Path
 
 from browser_support import (
-    ROOT,
+    MAX_DOC_PNG_BYTES,
     Server,
+    doc_screenshot_path,
     login,
     marks_snapshot,
     screenshot_path,
@@ -19,19 +18,6 @@ from browser_support import (
 from playwright.sync_api import Page, expect
 
 NUMBER = re.compile(r"^\d+(\.\d+)?$")
-DOCS = ROOT / "docs" / "screenshots"
-# Set to regenerate the README screenshots in docs/screenshots/ (otherwise they go to artifacts/).
-UPDATE_DOCS = os.environ.get("PERPDESK_UPDATE_SCREENSHOTS") == "1"
-MAX_PNG_BYTES = 400 * 1024
-
-
-def doc_screenshot_path(name: str) -> Path:
-    if UPDATE_DOCS:
-        DOCS.mkdir(parents=True, exist_ok=True)
-        return DOCS / f"{name}.png"
-    return screenshot_path(f"docs-{name}")
-
-
 def test_dashboard_fills_with_live_data_by_push(page: Page, server: Server) -> None:
     login(page, server, "op")
     wait_live(page)
@@ -147,6 +133,40 @@ def test_layout_desktop_and_phone(page: Page, server: Server) -> None:
     page.screenshot(path=str(screenshot_path("test_layout_phone_390x844")), full_page=True)
 
 
+def _cancel_button_outside(page: Page, table: str, order_id: int) -> str | None:
+    """Why the order's Cancel button is not inside the visible part of its (scrolling)
+    table, or None when it is."""
+    button = page.locator(f'{table} tr[data-order-id="{order_id}"] button', has_text="Cancel")
+    expect(button).to_have_count(1)
+    inside = button.evaluate("""b => {
+        const r = b.getBoundingClientRect();
+        const w = b.closest('.table-wrap').getBoundingClientRect();
+        return {button: [r.left, r.right], visible: [w.left, w.right],
+                inside: r.left >= w.left - 1 && r.right <= w.right + 1}; }""")
+    if inside["inside"]:
+        return None
+    return (f"{table}: the Cancel button of order {order_id} is at x {inside['button']}, "
+            f"outside the visible part of its table {inside['visible']}")
+
+
+def test_cancel_buttons_reachable_at_1366(page: Page, server: Server) -> None:
+    """At the desktop size the Cancel button of an open order is on screen, on the
+    dashboard's open orders and on the blotter, without scrolling a table sideways."""
+    order = _place(server, price="30000.0", client_order_id="reachable")
+    try:
+        login(page, server, "op")
+        wait_live(page)
+        problems = [_cancel_button_outside(page, "#orders", order["id"])]
+        page.goto(f"{server.base_url}/orders")
+        wait_live(page)
+        problems.append(_cancel_button_outside(page, "#blotter", order["id"]))
+        problems = [p for p in problems if p]
+        assert not problems, ("at 1366x768 the operator must scroll a table sideways to "
+                              "cancel an order: " + "; ".join(problems))
+    finally:
+        server.api("DELETE", f"/orders/{order['id']}")
+
+
 def test_readme_dashboard_screenshot(page: Page, server: Server) -> None:
     """docs/screenshots/dashboard.png: positions, a resting order, data flowing."""
     for body in (
@@ -156,6 +176,11 @@ def test_readme_dashboard_screenshot(page: Page, server: Server) -> None:
          "type": "market", "qty": "0.05"},
         {"client": "demo-2", "venue": "paper-binance", "symbol": "SOL-PERP", "side": "buy",
          "type": "market", "qty": "0.5"},
+        # a round trip, for a row under "Recent exits"
+        {"client": "demo-2", "venue": "paper-bybit", "symbol": "XRP-PERP", "side": "buy",
+         "type": "market", "qty": "100"},
+        {"client": "demo-2", "venue": "paper-bybit", "symbol": "XRP-PERP", "side": "sell",
+         "type": "market", "qty": "100"},
     ):
         status, order = server.api("POST", "/orders", body)
         assert status in (200, 201) and order["status"] == "filled", (status, order)
@@ -164,8 +189,10 @@ def test_readme_dashboard_screenshot(page: Page, server: Server) -> None:
     wait_live(page)
     expect(page.locator("#positions tbody tr[data-symbol]")).to_have_count(3)
     expect(page.locator(f'#orders tr[data-order-id="{resting["id"]}"]')).to_have_count(1)
+    expect(page.locator("#exits")).to_contain_text("XRP-PERP")
     wait_marks_change(page)  # data flowed
     page.wait_for_timeout(1500)  # a few equity points for the chart
+    page.mouse.move(0, 0)
     path = doc_screenshot_path("dashboard")
-    page.screenshot(path=str(path))  # the viewport: what a person sees at 1366x768
-    assert path.stat().st_size < MAX_PNG_BYTES, f"{path} is {path.stat().st_size} bytes"
+    page.screenshot(path=str(path), full_page=True)  # 1366 wide: positions and orders
+    assert path.stat().st_size < MAX_DOC_PNG_BYTES, f"{path} is {path.stat().st_size} bytes"
