@@ -4,68 +4,18 @@ parser, server process management, CPU sampling, percentiles and py-spy summarie
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import socket
 from collections import Counter
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
 from _common import (
+    RawHttp,
     cpu_seconds,
     now,
 )
 
 # ---- HTTP -----------------------------------------------------------------------------
-
-
-class RawHttp:
-    """One keep-alive HTTP/1.1 connection, one request at a time. Far cheaper per request
-    than httpx, so the load generator leaves the cores to the server. Handles what
-    uvicorn sends here: Content-Length bodies, keep-alive, ``Connection: close``."""
-
-    def __init__(self, host: str, port: int, headers: dict[str, str]):
-        self.host, self.port = host, port
-        self.head = "".join(f"{k}: {v}\r\n" for k, v in
-                            {"host": f"{host}:{port}", **headers}.items()).encode()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-            self.writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP,
-                                                            socket.TCP_NODELAY, 1)
-        assert self.reader is not None
-        try:
-            self.writer.write(f"{method} {path} HTTP/1.1\r\n".encode() + self.head
-                              + f"content-length: {len(body)}\r\n\r\n".encode() + body)
-            head = await self.reader.readuntil(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            status = int(lines[0].split(b" ", 2)[1])
-            length, close = 0, False
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
-            content = await self.reader.readexactly(length) if length else b""
-        except BaseException:
-            await self.aclose()
-            raise
-        if close:
-            await self.aclose()
-        return status, content
-
-    async def aclose(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
 
 METRIC_SEQ = re.compile(rb"^perpdesk_event_log_last_seq\s+([0-9.eE+]+)\s*$", re.M)
 

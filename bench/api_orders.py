@@ -52,12 +52,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +69,7 @@ import httpx
 from _common import (
     HOST,
     ROOT,
+    RawHttp,
     cpu_seconds,
     free_port,
     note,
@@ -162,56 +161,19 @@ class RawResponse:
 
 
 class RawClient:
-    """A minimal HTTP/1.1 keep-alive client (one connection, one request at a time).
+    """httpx-like verbs over ``RawHttp`` for ``--http raw``.
 
-    ``--http raw``: httpx costs the load processes several times the CPU the bare
-    server spends per request, and on a 2-core box the load generator shares the
-    cores with the server; this one costs far less, so the figures say more about
-    the server. It handles what uvicorn sends: Content-Length bodies, keep-alive.
+    httpx costs the load processes several times the CPU the bare server spends per
+    request, and on a 2-core box the load generator shares the cores with the
+    server; the raw client costs far less, so the figures say more about the server.
     """
 
     def __init__(self, base_url: str, headers: dict[str, str]):
         url = httpx.URL(base_url)
-        self.host, self.port = url.host, url.port or 80
-        self.head = "".join(f"{k}: {v}\r\n" for k, v in
-                            {"host": f"{self.host}:{self.port}", **headers}.items()).encode()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.cache: dict[tuple[str, str, bytes], bytes] = {}
+        self.http = RawHttp(url.host, url.port or 80, headers)
 
     async def request(self, method: str, path: str, content: bytes = b"") -> RawResponse:
-        key = (method, path, content)
-        raw = self.cache.get(key)
-        if raw is None:
-            raw = (f"{method} {path} HTTP/1.1\r\n".encode() + self.head
-                   + f"content-length: {len(content)}\r\n\r\n".encode() + content)
-            if len(self.cache) < 64:
-                self.cache[key] = raw
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-            sock = self.writer.get_extra_info("socket")
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        assert self.reader is not None
-        try:
-            self.writer.write(raw)
-            head = await self.reader.readuntil(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            status = int(lines[0].split(b" ", 2)[1])
-            length, close = 0, False
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"connection" and value.strip().lower() == b"close":
-                    close = True
-            content = await self.reader.readexactly(length) if length else b""
-        except BaseException:
-            await self.aclose()
-            raise
-        if close:
-            await self.aclose()
-        return RawResponse(status, content)
+        return RawResponse(*await self.http.request(method, path, content))
 
     async def get(self, path: str) -> RawResponse:
         return await self.request("GET", path)
@@ -225,11 +187,7 @@ class RawClient:
         return await self.request("DELETE", path)
 
     async def aclose(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
+        await self.http.aclose()
 
 
 def _json_dumps(data: Any) -> bytes:

@@ -84,6 +84,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     HOST,
+    RawHttp,
     free_port,
     loadavg,
     note,
@@ -98,7 +99,6 @@ from _common import (
 from _ws_load import (
     CpuSampler,
     ParseCache,
-    RawHttp,
     last_seq,
     order_bodies,
     pyspy_summary,
