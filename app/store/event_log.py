@@ -12,17 +12,19 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlmodel import Session, create_engine, select
 
 from app.domain.events import Event
 from app.engine.state import EngineState
+from app.store.bulk import BulkWriter
 from app.store.codec import decode_event, encode_event
 from app.store.projections import project
 from app.store.tables import AuditRow, EventRow
 
-_EVENTS = EventRow.__table__
+_JSON = frozenset({"payload"})
 _AUDIT = AuditRow.__table__
 
 
@@ -64,9 +66,17 @@ def _scope_of(event: Event, state: EngineState) -> tuple[str | None, str | None,
     return client, venue, order_id
 
 
+EVENT_COLUMNS = ("seq", "type", "client", "venue", "order_id", "payload", "created_at")
+
+
 class EventLog:
+    """The log has one writer (the command bus), so it numbers events itself: no
+    RETURNING round trip, and a second process appending to the same log fails
+    on the primary key instead of interleaving with it."""
+
     def __init__(self, db: sa.Engine):
         self.db = db
+        self._next_seq: int | None = None
 
     def append(self, events: Sequence[Event], state: EngineState,
                audit: Sequence[AuditRow] = ()) -> tuple[int, int]:
@@ -76,25 +86,31 @@ class EventLog:
         """
         if not events and not audit:
             return 0, 0
-        now = datetime.now(UTC)
-        rows = []
-        for e in events:
-            type_name, payload = encode_event(e)
-            client, venue, order_id = _scope_of(e, state)
-            rows.append({"type": type_name, "client": client, "venue": venue,
-                         "order_id": order_id, "payload": payload, "created_at": now})
-        seqs: list[int] = []
-        with self.db.begin() as conn:
-            if rows:
-                seqs = list(conn.execute(
-                    sa.insert(_EVENTS).returning(_EVENTS.c.seq, sort_by_parameter_order=True),
-                    rows).scalars())
-            if audit:
-                conn.execute(sa.insert(_AUDIT), [a.model_dump(exclude={"id"}) for a in audit])
-            project(conn, events, state)
-        if not seqs:
+        if self._next_seq is None:
+            self._next_seq = self.last_seq() + 1
+        first = self._next_seq
+        try:
+            with self.db.begin() as conn:
+                out = BulkWriter(conn)
+                now = out.timestamp(datetime.now(UTC))
+                rows = []
+                for seq, e in enumerate(events, first):
+                    type_name, payload = encode_event(e)
+                    client, venue, order_id = _scope_of(e, state)
+                    rows.append((seq, type_name, client, venue, order_id,
+                                 orjson.dumps(payload).decode(), now))
+                out.insert("event_log", EVENT_COLUMNS, rows, json_columns=_JSON)
+                if audit:
+                    conn.execute(sa.insert(_AUDIT),
+                                 [a.model_dump(exclude={"id"}) for a in audit])
+                project(out, events, state)
+        except BaseException:
+            self._next_seq = None  # unknown now: read it back before the next append
+            raise
+        if not events:
             return 0, 0
-        return seqs[0], seqs[-1]
+        self._next_seq = first + len(events)
+        return first, first + len(events) - 1
 
     def read(self, after: int = 0, limit: int | None = None,
              client: str | None = None) -> list[EventRow]:

@@ -5,20 +5,16 @@ we find what the events touched (orders, positions, accounts, scopes) and
 write those entities' current state from the engine, which has just applied
 exactly these events; fills and closed trades are appended as they come.
 
-Each table is written with ONE bulk statement per batch — an upsert
+Each table is written with ONE ``executemany`` per batch — an upsert
 (``INSERT ... ON CONFLICT DO UPDATE``, which SQLite and PostgreSQL share) for
-the entity tables — because per-row ORM merges cost more than everything
-else in the order path.
+the entity tables — through ``BulkWriter``, which skips SQLAlchemy's per-row
+work: on the order path that cost more than the database itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.domain.events import (
     Event,
@@ -30,19 +26,29 @@ from app.domain.events import (
     TradingStateChanged,
 )
 from app.engine.state import EngineState
-from app.store.tables import (
-    BalanceRow,
-    ClosedTradeRow,
-    FillRow,
-    OrderRow,
-    PositionRow,
-    TradingStateRow,
-)
+from app.store.bulk import BulkWriter, text
 
-Row = dict[str, Any]
+Row = tuple[Any, ...]
+
+ORDER_COLUMNS = (
+    "order_id", "client", "venue", "symbol", "client_order_id", "side", "type", "status",
+    "qty", "price", "trigger_price", "time_in_force", "post_only", "reduce_only",
+    "filled_qty", "avg_fill_price", "fees", "reject_code", "reject_message", "cancel_reason",
+    "replaces", "replaced_by", "created_at", "updated_at")
+FILL_COLUMNS = ("fill_id", "order_id", "client", "venue", "symbol", "side", "qty", "price",
+                "fee", "liquidity", "at")
+POSITION_COLUMNS = ("client", "venue", "symbol", "qty", "avg_entry", "realized_pnl", "fees",
+                    "funding", "opened_at")
+TRADE_COLUMNS = ("trade_id", "client", "venue", "symbol", "direction", "qty", "entry_price",
+                 "exit_price", "realized_pnl", "fees", "funding", "net_pnl", "pnl_pct",
+                 "opened_at", "closed_at", "exit_reason")
+BALANCE_COLUMNS = ("client", "venue", "deposits", "withdrawals", "realized_pnl", "fees",
+                   "funding", "wallet")
+STATE_COLUMNS = ("scope_client", "scope_venue", "state", "reason", "actor", "updated_at")
 
 
-def project(conn: sa.Connection, events: Sequence[Event], state: EngineState) -> None:
+def project(out: BulkWriter, events: Sequence[Event], state: EngineState) -> None:
+    ts = out.timestamp
     orders: set[int] = set()
     positions: set[tuple[str, str, str]] = set()
     accounts: set[tuple[str, str]] = set()
@@ -55,10 +61,9 @@ def project(conn: sa.Connection, events: Sequence[Event], state: EngineState) ->
             orders.add(order_id)
         kind = type(e)
         if kind is OrderFilled:
-            fills.append({"fill_id": e.fill_id, "order_id": e.order_id, "client": e.client,
-                          "venue": e.venue, "symbol": e.symbol, "side": e.side.value,
-                          "qty": e.qty, "price": e.price, "fee": e.fee,
-                          "liquidity": e.liquidity.value, "at": e.at})
+            fills.append((e.fill_id, e.order_id, e.client, e.venue, e.symbol, e.side.value,
+                          text(e.qty), text(e.price), text(e.fee), e.liquidity.value,
+                          ts(e.at)))
             positions.add((e.client, e.venue, e.symbol))
             accounts.add((e.client, e.venue))
         elif kind is FundingApplied:
@@ -68,68 +73,45 @@ def project(conn: sa.Connection, events: Sequence[Event], state: EngineState) ->
             accounts.add((e.client, e.venue))
         elif kind is TradeClosed:
             t = e.trade
-            trades.append({"trade_id": t.trade_id, "client": t.client, "venue": t.venue,
-                           "symbol": t.symbol, "direction": t.direction, "qty": t.qty,
-                           "entry_price": t.entry_price, "exit_price": t.exit_price,
-                           "realized_pnl": t.realized_pnl, "fees": t.fees,
-                           "funding": t.funding, "net_pnl": t.net_pnl, "pnl_pct": t.pnl_pct,
-                           "opened_at": t.opened_at, "closed_at": t.closed_at,
-                           "exit_reason": t.exit_reason})
+            trades.append((t.trade_id, t.client, t.venue, t.symbol, t.direction, text(t.qty),
+                           text(t.entry_price), text(t.exit_price), text(t.realized_pnl),
+                           text(t.fees), text(t.funding), text(t.net_pnl), text(t.pnl_pct),
+                           ts(t.opened_at), ts(t.closed_at), t.exit_reason))
         elif kind is TradingStateChanged:
             key = (e.scope.client or "", e.scope.venue or "")
-            scopes[key] = {"scope_client": key[0], "scope_venue": key[1],
-                           "state": e.state.value, "reason": e.reason, "actor": e.actor,
-                           "updated_at": e.at}
-    if fills:
-        conn.execute(sa.insert(FillRow.__table__), fills)
-    if trades:
-        conn.execute(sa.insert(ClosedTradeRow.__table__), trades)
-    _upsert(conn, OrderRow.__table__, [r for oid in sorted(orders)
-                                       if (r := _order_row(state, oid)) is not None])
-    _upsert(conn, PositionRow.__table__, [_position_row(state, k) for k in sorted(positions)])
-    _upsert(conn, BalanceRow.__table__, [_balance_row(state, k) for k in sorted(accounts)])
-    _upsert(conn, TradingStateRow.__table__, list(scopes.values()))
+            scopes[key] = (key[0], key[1], e.state.value, e.reason, e.actor, ts(e.at))
+    out.insert("fills", FILL_COLUMNS, fills)
+    out.insert("closed_trades", TRADE_COLUMNS, trades)
+    out.upsert("orders", ORDER_COLUMNS, ("order_id",),
+               [r for oid in sorted(orders) if (r := _order_row(state, oid, ts)) is not None])
+    out.upsert("positions", POSITION_COLUMNS, ("client", "venue", "symbol"),
+               [_position_row(state, k, ts) for k in sorted(positions)])
+    out.upsert("balances", BALANCE_COLUMNS, ("client", "venue"),
+               [_balance_row(state, k) for k in sorted(accounts)])
+    out.upsert("trading_states", STATE_COLUMNS, ("scope_client", "scope_venue"),
+               list(scopes.values()))
 
 
-def _upsert(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
-    """Insert ``rows``, or update them where their primary key already exists."""
-    if not rows:
-        return
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    stmt = insert(table)
-    keys = [c.name for c in table.primary_key.columns]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={name: stmt.excluded[name] for name in rows[0] if name not in keys})
-    conn.execute(stmt, rows)
-
-
-def _order_row(state: EngineState, order_id: int) -> Row | None:
+def _order_row(state: EngineState, order_id: int, ts: Any) -> Row | None:
     o = state.orders.get(order_id)
     if o is None:
         return None  # a successor announced by a replace request, not placed yet
     s = o.spec
-    return {"order_id": o.order_id, "client": s.client, "venue": s.venue, "symbol": s.symbol,
-            "client_order_id": o.client_order_id, "side": s.side.value, "type": s.type.value,
-            "status": o.status.value, "qty": s.qty, "price": s.price,
-            "trigger_price": s.trigger_price, "time_in_force": s.time_in_force.value,
-            "post_only": s.post_only, "reduce_only": s.reduce_only,
-            "filled_qty": o.filled_qty, "avg_fill_price": o.avg_fill_price, "fees": o.fees,
-            "reject_code": o.reject_code, "reject_message": o.reject_message,
-            "cancel_reason": o.cancel_reason, "replaces": o.replaces,
-            "replaced_by": o.replaced_by, "created_at": o.created_at,
-            "updated_at": o.updated_at or o.created_at}
+    return (o.order_id, s.client, s.venue, s.symbol, o.client_order_id, s.side.value,
+            s.type.value, o.status.value, text(s.qty), text(s.price), text(s.trigger_price),
+            s.time_in_force.value, s.post_only, s.reduce_only, text(o.filled_qty),
+            text(o.avg_fill_price), text(o.fees), o.reject_code, o.reject_message,
+            o.cancel_reason, o.replaces, o.replaced_by, ts(o.created_at),
+            ts(o.updated_at or o.created_at))
 
 
-def _position_row(state: EngineState, key: tuple[str, str, str]) -> Row:
+def _position_row(state: EngineState, key: tuple[str, str, str], ts: Any) -> Row:
     p = state.positions[key]
-    return {"client": key[0], "venue": key[1], "symbol": key[2], "qty": p.qty,
-            "avg_entry": p.avg_entry, "realized_pnl": p.realized_pnl, "fees": p.fees,
-            "funding": p.funding, "opened_at": p.opened_at}
+    return (key[0], key[1], key[2], text(p.qty), text(p.avg_entry), text(p.realized_pnl),
+            text(p.fees), text(p.funding), ts(p.opened_at))
 
 
 def _balance_row(state: EngineState, key: tuple[str, str]) -> Row:
     a = state.accounts[key]
-    return {"client": a.client, "venue": a.venue, "deposits": a.deposits,
-            "withdrawals": a.withdrawals, "realized_pnl": a.realized_pnl, "fees": a.fees,
-            "funding": a.funding, "wallet": a.wallet}
+    return (a.client, a.venue, text(a.deposits), text(a.withdrawals), text(a.realized_pnl),
+            text(a.fees), text(a.funding), text(a.wallet))

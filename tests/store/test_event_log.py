@@ -58,6 +58,7 @@ from app.domain.orders import OrderSpec, OrderStatus, OrderType, Side, TimeInFor
 from app.domain.trading_state import Scope, TradingState
 from app.engine.engine import AccountSetup, Engine, EngineConfig
 from app.engine.state import EngineState
+from app.store.bulk import BulkWriter
 from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import alembic_config, upgrade
 from app.store.tables import (
@@ -479,13 +480,13 @@ class Boom(RuntimeError):
 
 def _break_mid_projection(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first projection table is written, then the projection blows up."""
-    real = projections_module._upsert
+    real = BulkWriter.upsert
 
-    def broken(conn: Any, table: Any, rows: Any) -> None:
-        real(conn, table, rows)
+    def broken(self: BulkWriter, *args: Any) -> None:
+        real(self, *args)
         raise Boom("projection failed")
 
-    monkeypatch.setattr(projections_module, "_upsert", broken)
+    monkeypatch.setattr(BulkWriter, "upsert", broken)
 
 
 def _break_after_projection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -610,3 +611,19 @@ def test_alembic_upgrade_is_idempotent(db_url: str) -> None:
         assert versions == [head]
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("table, columns", [
+    (EventRow, event_log_module.EVENT_COLUMNS),
+    (OrderRow, projections_module.ORDER_COLUMNS),
+    (FillRow, projections_module.FILL_COLUMNS),
+    (PositionRow, projections_module.POSITION_COLUMNS),
+    (ClosedTradeRow, projections_module.TRADE_COLUMNS),
+    (BalanceRow, projections_module.BALANCE_COLUMNS),
+    (TradingStateRow, projections_module.STATE_COLUMNS),
+], ids=lambda v: getattr(v, "__tablename__", ""))
+def test_bulk_writes_name_every_column_of_their_table(table: Any, columns: tuple) -> None:
+    # The commit path writes rows as plain tuples; a column added to a table must be
+    # added to its tuple too (or the projection silently leaves it at its default).
+    assert sorted(columns) == sorted(c.name for c in table.__table__.columns)
+    assert len(set(columns)) == len(columns)
