@@ -65,7 +65,7 @@ from app.domain.orders import (
 from app.domain.positions import Position
 from app.domain.rejections import CommandRefused, RejectCode
 from app.domain.trading_state import Scope, TradingState, effective_state
-from app.engine.risk import OrderContext, RiskLimits, check_order, order_margin
+from app.engine.risk import OrderContext, RiskLimits, check_order
 from app.engine.state import EngineState
 from app.venues.base import (
     Accepted,
@@ -221,9 +221,11 @@ class Engine:
         account = self.state.accounts[(client, venue)]
         positions = self.positions_of(client, venue)
         prices = self.prices(venue)
-        open_orders = [o for o in self.state.open_orders.get((client, venue), {}).values()
-                       if o.order_id != exclude_order]
-        reserved = order_margin(open_orders, positions, prices, account.leverage)
+        reserved = ZERO
+        for (symbol, _), group in self.state.resting.groups(client, venue):
+            if group.orders:
+                reserved += group.margin(positions.get(symbol), prices.get(symbol),
+                                         account.leverage, exclude_order)
         marks = {s: p for s, p in prices.items() if p is not None}
         return summarize(account, positions.values(), marks, reserved)
 
@@ -345,15 +347,20 @@ class Engine:
         trading_state, _ = self.trading_state(client, venue)
         position = self.state.positions.get((client, venue, spec.symbol)) or Position(
             client, venue, spec.symbol)
-        open_orders = [o for o in self.state.open_orders.get((client, venue), {}).values()
-                       if o.order_id != exclude]
+        resting = self.state.resting.group(client, venue, spec.symbol, spec.side)
+        resting_qty = ZERO
+        if resting is not None:
+            resting_qty = resting.qty
+            excluded = resting.orders.get(exclude) if exclude is not None else None
+            if excluded is not None:
+                resting_qty -= excluded.remaining_qty
         return OrderContext(
             now=now, instrument=inst, capabilities=self.venues[venue].capabilities,
             position=position, trading_state=trading_state,
             reference_price=self.venues[venue].reference_price(spec.symbol),
             leverage=account.leverage,
             available=self.summary(client, venue, exclude_order=exclude).available,
-            open_orders=open_orders, limits=self.config.limits_for(client, spec.symbol),
+            resting_qty=resting_qty, limits=self.config.limits_for(client, spec.symbol),
             clip_to_position=clip, bypass_halt=bypass_halt,
         )
 

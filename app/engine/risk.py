@@ -7,13 +7,12 @@ They read state; they never change it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from app.domain.instruments import Instrument, VenueCapabilities
-from app.domain.orders import Order, OrderSpec, OrderType, Side, TimeInForce
+from app.domain.orders import OrderSpec, OrderType, Side, TimeInForce
 from app.domain.positions import Position
 from app.domain.rejections import RejectCode, Rejection
 from app.domain.trading_state import TradingState
@@ -42,7 +41,9 @@ class OrderContext:
     reference_price: Decimal | None  # mark, else mid, else last
     leverage: Decimal
     available: Decimal  # equity - margin used - margin reserved by open orders
-    open_orders: Iterable[Order]  # this account's open orders (excluding any being replaced)
+    # Remaining qty of the account's open orders on this symbol and side (excluding
+    # any order being replaced): position limits count them as filled.
+    resting_qty: Decimal
     limits: RiskLimits
     clip_to_position: bool = False
     bypass_halt: bool = False  # close-all's own reduce-only orders
@@ -68,7 +69,7 @@ def check_order(spec: OrderSpec, ctx: OrderContext) -> tuple[Rejection | None, D
     increases = position.would_increase(spec.side, qty)
     restricted = ctx.trading_state is not TradingState.ACTIVE
     if increases and (restricted or spec.reduce_only):
-        reducible = _reducible(position, spec.side)
+        reducible = reducible_qty(position, spec.side)
         if reducible and ctx.clip_to_position:
             qty, increases = reducible, False
         elif restricted:
@@ -103,7 +104,7 @@ def check_order(spec: OrderSpec, ctx: OrderContext) -> tuple[Rejection | None, D
         limit_rejection = _check_limits(spec.side, qty, price, ctx)
         if limit_rejection is not None:
             return limit_rejection, ZERO
-        added = qty - _reducible(position, spec.side)
+        added = qty - reducible_qty(position, spec.side)
         needed = added * price / ctx.leverage + qty * price * inst.taker_fee_rate
         if needed > ctx.available:
             return _reject(R.INSUFFICIENT_MARGIN,
@@ -175,9 +176,7 @@ def _check_limits(side: Side, qty: Decimal, price: Decimal, ctx: OrderContext
     if limits.max_position_size is None and limits.max_position_notional is None:
         return None
     # Worst case: every open order on this side fills too.
-    pending = sum((o.remaining_qty for o in ctx.open_orders
-                   if o.spec.side is side and o.spec.symbol == ctx.instrument.symbol), ZERO)
-    signed = ctx.position.qty + (qty + pending) * side.sign
+    signed = ctx.position.qty + (qty + ctx.resting_qty) * side.sign
     size = abs(signed)
     if limits.max_position_size is not None and size > limits.max_position_size:
         return Rejection(R.MAX_POSITION_SIZE,
@@ -190,7 +189,7 @@ def _check_limits(side: Side, qty: Decimal, price: Decimal, ctx: OrderContext
     return None
 
 
-def _reducible(position: Position, side: Side) -> Decimal:
+def reducible_qty(position: Position, side: Side) -> Decimal:
     """How much of ``side`` would only shrink the position."""
     if (side is Side.SELL and position.qty > 0) or (side is Side.BUY and position.qty < 0):
         return abs(position.qty)
@@ -200,23 +199,6 @@ def _reducible(position: Position, side: Side) -> Decimal:
 def _reduce_message(position: Position, side: Side, qty: Decimal, why: str) -> str:
     if position.is_flat:
         return f"{why}, and there is no position to reduce"
-    if _reducible(position, side):
+    if reducible_qty(position, side):
         return f"{why}: {side.value} {qty} would flip the {position.direction} {abs(position.qty)}"
     return f"{why}: {side.value} would increase the {position.direction} position"
-
-
-def order_margin(orders: Iterable[Order], positions: dict[str, Position],
-                 prices: dict[str, Decimal | None], leverage: Decimal) -> Decimal:
-    """Margin reserved by open orders that would add exposure if they filled."""
-    total = ZERO
-    for order in orders:
-        spec = order.spec
-        pos = positions.get(spec.symbol)
-        reducible = _reducible(pos, spec.side) if pos is not None else ZERO
-        adding = order.remaining_qty - reducible
-        if adding <= 0:
-            continue
-        price = spec.price or prices.get(spec.symbol)
-        if price is not None:
-            total += adding * price / leverage
-    return total

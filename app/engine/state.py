@@ -35,6 +35,7 @@ from app.domain.events import (
 from app.domain.orders import Order, OrderSpec, OrderStatus
 from app.domain.positions import ClosedTrade, FillOutcome, Position
 from app.domain.trading_state import Scope, TradingState
+from app.engine.resting import RestingBook
 
 PositionKey = tuple[str, str, str]  # (client, venue, symbol)
 
@@ -51,8 +52,10 @@ class EngineState:
     positions: dict[PositionKey, Position] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
     by_client_order_id: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    # Open orders per account, for margin and limit checks without a scan.
+    # Open orders per account, and per account, symbol and side with running totals
+    # (for margin and limit checks without a scan).
     open_orders: dict[AccountKey, dict[int, Order]] = field(default_factory=dict)
+    resting: RestingBook = field(default_factory=RestingBook)
     pending_replaces: dict[int, PendingReplace] = field(default_factory=dict)
     trading_states: dict[Scope, TradingState] = field(default_factory=dict)
     closed_trades: list[ClosedTrade] = field(default_factory=list)
@@ -113,6 +116,7 @@ class EngineState:
         self.orders[e.order_id] = order
         self.by_client_order_id[(spec.client, spec.venue, spec.client_order_id)] = e.order_id
         self.open_orders.setdefault((spec.client, spec.venue), {})[e.order_id] = order
+        self.resting.add(order)
         if e.order_id > self.last_order_id:
             self.last_order_id = e.order_id
         if e.replaces is not None:
@@ -143,6 +147,7 @@ class EngineState:
     def _filled(self, e: OrderFilled) -> FillOutcome:
         order = self.orders[e.order_id]
         order.record_fill(e.qty, e.price, e.fee, e.at)
+        self.resting.filled(order, e.qty)
         if e.fill_id > self.last_fill_id:
             self.last_fill_id = e.fill_id
         outcome = self.position(e.client, e.venue, e.symbol).apply_fill(
@@ -215,6 +220,7 @@ class EngineState:
         open_for_account = self.open_orders.get(key)
         if open_for_account is not None:
             open_for_account.pop(order.order_id, None)
+        self.resting.remove(order)
         if order.status is not OrderStatus.CANCELED:
             self.pending_replaces.pop(order.order_id, None)
 

@@ -883,6 +883,18 @@ class Harness:
         for order in state.orders.values():
             assert ZERO <= order.filled_qty <= order.spec.qty, order
 
+        # 7. The running totals kept per (account, symbol, side) equal a scan of the
+        #    open orders, and so does the margin they reserve.
+        for key in ACCOUNTS:
+            client, venue = key
+            open_orders = list(state.open_orders.get(key, {}).values())
+            for (symbol, side), group in state.resting.groups(client, venue):
+                mine = [o for o in open_orders if (o.spec.symbol, o.spec.side) == (symbol, side)]
+                assert sorted(group.orders) == sorted(o.order_id for o in mine)
+                assert group.qty == sum((o.remaining_qty for o in mine), ZERO)
+            assert close(engine.summary(client, venue).order_margin,
+                         scanned_order_margin(engine, client, venue)), key
+
     def check_replay(self) -> None:
         """3. The events alone rebuild exactly the live state."""
         rebuilt = replay(self.events)
@@ -891,6 +903,24 @@ class Harness:
         assert again.keys() == live.keys()
         for part in live:
             assert again[part] == live[part], f"replay differs in {part}"
+
+
+def scanned_order_margin(engine: Engine, client: str, venue: str) -> Decimal:
+    """The reference: every open order's part that would add exposure, at its limit
+    price (else the reference price), over the leverage."""
+    account = engine.state.accounts[(client, venue)]
+    total = ZERO
+    for order in engine.state.open_orders.get((client, venue), {}).values():
+        spec = order.spec
+        pos = engine.state.positions.get((client, venue, spec.symbol))
+        reducible = ZERO
+        if pos is not None and (pos.qty > 0) == (spec.side is Side.SELL) and pos.qty:
+            reducible = abs(pos.qty)
+        adding = order.remaining_qty - reducible
+        price = spec.price or engine.venues[venue].reference_price(spec.symbol)
+        if adding > 0 and price is not None:
+            total += adding * price / account.leverage
+    return total
 
 
 def run_scenario(scenario: list[Step], latency_b: timedelta = NO_LATENCY) -> Harness:
