@@ -65,7 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Order and position management for crypto spot and perpetual futures. "
                     "Decimals are JSON strings. Authenticate with `Authorization: Bearer "
                     "<api key>`.",
-        lifespan=lifespan)
+        lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry hooks look up the global providers on every
+        # request; perpdesk reports through /metrics, so they stay off.
+        telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.ws_clients = 0  # open /ws connections (dashboards are counted by the hub)

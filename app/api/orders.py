@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from app.api.deps import System, Trader, Viewer, check_client, visible_clients
+from app.api.deps import (
+    System,
+    Trader,
+    Viewer,
+    authenticate,
+    check_client,
+    ensure_role,
+    visible_clients,
+)
 from app.api.errors import ApiError, status_for
-from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace
+from app.api.responses import json_response
+from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace, order_json
+from app.auth.principal import Role
 from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
 from app.domain.events import OrderCanceled, OrderSubmitted
 from app.domain.orders import Order, OrderSpec, OrderStatus, OrderTags, Side
@@ -26,7 +35,7 @@ ERRORS = {400: {"description": "rejected (error.code is the reason)"},
 def _rejected(order: Order) -> ApiError:
     code = order.reject_code or "REJECTED"
     return ApiError(status_for(code), code, order.reject_message or "order rejected",
-                    {"order": OrderPublic.of(order).model_dump(mode="json")})
+                    {"order": order_json(order)})
 
 
 def _find(system: TradingSystem, order_id: int, principal) -> Order:
@@ -38,10 +47,13 @@ def _find(system: TradingSystem, order_id: int, principal) -> Order:
 
 @router.post("", status_code=201, response_model=OrderPublic, responses=ERRORS,
              summary="Place an order")
-async def place_order(body: OrderCreate, principal: Trader, system: System,
-                      response: Response) -> OrderPublic:
+async def place_order(body: OrderCreate, request: Request) -> Response:
     """Idempotent on ``client_order_id``: the same id with the same parameters returns
     the first order (200); with other parameters, 409 ``DUPLICATE_CLIENT_ORDER_ID``."""
+    # Authenticated here rather than through dependencies: this is the hottest
+    # endpoint, and each dependency FastAPI solves is a visible share of its cost.
+    principal = ensure_role(await authenticate(request), Role.TRADER)
+    system: TradingSystem = request.app.state.system
     check_client(principal, body.client)
     tags = OrderTags(**body.tags.model_dump()) if body.tags else OrderTags()
     spec = OrderSpec(
@@ -50,31 +62,27 @@ async def place_order(body: OrderCreate, principal: Trader, system: System,
         trigger_source=body.trigger_source, time_in_force=body.time_in_force,
         expire_at=body.expire_at, post_only=body.post_only, reduce_only=body.reduce_only,
         client_order_id=body.client_order_id, tags=tags)
-    def respond(events: list) -> tuple[Order, bool]:
+    def respond(events: list) -> Response:
+        # Rendered right at commit: later batches may change the live order.
         state = system.engine.state
         submitted = next((e for e in events if type(e) is OrderSubmitted), None)
         if submitted is not None:
-            return _snapshot(state.orders[submitted.order_id]), True
-        # An idempotent retry: nothing new happened; answer with the first order.
-        existing = state.order_by_client_id(body.client, body.venue, body.client_order_id or "")
-        if existing is None:
-            raise RuntimeError("an order with no events and no earlier order")
-        return _snapshot(existing), False
+            order, status = state.orders[submitted.order_id], 201
+        else:
+            # An idempotent retry: nothing new happened; answer with the first order.
+            order = state.order_by_client_id(body.client, body.venue,
+                                             body.client_order_id or "")
+            if order is None:
+                raise RuntimeError("an order with no events and no earlier order")
+            status = 200
+        if order.status is OrderStatus.REJECTED:
+            raise _rejected(order)
+        return json_response(order_json(order), status)
 
     committed = await system.bus.execute(
         SubmitOrder(spec, clip_to_position=body.clip_to_position, actor=principal.actor),
         respond=respond)
-    order, created = committed.response
-    if not created:
-        response.status_code = 200
-    if order.status is OrderStatus.REJECTED:
-        raise _rejected(order)
-    return OrderPublic.of(order)
-
-
-def _snapshot(order: Order) -> Order:
-    """A copy taken at commit time: later batches may change the live order."""
-    return replace(order)
+    return committed.response
 
 
 @router.get("", response_model=OrderPage, summary="List orders, newest first")
@@ -91,7 +99,7 @@ async def list_orders(
                        {"field": "status"})
     clients = set(visible_clients(principal, system, client))
     orders = system.engine.state.orders
-    items: list[OrderPublic] = []
+    items: list[dict] = []
     start = cursor - 1 if cursor is not None else system.engine.state.last_order_id
     next_cursor = None
     for order_id in range(start, 0, -1):
@@ -106,46 +114,47 @@ async def list_orders(
                                        or (status == "open" and o.is_open)):
             continue
         if len(items) == limit:
-            next_cursor = items[-1].id
+            next_cursor = items[-1]["id"]
             break
-        items.append(OrderPublic.of(o))
-    return OrderPage(items=items, next_cursor=next_cursor)
+        items.append(order_json(o))
+    return json_response({"items": items, "next_cursor": next_cursor})
 
 
 @router.get("/{order_id}", response_model=OrderPublic, summary="One order")
-async def get_order(order_id: int, principal: Viewer, system: System) -> OrderPublic:
-    return OrderPublic.of(_find(system, order_id, principal))
+async def get_order(order_id: int, principal: Viewer, system: System) -> Response:
+    return json_response(order_json(_find(system, order_id, principal)))
 
 
 @router.delete("/{order_id}", response_model=OrderPublic, responses=ERRORS,
                summary="Cancel an order (idempotent)")
-async def cancel_order(order_id: int, principal: Trader, system: System) -> OrderPublic:
+async def cancel_order(order_id: int, principal: Trader, system: System) -> Response:
     order = _find(system, order_id, principal)
     committed = await system.bus.execute(
         CancelOrder(order.order_id, actor=principal.actor),
-        respond=lambda events: OrderPublic.of(order))
+        respond=lambda events: json_response(order_json(order)))
     return committed.response
 
 
 @router.post("/{order_id}/replace", response_model=OrderPublic, responses=ERRORS,
              summary="Cancel/replace with a new price and/or qty")
 async def replace_order(order_id: int, body: OrderReplace, principal: Trader,
-                        system: System) -> OrderPublic:
+                        system: System) -> Response:
     """Returns the successor order. Retrying returns the same successor."""
     order = _find(system, order_id, principal)
 
-    def respond(events: list) -> OrderPublic | ApiError:
+    def respond(events: list) -> Response | ApiError:
         successor_id = order.replaced_by
         if successor_id is None:
             if order.order_id in system.engine.state.pending_replaces:
-                return OrderPublic.of(order)  # venue latency: the cancel is on its way
+                # venue latency: the cancel is on its way
+                return json_response(order_json(order))
             return ApiError(409, "ORDER_NOT_OPEN",
                             f"order {order_id} was {order.status.value} before it could be "
-                            "replaced", {"order": OrderPublic.of(order).model_dump(mode="json")})
+                            "replaced", {"order": order_json(order)})
         successor = system.engine.state.orders[successor_id]
         if successor.status is OrderStatus.REJECTED:
             return _rejected(successor)
-        return OrderPublic.of(successor)
+        return json_response(order_json(successor))
 
     committed = await system.bus.execute(
         ReplaceOrder(order.order_id, body.price, body.qty, body.trigger_price,
