@@ -169,9 +169,13 @@ class CommandBus:
             events.extend(work.events)
         self.last_processed_at = now
         try:
-            first_seq, last_seq = (await asyncio.to_thread(self.log.append, events,
-                                                           engine.state, audits)
-                                   if events or audits else (0, 0))
+            if events or audits:
+                # Rows are built here, on the thread that owns the engine state; the
+                # worker thread only talks to the database.
+                prepared = self.log.prepare(events, engine.state, audits)
+                first_seq, last_seq = await asyncio.to_thread(self.log.write, prepared)
+            else:
+                first_seq, last_seq = 0, 0
         except Exception as exc:
             # Not durable: nobody may be told otherwise. The in-memory engine is
             # now ahead of the log, so the process must restart and recover.

@@ -24,26 +24,32 @@ from typing import Any
 import sqlalchemy as sa
 
 
-class BulkWriter:
-    """Writes rows (tuples in column order) through one open connection."""
+class StatementBatch:
+    """Statements and their rows (tuples in column order), built first and executed
+    later, in one go: the rows can be built on one thread (the engine's, which owns the
+    state they come from) and written on another."""
 
-    def __init__(self, conn: sa.Connection):
-        self.conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"
+    def __init__(self, dialect: str):
+        self.sqlite = dialect == "sqlite"
         self.timestamp = _sqlite_timestamp if self.sqlite else _aware_utc
+        self.statements: list[tuple[str, list[tuple]]] = []
 
     def insert(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple],
                json_columns: frozenset[str] = frozenset()) -> None:
         if rows:
             sql = _insert_sql(table, columns, None, self.sqlite, json_columns)
-            self.conn.exec_driver_sql(sql, list(rows))
+            self.statements.append((sql, list(rows)))
 
     def upsert(self, table: str, columns: tuple[str, ...], keys: tuple[str, ...],
                rows: Sequence[tuple]) -> None:
         """Insert ``rows``, or update the other columns where the key already exists."""
         if rows:
             sql = _insert_sql(table, columns, keys, self.sqlite, frozenset())
-            self.conn.exec_driver_sql(sql, list(rows))
+            self.statements.append((sql, list(rows)))
+
+    def execute(self, conn: sa.Connection) -> None:
+        for sql, rows in self.statements:
+            conn.exec_driver_sql(sql, rows)
 
 
 def text(value: Decimal | None) -> str | None:

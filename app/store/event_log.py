@@ -9,6 +9,7 @@ the group commit that keeps throughput from collapsing to one fsync per order.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,13 +20,13 @@ from sqlmodel import Session, create_engine, select
 
 from app.domain.events import Event
 from app.engine.state import EngineState
-from app.store.bulk import BulkWriter
+from app.store.bulk import StatementBatch
 from app.store.codec import decode_event, encode_event
 from app.store.projections import project
 from app.store.tables import AuditRow, EventRow
 
 _JSON = frozenset({"payload"})
-_AUDIT = AuditRow.__table__
+_AUDIT_JSON = frozenset({"details"})
 
 
 def make_db_engine(url: str) -> sa.Engine:
@@ -67,6 +68,14 @@ def _scope_of(event: Event, state: EngineState) -> tuple[str | None, str | None,
 
 
 EVENT_COLUMNS = ("seq", "type", "client", "venue", "order_id", "payload", "created_at")
+AUDIT_COLUMNS = ("at", "actor", "action", "scope", "reason", "previous", "details")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAppend:
+    statements: StatementBatch
+    first: int  # sequence numbers of the events (last = 0: no events)
+    last: int
 
 
 class EventLog:
@@ -84,33 +93,45 @@ class EventLog:
 
         Returns the first and last sequence numbers written ((0, 0) for none).
         """
-        if not events and not audit:
-            return 0, 0
+        return self.write(self.prepare(events, state, audit))
+
+    def prepare(self, events: Sequence[Event], state: EngineState,
+                audit: Sequence[AuditRow] = ()) -> PreparedAppend:
+        """Number the events and build every row the append writes, from ``state`` as
+        it is right after these events. No I/O: the command bus runs this on the
+        engine's own thread and hands only ``write`` to a worker thread."""
         if self._next_seq is None:
             self._next_seq = self.last_seq() + 1
         first = self._next_seq
-        try:
-            with self.db.begin() as conn:
-                out = BulkWriter(conn)
-                now = out.timestamp(datetime.now(UTC))
-                rows = []
-                for seq, e in enumerate(events, first):
-                    type_name, payload = encode_event(e)
-                    client, venue, order_id = _scope_of(e, state)
-                    rows.append((seq, type_name, client, venue, order_id,
-                                 orjson.dumps(payload).decode(), now))
-                out.insert("event_log", EVENT_COLUMNS, rows, json_columns=_JSON)
-                if audit:
-                    conn.execute(sa.insert(_AUDIT),
-                                 [a.model_dump(exclude={"id"}) for a in audit])
-                project(out, events, state)
-        except BaseException:
-            self._next_seq = None  # unknown now: read it back before the next append
-            raise
-        if not events:
-            return 0, 0
+        out = StatementBatch(self.db.dialect.name)
+        now = out.timestamp(datetime.now(UTC))
+        rows = []
+        for seq, e in enumerate(events, first):
+            type_name, payload = encode_event(e)
+            client, venue, order_id = _scope_of(e, state)
+            rows.append((seq, type_name, client, venue, order_id,
+                         orjson.dumps(payload).decode(), now))
+        out.insert("event_log", EVENT_COLUMNS, rows, json_columns=_JSON)
+        out.insert("audit_log", AUDIT_COLUMNS,
+                   [(out.timestamp(a.at), a.actor, a.action, a.scope, a.reason, a.previous,
+                     orjson.dumps(a.details).decode()) for a in audit],
+                   json_columns=_AUDIT_JSON)
+        project(out, events, state)
         self._next_seq = first + len(events)
-        return first, first + len(events) - 1
+        return PreparedAppend(out, first, first + len(events) - 1 if events else 0)
+
+    def write(self, prepared: PreparedAppend) -> tuple[int, int]:
+        """Write a prepared append in one transaction; returns once it is committed."""
+        if prepared.statements.statements:
+            try:
+                with self.db.begin() as conn:
+                    prepared.statements.execute(conn)
+            except BaseException:
+                self._next_seq = None  # unknown now: read it back before the next append
+                raise
+        if not prepared.last:
+            return 0, 0
+        return prepared.first, prepared.last
 
     def read(self, after: int = 0, limit: int | None = None,
              client: str | None = None) -> list[EventRow]:

@@ -7,7 +7,7 @@ exactly these events; fills and closed trades are appended as they come.
 
 Each table is written with ONE ``executemany`` per batch — an upsert
 (``INSERT ... ON CONFLICT DO UPDATE``, which SQLite and PostgreSQL share) for
-the entity tables — through ``BulkWriter``, which skips SQLAlchemy's per-row
+the entity tables — as a ``StatementBatch``, which skips SQLAlchemy's per-row
 work: on the order path that cost more than the database itself.
 """
 
@@ -26,7 +26,7 @@ from app.domain.events import (
     TradingStateChanged,
 )
 from app.engine.state import EngineState
-from app.store.bulk import BulkWriter, text
+from app.store.bulk import StatementBatch, text
 
 Row = tuple[Any, ...]
 
@@ -47,7 +47,7 @@ BALANCE_COLUMNS = ("client", "venue", "deposits", "withdrawals", "realized_pnl",
 STATE_COLUMNS = ("scope_client", "scope_venue", "state", "reason", "actor", "updated_at")
 
 
-def project(out: BulkWriter, events: Sequence[Event], state: EngineState) -> None:
+def project(out: StatementBatch, events: Sequence[Event], state: EngineState) -> None:
     ts = out.timestamp
     orders: set[int] = set()
     positions: set[tuple[str, str, str]] = set()

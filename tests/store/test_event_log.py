@@ -58,7 +58,7 @@ from app.domain.orders import OrderSpec, OrderStatus, OrderType, Side, TimeInFor
 from app.domain.trading_state import Scope, TradingState
 from app.engine.engine import AccountSetup, Engine, EngineConfig
 from app.engine.state import EngineState
-from app.store.bulk import BulkWriter
+from app.store.bulk import StatementBatch
 from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import alembic_config, upgrade
 from app.store.tables import (
@@ -479,25 +479,26 @@ class Boom(RuntimeError):
 
 
 def _break_mid_projection(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first projection table is written, then the projection blows up."""
-    real = BulkWriter.upsert
+    """The events and the first projection tables are written, then a statement fails."""
 
-    def broken(self: BulkWriter, *args: Any) -> None:
-        real(self, *args)
+    def broken(self: StatementBatch, conn: Any) -> None:
+        assert len(self.statements) > 3
+        for sql, rows in self.statements[:3]:
+            conn.exec_driver_sql(sql, rows)
         raise Boom("projection failed")
 
-    monkeypatch.setattr(BulkWriter, "upsert", broken)
+    monkeypatch.setattr(StatementBatch, "execute", broken)
 
 
 def _break_after_projection(monkeypatch: pytest.MonkeyPatch) -> None:
     """Everything is projected and written to the database, then the commit never comes."""
-    real = event_log_module.project
+    real = StatementBatch.execute
 
-    def broken(conn: Any, events: Any, state: EngineState) -> None:
-        real(conn, events, state)
+    def broken(self: StatementBatch, conn: Any) -> None:
+        real(self, conn)
         raise Boom("failed just before commit")
 
-    monkeypatch.setattr(event_log_module, "project", broken)
+    monkeypatch.setattr(StatementBatch, "execute", broken)
 
 
 @pytest.mark.parametrize("breakage", [_break_mid_projection, _break_after_projection],
@@ -615,6 +616,7 @@ def test_alembic_upgrade_is_idempotent(db_url: str) -> None:
 
 @pytest.mark.parametrize("table, columns", [
     (EventRow, event_log_module.EVENT_COLUMNS),
+    (AuditRow, ("id", *event_log_module.AUDIT_COLUMNS)),  # id: the database numbers them
     (OrderRow, projections_module.ORDER_COLUMNS),
     (FillRow, projections_module.FILL_COLUMNS),
     (PositionRow, projections_module.POSITION_COLUMNS),

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from app.api.schemas import OrderPublic
+from app.api.schemas import order_json
 from app.config import Settings, TradingConfig, default_trading_config
 from app.domain.commands import (
     CancelAll,
@@ -433,25 +433,24 @@ def test_an_acknowledgement_never_shows_uncommitted_state(db_url: str) -> None:
         crashed = False
         try:
             await s.market(quote(BYBIT, "SOL-PERP", "150.00", "150.01", "50"))
-            real_append = s.system.log.append
+            real_write = s.system.log.write
             entered, release = threading.Event(), threading.Event()
             calls = 0
 
-            def append(events: Any, state: Any, audit: Any = ()) -> tuple[int, int]:
+            def write(prepared: Any) -> tuple[int, int]:
                 nonlocal calls
                 calls += 1
                 if calls == 1:  # the order's own batch: hold it in its commit a moment
                     entered.set()
                     release.wait(STEP_TIMEOUT)
-                    return real_append(events, state, audit)
+                    return real_write(prepared)
                 raise CommitCrash("the process died during this commit")
 
-            s.system.log.append = append  # type: ignore[method-assign]
+            s.system.log.write = write  # type: ignore[method-assign]
             def respond(events: list[Any]) -> tuple[int, dict]:
                 # Exactly how POST /api/v1/orders builds its answer: at commit time.
                 order_id = next(e.order_id for e in events if type(e) is OrderSubmitted)
-                return order_id, OrderPublic.of(s.state.orders[order_id]).model_dump(
-                    mode="json")
+                return order_id, order_json(s.state.orders[order_id])
 
             submit = asyncio.ensure_future(asyncio.wait_for(s.system.bus.execute(
                 SubmitOrder(order_spec("demo-2", BYBIT, "SOL-PERP", "buy", "limit", "0.5",
@@ -475,7 +474,7 @@ def test_an_acknowledgement_never_shows_uncommitted_state(db_url: str) -> None:
         s2 = Running(db_url)
         await s2.start()
         try:
-            durable = OrderPublic.of(s2.state.orders[order_id]).model_dump(mode="json")
+            durable = order_json(s2.state.orders[order_id])
         finally:
             await s2.stop()
         assert OrderStatus(durable["status"]) in reachable_statuses(
@@ -531,17 +530,17 @@ def test_a_crash_while_funding_a_new_database_still_funds_every_account(db_url: 
     accounts that got nothing, not treat the database as set up."""
     async def body() -> None:
         s = Running(db_url)
-        real_append = s.system.log.append
+        real_write = s.system.log.write
         calls = 0
 
-        def append(events: Any, state: Any, audit: Any = ()) -> tuple[int, int]:
+        def write(prepared: Any) -> tuple[int, int]:
             nonlocal calls
             calls += 1
             if calls == 1:
                 raise CommitCrash("the process died during this commit")
-            return real_append(events, state, audit)
+            return real_write(prepared)
 
-        s.system.log.append = append  # type: ignore[method-assign]
+        s.system.log.write = write  # type: ignore[method-assign]
         with pytest.raises(CommitCrash):
             await s.start()
         for task in (s.system.clock, s.system.housekeeping):
