@@ -19,9 +19,11 @@ from starlette.middleware.sessions import SessionMiddleware
 from app.api import controls, errors, health, orders, portfolio, session, ws
 from app.api.deps import RateLimiter
 from app.api.metrics import Metrics
+from app.api.order_lane import OrderLane
 from app.auth.principal import Role
 from app.auth.store import AuthStore
 from app.config import Settings, load_trading_config
+from app.runtime.gc_tuning import tuned_gc
 from app.runtime.system import TradingSystem
 from app.web import routes as web
 from app.web.live import LiveHub
@@ -55,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.demo_credentials and system.first_start:
             _print_demo_credentials(app.state.auth)
         try:
-            yield
+            with tuned_gc():  # after recovery: the rebuilt state is frozen too
+                yield
         finally:
             await app.state.live.stop()
             await system.stop()
@@ -77,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        secret_key=settings.session_secret or secrets.token_urlsafe(32),
                        session_cookie="perpdesk_session", same_site="strict",
                        https_only=settings.secure_cookies, max_age=12 * 3600)
+    # Outermost: API-key order placement skips the session and the routing layers.
+    app.add_middleware(OrderLane)
     errors.install(app)
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -56,32 +56,46 @@ def session_principal(request: Request) -> Principal | None:
                      "session")
 
 
-def _throttle(request: Request, who: str) -> None:
-    wait = request.app.state.rate_limiter.allow(who)
+def throttle(app_state: Any, who: str) -> None:
+    wait = app_state.rate_limiter.allow(who)
     if wait:
         raise ApiError(429, "RATE_LIMITED", "too many requests; slow down",
                        {"retry_after_s": f"{wait:.3f}"},
                        headers={"Retry-After": str(max(1, round(wait)))})
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The key in an ``Authorization: Bearer <key>`` header, if that is what it is."""
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+def key_principal(app_state: Any, key: str, client_host: str | None) -> Principal:
+    """The caller behind an API key, throttled; 401 if the key is not valid."""
+    principal = app_state.auth.authenticate_key(key)
+    if principal is None:
+        # Failed attempts share a per-address budget: key guessing is throttled.
+        throttle(app_state, f"anon:{client_host or '?'}")
+        raise ApiError(401, "UNAUTHENTICATED", "the API key is not valid or was revoked",
+                       headers={"WWW-Authenticate": "Bearer"})
+    throttle(app_state, principal.actor)
+    return principal
+
+
 async def authenticate(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        principal = get_auth(request).authenticate_key(header[7:].strip())
-        if principal is None:
-            # Failed attempts share a per-address budget: key guessing is throttled.
-            _throttle(request, f"anon:{request.client.host if request.client else '?'}")
-            raise ApiError(401, "UNAUTHENTICATED", "the API key is not valid or was revoked",
-                           headers={"WWW-Authenticate": "Bearer"})
-    else:
-        principal = session_principal(request)
-        if principal is None:
-            raise ApiError(401, "UNAUTHENTICATED",
-                           "send 'Authorization: Bearer <api key>' or log in",
-                           headers={"WWW-Authenticate": "Bearer"})
-        if request.method not in SAFE_METHODS:
-            check_csrf(request)
-    _throttle(request, principal.actor)
+    key = bearer_token(request.headers.get("authorization", ""))
+    if key is not None:
+        return key_principal(request.app.state, key,
+                             request.client.host if request.client else None)
+    principal = session_principal(request)
+    if principal is None:
+        raise ApiError(401, "UNAUTHENTICATED",
+                       "send 'Authorization: Bearer <api key>' or log in",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if request.method not in SAFE_METHODS:
+        check_csrf(request)
+    throttle(request.app.state, principal.actor)
     return principal
 
 

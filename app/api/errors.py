@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,6 +43,23 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+def invalid(errors: Sequence[Any]) -> ApiError:
+    """422 for schema errors (pydantic's or FastAPI's), naming the first bad field."""
+    problems = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        problems.append({"field": ".".join(loc), "message": e.get("msg", "invalid")})
+    first = problems[0] if problems else {"field": "", "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return ApiError(422, "VALIDATION_ERROR", message,
+                    {"field": first["field"], "errors": problems})
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message, exc.details),
+                        status_code=exc.status, headers=exc.headers)
+
+
 def refused(exc: CommandRefused) -> ApiError:
     return ApiError(status_for(exc.code), exc.code.value, exc.rejection.message,
                     dict(exc.rejection.details))
@@ -54,28 +72,15 @@ _HTTP_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details),
-                            status_code=exc.status, headers=exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(CommandRefused)
     async def _refused(request: Request, exc: CommandRefused) -> JSONResponse:
-        err = refused(exc)
-        return JSONResponse(error_body(err.code, err.message, err.details),
-                            status_code=err.status)
+        return error_response(refused(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in exc.errors():
-            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
-            problems.append({"field": ".".join(loc), "message": e.get("msg", "invalid")})
-        first = problems[0] if problems else {"field": "", "message": "invalid request"}
-        message = (f"{first['field']}: {first['message']}" if first["field"]
-                   else first["message"])
-        return JSONResponse(
-            error_body("VALIDATION_ERROR", message,
-                       {"field": first["field"], "errors": problems}),
-            status_code=422)
+        return error_response(invalid(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -18,7 +18,7 @@ from app.api.deps import (
 from app.api.errors import ApiError, status_for
 from app.api.responses import json_response
 from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace, order_json
-from app.auth.principal import Role
+from app.auth.principal import Principal, Role
 from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
 from app.domain.events import OrderCanceled, OrderSubmitted
 from app.domain.orders import Order, OrderSpec, OrderStatus, OrderTags, Side
@@ -50,10 +50,16 @@ def _find(system: TradingSystem, order_id: int, principal) -> Order:
 async def place_order(body: OrderCreate, request: Request) -> Response:
     """Idempotent on ``client_order_id``: the same id with the same parameters returns
     the first order (200); with other parameters, 409 ``DUPLICATE_CLIENT_ORDER_ID``."""
-    # Authenticated here rather than through dependencies: this is the hottest
-    # endpoint, and each dependency FastAPI solves is a visible share of its cost.
+    # API-key callers are served by app/api/order_lane.py before this route; this
+    # one serves browser sessions (CSRF-checked in authenticate) and documents both.
     principal = ensure_role(await authenticate(request), Role.TRADER)
-    system: TradingSystem = request.app.state.system
+    return await submit_order(request.app.state.system, principal, body)
+
+
+async def submit_order(system: TradingSystem, principal: Principal,
+                       body: OrderCreate) -> Response:
+    """Place ``body`` for ``principal`` and answer once it is durable: 201 with the new
+    order, 200 with the first one for an idempotent retry. Raises ``ApiError``."""
     check_client(principal, body.client)
     tags = OrderTags(**body.tags.model_dump()) if body.tags else OrderTags()
     spec = OrderSpec(
@@ -62,6 +68,7 @@ async def place_order(body: OrderCreate, request: Request) -> Response:
         trigger_source=body.trigger_source, time_in_force=body.time_in_force,
         expire_at=body.expire_at, post_only=body.post_only, reduce_only=body.reduce_only,
         client_order_id=body.client_order_id, tags=tags)
+
     def respond(events: list) -> Response:
         # Rendered right at commit: later batches may change the live order.
         state = system.engine.state

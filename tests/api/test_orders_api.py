@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 import yaml
 
+from app.auth.principal import Role
 from app.config import default_trading_config
 
 ORDER_FIELDS = {
@@ -408,3 +409,73 @@ def test_replace_with_nothing_to_change_is_400_and_with_a_bad_body_422(market_ap
     assert r.status_code == 422
     assert r.json()["error"]["details"]["field"] == "price"
     assert market_api.order_by_id(orig["id"])["status"] == "accepted"
+
+
+# ---- the API-key lane and the framework route answer alike -----------------------------------
+# POST /api/v1/orders with a key is served by app/api/order_lane.py ahead of FastAPI; with a
+# browser session it goes through the FastAPI route. Both must say the same thing.
+
+DEFAULT_ORDER = {"client": "demo", "venue": "paper-binance", "symbol": "BTC-PERP",
+                 "side": "buy", "type": "limit", "qty": "0.001", "price": "59000.0"}
+
+
+def _session(api) -> dict[str, str]:
+    api.auth.add_user("sam", Role.TRADER, "correct horse battery")
+    r = api.post("/api/v1/auth/login", None,
+                 json={"name": "sam", "password": "correct horse battery"})
+    return {"X-CSRF-Token": api.ok(r)["csrf_token"]}
+
+
+@pytest.mark.parametrize("change", [
+    {"symbol": None}, {"side": "hold"}, {"qty": "0"}, {"qty": "abc"}, {"colour": "red"},
+    {"time_in_force": "day"}, {"client_order_id": "no spaces allowed"},
+    {"tags": {"strategy": "x" * 65}},
+], ids=["missing", "enum", "not-positive", "not-a-number", "extra-field", "tif", "coid",
+        "nested"])
+def test_key_and_session_get_the_same_validation_error(market_api, change):
+    csrf = _session(market_api)
+    body = {k: v for k, v in {**DEFAULT_ORDER, **change}.items() if v is not None}
+    by_key = market_api.post("/api/v1/orders", "trader", json=body)
+    by_session = market_api.post("/api/v1/orders", None, json=body, headers=csrf)
+    assert by_key.status_code == by_session.status_code == 422
+    key_error, session_error = by_key.json()["error"], by_session.json()["error"]
+    assert key_error["code"] == session_error["code"] == "VALIDATION_ERROR"
+    assert key_error["details"]["field"] == session_error["details"]["field"]
+    assert key_error["message"] == session_error["message"]
+
+
+def test_key_and_session_place_the_same_order(market_api):
+    csrf = _session(market_api)
+    by_key = market_api.ok(market_api.order("trader", client_order_id="k-1"), 201)
+    by_session = market_api.ok(market_api.post(
+        "/api/v1/orders", None, json={**DEFAULT_ORDER, "client_order_id": "s-1"},
+        headers=csrf), 201)
+    differs = {"id", "client_order_id", "created_at", "updated_at"}
+    assert {k: v for k, v in by_key.items() if k not in differs} == {
+        k: v for k, v in by_session.items() if k not in differs}
+    # And a rejection has the same shape both ways.
+    by_key = market_api.order("trader", qty="0.0001")
+    by_session = market_api.post("/api/v1/orders", None,
+                                 json={**DEFAULT_ORDER, "qty": "0.0001"}, headers=csrf)
+    assert by_key.status_code == by_session.status_code == 400
+    assert by_key.json()["error"]["code"] == by_session.json()["error"]["code"]
+
+
+def test_an_order_that_is_not_json_is_told_so(market_api):
+    r = market_api.post("/api/v1/orders", "trader", content=b"client=demo&qty=1",
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422
+    assert "application/json" in r.json()["error"]["message"]
+    r = market_api.post("/api/v1/orders", "trader", content=b"")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_ERROR"
+    r = market_api.post("/api/v1/orders", "trader", content=b"{not json",
+                        headers={"content-type": "application/json"})
+    assert "not valid JSON" in r.json()["error"]["message"]
+    assert market_api.ok(market_api.get("/api/v1/orders"))["items"] == []
+
+
+def test_a_bad_key_on_the_order_lane_is_401_and_a_viewer_403(market_api):
+    r = market_api.order("pdk_nope_nope")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    r = market_api.order("viewer")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN"
