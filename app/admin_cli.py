@@ -30,7 +30,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.database_url:
         os.environ["PERPDESK_DATABASE_URL"] = args.database_url
     uvicorn.run("app.server:create_app", factory=True, host=args.host, port=args.port,
-                log_level=args.log_level, timeout_graceful_shutdown=10,
+                log_level=args.log_level, access_log=args.access_log,
+                timeout_graceful_shutdown=10,
                 # Dashboards on loopback or a LAN: compressing every pushed fragment for
                 # every socket cost more CPU (and latency) than the bandwidth it saved.
                 ws_per_message_deflate=False)
@@ -83,6 +84,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--config", help="YAML configuration (default: PERPDESK_CONFIG or built-in)")
     p.add_argument("--log-level", default="info")
+    # Off by default: a line per request at thousands of orders a second is noise next
+    # to the audit log, the event log and /metrics, and it costs the order path CPU.
+    p.add_argument("--access-log", action="store_true",
+                   help="log every HTTP request (uvicorn's access log)")
     p.set_defaults(run=serve)
 
     users = commands.add_parser("users", help="manage users").add_subparsers(

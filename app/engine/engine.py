@@ -450,7 +450,15 @@ class Engine:
     def _matching_open_orders(self, client: str | None, venue: str | None,
                               symbol: str | None = None, side: Side | None = None
                               ) -> list[Order]:
-        return [o for o in self._open_orders()
+        candidates: Iterable[Order]
+        if client is not None and venue is not None:
+            if symbol is not None and side is not None:  # one group: no filtering at all
+                group = self.state.resting.group(client, venue, symbol, side)
+                return [] if group is None else list(group.orders.values())
+            candidates = list(self.state.open_orders.get((client, venue), {}).values())
+        else:
+            candidates = self._open_orders()
+        return [o for o in candidates
                 if (client is None or o.spec.client == client)
                 and (venue is None or o.spec.venue == venue)
                 and (symbol is None or o.spec.symbol == symbol)

@@ -170,10 +170,9 @@ class CommandBus:
         self.last_processed_at = now
         try:
             if events or audits:
-                # Rows are built here, on the thread that owns the engine state; the
-                # worker thread only talks to the database.
+                # Rows are built here, on the thread that owns the engine state.
                 prepared = self.log.prepare(events, engine.state, audits)
-                first_seq, last_seq = await asyncio.to_thread(self.log.write, prepared)
+                first_seq, last_seq = await self.log.commit(prepared)
             else:
                 first_seq, last_seq = 0, 0
         except Exception as exc:

@@ -8,6 +8,7 @@ the group commit that keeps throughput from collapsing to one fsync per order.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +86,7 @@ class EventLog:
 
     def __init__(self, db: sa.Engine):
         self.db = db
+        self._sqlite = db.dialect.name == "sqlite"
         self._next_seq: int | None = None
 
     def append(self, events: Sequence[Event], state: EngineState,
@@ -126,6 +128,32 @@ class EventLog:
             try:
                 with self.db.begin() as conn:
                     prepared.statements.execute(conn)
+            except BaseException:
+                self._next_seq = None  # unknown now: read it back before the next append
+                raise
+        if not prepared.last:
+            return 0, 0
+        return prepared.first, prepared.last
+
+    async def commit(self, prepared: PreparedAppend) -> tuple[int, int]:
+        """``write`` for the event loop: returns once the append is committed, without
+        blocking the loop on the disk.
+
+        SQLite runs in this process: its inserts do no I/O until COMMIT (they fill the
+        page cache), but they need the GIL row by row, so on a worker thread they would
+        queue behind request handling for every row. They run here; only COMMIT (the
+        WAL write and fsync, without the GIL) goes to a worker thread. A server database
+        answers every statement over the network, so there the whole write goes to the
+        worker.
+        """
+        if not self._sqlite:
+            return await asyncio.to_thread(self.write, prepared)
+        if prepared.statements.statements:
+            try:
+                with self.db.connect() as conn:
+                    transaction = conn.begin()
+                    prepared.statements.execute(conn)
+                    await asyncio.to_thread(transaction.commit)
             except BaseException:
                 self._next_seq = None  # unknown now: read it back before the next append
                 raise

@@ -13,6 +13,7 @@ another module can re-run them on another backend by providing that fixture.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -501,10 +502,18 @@ def _break_after_projection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(StatementBatch, "execute", broken)
 
 
+def _append_from_the_event_loop(log: EventLog, events: list[Event], state: EngineState,
+                                audit: list[AuditRow]) -> tuple[int, int]:
+    # How the command bus appends: prepare on its thread, then ``await commit``.
+    return asyncio.run(log.commit(log.prepare(events, state, audit)))
+
+
+@pytest.mark.parametrize("append", [EventLog.append, _append_from_the_event_loop],
+                         ids=["append", "commit"])
 @pytest.mark.parametrize("breakage", [_break_mid_projection, _break_after_projection],
                          ids=["mid-projection", "after-projection"])
 def test_failed_append_leaves_nothing_behind(db_url: str, monkeypatch: pytest.MonkeyPatch,
-                                             breakage: Any) -> None:
+                                             breakage: Any, append: Any) -> None:
     with open_log(db_url) as log:
         d, _ = run_session(log)
         before = snapshot(log.db)
@@ -522,7 +531,7 @@ def test_failed_append_leaves_nothing_behind(db_url: str, monkeypatch: pytest.Mo
         audit = [AuditRow(at=at(20), actor="y", action="halt", scope="global", reason="x")]
         breakage(monkeypatch)
         with pytest.raises(Boom):
-            log.append(events, engine.state, audit)
+            append(log, events, engine.state, audit)
         monkeypatch.undo()
 
         assert log.last_seq() == last_before
@@ -532,7 +541,7 @@ def test_failed_append_leaves_nothing_behind(db_url: str, monkeypatch: pytest.Mo
         # The log is not poisoned: the next append works and only it is visible.
         later = [FundsDeposited("demo", BINANCE, D(1), at(21))]
         engine.state.apply(later[0])
-        first, last = log.append(later, engine.state)
+        first, last = append(log, later, engine.state, [])
         assert first == last > last_before
         assert list(log.replay()) == d.events + later
 

@@ -433,20 +433,20 @@ def test_an_acknowledgement_never_shows_uncommitted_state(db_url: str) -> None:
         crashed = False
         try:
             await s.market(quote(BYBIT, "SOL-PERP", "150.00", "150.01", "50"))
-            real_write = s.system.log.write
+            real_commit = s.system.log.commit
             entered, release = threading.Event(), threading.Event()
             calls = 0
 
-            def write(prepared: Any) -> tuple[int, int]:
+            async def commit(prepared: Any) -> tuple[int, int]:
                 nonlocal calls
                 calls += 1
                 if calls == 1:  # the order's own batch: hold it in its commit a moment
                     entered.set()
-                    release.wait(STEP_TIMEOUT)
-                    return real_write(prepared)
+                    await asyncio.to_thread(release.wait, STEP_TIMEOUT)
+                    return await real_commit(prepared)
                 raise CommitCrash("the process died during this commit")
 
-            s.system.log.write = write  # type: ignore[method-assign]
+            s.system.log.commit = commit  # type: ignore[method-assign]
             def respond(events: list[Any]) -> tuple[int, dict]:
                 # Exactly how POST /api/v1/orders builds its answer: at commit time.
                 order_id = next(e.order_id for e in events if type(e) is OrderSubmitted)
@@ -530,17 +530,17 @@ def test_a_crash_while_funding_a_new_database_still_funds_every_account(db_url: 
     accounts that got nothing, not treat the database as set up."""
     async def body() -> None:
         s = Running(db_url)
-        real_write = s.system.log.write
+        real_commit = s.system.log.commit
         calls = 0
 
-        def write(prepared: Any) -> tuple[int, int]:
+        async def commit(prepared: Any) -> tuple[int, int]:
             nonlocal calls
             calls += 1
             if calls == 1:
                 raise CommitCrash("the process died during this commit")
-            return real_write(prepared)
+            return await real_commit(prepared)
 
-        s.system.log.write = write  # type: ignore[method-assign]
+        s.system.log.commit = commit  # type: ignore[method-assign]
         with pytest.raises(CommitCrash):
             await s.start()
         for task in (s.system.clock, s.system.housekeeping):
