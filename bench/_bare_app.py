@@ -4,7 +4,7 @@ It validates an order-shaped JSON body with pydantic (the same field types and
 constraints as the real ``OrderCreate``) and answers a small JSON 201, so the
 difference to the real endpoint is what perpdesk adds: auth, the command bus,
 the engine, the durable commit and the response model. Served by uvicorn
-exactly as ``perpdesk serve`` is (same loop, HTTP parser and access log).
+exactly as ``perpdesk serve`` is (same loop and HTTP parser, no access log).
 """
 
 from __future__ import annotations

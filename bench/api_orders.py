@@ -8,9 +8,10 @@ Starts, on loopback:
     SQLite database in a temporary directory, no demo credentials, no rate limit,
     and an operator key made beforehand with ``perpdesk keys create``.
 
-Then it drives each with ``--clients`` concurrent keep-alive HTTP clients
-(httpx; ``--http raw`` for a minimal HTTP/1.1 client that leaves the server more
-of a 2-core box), split over ``--procs`` load processes whose samples are merged:
+Then it drives each with ``--clients`` concurrent keep-alive HTTP clients (a
+minimal HTTP/1.1 client that leaves the server most of a 2-core box; ``--http
+httpx`` for httpx.AsyncClient), split over ``--procs`` load processes whose
+samples are merged:
 
   bare           POST the order body to the ceiling
   orders_limit   limit orders 5 % away from the touch (buys below the bid, sells
@@ -45,7 +46,7 @@ Targets (SQLite): orders >= 50 % of bare, p99 <= 20 ms, kill switch p99 <= 25 ms
 zero accepted after disable. The figures are printed as measured.
 
 Usage:  python bench/api_orders.py [--seconds 10] [--clients 32] [--procs 2] [--rounds 20]
-                                   [--http httpx|raw]
+                                   [--http raw|httpx]
 """
 
 from __future__ import annotations
@@ -602,9 +603,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients")
     parser.add_argument("--procs", type=int, default=2, help="load-generating processes")
     parser.add_argument("--rounds", type=int, default=20, help="kill-switch rounds")
-    parser.add_argument("--http", choices=("httpx", "raw"), default="httpx",
-                        help="load client: httpx.AsyncClient, or a minimal keep-alive "
-                             "HTTP/1.1 client that leaves more CPU to the server")
+    parser.add_argument("--http", choices=("httpx", "raw"), default="raw",
+                        help="load client: a minimal keep-alive HTTP/1.1 client (default; "
+                             "it leaves the 2-core box's CPU to the server), or "
+                             "httpx.AsyncClient")
     args = parser.parse_args(argv)
     args.procs = max(1, min(args.procs, args.clients))
 
@@ -617,11 +619,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-        # 1. The ceiling, served like perpdesk (uvicorn, same loop/parser/access log).
+        # 1. The ceiling, served like perpdesk (uvicorn, same loop/parser, no access log).
         port = free_port()
         log = tmp / "bare.log"
         bare = start([sys.executable, "-m", "uvicorn", "_bare_app:app", "--app-dir",
-                      str(BENCH_DIR), "--host", HOST, "--port", str(port)], env, log)
+                      str(BENCH_DIR), "--host", HOST, "--port", str(port),
+                      "--no-access-log"], env, log)  # as perpdesk serve runs by default
         running.append(bare)
         base = f"http://{HOST}:{port}"
         sample = body("demo", "paper-binance", "BTC-PERP", "buy", "limit", Decimal("0.001"),

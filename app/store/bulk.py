@@ -31,8 +31,19 @@ class StatementBatch:
 
     def __init__(self, dialect: str):
         self.sqlite = dialect == "sqlite"
-        self.timestamp = _sqlite_timestamp if self.sqlite else _aware_utc
+        self._stored_timestamp = _sqlite_timestamp if self.sqlite else _aware_utc
+        self._timestamps: dict[datetime, Any] = {}
         self.statements: list[tuple[str, list[tuple]]] = []
+
+    def timestamp(self, value: datetime | None) -> Any:
+        """``value`` in its stored form. A batch's events mostly share one engine
+        clock reading, so each distinct instant is rendered once."""
+        if value is None:
+            return None
+        stored = self._timestamps.get(value)
+        if stored is None:
+            stored = self._timestamps[value] = self._stored_timestamp(value)
+        return stored
 
     def insert(self, table: str, columns: tuple[str, ...], rows: Sequence[tuple],
                json_columns: frozenset[str] = frozenset()) -> None:
@@ -46,6 +57,13 @@ class StatementBatch:
         if rows:
             sql = _insert_sql(table, columns, keys, self.sqlite, frozenset())
             self.statements.append((sql, list(rows)))
+
+    def update(self, table: str, columns: tuple[str, ...], keys: tuple[str, ...],
+               rows: Sequence[tuple]) -> None:
+        """Set ``columns`` (each row: their values, then the keys') on existing rows."""
+        if rows:
+            self.statements.append((_update_sql(table, columns, keys, self.sqlite),
+                                    list(rows)))
 
     def execute(self, conn: sa.Connection) -> None:
         for sql, rows in self.statements:
@@ -70,12 +88,19 @@ def _insert_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...] | No
     return sql
 
 
-def _sqlite_timestamp(value: datetime | None) -> str | None:
+@cache
+def _update_sql(table: str, columns: tuple[str, ...], keys: tuple[str, ...],
+                sqlite: bool) -> str:
+    mark = "?" if sqlite else "%s"
+    sets = ", ".join(f"{c} = {mark}" for c in columns)
+    where = " AND ".join(f"{k} = {mark}" for k in keys)
+    return f"UPDATE {table} SET {sets} WHERE {where}"
+
+
+def _sqlite_timestamp(value: datetime) -> str:
     # SQLAlchemy's SQLite DATETIME storage: naive UTC, always with microseconds.
-    if value is None:
-        return None
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _aware_utc(value: datetime | None) -> Any:
-    return None if value is None else value.astimezone(UTC)
+def _aware_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)

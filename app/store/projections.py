@@ -22,9 +22,11 @@ from app.domain.events import (
     FundsDeposited,
     FundsWithdrawn,
     OrderFilled,
+    OrderSubmitted,
     TradeClosed,
     TradingStateChanged,
 )
+from app.domain.orders import Order
 from app.engine.state import EngineState
 from app.store.bulk import StatementBatch, text
 
@@ -35,6 +37,9 @@ ORDER_COLUMNS = (
     "qty", "price", "trigger_price", "time_in_force", "post_only", "reduce_only",
     "filled_qty", "avg_fill_price", "fees", "reject_code", "reject_message", "cancel_reason",
     "replaces", "replaced_by", "created_at", "updated_at")
+# What an order's later events can change (everything else is fixed at submission).
+ORDER_CHANGE_COLUMNS = ("status", "filled_qty", "avg_fill_price", "fees", "reject_code",
+                        "reject_message", "cancel_reason", "replaced_by", "updated_at")
 FILL_COLUMNS = ("fill_id", "order_id", "client", "venue", "symbol", "side", "qty", "price",
                 "fee", "liquidity", "at")
 POSITION_COLUMNS = ("client", "venue", "symbol", "qty", "avg_entry", "realized_pnl", "fees",
@@ -50,6 +55,7 @@ STATE_COLUMNS = ("scope_client", "scope_venue", "state", "reason", "actor", "upd
 def project(out: StatementBatch, events: Sequence[Event], state: EngineState) -> None:
     ts = out.timestamp
     orders: set[int] = set()
+    submitted: set[int] = set()
     positions: set[tuple[str, str, str]] = set()
     accounts: set[tuple[str, str]] = set()
     fills: list[Row] = []
@@ -60,7 +66,9 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
         if order_id is not None:
             orders.add(order_id)
         kind = type(e)
-        if kind is OrderFilled:
+        if kind is OrderSubmitted:
+            submitted.add(e.order_id)
+        elif kind is OrderFilled:
             fills.append((e.fill_id, e.order_id, e.client, e.venue, e.symbol, e.side.value,
                           text(e.qty), text(e.price), text(e.fee), e.liquidity.value,
                           ts(e.at)))
@@ -82,8 +90,19 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
             scopes[key] = (key[0], key[1], e.state.value, e.reason, e.actor, ts(e.at))
     out.insert("fills", FILL_COLUMNS, fills)
     out.insert("closed_trades", TRADE_COLUMNS, trades)
-    out.upsert("orders", ORDER_COLUMNS, ("order_id",),
-               [r for oid in sorted(orders) if (r := _order_row(state, oid, ts)) is not None])
+    # An order's row is inserted by the batch that submits it; later batches update
+    # only what can change (an upsert of all 24 columns cost twice as much).
+    new_rows, changes = [], []
+    for oid in sorted(orders):
+        order = state.orders.get(oid)
+        if order is None:
+            continue  # a successor announced by a replace request, not placed yet
+        if oid in submitted:
+            new_rows.append(_order_row(order, ts))
+        else:
+            changes.append(_order_change(order, ts))
+    out.insert("orders", ORDER_COLUMNS, new_rows)
+    out.update("orders", ORDER_CHANGE_COLUMNS, ("order_id",), changes)
     out.upsert("positions", POSITION_COLUMNS, ("client", "venue", "symbol"),
                [_position_row(state, k, ts) for k in sorted(positions)])
     out.upsert("balances", BALANCE_COLUMNS, ("client", "venue"),
@@ -92,10 +111,7 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
                list(scopes.values()))
 
 
-def _order_row(state: EngineState, order_id: int, ts: Any) -> Row | None:
-    o = state.orders.get(order_id)
-    if o is None:
-        return None  # a successor announced by a replace request, not placed yet
+def _order_row(o: Order, ts: Any) -> Row:
     s = o.spec
     return (o.order_id, s.client, s.venue, s.symbol, o.client_order_id, s.side.value,
             s.type.value, o.status.value, text(s.qty), text(s.price), text(s.trigger_price),
@@ -103,6 +119,12 @@ def _order_row(state: EngineState, order_id: int, ts: Any) -> Row | None:
             text(o.avg_fill_price), text(o.fees), o.reject_code, o.reject_message,
             o.cancel_reason, o.replaces, o.replaced_by, ts(o.created_at),
             ts(o.updated_at or o.created_at))
+
+
+def _order_change(o: Order, ts: Any) -> Row:
+    return (o.status.value, text(o.filled_qty), text(o.avg_fill_price), text(o.fees),
+            o.reject_code, o.reject_message, o.cancel_reason, o.replaced_by,
+            ts(o.updated_at or o.created_at), o.order_id)
 
 
 def _position_row(state: EngineState, key: tuple[str, str, str], ts: Any) -> Row:
