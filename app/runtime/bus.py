@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain.commands import Command
+from app.domain.commands import CloseAll, Command, SetTradingState
 from app.domain.events import Event
 from app.domain.market import MarketUpdate
 from app.domain.rejections import CommandRefused
+from app.domain.trading_state import TradingState
 from app.engine import Engine
 from app.runtime.broadcast import Broadcaster
 from app.runtime.topics import account_message, event_message, position_message
@@ -56,6 +57,11 @@ class _Work:
     future: asyncio.Future | None = None
     events: list[Event] = field(default_factory=list)
     error: BaseException | None = None
+
+
+def _restricts(command: Command | None) -> bool:
+    return type(command) is CloseAll or (type(command) is SetTradingState
+                                         and command.state is not TradingState.ACTIVE)
 
 
 class CommandBus:
@@ -145,6 +151,12 @@ class CommandBus:
 
     async def _process(self, batch: list[_Work]) -> None:
         started = time.perf_counter()
+        if len(batch) > 1 and any(_restricts(w.command) for w in batch):
+            # A kill switch goes first: an operator's brake does not wait behind
+            # orders that arrived a moment before it; those are judged under it.
+            # (Only restrictions jump the queue: an order sent while trading was
+            # halted is never let through by an enable that overtook it.)
+            batch.sort(key=lambda w: not _restricts(w.command))  # stable
         now = self.clock()
         engine = self.engine
         events: list[Event] = []
