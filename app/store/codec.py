@@ -67,6 +67,21 @@ def _encoder(cls: type) -> Encoder:
     return encode_dataclass
 
 
+_last_instant: tuple[datetime | None, str] = (None, "")
+
+
+def _isoformat(value: datetime) -> str:
+    # The events of one engine step share one clock reading (the same object):
+    # render it once.
+    global _last_instant
+    last = _last_instant
+    if last[0] is value:
+        return last[1]
+    text = value.isoformat()
+    _last_instant = (value, text)
+    return text
+
+
 def _field_encoder(hint: Any) -> Encoder | None:
     """How to render a value of ``hint``; None when it is already JSON-ready."""
     origin = typing.get_origin(hint)
@@ -83,7 +98,7 @@ def _field_encoder(hint: Any) -> Encoder | None:
     if hint is Decimal:
         return str
     if hint is datetime:
-        return datetime.isoformat
+        return _isoformat
     if isinstance(hint, type) and issubclass(hint, Enum):
         return lambda v: v.value
     if dataclasses.is_dataclass(hint):

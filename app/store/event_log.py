@@ -9,6 +9,7 @@ the group commit that keeps throughput from collapsing to one fsync per order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,23 +50,36 @@ def make_db_engine(url: str) -> sa.Engine:
 
 def _scope_of(event: Event, state: EngineState) -> tuple[str | None, str | None, int | None]:
     """Which client and venue an event belongs to (for scoped reads), and its order."""
-    client = getattr(event, "client", None)
-    venue = getattr(event, "venue", None)
-    spec = getattr(event, "spec", None)
-    if spec is not None:
-        client, venue = spec.client, spec.venue
-    trade = getattr(event, "trade", None)
-    if trade is not None:
-        client, venue = trade.client, trade.venue
-    scope = getattr(event, "scope", None)
-    if scope is not None:  # kill switches: the scope's client (None = global)
-        client, venue = scope.client, scope.venue
-    order_id = getattr(event, "order_id", None)
+    where = _SCOPE_FIELDS.get(type(event))
+    if where is None:
+        where = _SCOPE_FIELDS[type(event)] = _scope_fields(type(event))
+    holder, order_field = where
+    order_id = getattr(event, order_field) if order_field else None
+    if holder == "":
+        client, venue = getattr(event, "client", None), getattr(event, "venue", None)
+    elif holder is not None:
+        # spec (orders), trade (closed trades), scope (kill switches; None = global)
+        inner = getattr(event, holder)
+        client, venue = inner.client, inner.venue
+    else:
+        client = venue = None
     if client is None and order_id is not None:
         order = state.orders.get(order_id)
         if order is not None:
             client, venue = order.spec.client, order.spec.venue
     return client, venue, order_id
+
+
+# event class -> (where its client and venue are: "" on the event itself, or the name
+# of the field holding them, or None; the field naming its order, or None)
+_SCOPE_FIELDS: dict[type, tuple[str | None, str | None]] = {}
+
+
+def _scope_fields(cls: type) -> tuple[str | None, str | None]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    holder = next((h for h in ("spec", "trade", "scope") if h in names),
+                  "" if names & {"client", "venue"} else None)
+    return holder, "order_id" if "order_id" in names else None
 
 
 EVENT_COLUMNS = ("seq", "type", "client", "venue", "order_id", "payload", "created_at")
