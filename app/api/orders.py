@@ -15,13 +15,13 @@ from app.api.deps import (
     ensure_role,
     visible_clients,
 )
-from app.api.errors import ApiError, status_for
+from app.api.errors import ApiError, error_response, status_for
 from app.api.responses import json_response
 from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace, order_json
 from app.auth.principal import Principal, Role
 from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
 from app.domain.events import OrderCanceled, OrderSubmitted
-from app.domain.orders import Order, OrderSpec, OrderStatus, OrderTags, Side
+from app.domain.orders import NO_TAGS, Order, OrderSpec, OrderStatus, OrderTags, Side
 from app.runtime.system import TradingSystem
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -61,7 +61,7 @@ async def submit_order(system: TradingSystem, principal: Principal,
     """Place ``body`` for ``principal`` and answer once it is durable: 201 with the new
     order, 200 with the first one for an idempotent retry. Raises ``ApiError``."""
     check_client(principal, body.client)
-    tags = OrderTags(**body.tags.model_dump()) if body.tags else OrderTags()
+    tags = OrderTags(**body.tags.model_dump()) if body.tags else NO_TAGS
     spec = OrderSpec(
         client=body.client, venue=body.venue, symbol=body.symbol, side=body.side,
         type=body.type, qty=body.qty, price=body.price, trigger_price=body.trigger_price,
@@ -83,7 +83,9 @@ async def submit_order(system: TradingSystem, principal: Principal,
                 raise RuntimeError("an order with no events and no earlier order")
             status = 200
         if order.status is OrderStatus.REJECTED:
-            raise _rejected(order)
+            # Returned, not raised: under a kill switch most orders are refused, and
+            # each raised error left a traceback cycle for the garbage collector.
+            return error_response(_rejected(order))
         return json_response(order_json(order), status)
 
     committed = await system.bus.execute(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -136,6 +136,11 @@ class OrderTags:
     exit_reason: str | None = None
 
 
+# Shared by every untagged order: tags are immutable, and one object per order less
+# for the garbage collector to walk (the engine keeps every order in memory).
+NO_TAGS = OrderTags()
+
+
 @dataclass(frozen=True, slots=True)
 class OrderSpec:
     """Everything the caller asked for. Two submissions with the same
@@ -155,7 +160,7 @@ class OrderSpec:
     post_only: bool = False
     reduce_only: bool = False
     client_order_id: str | None = None
-    tags: OrderTags = field(default_factory=OrderTags)
+    tags: OrderTags = NO_TAGS
 
     @property
     def account(self) -> tuple[str, str]:
