@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -53,13 +53,28 @@ async def place_order(body: OrderCreate, request: Request) -> Response:
     # API-key callers are served by app/api/order_lane.py before this route; this
     # one serves browser sessions (CSRF-checked in authenticate) and documents both.
     principal = ensure_role(await authenticate(request), Role.TRADER)
-    return await submit_order(request.app.state.system, principal, body)
+    return placed_response(await submit_order(request.app.state.system, principal, body))
+
+
+Placed = tuple[dict[str, Any], int]  # the order as order_json renders it, and 201 or 200
+
+
+def placed_response(result: Placed | ApiError) -> Response:
+    if isinstance(result, ApiError):
+        return error_response(result)
+    order, status = result
+    return json_response(order, status)
 
 
 async def submit_order(system: TradingSystem, principal: Principal,
-                       body: OrderCreate) -> Response:
-    """Place ``body`` for ``principal`` and answer once it is durable: 201 with the new
-    order, 200 with the first one for an idempotent retry. Raises ``ApiError``."""
+                       body: OrderCreate) -> Placed | ApiError:
+    """Place ``body`` for ``principal``; return once it is durable: the order as it was
+    at the commit, with 201 (new) or 200 (an idempotent retry: the first order).
+
+    A rejected order is *returned* as its ``ApiError`` (400 with the engine's reason
+    code): under a kill switch most orders are refused, and each raised error left a
+    traceback cycle for the garbage collector. Other failures (client scope, a
+    refused command) raise ``ApiError``/``CommandRefused``."""
     check_client(principal, body.client)
     tags = OrderTags(**body.tags.model_dump()) if body.tags else NO_TAGS
     spec = OrderSpec(
@@ -69,7 +84,7 @@ async def submit_order(system: TradingSystem, principal: Principal,
         expire_at=body.expire_at, post_only=body.post_only, reduce_only=body.reduce_only,
         client_order_id=body.client_order_id, tags=tags)
 
-    def respond(events: list) -> Response:
+    def respond(events: list) -> Placed | ApiError:
         # Rendered right at commit: later batches may change the live order.
         state = system.engine.state
         submitted = next((e for e in events if type(e) is OrderSubmitted), None)
@@ -83,10 +98,8 @@ async def submit_order(system: TradingSystem, principal: Principal,
                 raise RuntimeError("an order with no events and no earlier order")
             status = 200
         if order.status is OrderStatus.REJECTED:
-            # Returned, not raised: under a kill switch most orders are refused, and
-            # each raised error left a traceback cycle for the garbage collector.
-            return error_response(_rejected(order))
-        return json_response(order_json(order), status)
+            return _rejected(order)
+        return order_json(order), status
 
     committed = await system.bus.execute(
         SubmitOrder(spec, clip_to_position=body.clip_to_position, actor=principal.actor),
@@ -137,10 +150,15 @@ async def get_order(order_id: int, principal: Viewer, system: System) -> Respons
 @router.delete("/{order_id}", response_model=OrderPublic, responses=ERRORS,
                summary="Cancel an order (idempotent)")
 async def cancel_order(order_id: int, principal: Trader, system: System) -> Response:
+    return json_response(await cancel(system, principal, order_id))
+
+
+async def cancel(system: TradingSystem, principal: Principal, order_id: int) -> dict[str, Any]:
+    """Cancel an order (idempotent); the order as it was at the commit."""
     order = _find(system, order_id, principal)
     committed = await system.bus.execute(
         CancelOrder(order.order_id, actor=principal.actor),
-        respond=lambda events: json_response(order_json(order)))
+        respond=lambda events: order_json(order))
     return committed.response
 
 
@@ -149,21 +167,27 @@ async def cancel_order(order_id: int, principal: Trader, system: System) -> Resp
 async def replace_order(order_id: int, body: OrderReplace, principal: Trader,
                         system: System) -> Response:
     """Returns the successor order. Retrying returns the same successor."""
+    return json_response(await replace(system, principal, order_id, body))
+
+
+async def replace(system: TradingSystem, principal: Principal, order_id: int,
+                  body: OrderReplace) -> dict[str, Any]:
+    """Cancel/replace; the successor as it was at the commit (or the original while a
+    venue has not confirmed the cancel yet). Raises ``ApiError``."""
     order = _find(system, order_id, principal)
 
-    def respond(events: list) -> Response | ApiError:
+    def respond(events: list) -> dict[str, Any] | ApiError:
         successor_id = order.replaced_by
         if successor_id is None:
             if order.order_id in system.engine.state.pending_replaces:
-                # venue latency: the cancel is on its way
-                return json_response(order_json(order))
+                return order_json(order)  # venue latency: the cancel is on its way
             return ApiError(409, "ORDER_NOT_OPEN",
                             f"order {order_id} was {order.status.value} before it could be "
                             "replaced", {"order": order_json(order)})
         successor = system.engine.state.orders[successor_id]
         if successor.status is OrderStatus.REJECTED:
             return _rejected(successor)
-        return json_response(order_json(successor))
+        return order_json(successor)
 
     committed = await system.bus.execute(
         ReplaceOrder(order.order_id, body.price, body.qty, body.trigger_price,

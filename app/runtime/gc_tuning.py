@@ -4,8 +4,13 @@ CPython's cycle collector stops the world, and a full (generation 2) pass walks
 every tracked object. After recovery the heap holds everything imported plus
 the whole rebuilt engine state, so with the default settings the server
 paused for tens of milliseconds every so often in the middle of an order storm
-(measured with ``bench/api_orders.py``: p99 ~100 ms, max 130 ms; with this,
-p99 ~25 ms).
+(``bench/api_orders.py``, orders_limit: p99 ~100 ms with the defaults, ~25 ms
+with these settings, before the other order-path work brought it to ~14 ms).
+
+What is left: the engine keeps every order in memory, so a full pass still
+grows with the order history (tens of milliseconds after ~100,000 orders),
+though it comes more rarely as the heap grows. Keeping only open and recent
+orders in memory is the fix; it is not done yet.
 
 ``tuned_gc`` (the server's lifespan runs inside it):
 

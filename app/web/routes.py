@@ -294,9 +294,13 @@ async def ticket_submit(request: Request) -> Response:
     result = None
     try:
         body = OrderCreate.model_validate(raw)
-        order = await orders_api.place_order(body, principal, _system(request), Response())
-        result = {"level": "ok", "message": f"Order {order.id} {order.status}: {order.side.value} "
-                  f"{order.qty} {order.symbol} ({order.client_order_id})"}
+        placed = await orders_api.submit_order(_system(request), principal, body)
+        if isinstance(placed, ApiError):
+            raise placed
+        order, _ = placed
+        result = {"level": "ok", "message": f"Order {order['id']} {order['status']}: "
+                  f"{order['side']} {order['qty']} {order['symbol']} "
+                  f"({order['client_order_id']})"}
     except ValidationError as exc:
         for e in exc.errors():
             field = ".".join(str(p) for p in e["loc"]) or "form"
@@ -317,11 +321,11 @@ async def ticket_submit(request: Request) -> Response:
 async def cancel(request: Request, order_id: int) -> Response:
     try:
         principal = _actor(request, Role.TRADER)
-        order = await orders_api.cancel_order(order_id, principal, _system(request))
+        order = await orders_api.cancel(_system(request), principal, order_id)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
     html = templates.get_template("fragments/toast.html").render(
-        level="ok", message=f"Order {order.id} {order.status}")
+        level="ok", message=f"Order {order['id']} {order['status']}")
     return HTMLResponse(html)
 
 
@@ -332,13 +336,13 @@ async def replace(request: Request, order_id: int, price: str = Form(""), qty: s
         principal = _actor(request, Role.TRADER)
         body = OrderReplace.model_validate({k: v for k, v in (("price", price), ("qty", qty))
                                             if v})
-        order = await orders_api.replace_order(order_id, body, principal, _system(request))
+        order = await orders_api.replace(_system(request), principal, order_id, body)
     except ValidationError as exc:
         return _error_fragment(exc.errors()[0]["msg"], 422)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
     html = templates.get_template("fragments/toast.html").render(
-        level="ok", message=f"Replaced by order {order.id} at {order.price}")
+        level="ok", message=f"Replaced by order {order['id']} at {order['price']}")
     return HTMLResponse(html)
 
 
