@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,10 @@ class PreparedAppend:
     first: int  # sequence numbers of the events (last = 0: no events)
     last: int
 
+    @property
+    def sequence_range(self) -> tuple[int, int]:
+        return (self.first, self.last) if self.last else (0, 0)
+
 
 class EventLog:
     """The log has one writer (the command bus), so it numbers events itself: no
@@ -139,15 +144,9 @@ class EventLog:
     def write(self, prepared: PreparedAppend) -> tuple[int, int]:
         """Write a prepared append in one transaction; returns once it is committed."""
         if prepared.statements.statements:
-            try:
-                with self.db.begin() as conn:
-                    prepared.statements.execute(conn)
-            except BaseException:
-                self._next_seq = None  # unknown now: read it back before the next append
-                raise
-        if not prepared.last:
-            return 0, 0
-        return prepared.first, prepared.last
+            with self._failure_forgets_numbering(), self.db.begin() as conn:
+                prepared.statements.execute(conn)
+        return prepared.sequence_range
 
     async def commit(self, prepared: PreparedAppend) -> tuple[int, int]:
         """``write`` for the event loop: returns once the append is committed, without
@@ -163,17 +162,19 @@ class EventLog:
         if not self._sqlite:
             return await asyncio.to_thread(self.write, prepared)
         if prepared.statements.statements:
-            try:
-                with self.db.connect() as conn:
-                    transaction = conn.begin()
-                    prepared.statements.execute(conn)
-                    await asyncio.to_thread(transaction.commit)
-            except BaseException:
-                self._next_seq = None  # unknown now: read it back before the next append
-                raise
-        if not prepared.last:
-            return 0, 0
-        return prepared.first, prepared.last
+            with self._failure_forgets_numbering(), self.db.connect() as conn:
+                transaction = conn.begin()
+                prepared.statements.execute(conn)
+                await asyncio.to_thread(transaction.commit)
+        return prepared.sequence_range
+
+    @contextmanager
+    def _failure_forgets_numbering(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self._next_seq = None  # unknown now: read it back before the next append
+            raise
 
     def read(self, after: int = 0, limit: int | None = None,
              client: str | None = None) -> list[EventRow]:
