@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = 2000.0  # per principal; 0 disables
     rate_limit_burst: int = 4000
     ws_queue_size: int = 1000
+    max_body_bytes: int = 1_048_576  # larger request bodies are refused (413); 0: no cap
     demo_credentials: bool = True  # print a demo key and login on the first start
     stale_mark_seconds: float = 30.0
     session_secret: str | None = None  # signs browser sessions; random per start if unset

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.api import controls, errors, health, orders, portfolio, session, ws
+from app.api.body_limit import BodyLimit
 from app.api.deps import RateLimiter
 from app.api.metrics import Metrics
 from app.api.order_lane import OrderLane
@@ -80,8 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        secret_key=settings.session_secret or secrets.token_urlsafe(32),
                        session_cookie="perpdesk_session", same_site="strict",
                        https_only=settings.secure_cookies, max_age=12 * 3600)
-    # Outermost: API-key order placement skips the session and the routing layers.
+    # API-key order placement skips the session and the routing layers...
     app.add_middleware(OrderLane)
+    # ...but not the cap on request bodies (outermost).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -323,3 +324,42 @@ def test_rate_limit_refills_over_time(make_api):
     assert [api.get("/api/v1/markets", "viewer").status_code for _ in range(3)][-1] == 429
     time.sleep(0.6)  # 2/s: one token back after 0.5 s
     assert api.get("/api/v1/markets", "viewer").status_code == 200
+
+
+# ---- request size ------------------------------------------------------------------------------
+
+def _padded_order(size: int) -> bytes:
+    body = json.dumps({"client": "demo", "venue": "paper-binance", "symbol": "BTC-PERP",
+                       "side": "buy", "type": "limit", "qty": "0.001", "price": "59000.0",
+                       "tags": {"strategy": "x"}}).encode()
+    return body[:-2] + b" " * max(0, size - len(body)) + body[-2:]
+
+
+def test_a_body_over_the_cap_is_413_on_the_order_lane_and_elsewhere(make_api):
+    api = make_api(max_body_bytes=2000)
+    headers = {"content-type": "application/json"}
+    r = api.post("/api/v1/orders", "trader", content=_padded_order(2001), headers=headers)
+    assert r.status_code == 413, r.text
+    error = r.json()["error"]
+    assert error["code"] == "PAYLOAD_TOO_LARGE" and "2000 bytes" in error["message"]
+    r = api.post("/api/v1/controls/disable-trading", "operator", headers=headers,
+                 content=json.dumps({"reason": "x" * 3000}).encode())
+    assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert [c["state"] for c in api.ok(api.get("/api/v1/controls"))] == ["active"]
+    # Just under the cap is an ordinary request.
+    r = api.post("/api/v1/orders", "trader", content=_padded_order(2000), headers=headers)
+    assert r.status_code == 201, r.text
+
+
+def test_a_chunked_body_is_cut_off_at_the_cap(make_api):
+    api = make_api(max_body_bytes=2000)
+    body = _padded_order(5000)
+
+    def chunks():  # no Content-Length: the server only finds out while reading
+        for i in range(0, len(body), 500):
+            yield body[i:i + 500]
+
+    r = api.post("/api/v1/orders", "trader", content=chunks(),
+                 headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert api.ok(api.get("/api/v1/orders"))["items"] == []
