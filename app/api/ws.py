@@ -7,7 +7,9 @@ Besides events, ``positions`` and ``portfolio`` carry live state after each
 commit (``"derived": true``: not in the log, so not replayed by ``since``).
 A client that falls behind its bounded queue is sent
 ``{"type": "resync", "since": <last seq it got>}`` and disconnected (code 4008);
-it reconnects with that ``since``.
+it reconnects with that ``since``. A socket opened with an API key is closed
+(code 4401) within ``KEY_RECHECK_SECONDS`` (plus the key cache's 5 s) once
+the key is revoked.
 """
 
 from __future__ import annotations
@@ -18,31 +20,43 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlmodel import Session, select
 
-from app.api.deps import session_principal
+from app.api.deps import bearer_token, session_principal
 from app.auth.principal import Principal
 from app.runtime.topics import TOPICS, topic_of, visible_to
 from app.store.tables import EventRow
 
 router = APIRouter()
 RESYNC_CLOSE_CODE = 4008
+UNAUTHENTICATED_CLOSE_CODE = 4401
+KEY_RECHECK_SECONDS = 5.0
 BACKLOG_PAGE = 1_000
 BACKLOG_MAX = 100_000  # beyond this, page through GET /api/v1/events instead
 
 
-def _authenticate(ws: WebSocket) -> Principal | None:
-    header = ws.headers.get("authorization", "")
-    key = header[7:].strip() if header.lower().startswith("bearer ") else ws.query_params.get(
-        "key")
+def _key(ws: WebSocket) -> str | None:
+    return bearer_token(ws.headers.get("authorization", "")) or ws.query_params.get("key")
+
+
+def _authenticate(ws: WebSocket, key: str | None) -> Principal | None:
     if key:
         return ws.app.state.auth.authenticate_key(key)
     return session_principal(ws)  # type: ignore[arg-type]
 
 
+async def _until_revoked(ws: WebSocket, key: str) -> None:
+    """Return once ``key`` no longer authenticates (revoked, or its user removed)."""
+    while True:
+        await asyncio.sleep(KEY_RECHECK_SECONDS)
+        if ws.app.state.auth.authenticate_key(key) is None:
+            return
+
+
 @router.websocket("/ws")
 async def stream(ws: WebSocket) -> None:
-    principal = _authenticate(ws)
+    key = _key(ws)
+    principal = _authenticate(ws, key)
     if principal is None:
-        await ws.close(code=4401, reason="authentication required")
+        await ws.close(code=UNAUTHENTICATED_CLOSE_CODE, reason="authentication required")
         return
     raw_topics = ws.query_params.get("topics")
     topics = frozenset(t for t in raw_topics.split(",") if t) if raw_topics else None
@@ -61,6 +75,7 @@ async def stream(ws: WebSocket) -> None:
     overflow = asyncio.Event()
     sub.on_overflow = overflow.set
     gone: asyncio.Task | None = None
+    revoked: asyncio.Task | None = None
     try:
         last = 0
         if since_raw is not None:
@@ -82,16 +97,25 @@ async def stream(ws: WebSocket) -> None:
                     await ws.close(code=RESYNC_CLOSE_CODE, reason="backlog too long")
                     return
         await ws.send_json({"type": "ready", "seq": max(last, system.bus.last_committed_seq)})
-        # Notice a closed socket (or a server shutdown) at once, not at the next event.
+        # Notice a closed socket (or a server shutdown) at once, not at the next event,
+        # and a revoked key within the recheck interval.
         gone = asyncio.create_task(_until_disconnected(ws))
+        revoked = asyncio.create_task(_until_revoked(ws, key) if key else asyncio.Event().wait())
         while True:
             getter = asyncio.create_task(sub.queue.get())
             overflowed = asyncio.create_task(overflow.wait())
-            done, _ = await asyncio.wait({getter, overflowed, gone},
+            done, _ = await asyncio.wait({getter, overflowed, gone, revoked},
                                          return_when=asyncio.FIRST_COMPLETED)
             if gone in done:
                 getter.cancel()
                 overflowed.cancel()
+                return
+            if revoked in done:
+                getter.cancel()
+                overflowed.cancel()
+                await ws.send_json({"type": "error", "code": "UNAUTHENTICATED",
+                                    "message": "the API key was revoked"})
+                await ws.close(code=UNAUTHENTICATED_CLOSE_CODE, reason="key revoked")
                 return
             if getter not in done:
                 getter.cancel()
@@ -112,8 +136,9 @@ async def stream(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        if gone is not None:
-            gone.cancel()
+        for task in (gone, revoked):
+            if task is not None:
+                task.cancel()
         ws.app.state.ws_clients -= 1
         system.broadcaster.unsubscribe(sub)
         with contextlib.suppress(Exception):

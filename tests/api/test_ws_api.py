@@ -6,6 +6,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from app.api import ws as ws_module
+from app.auth.principal import Role
 
 
 def _is_event(message: dict) -> bool:
@@ -55,6 +56,26 @@ def test_ws_refuses_a_revoked_key(api):
     with pytest.raises(WebSocketDisconnect) as exc, api.ws("viewer"):
         pass
     assert exc.value.code == 4401
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+def test_an_open_ws_is_closed_when_its_key_is_revoked(api, ws_recv, monkeypatch, via):
+    monkeypatch.setattr(ws_module, "KEY_RECHECK_SECONDS", 0.1)
+    key = api.auth.create_key(Role.VIEWER, name="soon-revoked")
+    with (api.ws(key) if via == "header" else api.ws(None, key=key)) as ws, \
+            api.ws("viewer") as other:
+        assert ws_recv(ws)["type"] == "ready"
+        assert ws_recv(other)["type"] == "ready"
+        assert api.auth.revoke_key("soon-revoked") == 1
+        message = ws_recv(ws, 5)
+        assert message == {"type": "error", "code": "UNAUTHENTICATED",
+                           "message": "the API key was revoked"}
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws_recv(ws)
+        assert exc.value.code == 4401
+        # A socket on another key keeps streaming.
+        api.control("disable-trading")
+        assert any(ws_recv(other)["type"] == "TradingStateChanged" for _ in range(20))
 
 
 def test_ws_accepts_the_key_as_a_query_parameter(api, ws_recv):
