@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 import time
 from typing import Annotated, Any
 
@@ -49,11 +50,35 @@ class RateLimiter:
 
 
 def session_principal(request: Request) -> Principal | None:
-    data = request.session.get("user") if "session" in request.scope else None
-    if not data:
+    """The logged-in user of a browser session, if its session is still open."""
+    session = request.session if "session" in request.scope else {}
+    data, session_id = session.get("user"), session.get("sid")
+    if not data or not session_id or not get_auth(request).session_open(session_id):
         return None
     return Principal(data["name"], Role(data["role"]), parse_clients(data.get("clients", "")),
                      "session")
+
+
+def start_session(request: Request, principal: Principal) -> str:
+    """Log ``principal`` in on this browser: a new session (any earlier one on this
+    cookie is ended) and its CSRF token, which is returned."""
+    end_session(request)
+    csrf = secrets.token_urlsafe(24)
+    request.session.update({
+        "sid": get_auth(request).open_session(principal.name),
+        "user": {"name": principal.name, "role": principal.role.value,
+                 "clients": ",".join(sorted(principal.clients or ()))},
+        "csrf": csrf,
+    })
+    return csrf
+
+
+def end_session(request: Request) -> None:
+    """Log out: the session ends for every copy of the cookie, then this one is cleared."""
+    session_id = request.session.get("sid")
+    if session_id:
+        get_auth(request).close_session(session_id)
+    request.session.clear()
 
 
 def throttle(app_state: Any, who: str) -> None:

@@ -1,13 +1,14 @@
-"""Browser login: a signed session cookie plus a CSRF token for writes."""
+"""Browser login: a signed session cookie (naming a server-side session that logout
+ends) plus a CSRF token for writes."""
 
 from __future__ import annotations
 
-import secrets
+import asyncio
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from app.api.deps import CurrentPrincipal, get_auth
+from app.api.deps import CurrentPrincipal, end_session, get_auth, start_session
 from app.api.errors import ApiError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -20,18 +21,10 @@ class Login(BaseModel):
 
 @router.post("/login", summary="Log in (sets the session cookie; returns the CSRF token)")
 async def login(body: Login, request: Request) -> dict:
-    import asyncio
-
     principal = await asyncio.to_thread(get_auth(request).login, body.name, body.password)
     if principal is None:
         raise ApiError(401, "BAD_CREDENTIALS", "wrong user name or password")
-    csrf = secrets.token_urlsafe(24)
-    request.session.clear()
-    request.session.update({
-        "user": {"name": principal.name, "role": principal.role.value,
-                 "clients": ",".join(sorted(principal.clients or ()))},
-        "csrf": csrf,
-    })
+    csrf = await asyncio.to_thread(start_session, request, principal)
     return {"name": principal.name, "role": principal.role.value,
             "clients": sorted(principal.clients) if principal.clients else None,
             "csrf_token": csrf}
@@ -39,7 +32,7 @@ async def login(body: Login, request: Request) -> dict:
 
 @router.post("/logout", summary="Log out")
 async def logout(request: Request, principal: CurrentPrincipal) -> dict:
-    request.session.clear()
+    await asyncio.to_thread(end_session, request)
     return {"logged_out": principal.name}
 
 

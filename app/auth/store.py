@@ -4,6 +4,8 @@ Passwords use argon2 (slow on purpose). API keys are 32 random bytes, so a
 fast SHA-256 is enough to store them safely, and verification stays cheap
 on the order path; a short in-memory cache spares the database on every call,
 which bounds how long a revoked key keeps working (``CACHE_SECONDS``).
+Browser sessions are rows too (the signed cookie carries a random id), so a
+logout ends the session everywhere, not only in the browser that logged out.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlmodel import Session, select
 
 from app.auth.principal import Principal, Role, parse_clients
-from app.store.tables import ApiKeyRow, UserRow
+from app.store.tables import ApiKeyRow, SessionRow, UserRow
 
 CACHE_SECONDS = 5.0
 KEY_PREFIX = "pdk_"
@@ -39,6 +41,7 @@ class AuthStore:
     def __init__(self, db: sa.Engine):
         self.db = db
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
+        self._session_cache: dict[str, tuple[float, bool]] = {}
 
     # ---- users ------------------------------------------------------------------
 
@@ -75,6 +78,40 @@ class AuthStore:
     def has_users(self) -> bool:
         with Session(self.db) as session:
             return session.exec(select(UserRow.id).limit(1)).first() is not None
+
+    # ---- browser sessions ------------------------------------------------------------
+
+    def open_session(self, user: str) -> str:
+        """A new session id for ``user``'s cookie (only its hash is stored)."""
+        session_id = secrets.token_urlsafe(32)
+        with Session(self.db) as session:
+            session.add(SessionRow(id_hash=_key_hash(session_id), user_name=user,
+                                   created_at=datetime.now(UTC)))
+            session.commit()
+        return session_id
+
+    def session_open(self, session_id: str) -> bool:
+        """Is the session still open (not logged out)? Cached like keys."""
+        now = time.monotonic()
+        cached = self._session_cache.get(session_id)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        with Session(self.db) as session:
+            row = session.get(SessionRow, _key_hash(session_id))
+        is_open = row is not None and row.revoked_at is None
+        if len(self._session_cache) > 10_000:
+            self._session_cache.clear()
+        self._session_cache[session_id] = (now, is_open)
+        return is_open
+
+    def close_session(self, session_id: str) -> None:
+        with Session(self.db) as session:
+            row = session.get(SessionRow, _key_hash(session_id))
+            if row is not None and row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+                session.add(row)
+                session.commit()
+        self._session_cache.pop(session_id, None)
 
     # ---- API keys -----------------------------------------------------------------
 

@@ -214,3 +214,15 @@ class ApiKeyRow(SQLModel, table=True):
     clients: str = Field(default="", max_length=500)
     created_at: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class SessionRow(SQLModel, table=True):
+    """A browser login. The cookie carries the id (signed); only its hash is stored, and
+    logging out revokes the row, so a copied cookie stops working too."""
+
+    __tablename__ = "sessions"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_name: str = Field(max_length=64, index=True)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)

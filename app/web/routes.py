@@ -26,7 +26,14 @@ from sqlmodel import Session, select
 
 from app.api import controls as controls_api
 from app.api import orders as orders_api
-from app.api.deps import check_csrf, ensure_role, get_auth, session_principal
+from app.api.deps import (
+    check_csrf,
+    end_session,
+    ensure_role,
+    get_auth,
+    session_principal,
+    start_session,
+)
 from app.api.errors import ApiError
 from app.api.schemas import ControlRequest, OrderCreate, OrderReplace
 from app.auth.principal import Principal, Role
@@ -172,11 +179,7 @@ async def login_submit(request: Request, name: str = Form(...), password: str = 
         return templates.TemplateResponse(
             request, "login.html", {"next": next, "error": "Wrong user name or password."},
             status_code=401)
-    request.session.clear()
-    request.session.update({
-        "user": {"name": principal.name, "role": principal.role.value,
-                 "clients": ",".join(sorted(principal.clients or ()))},
-        "csrf": secrets.token_urlsafe(24)})
+    await asyncio.to_thread(start_session, request, principal)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     return RedirectResponse(target, status_code=303)
 
@@ -184,7 +187,7 @@ async def login_submit(request: Request, name: str = Form(...), password: str = 
 @router.post("/logout")
 async def logout(request: Request, csrf: str = Form("")) -> Response:
     if request.session.get("csrf") and secrets.compare_digest(request.session["csrf"], csrf):
-        request.session.clear()
+        await asyncio.to_thread(end_session, request)
     return RedirectResponse("/login", status_code=303)
 
 

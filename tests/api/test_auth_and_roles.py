@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from app.auth.principal import Role
@@ -262,6 +263,26 @@ def test_login_sets_a_session_cookie_and_writes_need_the_csrf_token(market_api):
     assert out == {"logged_out": "alice"}
     assert api.get("/api/v1/auth/me", None).status_code == 401
     assert api.get("/api/v1/orders", None).status_code == 401
+
+
+def test_logout_ends_the_session_for_a_copied_cookie_too(api):
+    api.auth.add_user("erin", Role.TRADER, "correct horse battery")
+    body = api.ok(api.post("/api/v1/auth/login", None,
+                           json={"name": "erin", "password": "correct horse battery"}))
+    cookie = api.client.cookies.get("perpdesk_session")
+    # Someone copied the cookie (a shared machine, a stolen backup...).
+    with httpx.Client(transport=api.client._transport, base_url=str(api.client.base_url),
+                      cookies={"perpdesk_session": cookie}) as thief:
+        assert thief.get("/api/v1/auth/me").status_code == 200
+        api.ok(api.post("/api/v1/auth/logout", None,
+                        headers={"X-CSRF-Token": body["csrf_token"]}))
+        assert thief.get("/api/v1/auth/me").status_code == 401
+        assert thief.get("/api/v1/orders").status_code == 401
+    # Logging in again opens a new session; the old cookie stays dead.
+    api.ok(api.post("/api/v1/auth/login", None,
+                    json={"name": "erin", "password": "correct horse battery"}))
+    assert api.get("/api/v1/auth/me", None).status_code == 200
+    assert api.client.cookies.get("perpdesk_session") != cookie
 
 
 def test_bad_login_is_401_and_sets_no_session(api):
