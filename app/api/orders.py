@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -120,11 +121,21 @@ async def list_orders(
                        f"status: must be 'open' or one of {', '.join(sorted(STATUSES))}",
                        {"field": "status"})
     clients = set(visible_clients(principal, system, client))
-    orders = system.engine.state.orders
+    state = system.engine.state
+    orders = state.orders
     items: list[dict] = []
-    start = cursor - 1 if cursor is not None else system.engine.state.last_order_id
+    start = cursor - 1 if cursor is not None else state.last_order_id
     next_cursor = None
-    for order_id in range(start, 0, -1):
+    candidates: Iterable[int]
+    if status == "open":
+        # The open-order index, not the whole history: "what is working now" stays
+        # cheap however many orders the engine has seen.
+        candidates = sorted((oid for (c, v), open_orders in state.open_orders.items()
+                             if c in clients and venue in (None, v)
+                             for oid in open_orders if oid <= start), reverse=True)
+    else:
+        candidates = range(start, 0, -1)
+    for order_id in candidates:
         o = orders.get(order_id)
         if o is None or o.spec.client not in clients:
             continue

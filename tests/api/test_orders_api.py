@@ -278,6 +278,25 @@ def test_cursor_pagination_has_no_duplicates_and_no_gaps(market_api):
     assert seen == sorted(created, reverse=True)
 
 
+def test_open_orders_page_through_the_open_index_newest_first(market_api):
+    placed = [market_api.place(price=f"{59000 - i}.0")["id"] for i in range(7)]
+    for order_id in placed[1::2]:  # cancel every other one
+        market_api.ok(market_api.delete(f"/api/v1/orders/{order_id}", "trader"))
+    market_api.place(client="demo-2", price="59000.0")  # another client's, filtered out
+    seen, cursor = [], None
+    while True:
+        params = {"status": "open", "client": "demo", "limit": 2}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = market_api.ok(market_api.get("/api/v1/orders", params=params))
+        assert all(o["status"] == "accepted" for o in page["items"])
+        seen.extend(o["id"] for o in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == placed[::2][::-1]
+
+
 def test_pagination_with_an_exact_multiple_ends_cleanly(market_api):
     ids = [market_api.place(price=f"{59000 - i}.0")["id"] for i in range(4)]
     first = market_api.ok(market_api.get("/api/v1/orders", params={"limit": 2}))
