@@ -98,6 +98,9 @@ class OrderReplaceRequested:
     new_spec: OrderSpec
     at: datetime
     actor: str = "system"
+    # No new qty was asked for: the successor takes what is left when the cancel is
+    # confirmed (fills may arrive while it is on its way), not ``new_spec.qty``.
+    qty_from_remaining: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,10 +281,12 @@ class Engine:
         if pending is None:
             self._emit(OrderCanceled(order.order_id, reason, at), out)
             return
+        spec = pending.spec
+        if pending.qty_from_remaining and order.remaining_qty != spec.qty:
+            spec = replace(spec, qty=order.remaining_qty)  # filled while the cancel flew
         self._emit(OrderCanceled(order.order_id, "replaced", at,
                                  replaced_by=pending.new_order_id), out)
-        self._place(pending.spec, at, out, order_id=pending.new_order_id,
-                    replaces=order.order_id)
+        self._place(spec, at, out, order_id=pending.new_order_id, replaces=order.order_id)
 
     # ---- placing orders ---------------------------------------------------------
 
@@ -426,7 +428,8 @@ class Engine:
         if rejection is not None:  # nothing is half-applied: the original stays as it was
             raise CommandRefused(rejection.code, f"replacement refused: {rejection.message}")
         new_id = self.state.last_order_id + 1
-        self._emit(OrderReplaceRequested(order.order_id, new_id, new_spec, now, cmd.actor), out)
+        self._emit(OrderReplaceRequested(order.order_id, new_id, new_spec, now, cmd.actor,
+                                         qty_from_remaining=cmd.new_qty is None), out)
         self._on_reports(self.venues[spec.venue].cancel(order.order_id, now, "replaced"), out)
 
     def _derived_client_id(self, order: Order) -> str:

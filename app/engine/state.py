@@ -44,6 +44,7 @@ PositionKey = tuple[str, str, str]  # (client, venue, symbol)
 class PendingReplace:
     new_order_id: int
     spec: OrderSpec
+    qty_from_remaining: bool = False
 
 
 @dataclass
@@ -169,7 +170,8 @@ class EngineState:
         order = self.orders[e.order_id]
         order.transition(OrderStatus.PENDING_REPLACE, e.at)
         order.cancel_in_flight = True
-        self.pending_replaces[e.order_id] = PendingReplace(e.new_order_id, e.new_spec)
+        self.pending_replaces[e.order_id] = PendingReplace(e.new_order_id, e.new_spec,
+                                                           e.qty_from_remaining)
         if e.new_order_id > self.last_order_id:
             self.last_order_id = e.new_order_id
 

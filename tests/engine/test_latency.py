@@ -191,3 +191,28 @@ def test_latency_is_deterministic(make_engine, market, place, t0) -> None:
     first = run()
     assert first == run()
     assert sum(1 for e in first if isinstance(e, OrderFilled)) >= 5
+
+
+def test_a_replace_without_qty_takes_what_is_left_when_the_cancel_lands(slow, market, place,
+                                                                      t0) -> None:
+    """A buy 0.5 @ 59990.0 is replaced (new price only) at 100 ms; 0.2 fills at 120 ms
+    while the cancel is on its way (it acts at 150 ms). The successor is for the 0.3
+    left, not the 0.5 that was left when the replace was sent."""
+    order, _ = place(slow, t0, qty="0.5", price="59990.0", coid="amend")
+    slow.advance(t0 + ms(70))
+    slow.handle(ReplaceOrder(order.order_id, new_price=Decimal("59980.0")), t0 + ms(100))
+    assert order.status is S.PENDING_REPLACE
+    market.quote(slow, t0 + ms(120), bid="59989.9", ask="59990.0", ask_size="0.2")
+    slow.advance(t0 + ms(140))
+    assert order.filled_qty == Decimal("0.2")
+    slow.advance(t0 + ms(300))
+    successor = slow.state.order_by_client_id("demo", "paper-binance", "amend.r1")
+    assert order.status is S.CANCELED and successor is not None
+    assert successor.spec.qty == Decimal("0.3") and successor.spec.price == Decimal("59980.0")
+    # An explicit new qty is kept as asked.
+    other, _ = place(slow, t0 + ms(300), qty="0.5", price="59000.0", coid="sized")
+    slow.advance(t0 + ms(400))
+    slow.handle(ReplaceOrder(other.order_id, new_qty=Decimal("0.4")), t0 + ms(400))
+    slow.advance(t0 + ms(600))
+    assert slow.state.order_by_client_id("demo", "paper-binance",
+                                         "sized.r1").spec.qty == Decimal("0.4")
