@@ -3,9 +3,10 @@
 The commit of every order batch writes a few rows into several tables. Going
 through SQLAlchemy's compiled inserts costs more per row than the database
 itself (statement compilation, per-column bind processors, RETURNING
-handling), so this hot path sends plain ``INSERT`` / ``INSERT ... ON CONFLICT
-DO UPDATE`` text — the same text on SQLite and PostgreSQL — through the
-driver's ``executemany`` with values already in their stored form. Everything
+handling), so this hot path sends plain ``INSERT``, ``INSERT ... ON CONFLICT
+DO UPDATE`` and ``UPDATE`` statements — the same SQL on SQLite and PostgreSQL,
+but for the placeholders — through the driver's ``executemany`` with values
+already in their stored form. Everything
 else (reads, migrations, auth) still uses SQLAlchemy.
 
 Stored forms match what the SQLAlchemy column types in ``tables.py`` write
