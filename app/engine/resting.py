@@ -9,8 +9,10 @@ orders paid for all of them on every placement. Each group keeps its sums
 up to date as orders open, fill and close, so both figures cost one step
 per (symbol, side) the account trades.
 
-Sums are exact ``Decimal`` arithmetic; a group that empties resets to zero,
-so nothing can creep across the group's lifetime.
+Sums are ``Decimal`` arithmetic, exact while a total needs fewer than the
+context's 28 significant digits (far beyond any real quantity x price); a
+group that empties resets to zero, so nothing could creep past its lifetime.
+The property test holds them to a scan of the open orders.
 """
 
 from __future__ import annotations
