@@ -81,7 +81,11 @@ def server(template_db: TemplateDb, tmp_path_factory: pytest.TempPathFactory
 
 # ---- the browser ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+# One browser per test module, stopped when the module is done: Playwright's sync
+# driver keeps an event loop running in this thread while it is alive, and a test
+# elsewhere that calls asyncio.run() after it would fail. (A "package" scope acts as
+# "session" here: tests/ has no __init__.py files.)
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     from browser_support import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
