@@ -1,4 +1,7 @@
-"""``perpdesk serve``, ``perpdesk users ...`` and ``perpdesk keys ...``."""
+"""``perpdesk serve``, ``perpdesk users ...`` and ``perpdesk keys ...``.
+
+User and key changes are audited (``audit_log``, scope ``auth``) with the actor
+``cli:<os user>``."""
 
 from __future__ import annotations
 
@@ -20,6 +23,15 @@ def _auth(args: argparse.Namespace) -> AuthStore:
     url = args.database_url or Settings().database_url
     upgrade(url)  # users and keys may be created before the server's first start
     return AuthStore(make_db_engine(url))
+
+
+def _actor() -> str:
+    """Who runs the command, for the audit log (the OS account; no better id here)."""
+    try:
+        who = getpass.getuser()
+    except Exception:  # no login name in the environment or the password database
+        who = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"cli:{who}"
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -46,7 +58,8 @@ def users_add(args: argparse.Namespace) -> int:
             print("passwords differ", file=sys.stderr)
             return 2
     try:
-        _auth(args).add_user(args.name, Role(args.role), password, args.client or "")
+        _auth(args).add_user(args.name, Role(args.role), password, args.client or "",
+                             actor=_actor())
     except AuthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -54,16 +67,24 @@ def users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def users_remove(args: argparse.Namespace) -> int:
+    if not _auth(args).remove_user(args.name, actor=_actor()):
+        print(f"error: no user {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"user {args.name} removed (their browser sessions are ended)")
+    return 0
+
+
 def keys_create(args: argparse.Namespace) -> int:
     key = _auth(args).create_key(Role(args.role), args.name or f"{args.role}-key",
-                                 args.client or "")
+                                 args.client or "", actor=_actor())
     print(key)
     print("(store it now: it is shown only once)", file=sys.stderr)
     return 0
 
 
 def keys_revoke(args: argparse.Namespace) -> int:
-    count = _auth(args).revoke_key(args.key)
+    count = _auth(args).revoke_key(args.key, actor=_actor())
     print(f"revoked {count} key(s)")
     return 0 if count else 1
 
@@ -98,6 +119,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--client", help="limit the user to these clients (comma-separated)")
     p.add_argument("--password", help="prompted for when omitted")
     p.set_defaults(run=users_add)
+    p = users.add_parser("remove", parents=[db], help="remove a user (ends their sessions)")
+    p.add_argument("name")
+    p.set_defaults(run=users_remove)
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="action", required=True)
