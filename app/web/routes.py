@@ -30,12 +30,12 @@ from app.api.deps import (
     check_csrf,
     end_session,
     ensure_role,
-    get_auth,
     session_principal,
     start_session,
 )
 from app.api.errors import ApiError
 from app.api.schemas import ControlRequest, OrderCreate, OrderReplace
+from app.auth.login_guard import LoginRefused, guard_for
 from app.auth.principal import Principal, Role
 from app.domain.orders import OrderType, Side, TimeInForce, TriggerSource
 from app.store.tables import AuditRow
@@ -174,11 +174,26 @@ async def login_form(request: Request, next: str = "/") -> Response:
 @router.post("/login")
 async def login_submit(request: Request, name: str = Form(...), password: str = Form(...),
                        next: str = Form("/")) -> Response:
-    principal = await asyncio.to_thread(get_auth(request).login, name, password)
+    """The login form: the same login guard as ``POST /api/v1/auth/login`` (throttle,
+    bounded password checks, audit); a refusal is shown on the form."""
+    def form_error(message: str, status: int, headers: dict[str, str] | None = None
+                   ) -> Response:
+        return templates.TemplateResponse(request, "login.html",
+                                           {"next": next, "error": message},
+                                           status_code=status, headers=headers)
+
+    # The API's bounds (its Login schema): nothing longer is checked or audited.
+    if not 1 <= len(name) <= 64 or not 1 <= len(password) <= 200:
+        return form_error("Wrong user name or password.", 401)
+    try:
+        principal = await guard_for(request.app.state).login(
+            name, password, request.client.host if request.client else None, "web")
+    except LoginRefused as exc:
+        message = (f"Too many failed logins. Try again in {exc.retry_after_header} s."
+                   if exc.status == 429 else "The server is busy. Try again in a moment.")
+        return form_error(message, exc.status, {"Retry-After": exc.retry_after_header})
     if principal is None:
-        return templates.TemplateResponse(
-            request, "login.html", {"next": next, "error": "Wrong user name or password."},
-            status_code=401)
+        return form_error("Wrong user name or password.", 401)
     await asyncio.to_thread(start_session, request, principal)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     return RedirectResponse(target, status_code=303)
