@@ -98,15 +98,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _print_demo_credentials(auth: AuthStore) -> None:
-    """First start of a fresh database: one operator key and one login, shown once."""
-    key = auth.create_key(Role.OPERATOR, name="demo-operator")
-    password = secrets.token_urlsafe(12)
+    """First start of a fresh database: one operator key and one login, shown once.
+
+    The secrets never go through ``logging`` (log files and journals keep them). On a
+    terminal (stderr is a TTY) they are printed there; otherwise (systemd, docker
+    without a tty, output redirected) they are written to
+    ``perpdesk-demo-credentials.txt``, mode 0600, next to the SQLite database (in the
+    working directory for other databases), and one log line says where.
+    """
+    import os  # here, not at the top: only a first start needs them
+    import sys
+    from pathlib import Path
+
+    actor = "system:first-start"
+    key = auth.create_key(Role.OPERATOR, name="demo-operator", actor=actor)
+    login = ""
     if not auth.has_users():
-        auth.add_user(DEMO_USER, Role.OPERATOR, password)
+        password = secrets.token_urlsafe(12)
+        auth.add_user(DEMO_USER, Role.OPERATOR, password, actor=actor)
+        login = f"  Login:               {DEMO_USER} / {password}\n"
     banner = (
         "\n" + "=" * 72 + "\n"
         "  perpdesk: first start — demo credentials (shown once, store them now)\n"
         f"  API key (operator):  {key}\n"
-        f"  Login:               {DEMO_USER} / {password}\n"
+        + login
         + "=" * 72 + "\n")
-    print(banner, flush=True)
+    if sys.stderr.isatty():
+        print(banner, file=sys.stderr, flush=True)
+        return
+    url = auth.db.url
+    folder = Path.cwd()
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        folder = Path(url.database).resolve().parent
+    path = folder / "perpdesk-demo-credentials.txt"
+    try:
+        # O_NOFOLLOW: a symlink planted at that name must not redirect the secrets.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode through O_TRUNC
+            f.write(banner.strip("\n") + "\n")
+    except OSError as exc:
+        log.warning("first start: could not write the demo credentials to %s (%s); "
+                    "create a key with `perpdesk keys create --role operator --name me`",
+                    path, exc.strerror or exc)
+        return
+    log.warning("first start: demo credentials written to %s (mode 0600, shown nowhere else)",
+                path)
