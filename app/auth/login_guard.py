@@ -41,16 +41,19 @@ time, so concurrent requests cannot slip extra guesses in before the failure lan
 All state is in memory (a restart forgets it) and bounded: each table is an LRU of
 at most ``max_entries`` keys, pruned of idle ones every second.
 
-Refused attempts are answered after a short delay (``refusal_delay_s``, at most
-the wait; at most ``max_delayed`` held at once): a client that ignores
-``Retry-After`` and hammers in a loop then sends about one request a second per
-connection instead of thousands.
-
 Hashing runs on a dedicated executor of ``hash_workers`` threads (not the default
 one the rest of the app uses for database calls), at a lower CPU priority (nice
 +10, Linux) so the event loop wins the cores, with at most ``hash_queue`` attempts
 waiting for it; beyond that an attempt is refused at once with 503 ``LOGIN_BUSY``
-rather than queued without bound.
+rather than queued without bound. One address (unless the pair is known) may have
+at most ``address_in_flight`` attempts checked or waiting at a time; more are
+refused (429), so one client cannot fill the queue and keep everyone else out.
+
+Refusals (429 and 503) are decided at once, without a check or a database read,
+but answered after a short delay (``refusal_delay_s``, at most the wait; at most
+``max_delayed`` held at once, beyond that at once): a client that ignores
+``Retry-After`` and retries in a loop then sends about one request a second per
+connection instead of thousands, each of which would cost the event loop.
 
 The address is the TCP peer as uvicorn reports it; behind a reverse proxy, run
 uvicorn with ``--forwarded-allow-ips`` set to the proxy so it is the real client.
@@ -91,6 +94,7 @@ class LoginPolicy:
     max_entries: int = 10_000  # per table (and for the known pairs)
     known_for_s: float = 30 * 86400.0
     one_at_a_time_s: float = 1.0  # the wait while a key's single attempt is in flight
+    address_in_flight: int = 2  # checks one address may have running or queued at once
     hash_workers: int = 1
     hash_queue: int = 4
     refusal_delay_s: float = 1.0
@@ -156,6 +160,11 @@ class BackoffTable:
         """Failures counted for ``key`` (0 if none or forgotten)."""
         entry = self._entries.get(key)
         return entry.failures if entry else 0
+
+    def in_flight(self, key: Hashable) -> int:
+        """Attempts for ``key`` being checked now."""
+        entry = self._entries.get(key)
+        return entry.in_flight if entry else 0
 
     def wait(self, key: Hashable, now: float) -> float:
         """Seconds before ``key`` may try again (0: now)."""
@@ -326,6 +335,7 @@ class LoginGuard:
                                f"{max(1, math.ceil(wait))} s", wait)
         p = self.policy
         if self.hashing >= p.hash_workers + p.hash_queue:
+            await self._hold(1.0)
             raise LoginRefused(503, "LOGIN_BUSY",
                                "too many logins are being checked; try again shortly", 1.0)
         tables = self._tables(name, where)
@@ -354,6 +364,10 @@ class LoginGuard:
         waits = [self.pairs.wait((name, where), now)]
         if not self.known.known((name, where), now):
             waits += [self.addresses.wait(where, now), self.users.wait(name, now)]
+            if self.addresses.in_flight(where) >= self.policy.address_in_flight:
+                # Its fair share of the password checks: one address must not fill the
+                # queue and keep everyone else's logins out.
+                waits.append(self.policy.one_at_a_time_s)
         return max(waits)
 
     def _tables(self, name: str, where: str) -> list[tuple[BackoffTable, Hashable]]:
