@@ -285,6 +285,19 @@ def test_logout_ends_the_session_for_a_copied_cookie_too(api):
     assert api.client.cookies.get("perpdesk_session") != cookie
 
 
+def test_removing_a_user_ends_their_sessions(api):
+    api.auth.add_user("frank", Role.TRADER, "correct horse battery")
+    api.ok(api.post("/api/v1/auth/login", None,
+                    json={"name": "frank", "password": "correct horse battery"}))
+    assert api.get("/api/v1/auth/me", None).status_code == 200
+    assert api.auth.remove_user("frank", actor="test") is True
+    assert api.get("/api/v1/auth/me", None).status_code == 401
+    r = api.post("/api/v1/auth/login", None,
+                 json={"name": "frank", "password": "correct horse battery"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "BAD_CREDENTIALS"
+    assert api.auth.remove_user("frank") is False
+
+
 def test_bad_login_is_401_and_sets_no_session(api):
     api.auth.add_user("bob", Role.VIEWER, "a-long-password")
     r = api.post("/api/v1/auth/login", None, json={"name": "bob", "password": "nope-nope"})
