@@ -388,7 +388,11 @@ class LoginGuard:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do
                 loop.call_soon_threadsafe(self._finished)
 
-        future = self.executor.submit(self.auth.login, name, password)
+        try:
+            future = self.executor.submit(self.auth.login, name, password)
+        except BaseException:
+            self.hashing -= 1
+            raise
         future.add_done_callback(finished)
         return await asyncio.wrap_future(future)
 
