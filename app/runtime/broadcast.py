@@ -1,14 +1,18 @@
 """Fan-out of committed events to WebSocket subscribers.
 
 Each subscriber has a bounded queue. Publishing never waits: a subscriber
-whose queue is full is marked overflowed and dropped, and its connection is
-closed with a resync hint (the last sequence it received), so one slow
-client can never slow the engine or the others.
+whose queue is full is marked overflowed and unsubscribed at once (nothing more
+is queued for it), and its ``on_overflow`` tells the connection, which sends
+what was queued and a resync hint (the last sequence it received) and closes,
+all within a bounded time (``SLOW_CONSUMER_SECONDS`` in app/api/ws.py; a
+connection whose sends stall is aborted). So one slow client can never slow
+the engine or the others, nor hold more than its queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 from app.runtime.topics import visible_to
 
 Message = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -64,5 +69,8 @@ class Broadcaster:
                     sub.overflowed = True
                     self._subscribers.discard(sub)
                     if sub.on_overflow is not None:
-                        sub.on_overflow()
+                        try:
+                            sub.on_overflow()
+                        except Exception:  # one subscriber's bug must not stop the others
+                            log.exception("on_overflow of a subscriber failed")
                     break

@@ -16,9 +16,16 @@ burst, then pushes what they made stale:
   view (same visible clients, role, page and filters) and the HTML is queued
   to every connection with that view.
 
-A connection whose queue is full is closed; the browser reconnects and gets
-a full render (resync). Prices move without events, so marks, positions,
-the summary and the equity curve also refresh once a second.
+Slow browsers are dropped within a bounded time and never hold up the hub or
+the other connections (the hub only ever queues, it never waits on a socket):
+a connection whose queue (``SEND_QUEUE`` pushes) is full is closed with code
+1013, one the htmx ws extension reconnects after, and the reconnect gets a full
+render (resync); a connection whose send has not completed within
+``SLOW_CONSUMER_SECONDS`` (the browser stopped reading) is aborted, which the
+extension also reconnects after. If the hub itself falls behind its own
+subscription, it subscribes again and re-renders every page in full. Prices
+move without events, so marks, positions, the summary and the equity curve
+also refresh once a second.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from dataclasses import dataclass, field
 
 from fastapi import WebSocket
 
+from app.api.ws import abort, drop_consumer, send_within, server_transport
 from app.auth.principal import Principal
 from app.runtime.broadcast import Subscriber
 from app.runtime.system import TradingSystem
@@ -42,6 +50,10 @@ MIN_INTERVAL = 0.25  # at most one render per element per 250 ms
 GATHER_SECONDS = 0.01  # wait this long after the first event to gather a burst
 PERIODIC_SECONDS = 1.0
 SEND_QUEUE = 256
+# Close code for a browser that fell behind: "try again later", one of the codes after
+# which the htmx ws extension reconnects (1006, 1011, 1012, 1013; not 4008, which /ws
+# uses for scripts that resume with since=).
+RESYNC_CLOSE_CODE = 1013
 ROW_TABLES = {"orders": "orders-body", "blotter": "blotter-body"}  # fragment -> tbody id
 DASHBOARD_ORDER_ROWS = 50
 
@@ -81,6 +93,8 @@ class Connection:
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     closed: bool = False
     rows: set[int] = field(default_factory=set)  # order rows this page currently shows
+    # Set when the queue overflowed: serve() drops the connection.
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def view_key(self) -> ViewKey:
@@ -112,8 +126,8 @@ class LiveHub:
         self.renders = 0  # elements rendered (for tests and the benchmark)
         self._sub: Subscriber | None = None
         self._task: asyncio.Task | None = None
-        self._closing: set[asyncio.Task] = set()
         self._wake = asyncio.Event()  # a first dashboard connected
+        self._resync = False  # the hub's own subscription overflowed
         # Per view: stale fragments / rows, and when each element was last rendered.
         self._stale: dict[ViewKey, set[str]] = {}
         self._stale_rows: dict[ViewKey, set[int]] = {}
@@ -129,7 +143,25 @@ class LiveHub:
         if self._sub is None:
             self._sub = self.system.broadcaster.subscribe(None, None)
             self._sub.queue = asyncio.Queue(100_000)
+            self._sub.on_overflow = self._on_overflow
             self._wake.set()
+
+    def _on_overflow(self) -> None:
+        """The hub fell 100,000 messages behind (a huge burst while it was rendering):
+        the broadcaster dropped its subscription. Pages are rendered from the engine's
+        state, not from the messages, so subscribe again and render every page in full
+        (called from publish: only flag it here)."""
+        self._resync = True
+
+    def _resubscribe_and_render_all(self) -> None:
+        self._resync = False
+        self._sub = None
+        if not self.connections:
+            return
+        self._subscribe()
+        for conn in list(self.connections):
+            if not conn.closed:
+                self._queue_html(conn, self._render_all(conn))
 
     def _unsubscribe_if_idle(self) -> None:
         if self._sub is not None and not self.connections:
@@ -147,20 +179,31 @@ class LiveHub:
     # ---- connections ----------------------------------------------------------------
 
     async def serve(self, conn: Connection) -> None:
-        """Own one browser connection until it closes."""
+        """Own one browser connection until it closes (call it from the endpoint's
+        task: that is where the server's transport is found, to abort a stalled socket).
+        """
+        transport = server_transport()
         self.connections.add(conn)
         self._subscribe()
         self._queue_html(conn, self._render_all(conn))  # a (re)connect is a full resync
         receiver = asyncio.create_task(self._drain_incoming(conn))
+        overflowed = asyncio.create_task(conn.overflowed.wait())
         try:
-            while not conn.closed:
+            while True:
                 getter = asyncio.create_task(conn.queue.get())
-                done, _ = await asyncio.wait({getter, receiver},
+                done, _ = await asyncio.wait({getter, receiver, overflowed},
                                              return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
+                if receiver in done:
                     getter.cancel()
                     break
-                await conn.ws.send_text(getter.result())
+                if overflowed in done:  # too slow: the browser reconnects and resyncs
+                    getter.cancel()
+                    await drop_consumer(conn.ws, transport, code=RESYNC_CLOSE_CODE,
+                                        reason="slow consumer: resync")
+                    break
+                if not await send_within(conn.ws, getter.result()):
+                    abort(transport)  # it stopped reading: nothing more gets through
+                    break
         except Exception:  # a dropped socket ends the connection; nothing to recover
             pass
         finally:
@@ -168,6 +211,7 @@ class LiveHub:
             self.connections.discard(conn)
             self._unsubscribe_if_idle()
             receiver.cancel()
+            overflowed.cancel()
 
     async def _drain_incoming(self, conn: Connection) -> None:
         with contextlib.suppress(Exception):
@@ -182,10 +226,8 @@ class LiveHub:
         try:
             conn.queue.put_nowait(html)
         except asyncio.QueueFull:
-            conn.closed = True  # too slow: drop it; the browser reconnects and resyncs
-            task = asyncio.ensure_future(conn.ws.close(code=4008))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            conn.closed = True  # no more pushes for it; serve() drops it at once
+            conn.overflowed.set()
 
     def _render_all(self, conn: Connection) -> str:
         params = dict(conn.params)
@@ -208,6 +250,8 @@ class LiveHub:
     async def _run(self) -> None:
         next_periodic = time.monotonic() + PERIODIC_SECONDS
         while True:
+            if self._resync:
+                self._resubscribe_and_render_all()
             if self._sub is None:
                 self._wake.clear()
                 await self._wake.wait()

@@ -1,12 +1,28 @@
-"""/ws: the live event stream — auth, message shape, topics, resume, scope, slow consumers."""
+"""/ws: the live event stream — auth, message shape, topics, resume, scope, slow consumers
+(also the dashboard's /ui/ws, on a real server, for consumers that stop reading)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
 import pytest
+import uvicorn
 from starlette.websockets import WebSocketDisconnect
+from websockets.sync.client import connect as ws_connect
 
 from app.api import ws as ws_module
 from app.auth.principal import Role
+from app.config import Settings
+from app.server import create_app
+from app.web import live as live_module
 
 
 def _is_event(message: dict) -> bool:
@@ -312,3 +328,258 @@ def test_slow_consumer_gets_resync_and_4008_then_resumes_without_gap(make_api, w
     assert all_seqs == list(range(ready["seq"] + 1, api.last_seq() + 1))
     canceled = [x["data"]["order_id"] for x in received + rest if x["type"] == "OrderCanceled"]
     assert sorted(canceled) == ids
+
+
+# ---- consumers that stop reading, on a real server -------------------------------------------
+#
+# The test client's transport never pushes back, so these run the app under uvicorn on
+# loopback (in a thread of the test process, so the test can look inside it) and
+# connect raw sockets with tiny receive buffers that do the handshake and then never
+# read, while a storm of orders goes on.
+
+class _LiveServer:
+    """The app under uvicorn on 127.0.0.1 (as ``perpdesk serve`` runs it), synthetic feed."""
+
+    def __init__(self, db_path: Path):
+        settings = Settings(database_url=f"sqlite:///{db_path}", config=None, migrate=True,
+                            feed="synthetic", demo_credentials=False, rate_limit_per_s=0,
+                            session_secret="perpdesk-ws-tests-fixed-session-secret-012345678")
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="warning", ws_per_message_deflate=False))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "no server"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+    @property
+    def connections(self) -> int:
+        """Connections uvicorn still holds (a protocol leaves once its socket is closed)."""
+        return len(self.server.server_state.connections)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path):
+    server = _LiveServer(tmp_path / "live.db")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _stalled_socket(port: int, path: str, headers: dict[str, str]) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again (its
+    receive buffer is as small as the kernel allows, so the server's fill up soon)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+             "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(1)  # byte by byte: read nothing of what follows the handshake
+        assert chunk, f"closed during the handshake: {response!r}"
+        response += chunk
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return sock
+
+
+def _reset_or_closed(sock: socket.socket) -> bool:
+    """Read what is left; True once the server has reset or closed the connection."""
+    sock.settimeout(0.5)
+    try:
+        for _ in range(10_000):
+            if not sock.recv(65536):
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+class _Storm:
+    """Market orders, buy and sell in turn, as fast as one client can place them, on a
+    thread; records the slowest order."""
+
+    def __init__(self, base_url: str, key: str):
+        self.client = httpx.Client(base_url=base_url, timeout=30,
+                                   headers={"Authorization": f"Bearer {key}"})
+        self.stop = threading.Event()
+        self.placed = 0
+        self.slowest = 0.0
+        self.errors: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        side = "buy"
+        while not self.stop.is_set():
+            started = time.monotonic()
+            r = self.client.post("/api/v1/orders", json={
+                "client": "demo", "venue": "paper-binance", "symbol": "BTC-PERP",
+                "side": side, "type": "market", "qty": "0.001"})
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            if r.status_code != 201:
+                self.errors.append(r.text)
+                return
+            self.placed += 1
+            side = "sell" if side == "buy" else "buy"
+
+    def __enter__(self) -> _Storm:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        self.client.close()
+
+
+def _wait_for_quotes(server: _LiveServer, key: str) -> None:
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=server.base_url,
+                      headers={"Authorization": f"Bearer {key}"}) as client:
+        while time.monotonic() < deadline:
+            markets = client.get("/api/v1/markets").json()
+            if any(m["symbol"] == "BTC-PERP" and m["venue"] == "paper-binance"
+                   and m["ask"] is not None for m in markets):
+                return
+            time.sleep(0.2)
+    pytest.fail("the synthetic feed never quoted BTC-PERP")
+
+
+def _login_cookie(server: _LiveServer, name: str, password: str) -> str:
+    with httpx.Client(base_url=server.base_url) as client:
+        r = client.post("/login", data={"name": name, "password": password, "next": "/"})
+        assert r.status_code == 303, r.text
+        return f"perpdesk_session={r.cookies['perpdesk_session']}"
+
+
+def test_consumers_that_stop_reading_are_dropped_within_the_bound(live_server):
+    """A /ws client and a dashboard (/ui/ws, the orders page) that stop reading during an
+    order storm are disconnected (reset) within SLOW_CONSUMER_SECONDS (+ grace) of their
+    sends stalling, and their queues, subscriptions and sockets are released; meanwhile
+    orders never wait on them and a client that reads keeps up with every event."""
+    server = live_server
+    app = server.app
+    system = app.state.system
+    key = app.state.auth.create_key(Role.ADMIN, name="storm")
+    app.state.auth.add_user("op", Role.OPERATOR, "op-password-123")
+    cookie = _login_cookie(server, "op", "op-password-123")
+    _wait_for_quotes(server, key)
+    bound = ws_module.SLOW_CONSUMER_SECONDS + ws_module.DROP_GRACE_SECONDS
+
+    healthy_last = [0]
+    healthy_error: list[BaseException] = []
+
+    with ws_connect(f"ws://127.0.0.1:{server.port}/ws",
+                    additional_headers={"Authorization": f"Bearer {key}"},
+                    max_size=None) as healthy:
+        assert json.loads(healthy.recv(timeout=10))["type"] == "ready"
+
+        def read_healthy() -> None:
+            try:
+                for raw in healthy:
+                    message = json.loads(raw)
+                    if "seq" in message and not message.get("derived"):
+                        healthy_last[0] = message["seq"]
+            except Exception as exc:  # reported by the test below
+                healthy_error.append(exc)
+
+        reader = threading.Thread(target=read_healthy, daemon=True)
+        reader.start()
+        ui_sock = _stalled_socket(server.port, "/ui/ws?page=orders", {"Cookie": cookie})
+        deadline = time.monotonic() + 10
+        while len(app.state.live.connections) != 1:  # (the hub subscribes for it)
+            assert time.monotonic() < deadline, "the stalled dashboard never got connected"
+            time.sleep(0.05)
+        ui_conn = next(iter(app.state.live.connections))
+        before = set(system.broadcaster._subscribers)
+        api_sock = _stalled_socket(server.port, "/ws", {"Authorization": f"Bearer {key}"})
+        while app.state.ws_clients != 2:
+            assert time.monotonic() < deadline, "the stalled /ws client never got connected"
+            time.sleep(0.05)
+        (api_sub,) = set(system.broadcaster._subscribers) - before
+        base_subs = len(before)
+
+        # Each stalled consumer: when its queue started to back up (sends blocked), and
+        # when it was gone from the server.
+        backed_up: dict[str, float] = {}
+        gone: dict[str, float] = {}
+        with _Storm(server.base_url, key) as storm:
+            deadline = time.monotonic() + 60
+            while len(gone) < 2 and time.monotonic() < deadline and not storm.errors:
+                now = time.monotonic()
+                # (Thresholds a consumer whose sends go through does not reach: /ws
+                # queues ~1,000 messages a second in this storm, the hub 4 pushes.)
+                if api_sub.queue.qsize() >= 100 or api_sub.overflowed:
+                    backed_up.setdefault("api", now)
+                if ui_conn.queue.qsize() >= 3 or ui_conn.closed:
+                    backed_up.setdefault("ui", now)
+                if app.state.ws_clients == 1:
+                    gone.setdefault("api", now)
+                if ui_conn not in app.state.live.connections:
+                    gone.setdefault("ui", now)
+                time.sleep(0.05)
+            placed = storm.placed
+        assert not storm.errors, storm.errors[:3]
+        assert set(gone) == {"api", "ui"}, (
+            f"not dropped after {placed} orders: backed up {backed_up}, gone {gone}, "
+            f"queue {api_sub.queue.qsize()}, hub queue {ui_conn.queue.qsize()}")
+        for which in ("api", "ui"):
+            assert which in backed_up, f"{which} was dropped before it backed up?"
+            waited = gone[which] - backed_up[which]
+            # (+ slack: a shared 2-core machine under an order storm schedules late)
+            assert waited <= bound + 3.0, f"{which} dropped {waited:.1f} s after backing up"
+        # Orders never waited on the stalled sockets.
+        assert storm.slowest < ws_module.SLOW_CONSUMER_SECONDS, storm.slowest
+
+        # Released: subscriptions, the hub's connections, uvicorn's connections (the two
+        # stalled sockets were reset; the healthy one and the storm's may remain).
+        assert system.broadcaster.count == base_subs - 1  # the hub's own is gone too
+        assert app.state.live.connections == set()
+        deadline = time.monotonic() + 5
+        while server.connections > 2:
+            assert time.monotonic() < deadline, f"{server.connections} connections held"
+            time.sleep(0.05)
+        assert _reset_or_closed(api_sock) and _reset_or_closed(ui_sock)
+        api_sock.close()
+        ui_sock.close()
+
+        # The reader that kept reading saw every order event, promptly.
+        target = system.bus.last_committed_seq
+        deadline = time.monotonic() + 10
+        while healthy_last[0] < target and not healthy_error:
+            assert time.monotonic() < deadline, (healthy_last[0], target)
+            time.sleep(0.05)
+        assert not healthy_error, healthy_error
+
+
+def test_the_dashboard_resync_close_code_is_one_the_ws_extension_reconnects_after():
+    """htmx's ws extension reconnects only after some close codes; a dashboard dropped
+    for falling behind must be one of them, or it would stay disconnected."""
+    ext = (Path(live_module.__file__).parent / "static" / "vendor" / "htmx-ext-ws"
+           / "ws.min.js").read_text()
+    start = ext.index("onclose")
+    retried = ext[start:ext.index("indexOf(e.code)", start)]
+    codes = json.loads(retried[retried.index("["):retried.rindex("]") + 1])
+    assert live_module.RESYNC_CLOSE_CODE in codes, codes
