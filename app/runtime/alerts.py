@@ -6,6 +6,12 @@ on the ``alerts`` topic.
 * mark staleness above 30 s WARNING (per instrument, once until it recovers);
 * reconciliation drift above $1 ERROR (wallet vs. the sum of its parts);
 * kill-switch changes, and close-all results that did not flatten.
+
+An alert about one client carries that client and is shown only to readers who
+may see it (the feed, ``/ws`` and the dashboards filter on it); an alert with
+no client (a global or venue kill switch, a stale mark) is shown to everyone, so
+it says nothing about any client: a close-all that left positions open raises
+one alert per client, with that client's positions only.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 
-from app.domain.events import CloseAllCompleted, Event, TradingStateChanged
+from app.domain.events import CloseAllCompleted, CloseResult, Event, TradingStateChanged
 from app.domain.trading_state import TradingState
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import utc_now
@@ -78,11 +84,19 @@ class AlertMonitor:
                                  f"{e.scope.describe()}: {e.previous.value} → {e.state.value} "
                                  f"by {e.actor} ({e.reason})", e.scope.client)
             elif type(e) is CloseAllCompleted:
-                bad = [r for r in e.results if r.status != "closed"]
-                if bad:
+                # One alert per client, with only that client's positions: a global
+                # close-all's results name every client, and an alert reaches every
+                # reader its client allows (all of them when it has none).
+                bad: dict[str, list[CloseResult]] = {}
+                for r in e.results:
+                    if r.status != "closed":
+                        bad.setdefault(r.client, []).append(r)
+                for client in sorted(bad):
                     detail = "; ".join(f"{r.client} {r.venue} {r.symbol}: {r.status} "
-                                       f"{r.message}" for r in bad)
-                    self.raise_alert("critical", "Close-all incomplete", detail)
+                                       f"{r.message}".rstrip() for r in bad[client])
+                    self.raise_alert("critical", "Close-all incomplete",
+                                     f"{e.scope.describe()} close-all left open: {detail}",
+                                     client)
         if touched:
             self.check_accounts(touched)
 
