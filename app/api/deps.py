@@ -165,8 +165,13 @@ def check_client(principal: Principal, client: str) -> None:
 
 def visible_clients(principal: Principal, system: TradingSystem,
                     requested: str | None = None) -> list[str]:
-    """The clients a listing may show: the requested one (if allowed) or all allowed."""
+    """The clients a listing may show: the requested one (if allowed) or all allowed.
+
+    A client outside the caller's scope is 403 whether it exists or not (a scoped
+    caller learns nothing of other clients); an unknown one is 404 otherwise."""
     if requested is not None:
         check_client(principal, requested)
+        if requested not in system.clients:
+            raise ApiError(404, "UNKNOWN_CLIENT", f"there is no client {requested!r}")
         return [requested]
     return [c for c in system.clients if principal.can_access(c)]

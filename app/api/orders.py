@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,6 +19,7 @@ from app.api.deps import (
     visible_clients,
 )
 from app.api.errors import ApiError, error_response, status_for
+from app.api.inputs import ClientQuery, CursorQuery, OrderIdPath, SymbolQuery, VenueQuery
 from app.api.responses import json_response
 from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace, order_json
 from app.auth.principal import Principal, Role
@@ -108,23 +111,49 @@ async def submit_order(system: TradingSystem, principal: Principal,
     return committed.response
 
 
+# Orders a page examines at most, matching or not: a page costs the same from any
+# cursor, however sparse the matches (a page may then come back short, with a
+# next_cursor to go on from).
+SCAN_BUDGET = 5_000
+
+
+def _descending(ids: list[int], stop: int) -> Iterator[int]:
+    for i in range(stop - 1, -1, -1):
+        yield ids[i]
+
+
+def _newest_first(state: Any, clients: list[str], start: int) -> Iterator[int]:
+    """Order ids of ``clients`` at or below ``start``, newest first."""
+    streams = []
+    for client in clients:
+        ids = state.order_ids_by_client.get(client)
+        if ids:
+            streams.append(_descending(ids, bisect_right(ids, start)))
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, reverse=True)
+
+
 @router.get("", response_model=OrderPage, summary="List orders, newest first")
 async def list_orders(
     principal: Viewer, system: System,
     status: Annotated[str | None, Query(description="a status, or 'open'")] = None,
-    client: str | None = None, venue: str | None = None, symbol: str | None = None,
-    cursor: Annotated[int | None, Query(description="next_cursor from the previous page")] = None,
+    client: ClientQuery = None, venue: VenueQuery = None, symbol: SymbolQuery = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> OrderPage:
+) -> Response:
+    """A page of orders, newest first. Follow ``next_cursor`` until it is null: a page
+    examines at most a fixed number of orders, so with narrow filters it can hold fewer
+    than ``limit`` items (even none) while older matches remain."""
     if status is not None and status != "open" and status not in STATUSES:
         raise ApiError(422, "VALIDATION_ERROR",
                        f"status: must be 'open' or one of {', '.join(sorted(STATUSES))}",
                        {"field": "status"})
-    clients = set(visible_clients(principal, system, client))
+    clients = visible_clients(principal, system, client)
     state = system.engine.state
     orders = state.orders
     items: list[dict] = []
-    start = cursor - 1 if cursor is not None else state.last_order_id
+    start = state.last_order_id if cursor is None else min(cursor - 1, state.last_order_id)
     next_cursor = None
     candidates: Iterable[int]
     if status == "open":
@@ -134,10 +163,15 @@ async def list_orders(
                              if c in clients and venue in (None, v)
                              for oid in open_orders if oid <= start), reverse=True)
     else:
-        candidates = range(start, 0, -1)
+        candidates = _newest_first(state, clients, start)
+    examined = 0
     for order_id in candidates:
+        if examined == SCAN_BUDGET:
+            next_cursor = order_id + 1  # the next page starts at this order
+            break
+        examined += 1
         o = orders.get(order_id)
-        if o is None or o.spec.client not in clients:
+        if o is None:
             continue
         if venue is not None and o.spec.venue != venue:
             continue
@@ -154,13 +188,13 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderPublic, summary="One order")
-async def get_order(order_id: int, principal: Viewer, system: System) -> Response:
+async def get_order(order_id: OrderIdPath, principal: Viewer, system: System) -> Response:
     return json_response(order_json(_find(system, order_id, principal)))
 
 
 @router.delete("/{order_id}", response_model=OrderPublic, responses=ERRORS,
                summary="Cancel an order (idempotent)")
-async def cancel_order(order_id: int, principal: Trader, system: System) -> Response:
+async def cancel_order(order_id: OrderIdPath, principal: Trader, system: System) -> Response:
     return json_response(await cancel(system, principal, order_id))
 
 
@@ -175,7 +209,7 @@ async def cancel(system: TradingSystem, principal: Principal, order_id: int) -> 
 
 @router.post("/{order_id}/replace", response_model=OrderPublic, responses=ERRORS,
              summary="Cancel/replace with a new price and/or qty")
-async def replace_order(order_id: int, body: OrderReplace, principal: Trader,
+async def replace_order(order_id: OrderIdPath, body: OrderReplace, principal: Trader,
                         system: System) -> Response:
     """Returns the successor order. Retrying returns the same successor."""
     return json_response(await replace(system, principal, order_id, body))
@@ -209,8 +243,8 @@ async def replace(system: TradingSystem, principal: Principal, order_id: int,
 
 
 @router.delete("", summary="Cancel all open orders matching the filters")
-async def cancel_all(principal: Trader, system: System, client: str | None = None,
-                     venue: str | None = None, symbol: str | None = None,
+async def cancel_all(principal: Trader, system: System, client: ClientQuery = None,
+                     venue: VenueQuery = None, symbol: SymbolQuery = None,
                      side: Side | None = None) -> dict:
     canceled: list[int] = []
     for c in visible_clients(principal, system, client):

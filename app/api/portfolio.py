@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import Session, select
 
 from app.api.deps import System, Viewer, visible_clients
+from app.api.inputs import ClientQuery, CursorQuery, IdQuery, SeqQuery, SymbolQuery, VenueQuery
 from app.domain.accounts import AccountSummary
 from app.runtime.system import TradingSystem
 from app.runtime.topics import visible_to
@@ -29,8 +30,8 @@ def _money(d: Decimal) -> str:
 
 
 @router.get("/positions", summary="Open positions with unrealized P&L at mark")
-async def positions(principal: Viewer, system: System, client: str | None = None,
-                    venue: str | None = None, include_flat: bool = False) -> list[dict]:
+async def positions(principal: Viewer, system: System, client: ClientQuery = None,
+                    venue: VenueQuery = None, include_flat: bool = False) -> list[dict]:
     engine = system.engine
     out = []
     for c in visible_clients(principal, system, client):
@@ -75,8 +76,8 @@ def _summaries(system: TradingSystem, clients: list[str], venue: str | None
 
 
 @router.get("/balances", summary="Balances per account (client + venue)")
-async def balances(principal: Viewer, system: System, client: str | None = None,
-                   venue: str | None = None) -> list[dict]:
+async def balances(principal: Viewer, system: System, client: ClientQuery = None,
+                   venue: VenueQuery = None) -> list[dict]:
     clients = visible_clients(principal, system, client)
     return [_summary_json(s) for s in _summaries(system, clients, venue)]
 
@@ -102,7 +103,7 @@ def _rollup(name: str, summaries: list[AccountSummary]) -> dict[str, Any]:
 
 
 @router.get("/portfolio", summary="Equity, P&L and utilization per client and in total")
-async def portfolio(principal: Viewer, system: System, client: str | None = None) -> dict:
+async def portfolio(principal: Viewer, system: System, client: ClientQuery = None) -> dict:
     clients = visible_clients(principal, system, client)
     per_client = [_rollup(c, _summaries(system, [c], None)) for c in clients]
     return {"clients": per_client, "total": _rollup("total", _summaries(system, clients, None))}
@@ -121,8 +122,8 @@ def _rows(system: TradingSystem, model: Any, key: Any, clients: list[str], curso
 
 
 @router.get("/trades", summary="Closed trades, newest first")
-async def trades(principal: Viewer, system: System, client: str | None = None,
-                 venue: str | None = None, symbol: str | None = None,
+async def trades(principal: Viewer, system: System, client: ClientQuery = None,
+                 venue: VenueQuery = None, symbol: SymbolQuery = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
     clients = visible_clients(principal, system, client)
     rows = await asyncio.to_thread(_rows, system, ClosedTradeRow, ClosedTradeRow.closed_at,
@@ -131,9 +132,9 @@ async def trades(principal: Viewer, system: System, client: str | None = None,
 
 
 @router.get("/fills", summary="Fills, newest first (cursor = fill_id)")
-async def fills(principal: Viewer, system: System, client: str | None = None,
-                venue: str | None = None, symbol: str | None = None,
-                order_id: int | None = None, cursor: int | None = None,
+async def fills(principal: Viewer, system: System, client: ClientQuery = None,
+                venue: VenueQuery = None, symbol: SymbolQuery = None,
+                order_id: IdQuery = None, cursor: CursorQuery = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
     clients = visible_clients(principal, system, client)
     rows = await asyncio.to_thread(_rows, system, FillRow, FillRow.fill_id, clients, cursor,
@@ -144,7 +145,7 @@ async def fills(principal: Viewer, system: System, client: str | None = None,
 
 @router.get("/events", summary="The event log after a sequence number (for scripts that tail)")
 async def events(principal: Viewer, system: System,
-                 after: Annotated[int, Query(ge=0)] = 0,
+                 after: SeqQuery = 0,
                  limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
     def read() -> list[EventRow]:
         with Session(system.db) as session:

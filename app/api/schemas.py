@@ -8,11 +8,17 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
+from app.api.inputs import (
+    ClientOrderId,
+    Name,
+    PositiveAmount,
+    Reason,
+    SymbolName,
+)
 from app.domain.orders import Order, OrderType, Side, TimeInForce, TriggerSource
 
 Dec = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str,
                                          when_used="json")]
-COID_PATTERN = r"^[A-Za-z0-9._:/-]{1,36}$"
 
 
 class Strict(BaseModel):
@@ -20,26 +26,29 @@ class Strict(BaseModel):
 
 
 class OrderTagsIn(Strict):
-    strategy: str | None = Field(default=None, max_length=64)
-    signal_id: str | None = Field(default=None, max_length=64)
-    parent_trade_id: str | None = Field(default=None, max_length=200)
+    strategy: Name | None = None
+    signal_id: Name | None = None
+    parent_trade_id: Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")
+                               ] | None = None
 
 
 class OrderCreate(Strict):
-    client: str = Field(min_length=1, max_length=64)
-    venue: str = Field(min_length=1, max_length=64)
-    symbol: str = Field(min_length=1, max_length=32)
+    """An order to place. Decimals follow the input rules (app/api/inputs.py)."""
+
+    client: Name
+    venue: Name
+    symbol: SymbolName
     side: Side
     type: OrderType
-    qty: Decimal = Field(gt=0)
-    price: Decimal | None = Field(default=None, gt=0)
-    trigger_price: Decimal | None = Field(default=None, gt=0)
+    qty: PositiveAmount
+    price: PositiveAmount | None = None
+    trigger_price: PositiveAmount | None = None
     trigger_source: TriggerSource = TriggerSource.LAST
     time_in_force: TimeInForce = TimeInForce.GTC
     expire_at: AwareDatetime | None = None
     post_only: bool = False
     reduce_only: bool = False
-    client_order_id: str | None = Field(default=None, pattern=COID_PATTERN)
+    client_order_id: ClientOrderId | None = None
     clip_to_position: bool = Field(
         default=False, description="in reduce-only, shrink an order that would flip the "
                                    "position to the position's size instead of rejecting it")
@@ -47,9 +56,9 @@ class OrderCreate(Strict):
 
 
 class OrderReplace(Strict):
-    price: Decimal | None = Field(default=None, gt=0)
-    qty: Decimal | None = Field(default=None, gt=0)
-    trigger_price: Decimal | None = Field(default=None, gt=0)
+    price: PositiveAmount | None = None
+    qty: PositiveAmount | None = None
+    trigger_price: PositiveAmount | None = None
 
 
 class OrderPublic(BaseModel):
@@ -124,6 +133,6 @@ class OrderPage(BaseModel):
 
 
 class ControlRequest(Strict):
-    client: str | None = Field(default=None, max_length=64)
-    venue: str | None = Field(default=None, max_length=64)
-    reason: str = Field(min_length=1, max_length=500)
+    client: Name | None = None
+    venue: Name | None = None
+    reason: Reason

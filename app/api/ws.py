@@ -86,7 +86,9 @@ async def stream(ws: WebSocket) -> None:
         await ws.close(code=4400, reason=f"unknown topics: {','.join(sorted(topics - TOPICS))}")
         return
     since_raw = ws.query_params.get("since")
-    if since_raw is not None and not (since_raw.isdigit()):
+    # ASCII digits only ("²".isdigit() is true, but int() refuses it), within BIGINT.
+    if since_raw is not None and not (since_raw.isascii() and since_raw.isdigit()
+                                      and len(since_raw) <= 19 and int(since_raw) < 2**63):
         await ws.close(code=4400, reason="since must be a sequence number (0 or more)")
         return
     await ws.accept()

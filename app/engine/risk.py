@@ -49,6 +49,21 @@ class OrderContext:
     bypass_halt: bool = False  # close-all's own reduce-only orders
 
 
+# The engine's own bound on prices and quantities, whoever sends them (the API is
+# stricter, app/api/inputs.py): past it, remainders and products leave the 28
+# digits of Python's decimal context and rejection messages grow with the input.
+MAX_WHOLE_DIGITS = 15
+MAX_FRACTION_DIGITS = 18
+
+
+def _in_range(value: Decimal) -> bool:
+    if not value.is_finite():
+        return False
+    exponent = value.as_tuple().exponent
+    return value.adjusted() < MAX_WHOLE_DIGITS and isinstance(exponent, int) \
+        and exponent >= -MAX_FRACTION_DIGITS
+
+
 def _reject(code: RejectCode, message: str) -> tuple[Rejection, Decimal]:
     return Rejection(code, message), ZERO
 
@@ -130,6 +145,13 @@ def _check_shape(spec: OrderSpec, ctx: OrderContext) -> Rejection | None:
         return Rejection(R.UNSUPPORTED_BY_VENUE,
                          f"{spec.venue} cannot trigger on {spec.trigger_source.value} price")
 
+    for name, value in (("qty", spec.qty), ("price", spec.price),
+                        ("trigger_price", spec.trigger_price)):
+        if value is not None and not _in_range(value):
+            # Checked before anything quotes the value or divides by the tick size.
+            return Rejection(R.INVALID_ORDER, f"{name} is out of range (at most "
+                             f"{MAX_WHOLE_DIGITS} digits before the point and "
+                             f"{MAX_FRACTION_DIGITS} after it)")
     if spec.qty <= 0:
         return Rejection(R.INVALID_ORDER, "qty must be positive")
     if spec.type.has_limit_price:

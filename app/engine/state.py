@@ -7,6 +7,7 @@ rebuilds the live state exactly.
 
 from __future__ import annotations
 
+from bisect import insort
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,9 @@ class EngineState:
     positions: dict[PositionKey, Position] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
     by_client_order_id: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # Every order id of a client, ascending: a client's blotter pages from any cursor
+    # without walking other clients' orders.
+    order_ids_by_client: dict[str, list[int]] = field(default_factory=dict)
     # Open orders per account, and per account, symbol and side with running totals
     # (for margin and limit checks without a scan).
     open_orders: dict[AccountKey, dict[int, Order]] = field(default_factory=dict)
@@ -116,6 +120,11 @@ class EngineState:
                       requested_qty=e.requested_qty)
         self.orders[e.order_id] = order
         self.by_client_order_id[(spec.client, spec.venue, spec.client_order_id)] = e.order_id
+        ids = self.order_ids_by_client.setdefault(spec.client, [])
+        if not ids or ids[-1] < e.order_id:
+            ids.append(e.order_id)
+        else:  # a replace's successor: its id was reserved when the replace was asked for
+            insort(ids, e.order_id)
         self.open_orders.setdefault((spec.client, spec.venue), {})[e.order_id] = order
         self.resting.add(order)
         if e.order_id > self.last_order_id:

@@ -116,15 +116,23 @@ def _order_row(o: Order, ts: Any) -> Row:
     return (o.order_id, s.client, s.venue, s.symbol, o.client_order_id, s.side.value,
             s.type.value, o.status.value, text(s.qty), text(s.price), text(s.trigger_price),
             s.time_in_force.value, s.post_only, s.reduce_only, text(o.filled_qty),
-            text(o.avg_fill_price), text(o.fees), o.reject_code, o.reject_message,
-            o.cancel_reason, o.replaces, o.replaced_by, ts(o.created_at),
+            text(o.avg_fill_price), text(o.fees), o.reject_code, _fit(o.reject_message, 500),
+            _fit(o.cancel_reason, 200), o.replaces, o.replaced_by, ts(o.created_at),
             ts(o.updated_at or o.created_at))
 
 
 def _order_change(o: Order, ts: Any) -> Row:
     return (o.status.value, text(o.filled_qty), text(o.avg_fill_price), text(o.fees),
-            o.reject_code, o.reject_message, o.cancel_reason, o.replaced_by,
-            ts(o.updated_at or o.created_at), o.order_id)
+            o.reject_code, _fit(o.reject_message, 500), _fit(o.cancel_reason, 200),
+            o.replaced_by, ts(o.updated_at or o.created_at), o.order_id)
+
+
+def _fit(message: str | None, width: int) -> str | None:
+    """A message cut to its column here, with a visible ellipsis: a database that
+    refused an overlong value would fail the whole commit (every order in it)."""
+    if message is None or len(message) <= width:
+        return message
+    return message[:width - 1] + "…"
 
 
 def _position_row(state: EngineState, key: tuple[str, str, str], ts: Any) -> Row:
