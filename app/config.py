@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     stale_mark_seconds: float = 30.0
     session_secret: str | None = None  # signs browser sessions; random per start if unset
     secure_cookies: bool = False  # set behind HTTPS so the session cookie is never sent in clear
+    # PostgreSQL: how long a write may wait for a lock, or a statement run, before it
+    # fails (the bus then answers 503 and retries) instead of hanging.
+    db_lock_timeout_ms: int = Field(default=5_000, ge=1)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=1)
 
 
 class VenueConfig(BaseModel):

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +16,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain.rejections import CommandRefused, RejectCode
+from app.runtime.bus import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 # Engine refusals that are not plain 400s.
 _STATUS = {
@@ -65,8 +70,23 @@ def refused(exc: CommandRefused) -> ApiError:
                     dict(exc.rejection.details))
 
 
-_HTTP_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-               405: "METHOD_NOT_ALLOWED", 429: "RATE_LIMITED"}
+def storage_unavailable(exc: StorageUnavailable) -> ApiError:
+    """The event log could not commit: nothing was done, and the caller may retry."""
+    return ApiError(503, "STORAGE_UNAVAILABLE", str(exc),
+                    {"retry_after_s": f"{exc.retry_after:.3f}"},
+                    headers={"Retry-After": str(max(1, round(exc.retry_after)))})
+
+
+def internal_error(request_id: str) -> JSONResponse:
+    return JSONResponse(
+        error_body("INTERNAL_ERROR", "the server failed on this request; it was logged "
+                   f"with request id {request_id}", {"request_id": request_id}),
+        status_code=500, headers={"X-Request-ID": request_id})
+
+
+_HTTP_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",
+               404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE",
+               413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 429: "RATE_LIMITED"}
 
 
 def install(app: FastAPI) -> None:
@@ -82,8 +102,20 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(invalid(exc.errors()))
 
+    @app.exception_handler(StorageUnavailable)
+    async def _storage(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        return error_response(storage_unavailable(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug: the caller gets the error shape and an id to quote, the log the rest.
+        request_id = secrets.token_hex(8)
+        log.error("request %s %s %s failed", request_id, request.method, request.url.path,
+                  exc_info=exc)
+        return internal_error(request_id)

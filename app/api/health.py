@@ -20,9 +20,13 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database reachable and every mark fresh")
+@router.get("/readyz", summary="Database reachable and writable, every mark fresh",
+            responses={503: {"description": "not ready: ``problems`` says why"}})
 async def readyz(system: System) -> JSONResponse:
     problems: list[str] = []
+    if not system.bus.writable:
+        problems.append(f"event log not writable since {system.bus.storage_failed_at}: "
+                        f"{system.bus.storage_error} (commands are answered 503)")
 
     def ping() -> None:
         with system.db.connect() as conn:

@@ -27,11 +27,12 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import bearer_token, ensure_role, key_principal
-from app.api.errors import ApiError, error_response, invalid, refused
+from app.api.errors import ApiError, error_response, invalid, refused, storage_unavailable
 from app.api.orders import placed_response, submit_order
 from app.api.schemas import OrderCreate
 from app.auth.principal import Role
 from app.domain.rejections import CommandRefused
+from app.runtime.bus import StorageUnavailable
 
 PATH = "/api/v1/orders"
 
@@ -61,6 +62,8 @@ class OrderLane:
             return error_response(exc)
         except CommandRefused as exc:
             return error_response(refused(exc))
+        except StorageUnavailable as exc:
+            return error_response(storage_unavailable(exc))
 
 
 def _header(scope: Scope, name: bytes) -> str:

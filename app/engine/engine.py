@@ -175,8 +175,18 @@ class Engine:
         Returns the events that restoring produced (orders that had not reached
         a venue are sent now); the caller appends them to the log.
         """
+        self.replay(events)
+        return self.restore_venues(now)
+
+    def replay(self, events: Iterable[Event]) -> None:
+        """Apply logged events to the state (the venues are not told)."""
+        apply = self.state.apply
         for event in events:
-            self.state.apply(event)
+            apply(event)
+
+    def restore_venues(self, now: datetime) -> list[Event]:
+        """Hand every live order and position back to the venues; returns the events
+        that produced, for the caller to append to the log."""
         out: list[Event] = []
         for name, venue in self.venues.items():
             orders = [o for o in self._open_orders() if o.spec.venue == name]

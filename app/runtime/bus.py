@@ -7,11 +7,26 @@ appends all resulting events in ONE transaction (group commit), and only then
 resolves the callers' futures and broadcasts. So an acknowledged command is
 durable, concurrent commands share an fsync, and the engine is never touched
 by two tasks at once.
+
+The bus never stops on a failed commit (database down, disk full, a lock or
+privilege refused, a lost connection). The batch's callers are answered
+``StorageUnavailable`` (503), and the bus turns *unwritable*: commands are
+refused at once, market data and clock ticks are held back (the latest book,
+quote, mark and funding rate per instrument are kept). The engine ran the
+failed batch in memory, so a recovery task rebuilds it from the durable log
+(replaying it into a fresh engine, off the event loop) — nothing of the
+failed batch survives — then probes with backoff until a write goes through,
+and hands the bus back: orders go back to the venues, the held market state
+is applied, and commands are accepted again. Rebuilding from the log, rather
+than applying events only after they commit, keeps the engine's one code path
+(decide and apply together, fast) and reuses the recovery that every restart
+already proves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +36,7 @@ from typing import Any
 
 from app.domain.commands import CloseAll, Command, SetTradingState
 from app.domain.events import Event
-from app.domain.market import MarketUpdate
+from app.domain.market import BookSnapshot, FundingRate, MarketUpdate, MarkPrice, Quote
 from app.domain.rejections import CommandRefused
 from app.domain.trading_state import TradingState
 from app.engine import Engine
@@ -35,6 +50,22 @@ log = logging.getLogger(__name__)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class StorageUnavailable(Exception):
+    """The event log cannot commit right now: the command was not carried out."""
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# Market data that restates a state (rather than reporting a happening like a
+# trade print) and so can be applied again after a rebuild.
+_STATE_UPDATES = (BookSnapshot, Quote, MarkPrice, FundingRate)
+# Backoff between recovery attempts while the database refuses writes.
+RECOVERY_FIRST_DELAY_S = 0.2
+RECOVERY_MAX_DELAY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +88,13 @@ class _Work:
     future: asyncio.Future | None = None
     events: list[Event] = field(default_factory=list)
     error: BaseException | None = None
+    resume: bool = False  # the recovery task found the log writable again
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for logs, /readyz and 503 messages."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
 def _restricts(command: Command | None) -> bool:
@@ -67,15 +105,27 @@ def _restricts(command: Command | None) -> bool:
 class CommandBus:
     def __init__(self, engine: Engine, log: EventLog, broadcaster: Broadcaster,
                  clock: Callable[[], datetime] = utc_now,
-                 observer: Callable[[str, float, int], None] | None = None):
+                 observer: Callable[[str, float, int], None] | None = None,
+                 rebuild: Callable[[], Engine] | None = None):
         self.engine = engine
         self.log = log
         self.broadcaster = broadcaster
         self.clock = clock
         self.observer = observer  # metrics hook: (kind, seconds, events)
+        # A fresh engine with the durable log replayed into it (called on a worker
+        # thread); without one, a failed commit is rebuilt by a restart only.
+        self.rebuild = rebuild
         self.listeners: list[Callable[[list[Event]], None]] = []  # after each commit
         self.last_committed_seq = 0
         self.last_processed_at: datetime | None = None
+        # Set while the log refuses writes: why, and since when.
+        self.storage_error: str | None = None
+        self.storage_failed_at: datetime | None = None
+        self.storage_failures = 0  # failed commits since the start (a metric)
+        self._engine_dirty = False  # holds effects of a batch that did not commit
+        self._held_market: dict[tuple[type, str, str], MarketUpdate] = {}
+        self._recovery: asyncio.Task | None = None
+        self._retry_after = RECOVERY_FIRST_DELAY_S
         self._queue: asyncio.Queue[_Work | None] = asyncio.Queue()
         self._task: asyncio.Task | None = None
 
@@ -84,17 +134,35 @@ class CommandBus:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="command-bus")
 
-    async def stop(self) -> None:
-        """Finish everything queued, commit it, then stop."""
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Finish everything queued, commit it, then stop. Bounded: a commit that does
+        not finish in ``timeout`` seconds (a database that hangs) is abandoned — it was
+        never acknowledged — and whoever still waits is answered."""
+        if self._recovery is not None:
+            self._recovery.cancel()
+            self._recovery = None
         if self._task is None:
             return
         await self._queue.put(None)
-        await self._task
-        self._task = None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            log.error("the command bus did not drain within %.0f s; stopping anyway", timeout)
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        finally:
+            self._task = None
+            self._refuse_queued(StorageUnavailable("the server is shutting down"))
 
     @property
     def backlog(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def writable(self) -> bool:
+        """False while the event log refuses writes (commands are answered 503)."""
+        return self.storage_error is None
 
     # ---- entry points -----------------------------------------------------------
 
@@ -109,8 +177,10 @@ class CommandBus:
         so an acknowledgement never shows anything that is not durable. Raises
         ``CommandRefused`` if the engine refused it.
         """
-        if self._task is None:
-            raise RuntimeError("the command bus is not running")
+        if self._task is None or self._task.done():
+            raise StorageUnavailable("the server is not accepting commands (stopping)")
+        if self.storage_error is not None:
+            raise self._unavailable()
         future = asyncio.get_running_loop().create_future()
         started = time.perf_counter()
         await self._queue.put(_Work(command=command, audit=audit, respond=respond,
@@ -123,11 +193,19 @@ class CommandBus:
 
     def market(self, update: MarketUpdate) -> None:
         """Queue market data; its events are committed like any others."""
+        if self.storage_error is not None:
+            self._hold(update)  # applied when writes work again
+            return
         self._queue.put_nowait(_Work(update=update))
 
     def tick(self) -> None:
         """Let the clock advance the engine (latency, GTD expiry, funding)."""
-        self._queue.put_nowait(_Work(tick=True))
+        if self.storage_error is None:
+            self._queue.put_nowait(_Work(tick=True))
+
+    def _hold(self, update: MarketUpdate) -> None:
+        if isinstance(update, _STATE_UPDATES):
+            self._held_market[(type(update), update.venue, update.symbol)] = update
 
     # ---- the writer -------------------------------------------------------------------
 
@@ -146,8 +224,25 @@ class CommandBus:
                     stopping = True
                 else:
                     batch.append(item)
-            if batch:
+            if any(w.resume for w in batch):
+                batch = [w for w in batch if not w.resume]
+                await self._resume()
+            if not batch:
+                continue
+            if self.storage_error is not None:
+                self._refuse(batch)
+                continue
+            try:
                 await self._process(batch)
+            except BaseException:
+                # The writer itself is going away (cancelled at a stop that timed out,
+                # or the process is dying): nobody waits for an answer that never comes.
+                gone = StorageUnavailable("the server stopped before this was committed")
+                for work in batch:
+                    if work.future is not None and not work.future.done():
+                        work.future.set_exception(gone)
+                self._refuse_queued(gone)
+                raise
 
     async def _process(self, batch: list[_Work]) -> None:
         started = time.perf_counter()
@@ -188,13 +283,15 @@ class CommandBus:
             else:
                 first_seq, last_seq = 0, 0
         except Exception as exc:
-            # Not durable: nobody may be told otherwise. The in-memory engine is
-            # now ahead of the log, so the process must restart and recover.
-            log.critical("event log append failed; stopping to recover from the log: %s", exc)
+            # Not durable: nobody may be told otherwise, and the engine, which ran the
+            # batch, is ahead of the log until it is rebuilt from it.
+            self._engine_dirty = True
             for work in batch:
-                if work.future is not None and not work.future.done():
-                    work.future.set_exception(exc)
-            raise
+                if work.update is not None:
+                    self._hold(work.update)
+            self._storage_failed(exc)
+            self._refuse(batch)
+            return
         if last_seq:
             self.last_committed_seq = last_seq
         self._resolve(batch, first_seq)
@@ -204,6 +301,97 @@ class CommandBus:
                 listener(events)
         if self.observer is not None:
             self.observer("batch", time.perf_counter() - started, len(events))
+
+    # ---- when the log refuses writes ----------------------------------------------------
+
+    def _unavailable(self) -> StorageUnavailable:
+        return StorageUnavailable(
+            f"the event log cannot be written ({self.storage_error}); nothing was done, "
+            "retry shortly", self._retry_after)
+
+    def _refuse(self, batch: list[_Work]) -> None:
+        """Answer a batch that will not be committed: commands 503, market data held."""
+        error = self._unavailable()
+        for work in batch:
+            if work.update is not None:
+                self._hold(work.update)
+            if work.future is not None and not work.future.done():
+                work.future.set_exception(error)
+
+    def _refuse_queued(self, error: StorageUnavailable) -> None:
+        while not self._queue.empty():
+            work = self._queue.get_nowait()
+            if work is not None and work.future is not None and not work.future.done():
+                work.future.set_exception(error)
+
+    def _storage_failed(self, exc: BaseException) -> None:
+        self.storage_failures += 1
+        if self.storage_error is None:
+            self.storage_failed_at = self.clock()
+            log.error("event log append failed; refusing commands until it can be written "
+                      "again: %s", _describe(exc))
+        # Only the kind of failure is shown to callers; the database's words (which
+        # may quote a statement) stay in the log.
+        self.storage_error = type(exc).__name__
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover(), name="bus-recovery")
+
+    async def _recover(self) -> None:
+        """Rebuild the engine from the log if it ran an uncommitted batch, then wait
+        (with backoff) until the log takes a write, and hand the bus back."""
+        delay = RECOVERY_FIRST_DELAY_S
+        while True:
+            self._retry_after = delay
+            try:
+                if self._engine_dirty:
+                    if self.rebuild is None:
+                        raise RuntimeError("no way to rebuild the engine; restart the server")
+                    engine = await asyncio.to_thread(self.rebuild)
+                    # Swapped on the event loop: no reader sees half of either engine.
+                    self.engine = engine
+                    self._engine_dirty = False
+                await asyncio.to_thread(self.log.probe_write)
+            except Exception as exc:
+                log.warning("event log still not writable (retrying in %.1f s): %s",
+                            delay, _describe(exc))
+                self.storage_error = type(exc).__name__
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECOVERY_MAX_DELAY_S)
+                continue
+            self._queue.put_nowait(_Work(resume=True))
+            return
+
+    async def _resume(self) -> None:
+        """Writes work again: give the venues back their orders, apply the market data
+        held meanwhile, and commit what that produced before accepting commands."""
+        now = self.clock()
+        engine = self.engine
+        events: list[Event] = []
+        try:
+            events.extend(engine.restore_venues(now))
+            held, self._held_market = self._held_market, {}
+            for update in held.values():
+                if type(update) is FundingRate and update.funding_at <= now:
+                    continue  # a settlement print is applied once, not again
+                events.extend(engine.on_market(update, now))
+            first_seq, last_seq = (0, 0)
+            if events:
+                first_seq, last_seq = await self.log.commit(self.log.prepare(events,
+                                                                             engine.state))
+        except Exception as exc:
+            self._engine_dirty = True
+            self._storage_failed(exc)
+            return
+        log.warning("event log writable again after %s; accepting commands",
+                    self.storage_failed_at)
+        self.storage_error = None
+        self.storage_failed_at = None
+        self._retry_after = RECOVERY_FIRST_DELAY_S
+        if last_seq:
+            self.last_committed_seq = last_seq
+            self._broadcast(events, first_seq)
+            for listener in self.listeners:
+                listener(events)
 
     def _resolve(self, batch: list[_Work], first_seq: int) -> None:
         seq = first_seq

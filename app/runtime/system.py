@@ -35,20 +35,13 @@ class TradingSystem:
     def __init__(self, settings: Settings, trading: TradingConfig):
         self.settings = settings
         self.trading = trading
-        self.db = make_db_engine(settings.database_url)
+        self.db = make_db_engine(settings.database_url, settings.db_lock_timeout_ms,
+                                 settings.db_statement_timeout_ms)
         self.log = EventLog(self.db)
-        venues = {
-            v.name: PaperVenue(v.name, PaperVenueConfig(
-                submit_latency=v.submit_latency, response_latency=v.response_latency,
-                capabilities=v.capabilities), make_queue_model(v.queue_model))
-            for v in trading.venues
-        }
         self.instruments = [i.to_domain() for i in trading.instruments]
-        accounts = [AccountSetup(c.name, v, c.leverage) for c in trading.clients for v in venues]
-        self.engine = Engine(EngineConfig(self.instruments, accounts, trading.risk_limits()),
-                             venues)
         self.broadcaster = Broadcaster(settings.ws_queue_size)
-        self.bus = CommandBus(self.engine, self.log, self.broadcaster)
+        self.bus = CommandBus(self._new_engine(), self.log, self.broadcaster,
+                              rebuild=self._rebuilt_engine)
         self.marks_at: dict[tuple[str, str], datetime] = {}
         self.feeds: list[FeedTask] = []
         self.clock = ClockTask(self.bus.tick)
@@ -60,6 +53,30 @@ class TradingSystem:
         self.started_at: datetime | None = None
         self.first_event_at: datetime | None = None
         self.equity: Any = None  # the dashboard's equity history, when the web UI runs
+
+    @property
+    def engine(self) -> Engine:
+        """The live engine (the bus swaps in a rebuilt one after a failed commit)."""
+        return self.bus.engine
+
+    def _new_engine(self) -> Engine:
+        venues = {
+            v.name: PaperVenue(v.name, PaperVenueConfig(
+                submit_latency=v.submit_latency, response_latency=v.response_latency,
+                capabilities=v.capabilities), make_queue_model(v.queue_model))
+            for v in self.trading.venues
+        }
+        accounts = [AccountSetup(c.name, v, c.leverage) for c in self.trading.clients
+                    for v in venues]
+        return Engine(EngineConfig(self.instruments, accounts, self.trading.risk_limits()),
+                      venues)
+
+    def _rebuilt_engine(self) -> Engine:
+        """A fresh engine with the durable log replayed into it (the venues get their
+        orders back when the bus resumes)."""
+        engine = self._new_engine()
+        engine.replay(self.log.replay())
+        return engine
 
     @property
     def clients(self) -> list[str]:

@@ -32,10 +32,14 @@ _JSON = frozenset({"payload"})
 _AUDIT_JSON = frozenset({"details"})
 
 
-def make_db_engine(url: str) -> sa.Engine:
-    """A SQLAlchemy engine; SQLite gets WAL, full fsync and a busy timeout."""
+def make_db_engine(url: str, lock_timeout_ms: int = 5_000,
+                   statement_timeout_ms: int = 30_000) -> sa.Engine:
+    """A SQLAlchemy engine; SQLite gets WAL, full fsync and a busy timeout, PostgreSQL
+    bounded lock and statement waits."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A writer waits at most 10 s for another process's lock, then the commit fails
+        # (and the bus answers 503) instead of hanging.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
 
         @sa_event.listens_for(engine, "connect")
         def _pragmas(conn: Any, _: Any) -> None:
@@ -46,7 +50,13 @@ def make_db_engine(url: str) -> sa.Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # No statement waits without bound for a lock or runs away: a commit that cannot
+    # go through fails (the bus answers 503 and retries) and a shutdown is never
+    # stuck behind one.
+    options = (f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
+               " -c idle_in_transaction_session_timeout=60000")
+    return create_engine(url, pool_pre_ping=True,
+                         connect_args={"options": options, "connect_timeout": 5})
 
 
 def _scope_of(event: Event, state: EngineState) -> tuple[str | None, str | None, int | None]:
@@ -175,6 +185,18 @@ class EventLog:
         except BaseException:
             self._next_seq = None  # unknown now: read it back before the next append
             raise
+
+    def probe_write(self) -> None:
+        """Raise unless the log would take a write now: an insert into the event log in
+        a transaction that is rolled back (it checks the connection, privileges and
+        locks; a failure at commit time shows on the next real append)."""
+        with self.db.connect() as conn, conn.begin() as transaction:
+            conn.execute(sa.text(
+                "INSERT INTO event_log (seq, type, payload, created_at) "
+                "VALUES (:seq, 'WriteProbe', '{}', :at)"),
+                {"seq": (conn.execute(sa.text("SELECT MAX(seq) FROM event_log")).scalar()
+                         or 0) + 1, "at": datetime.now(UTC).replace(tzinfo=None)})
+            transaction.rollback()
 
     def read(self, after: int = 0, limit: int | None = None,
              client: str | None = None) -> list[EventRow]:
