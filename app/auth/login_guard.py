@@ -42,9 +42,11 @@ All state is in memory (a restart forgets it) and bounded: each table is an LRU 
 at most ``max_entries`` keys, pruned of idle ones every second.
 
 Hashing runs on a dedicated executor of ``hash_workers`` threads (not the default
-one the rest of the app uses for database calls), at a lower CPU priority (nice
-+10, Linux) so the event loop wins the cores, with at most ``hash_queue`` attempts
-waiting for it; beyond that an attempt is refused at once with 503 ``LOGIN_BUSY``
+one the rest of the app uses for database calls) at the lowest CPU priority (nice
+19, Linux), so the event loop and the bus win the cores when they are busy and
+only logins get slower then (at nice 10 a flood's hashes still doubled the order
+p99 in ``bench/login_flood.py``). At most ``hash_queue`` attempts wait for it;
+beyond that an attempt is refused at once with 503 ``LOGIN_BUSY``
 rather than queued without bound. One address (unless the pair is known) may have
 at most ``address_in_flight`` attempts checked or waiting at a time; more are
 refused (429), so one client cannot fill the queue and keep everyone else out.
@@ -99,7 +101,7 @@ class LoginPolicy:
     hash_queue: int = 4
     refusal_delay_s: float = 1.0
     max_delayed: int = 256
-    hash_nice: int = 10
+    hash_nice: int = 19  # added to the check threads' nice value (19 is the lowest)
 
 
 class LoginRefused(Exception):
