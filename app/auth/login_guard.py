@@ -57,8 +57,10 @@ but answered after a short delay (``refusal_delay_s``, at most the wait; at most
 ``Retry-After`` and retries in a loop then sends about one request a second per
 connection instead of thousands, each of which would cost the event loop.
 
-The address is the TCP peer as uvicorn reports it; behind a reverse proxy, run
-uvicorn with ``--forwarded-allow-ips`` set to the proxy so it is the real client.
+The address is the client as uvicorn reports it: the TCP peer, or the
+``X-Forwarded-For`` of a peer uvicorn trusts (``FORWARDED_ALLOW_IPS``, by default
+127.0.0.1 only). Behind a reverse proxy, set ``FORWARDED_ALLOW_IPS`` to the proxy's
+address, or every client counts as the proxy.
 """
 
 from __future__ import annotations
