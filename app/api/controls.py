@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
-from app.api.deps import Operator, System, Viewer, check_client
+from app.api.deps import Operator, System, Viewer, check_client, execute
 from app.api.errors import ApiError
 from app.api.schemas import ControlRequest
 from app.auth.principal import Principal
@@ -58,8 +58,8 @@ async def _set(system: TradingSystem, principal: Principal, body: ControlRequest
                                   "canceled_orders": sum(1 for e in events
                                                          if type(e) is OrderCanceled)})]
 
-    committed = await system.bus.execute(
-        SetTradingState(scope, new, body.reason, principal.actor), audit=audit,
+    committed = await execute(
+        system, SetTradingState(scope, new, body.reason, principal.actor), audit=audit,
         respond=lambda events: _state_json(system, scope))
     return {**committed.response, "previous": previous.value,
             "changed": bool(committed.events)}
@@ -93,7 +93,7 @@ async def close_all(body: ControlRequest, principal: Operator, system: System) -
                          scope=scope.describe(), reason=body.reason, previous=previous.value,
                          details={"results": summary})]
 
-    committed = await system.bus.execute(CloseAll(scope, body.reason, principal.actor),
+    committed = await execute(system, CloseAll(scope, body.reason, principal.actor),
                                          audit=audit,
                                          respond=lambda events: _state_json(system, scope))
     done = next((e for e in committed.events if type(e) is CloseAllCompleted), None)

@@ -9,9 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from app.api.errors import ApiError
+from app.api.errors import ApiError, refused, storage_unavailable
 from app.auth.principal import Principal, Role, parse_clients
 from app.auth.store import AuthStore
+from app.domain.commands import Command
+from app.domain.rejections import CommandRefused
+from app.runtime.bus import Committed, StorageUnavailable
 from app.runtime.system import TradingSystem
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -175,3 +178,14 @@ def visible_clients(principal: Principal, system: TradingSystem,
             raise ApiError(404, "UNKNOWN_CLIENT", f"there is no client {requested!r}")
         return [requested]
     return [c for c in system.clients if principal.can_access(c)]
+
+
+async def execute(system: TradingSystem, command: Command, **hooks: Any) -> Committed:
+    """Run ``command`` on the bus; every way it can fail is an ``ApiError`` (the one
+    error convention of the routes, the order lane and the web pages alike)."""
+    try:
+        return await system.bus.execute(command, **hooks)
+    except CommandRefused as exc:
+        raise refused(exc) from None
+    except StorageUnavailable as exc:
+        raise storage_unavailable(exc) from None

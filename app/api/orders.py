@@ -16,6 +16,7 @@ from app.api.deps import (
     authenticate,
     check_client,
     ensure_role,
+    execute,
     visible_clients,
 )
 from app.api.errors import ApiError, error_response, status_for
@@ -105,8 +106,8 @@ async def submit_order(system: TradingSystem, principal: Principal,
             return _rejected(order)
         return order_json(order), status
 
-    committed = await system.bus.execute(
-        SubmitOrder(spec, clip_to_position=body.clip_to_position, actor=principal.actor),
+    committed = await execute(
+        system, SubmitOrder(spec, clip_to_position=body.clip_to_position, actor=principal.actor),
         respond=respond)
     return committed.response
 
@@ -201,8 +202,8 @@ async def cancel_order(order_id: OrderIdPath, principal: Trader, system: System)
 async def cancel(system: TradingSystem, principal: Principal, order_id: int) -> dict[str, Any]:
     """Cancel an order (idempotent); the order as it was at the commit."""
     order = _find(system, order_id, principal)
-    committed = await system.bus.execute(
-        CancelOrder(order.order_id, actor=principal.actor),
+    committed = await execute(
+        system, CancelOrder(order.order_id, actor=principal.actor),
         respond=lambda events: order_json(order))
     return committed.response
 
@@ -234,9 +235,9 @@ async def replace(system: TradingSystem, principal: Principal, order_id: int,
             return _rejected(successor)
         return order_json(successor)
 
-    committed = await system.bus.execute(
-        ReplaceOrder(order.order_id, body.price, body.qty, body.trigger_price,
-                     actor=principal.actor), respond=respond)
+    committed = await execute(
+        system, ReplaceOrder(order.order_id, body.price, body.qty, body.trigger_price,
+                             actor=principal.actor), respond=respond)
     if isinstance(committed.response, ApiError):
         raise committed.response
     return committed.response
@@ -248,8 +249,8 @@ async def cancel_all(principal: Trader, system: System, client: ClientQuery = No
                      side: Side | None = None) -> dict:
     canceled: list[int] = []
     for c in visible_clients(principal, system, client):
-        committed = await system.bus.execute(
-            CancelAll(c, venue, symbol, side, actor=principal.actor))
+        committed = await execute(
+            system, CancelAll(c, venue, symbol, side, actor=principal.actor))
         canceled.extend(e.order_id for e in committed.events
                         if type(e) is OrderCanceled)
     return {"canceled": canceled, "count": len(canceled)}

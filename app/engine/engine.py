@@ -393,6 +393,10 @@ class Engine:
 
     def _cancel(self, cmd: CancelOrder, now: datetime, out: list[Event]) -> None:
         order = self._order(cmd.order_id)
+        if self._successor_spec(order) is not None:
+            # Canceled only to be replaced: its successor is (or will be) live, and
+            # "canceled" would be an answer that did not happen.
+            raise CommandRefused(R.ORDER_NOT_OPEN, _replaced_message(order, self.state))
         if order.status is OrderStatus.CANCELED or order.status in _PENDING:
             return  # already canceled or on its way: a retry changes nothing
         if not order.is_open:
@@ -408,8 +412,11 @@ class Engine:
 
     def _replace(self, cmd: ReplaceOrder, now: datetime, out: list[Event]) -> None:
         order = self._order(cmd.order_id)
-        if order.replaced_by is not None or order.order_id in self.state.pending_replaces:
-            return  # this replace already happened (or is under way): idempotent retry
+        successor = self._successor_spec(order)
+        if successor is not None:
+            if _asks_for(cmd, order.spec, successor):
+                return  # this replace already happened (or is under way): idempotent retry
+            raise CommandRefused(R.ORDER_NOT_OPEN, _replaced_message(order, self.state))
         if not order.is_open or order.status in _PENDING:
             raise CommandRefused(R.ORDER_NOT_OPEN,
                                  f"order {order.order_id} is {order.status.value}; "
@@ -441,6 +448,15 @@ class Engine:
         self._emit(OrderReplaceRequested(order.order_id, new_id, new_spec, now, cmd.actor,
                                          qty_from_remaining=cmd.new_qty is None), out)
         self._on_reports(self.venues[spec.venue].cancel(order.order_id, now, "replaced"), out)
+
+    def _successor_spec(self, order: Order) -> OrderSpec | None:
+        """What ``order`` is being (or was) replaced with, if it was replaced."""
+        pending = self.state.pending_replaces.get(order.order_id)
+        if pending is not None:
+            return pending.spec
+        if order.replaced_by is not None:
+            return self.state.orders[order.replaced_by].spec
+        return None
 
     def _derived_client_id(self, order: Order) -> str:
         """``abc`` -> ``abc.r1`` -> ``abc.r2``: deterministic, so a retried replace
@@ -587,6 +603,22 @@ class Engine:
                                               amount, now), out)
         self._next_funding_at = min(
             (at for periods in self._funding_pending.values() for at in periods), default=NEVER)
+
+
+def _asks_for(cmd: ReplaceOrder, original: OrderSpec, successor: OrderSpec) -> bool:
+    """Does ``cmd`` ask for the replacement that ``successor`` already is (a retry)?"""
+    price = cmd.new_price if cmd.new_price is not None else original.price
+    trigger = (cmd.new_trigger_price if cmd.new_trigger_price is not None
+               else original.trigger_price)
+    return (price == successor.price and trigger == successor.trigger_price
+            and (cmd.new_qty is None or cmd.new_qty == successor.qty))
+
+
+def _replaced_message(order: Order, state: EngineState) -> str:
+    pending = state.pending_replaces.get(order.order_id)
+    successor = pending.new_order_id if pending is not None else order.replaced_by
+    return (f"order {order.order_id} was replaced by order {successor}; "
+            f"act on order {successor} instead")
 
 
 def _close_result(order: Order, client: str, venue: str, symbol: str, qty_before: Decimal

@@ -216,3 +216,32 @@ def test_a_replace_without_qty_takes_what_is_left_when_the_cancel_lands(slow, ma
     slow.advance(t0 + ms(600))
     assert slow.state.order_by_client_id("demo", "paper-binance",
                                          "sized.r1").spec.qty == Decimal("0.4")
+
+
+def test_a_second_replace_or_a_cancel_racing_a_replace_is_refused_not_faked(slow, place,
+                                                                           t0) -> None:
+    """While a replace is on its way (and after it landed), the original is no longer
+    the caller's order to change: a different replace or a cancel is ORDER_NOT_OPEN
+    naming the successor, not a 200 for something that did not happen. A retry of the
+    same replace is still idempotent."""
+    order, _ = place(slow, t0, qty="0.1", price="59000.0", coid="race")
+    slow.advance(t0 + ms(70))
+    first = ReplaceOrder(order.order_id, new_price=Decimal("59100.0"))
+    slow.handle(first, t0 + ms(100))
+    assert order.status is S.PENDING_REPLACE
+    successor_id = slow.state.pending_replaces[order.order_id].new_order_id
+    for late in (ReplaceOrder(order.order_id, new_price=Decimal("59200.0")),
+                 CancelOrder(order.order_id)):
+        with pytest.raises(CommandRefused) as refused:
+            slow.handle(late, t0 + ms(110))
+        assert refused.value.code is RejectCode.ORDER_NOT_OPEN
+        assert f"replaced by order {successor_id}" in refused.value.rejection.message
+    assert slow.handle(first, t0 + ms(110)) == []  # the same replace again: a retry
+    slow.advance(t0 + ms(400))
+    successor = slow.state.orders[successor_id]
+    assert successor.is_open and successor.spec.price == Decimal("59100.0")
+    for late in (ReplaceOrder(order.order_id, new_price=Decimal("59200.0")),
+                 CancelOrder(order.order_id)):
+        with pytest.raises(CommandRefused):
+            slow.handle(late, t0 + ms(410))
+    assert successor.is_open and slow.handle(first, t0 + ms(420)) == []
