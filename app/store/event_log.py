@@ -55,6 +55,9 @@ def make_db_engine(url: str, lock_timeout_ms: int = 5_000,
     # stuck behind one.
     options = (f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
                " -c idle_in_transaction_session_timeout=60000")
+    given = sa.engine.make_url(url).query.get("options")  # e.g. a search_path: kept
+    if given:
+        options = f"{given if isinstance(given, str) else ' '.join(given)} {options}"
     return create_engine(url, pool_pre_ping=True,
                          connect_args={"options": options, "connect_timeout": 5})
 
