@@ -262,6 +262,10 @@ async def trades_csv(request: Request) -> Response:
 
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request) -> Response:
+    """The audit log, newest first, as the user may see it (see ``_audit_for``)."""
+    principal = session_principal(request)
+    if principal is None:  # before reading anything
+        return _login_redirect(request)
     system = _system(request)
 
     def read() -> list[AuditRow]:
@@ -269,11 +273,34 @@ async def audit_page(request: Request) -> Response:
             return list(session.exec(select(AuditRow).order_by(AuditRow.id.desc())  # type: ignore[union-attr]
                                      .limit(500)))
 
-    principal = session_principal(request)
     rows = await asyncio.to_thread(read)
-    if principal is not None and principal.clients is not None:
-        rows = [r for r in rows if _audit_visible(r.scope, principal.clients)]
+    if principal.clients is not None:
+        rows = [seen for r in rows if (seen := _audit_for(r, principal.clients)) is not None]
     return _page(request, "audit.html", "audit", audit=rows)
+
+
+# Details of a global entry that say nothing about any one client. Anything else (the
+# number of orders a global switch cancelled, over every client) is left out for a user
+# scoped to clients; close-all ``results`` are cut down to their own positions.
+_CLIENT_NEUTRAL_DETAILS = frozenset({"state", "changed"})
+
+
+def _audit_for(row: AuditRow, clients: frozenset[str]) -> AuditRow | None:
+    """The entry as a user scoped to ``clients`` may see it, or None.
+
+    Entries on their own clients' scopes are shown whole. Global entries are shown (a
+    global kill switch concerns everyone, and explains their own state) with details
+    cut down to what concerns their clients. Entries on other clients' scopes, on
+    venues alone (a venue close-all's results name every client there) and about
+    authentication (``scope="auth"``) are hidden.
+    """
+    if row.scope != "global":
+        return row if _audit_visible(row.scope, clients) else None
+    details = {k: v for k, v in row.details.items() if k in _CLIENT_NEUTRAL_DETAILS}
+    if "results" in row.details:
+        details["results"] = [r for r in row.details["results"]
+                              if isinstance(r, dict) and r.get("client") in clients]
+    return AuditRow(**{**row.model_dump(), "details": details})
 
 
 def _audit_visible(scope: str, clients: frozenset[str]) -> bool:
