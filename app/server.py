@@ -21,6 +21,7 @@ from app.api.body_limit import BodyLimit
 from app.api.deps import RateLimiter
 from app.api.metrics import Metrics
 from app.api.order_lane import OrderLane
+from app.api.security_headers import SecurityHeaders
 from app.auth.principal import Role
 from app.auth.store import AuthStore
 from app.config import Settings, load_trading_config
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(OrderLane)
     # ...but not the cap on request bodies (outermost).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # around everything, the 413s included
     errors.install(app)
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.

@@ -20,7 +20,9 @@
     if (!holder || !data || !window.LightweightCharts) return;
     if (!chart) {
       chart = LightweightCharts.createChart(holder, {
-        autoSize: true, layout: { background: { color: "transparent" }, textColor: "#8b98a5" },
+        autoSize: true,
+        // attributionLogo injects an inline <style> the CSP refuses; the page links instead.
+        layout: { background: { color: "transparent" }, textColor: "#8b98a5", attributionLogo: false },
         grid: { vertLines: { color: "#1e2732" }, horzLines: { color: "#1e2732" } },
         timeScale: { timeVisible: true, secondsVisible: true }
       });
