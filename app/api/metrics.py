@@ -1,5 +1,11 @@
 """Prometheus metrics: order outcomes by reason, fills, command latency,
-WebSocket clients, trading states, event-log lag."""
+WebSocket clients, trading states, event-log lag.
+
+``/metrics`` needs no login (scrapers), so nothing in it names a client: the
+trading state is labelled for the global scope and for venues, and the kill
+switches on clients (or on one client's account at a venue) are only counted,
+per state.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +31,11 @@ class Metrics:
         self.ws_clients = Gauge("perpdesk_ws_clients", "Connected WebSocket clients",
                                 registry=r)
         self.trading_state = Gauge("perpdesk_trading_state",
-                                   "1 for the state in force per scope",
+                                   "1 for the state in force, globally and per venue",
                                    ["scope", "state"], registry=r)
+        self.client_scopes = Gauge("perpdesk_client_scopes_restricted",
+                                   "Client (or client and venue) scopes whose kill switch is "
+                                   "in this state", ["state"], registry=r)
         self.log_lag = Gauge("perpdesk_event_log_lag",
                              "Work items queued for the engine and not yet committed",
                              registry=r)
@@ -57,7 +66,13 @@ class Metrics:
         states = system.engine.state.trading_states
         self.trading_state.labels("global",
                                   states.get(GLOBAL, TradingState.ACTIVE).value).set(1)
+        restricted = {state: 0 for state in TradingState if state is not TradingState.ACTIVE}
         for scope, state in states.items():
-            if not scope.is_global:
+            if scope.client is not None:
+                if state in restricted:
+                    restricted[state] += 1
+            elif not scope.is_global:  # a venue: names no client
                 self.trading_state.labels(scope.describe(), state.value).set(1)
+        for state, n in restricted.items():
+            self.client_scopes.labels(state.value).set(n)
 

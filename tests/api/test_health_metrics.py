@@ -82,21 +82,44 @@ def test_metrics_after_orders_fills_and_a_rejection(market_api):
     assert _value(m["perpdesk_ws_clients"], "perpdesk_ws_clients") is not None
 
 
-def test_metrics_trading_state_per_scope(api):
+def test_metrics_trading_state_globally_and_per_venue_clients_only_counted(api):
+    """/metrics needs no login: the global and venue states are labelled, kill switches
+    on clients are only counted per state (no client name in a label)."""
     api.ok(api.control("reduce-only", client="demo"))
+    api.ok(api.control("disable-trading", client="demo-2", venue="paper-binance"))
     api.ok(api.control("disable-trading", venue="paper-bybit"))
-    samples = _metrics(api)["perpdesk_trading_state"]
-    assert _value(samples, "perpdesk_trading_state", scope="client demo",
-                  state="reduce_only") == 1
+    m = _metrics(api)
+    samples = m["perpdesk_trading_state"]
     assert _value(samples, "perpdesk_trading_state", scope="venue paper-bybit",
                   state="halted") == 1
     assert _value(samples, "perpdesk_trading_state", scope="global", state="active") == 1
+    assert {s.labels["scope"] for s in samples} == {"global", "venue paper-bybit"}
+    counted = m["perpdesk_client_scopes_restricted"]
+    assert _value(counted, "perpdesk_client_scopes_restricted", state="reduce_only") == 1
+    assert _value(counted, "perpdesk_client_scopes_restricted", state="halted") == 1
+
     api.ok(api.control("enable-trading", client="demo"))
-    samples = _metrics(api)["perpdesk_trading_state"]
-    assert _value(samples, "perpdesk_trading_state", scope="client demo",
-                  state="reduce_only") is None  # no stale series left behind
-    assert _value(samples, "perpdesk_trading_state", scope="venue paper-bybit",
-                  state="halted") == 1
+    api.ok(api.control("enable-trading", venue="paper-bybit"))
+    m = _metrics(api)
+    counted = m["perpdesk_client_scopes_restricted"]
+    assert _value(counted, "perpdesk_client_scopes_restricted", state="reduce_only") == 0
+    assert _value(counted, "perpdesk_client_scopes_restricted", state="halted") == 1
+    assert _value(m["perpdesk_trading_state"], "perpdesk_trading_state",
+                  scope="venue paper-bybit", state="halted") is None  # no stale series
+
+
+def test_unauthenticated_metrics_name_no_client(market_api):
+    """Whatever happens to clients' accounts, /metrics (no login) never names one."""
+    api = market_api
+    api.buy_market()
+    api.buy_market(client="demo-2")
+    api.ok(api.control("reduce-only", client="demo"))
+    api.ok(api.control("disable-trading", client="demo-2", venue="paper-binance"))
+    api.ok(api.control("close-all", client="demo-2"))
+    r = api.get("/metrics", None)
+    assert r.status_code == 200
+    for client in api.system.clients:
+        assert client not in r.text, f"/metrics names client {client!r}"
 
 
 def test_metrics_count_websocket_clients(api, ws_recv):
