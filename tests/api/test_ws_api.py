@@ -583,3 +583,52 @@ def test_the_dashboard_resync_close_code_is_one_the_ws_extension_reconnects_afte
     retried = ext[start:ext.index("indexOf(e.code)", start)]
     codes = json.loads(retried[retried.index("["):retried.rindex("]") + 1])
     assert live_module.RESYNC_CLOSE_CODE in codes, codes
+
+
+def test_the_dashboard_hub_recovers_when_its_own_subscription_overflows(make_api):
+    """The hub holds one subscription for every dashboard; if a burst overflows it while
+    the hub is busy, the broadcaster drops it. The hub must subscribe again and resync
+    its pages, or event-driven pushes (new order rows) would stop for good."""
+    import asyncio
+
+    api = make_api()
+    api.push_btc()
+    api.auth.add_user("op", Role.OPERATOR, "op-password-123")
+    r = api.client.post("/login", data={"name": "op", "password": "op-password-123",
+                                        "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    hub = api.app.state.live
+    with api.client.websocket_connect("/ui/ws?page=orders") as ws:
+        first = ws.receive_text()
+        assert 'id="blotter"' in first  # the full render on connect
+
+        async def overflow_the_hub() -> None:
+            hub._sub.queue = asyncio.Queue(3)  # as if the hub had fallen far behind
+            api.system.broadcaster.publish([{"seq": 0, "derived": True, "topic": "alerts",
+                                             "type": "Alert", "client": None, "data": {}}
+                                            for _ in range(5)])
+
+        api.client.portal.call(overflow_the_hub)
+        order = api.place(price="59000.0", client_order_id="after-the-overflow")
+        got = ""
+        for _ in range(20):
+            got = _receive_text_within(api, ws, 5.0)
+            if f'data-order-id="{order["id"]}"' in got:
+                break
+        assert f'data-order-id="{order["id"]}"' in got, "no push after the overflow"
+        assert hub._sub is not None and hub._sub in api.system.broadcaster._subscribers
+
+
+def _receive_text_within(api, ws, timeout: float) -> str:
+    import anyio
+
+    async def receive() -> dict:
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()
+
+    try:
+        message = ws.portal.call(receive)
+    except TimeoutError:
+        pytest.fail(f"no dashboard push within {timeout} s")
+    ws._raise_on_close(message)
+    return message.get("text", "")
