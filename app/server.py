@@ -7,6 +7,8 @@ shutdown (SIGTERM included) stops feeds, drains the bus and commits.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -16,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from app.api import controls, errors, health, orders, portfolio, session, ws
+from app.api import controls, errors, health, openapi, orders, portfolio, session, ws
 from app.api.body_limit import BodyLimit
 from app.api.deps import RateLimiter
 from app.api.metrics import Metrics
@@ -63,6 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await app.state.live.stop()
+            guard = getattr(app.state, "login_guard", None)
+            if guard is not None:  # failed-login counts still buffered go to the audit log
+                with contextlib.suppress(Exception):  # never a reason not to stop
+                    await asyncio.wait_for(guard.audit.flush(), 5)
+                guard.close()
             await system.stop()
 
     app = FastAPI(
@@ -96,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
+    openapi.install(app)
     return app
 
 

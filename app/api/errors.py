@@ -77,11 +77,18 @@ def storage_unavailable(exc: StorageUnavailable) -> ApiError:
                     headers={"Retry-After": str(max(1, round(exc.retry_after)))})
 
 
+# The 500 is answered outside every added middleware (Starlette's outermost error
+# layer), so it carries the security headers itself.
+_ERROR_HEADERS = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+                  "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                  "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
 def internal_error(request_id: str) -> JSONResponse:
     return JSONResponse(
         error_body("INTERNAL_ERROR", "the server failed on this request; it was logged "
                    f"with request id {request_id}", {"request_id": request_id}),
-        status_code=500, headers={"X-Request-ID": request_id})
+        status_code=500, headers={**_ERROR_HEADERS, "X-Request-ID": request_id})
 
 
 _HTTP_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN",

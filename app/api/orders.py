@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
-from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -50,7 +48,9 @@ def _find(system: TradingSystem, order_id: int, principal) -> Order:
     return order
 
 
-@router.post("", status_code=201, response_model=OrderPublic, responses=ERRORS,
+@router.post("", status_code=201, response_model=OrderPublic,
+             responses={**ERRORS, 200: {"model": OrderPublic,
+                                        "description": "an idempotent retry: the first order"}},
              summary="Place an order")
 async def place_order(body: OrderCreate, request: Request) -> Response:
     """Idempotent on ``client_order_id``: the same id with the same parameters returns
@@ -118,23 +118,6 @@ async def submit_order(system: TradingSystem, principal: Principal,
 SCAN_BUDGET = 5_000
 
 
-def _descending(ids: list[int], stop: int) -> Iterator[int]:
-    for i in range(stop - 1, -1, -1):
-        yield ids[i]
-
-
-def _newest_first(state: Any, clients: list[str], start: int) -> Iterator[int]:
-    """Order ids of ``clients`` at or below ``start``, newest first."""
-    streams = []
-    for client in clients:
-        ids = state.order_ids_by_client.get(client)
-        if ids:
-            streams.append(_descending(ids, bisect_right(ids, start)))
-    if len(streams) == 1:
-        return streams[0]
-    return heapq.merge(*streams, reverse=True)
-
-
 @router.get("", response_model=OrderPage, summary="List orders, newest first")
 async def list_orders(
     principal: Viewer, system: System,
@@ -164,7 +147,7 @@ async def list_orders(
                              if c in clients and venue in (None, v)
                              for oid in open_orders if oid <= start), reverse=True)
     else:
-        candidates = _newest_first(state, clients, start)
+        candidates = state.order_ids_newest_first(clients, start)
     examined = 0
     for order_id in candidates:
         if examined == SCAN_BUDGET:

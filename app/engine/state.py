@@ -7,7 +7,9 @@ rebuilds the live state exactly.
 
 from __future__ import annotations
 
-from bisect import insort
+import heapq
+from bisect import bisect_right, insort
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,6 +66,10 @@ class EngineState:
     pending_replaces: dict[int, PendingReplace] = field(default_factory=dict)
     trading_states: dict[Scope, TradingState] = field(default_factory=dict)
     closed_trades: list[ClosedTrade] = field(default_factory=list)
+    # The same trades per client (oldest first) and each client's (trades, wins): a
+    # client's exits and win rate without walking everybody's history.
+    closed_trades_by_client: dict[str, list[ClosedTrade]] = field(default_factory=dict)
+    trade_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     # (venue, symbol) -> the latest funding time already settled
     funding_settled: dict[tuple[str, str], datetime] = field(default_factory=dict)
     last_order_id: int = 0
@@ -84,6 +90,18 @@ class EngineState:
     def order_by_client_id(self, client: str, venue: str, coid: str) -> Order | None:
         order_id = self.by_client_order_id.get((client, venue, coid))
         return None if order_id is None else self.orders[order_id]
+
+    def order_ids_newest_first(self, clients: Iterable[str], start: int) -> Iterator[int]:
+        """The order ids of ``clients`` at or below ``start``, newest first, from each
+        client's own index: nothing of other clients' history is walked."""
+        streams = []
+        for client in clients:
+            ids = self.order_ids_by_client.get(client)
+            if ids:
+                streams.append(_descending(ids, bisect_right(ids, start)))
+        if len(streams) == 1:
+            return streams[0]
+        return heapq.merge(*streams, reverse=True)
 
     def comparable(self) -> dict[str, Any]:
         """Everything that defines the state, for replay-equality checks."""
@@ -215,7 +233,11 @@ class EngineState:
             self.funding_settled[key] = e.funding_at
 
     def _trade_closed(self, e: TradeClosed) -> None:
-        self.closed_trades.append(e.trade)
+        trade = e.trade
+        self.closed_trades.append(trade)
+        self.closed_trades_by_client.setdefault(trade.client, []).append(trade)
+        count, wins = self.trade_counts.get(trade.client, (0, 0))
+        self.trade_counts[trade.client] = (count + 1, wins + trade.is_win)
 
     def _state_changed(self, e: TradingStateChanged) -> None:
         if e.state is TradingState.ACTIVE:
@@ -234,6 +256,11 @@ class EngineState:
         self.resting.remove(order)
         if order.status is not OrderStatus.CANCELED:
             self.pending_replaces.pop(order.order_id, None)
+
+
+def _descending(ids: list[int], stop: int) -> Iterator[int]:
+    for i in range(stop - 1, -1, -1):
+        yield ids[i]
 
 
 def exit_reason_of(order: Order) -> str:

@@ -101,7 +101,9 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
         ctx["orders"] = views.blotter(system, clients, params.get("status") or None,
                                       params.get("symbol") or None)
     elif name == "exits":
-        ctx["exits"] = views.exits(system, clients, limit=int(params.get("limit", 20)))
+        limit = params.get("limit", "20")
+        ctx["exits"] = views.exits(system, clients,
+                                   limit=min(int(limit), 1000) if limit.isdecimal() else 20)
     elif name == "alerts":
         ctx["alerts"] = system.alerts.recent(clients)
     elif name == "marks":

@@ -3,11 +3,14 @@ for the clients a principal may see. No HTML here, no I/O."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from app.api.orders import SCAN_BUDGET
 from app.auth.principal import Principal
 from app.domain.trading_state import GLOBAL, Scope, TradingState
 from app.runtime.bus import utc_now
@@ -66,8 +69,8 @@ def summary(system: TradingSystem, clients: list[str], first_event_at: datetime 
                           "margin_used", "realized_pnl", "unrealized_pnl", "fees", "funding"):
                 sums[field] = sums.get(field, ZERO) + getattr(s, field)
     capital = sums.get("deposits", ZERO) - sums.get("withdrawals", ZERO)
-    closed = [t for t in engine.state.closed_trades if t.client in clients]
-    wins = sum(1 for t in closed if t.is_win)
+    counts = [engine.state.trade_counts.get(c, (0, 0)) for c in clients]
+    trades, wins = sum(n for n, _ in counts), sum(w for _, w in counts)
     cumulative = (sums.get("realized_pnl", ZERO) - sums.get("fees", ZERO)
                   + sums.get("funding", ZERO))
     equity = sums.get("equity", ZERO)
@@ -91,8 +94,8 @@ def summary(system: TradingSystem, clients: list[str], first_event_at: datetime 
         "unrealized_tone": tone(sums.get("unrealized_pnl", ZERO)),
         "fees": money(sums.get("fees", ZERO)), "funding": signed_money(sums.get("funding", ZERO)),
         "pnl": signed_money(total_pnl), "pnl_pct": money(pct, "0.001"),
-        "pnl_tone": tone(total_pnl), "trades": len(closed),
-        "win_rate": money(Decimal(wins) / len(closed) * 100, "0.1") if closed else "—",
+        "pnl_tone": tone(total_pnl), "trades": trades,
+        "win_rate": money(Decimal(wins) / trades * 100, "0.1") if trades else "—",
         "apr": f"{apr}%" if apr is not None else "—",
         "leg_outs": 0,
     }
@@ -143,12 +146,17 @@ def order_row(o: Any) -> dict[str, Any]:
 
 def blotter(system: TradingSystem, clients: list[str], status: str | None = None,
             symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest orders matching the filters, examining at most ``SCAN_BUDGET`` orders
+    (like the API's pages): a filter that matches little costs no more than one that
+    matches everything."""
     state = system.engine.state
     rows = []
-    allowed = set(clients)
-    for order_id in range(state.last_order_id, 0, -1):
+    for examined, order_id in enumerate(state.order_ids_newest_first(
+            clients, state.last_order_id)):
+        if examined == SCAN_BUDGET:
+            break
         o = state.orders.get(order_id)
-        if o is None or o.spec.client not in allowed:
+        if o is None:
             continue
         if symbol and o.spec.symbol != symbol:
             continue
@@ -161,14 +169,11 @@ def blotter(system: TradingSystem, clients: list[str], status: str | None = None
 
 
 def exits(system: TradingSystem, clients: list[str], limit: int = 20) -> list[dict[str, Any]]:
-    rows = []
-    for t in reversed(system.engine.state.closed_trades):
-        if t.client not in clients:
-            continue
-        rows.append(trade_row(t))
-        if len(rows) >= limit:
-            break
-    return rows
+    """The newest ``limit`` closed trades of ``clients`` (from each client's own list)."""
+    by_client = system.engine.state.closed_trades_by_client
+    newest = heapq.merge(*(reversed(by_client.get(c, [])) for c in clients),
+                         key=lambda t: t.closed_at, reverse=True)
+    return [trade_row(t) for t in itertools.islice(newest, max(0, limit))]
 
 
 def trade_row(t: Any) -> dict[str, Any]:
