@@ -104,10 +104,12 @@ class OrderRow(SQLModel, table=True):
 
 class FillRow(SQLModel, table=True):
     __tablename__ = "fills"
+    # A client's fills newest first, a page at a time, without reading anyone else's.
+    __table_args__ = (sa.Index("ix_fills_client_fill_id", "client", "fill_id"),)
 
     fill_id: int = Field(primary_key=True)
     order_id: int = Field(index=True)
-    client: str = Field(max_length=64, index=True)
+    client: str = Field(max_length=64)
     venue: str = Field(max_length=64)
     symbol: str = Field(max_length=32)
     side: str = Field(max_length=4)
@@ -134,9 +136,10 @@ class PositionRow(SQLModel, table=True):
 
 class ClosedTradeRow(SQLModel, table=True):
     __tablename__ = "closed_trades"
+    __table_args__ = (sa.Index("ix_closed_trades_client_closed_at", "client", "closed_at"),)
 
     trade_id: str = Field(primary_key=True, max_length=200)
-    client: str = Field(max_length=64, index=True)
+    client: str = Field(max_length=64)
     venue: str = Field(max_length=64)
     symbol: str = Field(max_length=32)
     direction: str = Field(max_length=5)
