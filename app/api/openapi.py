@@ -7,7 +7,8 @@ route (and forget one), the generated document is completed here from rules
 that follow how the app is built:
 
 * every operation can fail unexpectedly (500) and, with parameters or a body,
-  fail validation (422);
+  fail validation (422); a body that cannot even be decoded (not UTF-8) is 400,
+  as FastAPI answers it;
 * every ``/api/v1`` operation but login authenticates (401), checks a role or
   a client scope (403) and is rate-limited (429);
 * every write can carry a body over the cap (413) and may find the event log
@@ -47,7 +48,8 @@ _READY = {"type": "object", "required": ["status", "problems"], "properties": {
     "status": {"type": "string", "enum": ["ready", "not_ready"]},
     "problems": {"type": "array", "items": {"type": "string"}}}}
 _DESCRIPTIONS = {
-    "400": "rejected (error.code is the reason)", "401": "not authenticated",
+    "400": "rejected (error.code is the reason), or a body that cannot be decoded",
+    "401": "not authenticated",
     "403": "not allowed (role or client scope)", "404": "no such thing",
     "409": "conflicts with the current state", "413": "request body too large",
     "422": "invalid input (error.details.field names it)", "429": "too many requests",
@@ -64,6 +66,8 @@ def _codes(path: str, method: str, operation: dict[str, Any]) -> set[str]:
     params = operation.get("parameters", [])
     if params or "requestBody" in operation:
         codes.add("422")
+    if "requestBody" in operation:
+        codes.add("400")  # FastAPI's "There was an error parsing the body"
     if path.startswith("/api/v1/"):
         codes |= {"401", "429"} if path in _PUBLIC else {"401", "403", "429"}
     if method in _WRITES:
