@@ -163,34 +163,72 @@ def test_market_order_larger_than_the_book_fills_what_there_is_and_cancels_the_r
 # ---- consumed liquidity ------------------------------------------------------------
 
 
-def test_l2_consumed_liquidity_stays_consumed_until_that_level_updates():
+def test_l2_consumed_liquidity_stays_consumed_until_the_market_moves_on():
+    """The feed knows nothing of our trades: restating a level we emptied does not give
+    it back; only the level shrinking (the market taking or canceling the same orders)
+    or leaving the book does."""
     venue = l2_venue()
     assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("100.5"))]
     # 100.5 was eaten: the second order starts at 101
     assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D(101))]
     # a delta at another level does not give back 100.5 (nor the 1 taken at 101)
     venue.on_market(delta(asks=[("102", "5")]), T0)
-    assert fills(venue.submit(order(Side.BUY, "2"), T0)) == [(D(1), D(101)), (D(1), D("101.5"))]
-    # a delta at 100.5 (even restating the same size) resets that level
+    # a delta restating 100.5 at the same size, or larger, does not either
     venue.on_market(delta(asks=[("100.5", "1")]), T0)
-    assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("100.5"))]
+    venue.on_market(delta(asks=[("100.5", "1.5")]), T0)  # 0.5 joined behind what we took
+    assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D("0.5"), D("100.5")),
+                                                            (D("0.5"), D(101))]
+    # the level shrinking by 1.2 from 1.5 gives back 1.2 of the 1.5 we have taken there
+    venue.on_market(delta(asks=[("100.5", "0.3")]), T0)
+    assert fills(venue.submit(order(Side.BUY, "0.1"), T0)) == [(D("0.1"), D(101))]
+    # the level leaving the book gives everything back; a new level is all free
+    venue.on_market(delta(asks=[("100.5", "0")]), T0)
+    venue.on_market(delta(asks=[("100.5", "2")]), T0)
+    assert fills(venue.submit(order(Side.BUY, "2"), T0)) == [(D(2), D("100.5"))]
 
 
-def test_l2_snapshot_resets_all_consumption():
+def test_l2_snapshot_restating_a_taken_level_does_not_give_it_back():
     venue = l2_venue()
-    venue.submit(order(Side.BUY, "3"), T0)
+    venue.submit(order(Side.BUY, "3"), T0)  # 1 @ 100.5, 2 @ 101
+    venue.on_market(snapshot(BIDS, ASKS), T0)
+    assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("101.5"))]
+    # a snapshot without the levels gives them back
+    venue.on_market(snapshot(BIDS, [("101.5", "3")]), T0)
     venue.on_market(snapshot(BIDS, ASKS), T0)
     assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("100.5"))]
 
 
-def test_l1_consumed_liquidity_stays_consumed_until_the_next_quote():
+def test_l2_a_resting_order_cannot_take_again_what_a_market_order_took():
+    """The double take: a market buy empties 100.5; the next snapshot restates it; a
+    resting buy at 100.5 must not now fill against the same 1 as maker."""
+    venue = l2_venue()
+    rest = limit(Side.BUY, "1", "100")
+    venue.submit(rest, T0)
+    assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("100.5"))]
+    asks_down = [("100", "1"), ("100.5", "1"), ("101", "2")]  # the ask now crosses us
+    reports = venue.on_market(snapshot([("99.5", "2")], asks_down), T0)
+    assert fills(reports) == [(D(1), D(100))]  # the new liquidity at 100 is fine
+    venue2 = l2_venue()
+    rest2 = limit(Side.BUY, "1", "100.5")
+    venue2.submit(order(Side.BUY, "1"), T0)  # takes the 1 @ 100.5 first
+    venue2.submit(rest2, T0)  # rests at 100.5: the ask there is ours already
+    reports = venue2.on_market(snapshot(BIDS, ASKS), T0)  # restated: still ours
+    assert fills(reports) == []
+    work = venue2.working(rest2.order_id)
+    assert work is not None and work.remaining == D(1)
+
+
+def test_l1_consumed_liquidity_stays_consumed_until_the_touch_moves_on():
     venue = make_venue()
     venue.on_market(quote("100", "1", "100.5", "1"), T0)
     assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("100.5"))]
     # second order: the touch is gone, next synthesized level holds 1.5
     assert fills(venue.submit(order(Side.BUY, "2"), T0)) == [(D("1.5"), D(101)),
                                                              (D("0.5"), D("101.5"))]
-    venue.on_market(quote("100", "1", "100.5", "1"), T0)
+    venue.on_market(quote("100", "1", "100.5", "1"), T0)  # the same quote again: still taken
+    assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("101.5"))]
+    venue.on_market(quote("100", "1", "101.5", "1"), T0)  # the ask moved up past them
+    venue.on_market(quote("100", "1", "100.5", "1"), T0)  # and back: new liquidity
     assert fills(venue.submit(order(Side.BUY, "1"), T0)) == [(D(1), D("100.5"))]
 
 
@@ -213,8 +251,9 @@ def test_marketable_limit_takes_up_to_its_price_and_rests_the_remainder():
     assert not any(isinstance(r, Canceled) for r in reports)
     work = venue.working(o.order_id)
     assert work is not None and work.remaining == D(2) and work.price == D(101)
-    # the rest is a maker order now: new liquidity arriving at 101 trades with it at 101
-    reports = venue.on_market(delta(asks=[("101", "0.5")]), T0)
+    # the rest is a maker order now: new liquidity arriving at 101 (the level grows past
+    # the 2 it showed, which we took) trades with it at 101
+    reports = venue.on_market(delta(asks=[("101", "2.5")]), T0)
     assert [(r.qty, r.price, r.liquidity) for r in reports] == [
         (D("0.5"), D(101), Liquidity.MAKER)]
     assert venue.working(o.order_id).remaining == D("1.5")

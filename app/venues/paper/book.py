@@ -8,10 +8,20 @@ Two sources, one interface:
   little thicker than the one before), so walking the book still costs more
   the further it goes. Synthesis is lazy: a quote only stores four numbers.
 
-Liquidity that our own aggressive orders took is remembered per level and
-stays taken until the feed updates that level (a delta for that price, a
-snapshot, or in L1 mode the next quote), so two market orders in a row
-cannot both eat the same displayed size.
+Liquidity that our own orders took is remembered per level, with the size the
+level displayed when we took from it. The feed knows nothing of our simulated
+trades, so its next snapshot, delta or quote restates the level as if we had
+never been there; taking that size again (a second market order, or a resting
+order of ours filling as maker against the restated level) would trade the same
+liquidity twice. So what we took comes back only as the market itself moves on:
+
+* every unit by which the level's displayed size falls below what it showed when
+  we took from it (real trades and cancellations that would have hit the same
+  orders) returns one unit of what we took;
+* a level that leaves the book (absent from a snapshot, deleted by a delta, or
+  beyond the touch of an L1 quote) returns all of it;
+* a level that grows keeps what we took withheld: new orders join behind, and
+  its next shrink eats the front of the queue, where what we took was.
 """
 
 from __future__ import annotations
@@ -58,8 +68,9 @@ class Book:
         self.ask_size = ZERO
         self._bids: SortedDict = SortedDict(_neg)  # best (highest) first
         self._asks: SortedDict = SortedDict()  # best (lowest) first
-        self._bid_taken: dict[Decimal, Decimal] = {}
-        self._ask_taken: dict[Decimal, Decimal] = {}
+        # price -> [size the level displayed when we took from it, how much we took]
+        self._bid_taken: dict[Decimal, list[Decimal]] = {}
+        self._ask_taken: dict[Decimal, list[Decimal]] = {}
 
     # ---- feed updates -------------------------------------------------
 
@@ -69,16 +80,14 @@ class Book:
             return
         self.bid, self.bid_size, self.ask, self.ask_size = bid, bid_size, ask, ask_size
         if self._bid_taken:
-            self._bid_taken.clear()
+            self._restate(Side.BUY, self._bid_taken)
         if self._ask_taken:
-            self._ask_taken.clear()
+            self._restate(Side.SELL, self._ask_taken)
 
     def apply_snapshot(self, bids: tuple[Level, ...], asks: tuple[Level, ...]) -> None:
         self.is_l2 = True
         self._bids.clear()
         self._asks.clear()
-        self._bid_taken.clear()
-        self._ask_taken.clear()
         for price, size in bids:
             if size > 0:
                 self._bids[price] = size
@@ -86,19 +95,40 @@ class Book:
             if size > 0:
                 self._asks[price] = size
         self._refresh_top()
+        if self._bid_taken:
+            self._restate(Side.BUY, self._bid_taken)
+        if self._ask_taken:
+            self._restate(Side.SELL, self._ask_taken)
 
     def apply_delta(self, bids: tuple[Level, ...], asks: tuple[Level, ...]) -> None:
         if not self.is_l2:
             return  # a delta without a snapshot cannot be placed; wait for one
-        for side_levels, levels, taken in ((bids, self._bids, self._bid_taken),
-                                           (asks, self._asks, self._ask_taken)):
+        for side_levels, levels in ((bids, self._bids), (asks, self._asks)):
             for price, size in side_levels:
-                taken.pop(price, None)
                 if size > 0:
                     levels[price] = size
                 else:
                     levels.pop(price, None)
         self._refresh_top()
+        if self._bid_taken and bids:
+            self._restate(Side.BUY, self._bid_taken, {p for p, _ in bids})
+        if self._ask_taken and asks:
+            self._restate(Side.SELL, self._ask_taken, {p for p, _ in asks})
+
+    def _restate(self, book_side: Side, taken: dict[Decimal, list[Decimal]],
+                 prices: set[Decimal] | None = None) -> None:
+        """The feed restated levels we took from: give back what the market moved on
+        from (see the module docstring). ``prices``: only these levels changed."""
+        for price in list(taken if prices is None else prices & taken.keys()):
+            entry = taken[price]
+            size = self.size_at(book_side, price)
+            shrink = entry[0] - size
+            if size <= 0 or shrink >= entry[1]:
+                del taken[price]
+            else:
+                # Shrinking eats the front of the queue first, where what we took was;
+                # growing adds behind it (the new size is the baseline from now on).
+                entry[0], entry[1] = size, entry[1] - max(shrink, ZERO)
 
     def _refresh_top(self) -> None:
         if self._bids:
@@ -161,7 +191,7 @@ class Book:
 
     def available(self, book_side: Side, price: Decimal, size: Decimal) -> Decimal:
         taken = (self._bid_taken if book_side is Side.BUY else self._ask_taken).get(price)
-        return size - taken if taken else size
+        return size - taken[1] if taken else size
 
     # ---- taking liquidity ---------------------------------------------
 
@@ -188,11 +218,15 @@ class Book:
         return slices
 
     def take(self, taker_side: Side, slices: list[Level]) -> None:
-        taken = self._ask_taken if taker_side is Side.BUY else self._bid_taken
+        book_side = taker_side.opposite
         for price, qty in slices:
-            taken[price] = taken.get(price, ZERO) + qty
+            self.consume(book_side, price, qty)
 
     def consume(self, book_side: Side, price: Decimal, qty: Decimal) -> None:
-        """Mark ``qty`` at ``price`` on ``book_side`` as taken by a resting order of ours."""
+        """Mark ``qty`` at ``price`` on ``book_side`` as taken by an order of ours."""
         taken = self._bid_taken if book_side is Side.BUY else self._ask_taken
-        taken[price] = taken.get(price, ZERO) + qty
+        entry = taken.get(price)
+        if entry is None:
+            taken[price] = [self.size_at(book_side, price), qty]
+        else:
+            entry[1] += qty
