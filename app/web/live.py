@@ -12,6 +12,8 @@ burst, then pushes what they made stale:
 * **Order tables update per row**: each order's row is its own element,
   inserted at the top when it joins the table, replaced when it changes,
   deleted when it leaves (a delete renders nothing, so it is never held).
+  Each row operation travels in its own ``<template>`` (see ``_in_template``),
+  so one push can mix whole fragments, row changes and row inserts.
 * **Renders are shared**: each stale element is rendered once per distinct
   view (same visible clients, role, page and filters) and the HTML is queued
   to every connection with that view.
@@ -345,17 +347,19 @@ class LiveHub:
             if row is None:
                 if order_id in conn.rows:  # it left the table: delete (no render)
                     conn.rows.discard(order_id)
-                    parts.append(f'<tr id="{body}-{order_id}" hx-swap-oob="delete"></tr>')
+                    parts.append(_in_template(
+                        f'<tr id="{body}-{order_id}" hx-swap-oob="delete"></tr>'))
                 continue
             if order_id in conn.rows:
-                parts.append(row.replace("<tr ", '<tr hx-swap-oob="true" ', 1))
+                parts.append(_in_template(row.replace("<tr ", '<tr hx-swap-oob="true" ', 1)))
             else:
                 conn.rows.add(order_id)
-                parts.append(f'<tbody hx-swap-oob="afterbegin:#{body}">{row}</tbody>')
+                parts.append(_in_template(
+                    f'<tbody hx-swap-oob="afterbegin:#{body}">{row}</tbody>'))
         if table == "orders" and len(conn.rows) > DASHBOARD_ORDER_ROWS:
             for old in sorted(conn.rows)[: len(conn.rows) - DASHBOARD_ORDER_ROWS]:
                 conn.rows.discard(old)
-                parts.append(f'<tr id="{body}-{old}" hx-swap-oob="delete"></tr>')
+                parts.append(_in_template(f'<tr id="{body}-{old}" hx-swap-oob="delete"></tr>'))
         return "".join(parts)
 
     def _row(self, view: ViewKey, order_id: int, principal: Principal, table: str,
@@ -399,6 +403,19 @@ class LiveHub:
 
 
 _HELD = object()
+
+
+def _in_template(html: str) -> str:
+    """One row operation, wrapped so the browser parses it in its own context.
+
+    A push is parsed as one piece of HTML, and the parser drops table parts that are
+    out of context: a ``<tr>`` after a ``<div>`` (a whole fragment in the same push),
+    or a ``<tbody>`` after a ``<tr>`` (a replace: the original's row changes, the
+    successor's is inserted) vanished. A ``<template>`` is allowed anywhere and its
+    content is parsed on its own, so each operation survives whatever comes before
+    it; app.js (the ``live-rows`` extension) swaps the content of each template.
+    """
+    return f"<template>{html}</template>"
 
 
 def _order_id(message: dict) -> int | None:

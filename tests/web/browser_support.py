@@ -225,6 +225,16 @@ def login(page: Page, server: Server, user: str, target: str = "/") -> None:
     assert page.url.startswith(f"{server.base_url}{target}"), page.url
 
 
+def new_tab(page: Page) -> Page:
+    """A second page in ``page``'s context (same login), recording its JS errors in
+    ``js_errors`` like the ``page`` fixture does."""
+    tab = page.context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.js_errors = errors  # type: ignore[attr-defined]
+    return tab
+
+
 def wait_live(page: Page, timeout_ms: int = UI_TIMEOUT_MS) -> None:
     """Wait until the page's WebSocket is open (#live.on)."""
     page.wait_for_selector("#live.on", timeout=timeout_ms)

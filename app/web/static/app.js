@@ -12,6 +12,31 @@
   document.body.addEventListener("htmx:wsClose", function () { setLive(false); });
   document.body.addEventListener("htmx:wsError", function () { setLive(false); });
 
+  // Pushed fragments. The ws extension (htmx-ext-ws 2.0.4) swaps each top-level element
+  // of a message out of band, but not the content of <template>s; the server wraps each
+  // table-row operation in one (a bare <tr> after a <div>, or a <tbody> after a <tr>, is
+  // dropped by the HTML parser; see _in_template in app/web/live.py). This extension does
+  // the swaps itself, templates included, in the message's order, and hands the ws
+  // extension nothing left to do (it still fires htmx:wsAfterMessage).
+  var internal = null;
+  htmx.defineExtension("live-rows", {
+    init: function (api) { internal = api; },
+    transformResponse: function (text, xhr, elt) {
+      if (xhr || !internal) return text;  // an ordinary htmx request: untouched
+      var fragment = internal.makeFragment(text);
+      var settle = internal.makeSettleInfo(elt);
+      Array.prototype.slice.call(fragment.children).forEach(function (child) {
+        var parts = child.tagName === "TEMPLATE"
+          ? Array.prototype.slice.call(child.content.children) : [child];
+        parts.forEach(function (part) {
+          internal.oobSwap(internal.getAttributeValue(part, "hx-swap-oob") || "true", part, settle);
+        });
+      });
+      internal.settleImmediately(settle.tasks);
+      return "";
+    }
+  });
+
   // Equity curve (TradingView lightweight-charts), fed by the pushed #equity-data JSON.
   var chart = null, series = null;
   function drawEquity() {
