@@ -23,6 +23,7 @@ from app.api.body_limit import BodyLimit
 from app.api.deps import RateLimiter
 from app.api.metrics import Metrics
 from app.api.order_lane import OrderLane
+from app.api.positions import router as positions_router
 from app.api.security_headers import SecurityHeaders
 from app.auth.principal import Role
 from app.auth.store import AuthStore
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # less on every request.
     for module in (orders, portfolio, controls, session):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(ws.router)
     app.include_router(web.router)
