@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from app.api import controls, errors, health, openapi, orders, portfolio, session, ws
+from app.api import controls, docs, errors, health, openapi, orders, portfolio, session, ws
 from app.api.body_limit import BodyLimit
 from app.api.deps import RateLimiter
 from app.api.metrics import Metrics
@@ -79,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "Decimals are JSON strings. Authenticate with `Authorization: Bearer "
                     "<api key>`.",
         lifespan=lifespan,
+        # /docs and /redoc from vendored assets (app/api/docs.py), not FastAPI's CDN pages.
+        docs_url=None, redoc_url=None,
         # FastAPI's built-in OpenTelemetry hooks look up the global providers on every
         # request; perpdesk reports through /metrics, so they stay off.
         telemetry={"tracing": False, "metrics": False, "logs": False})
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ws.router)
     app.include_router(web.router)
+    app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
     openapi.install(app)
     return app

@@ -12,11 +12,11 @@
   applies to it. ``data:`` images are allowed for the inline (empty) favicon.
   ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY`` for old browsers):
   no page, the kill-switch panel least of all, can be framed and clickjacked.
-* ``/docs`` and ``/redoc`` (Swagger UI and ReDoc, FastAPI's pages) load their
-  bundles from the jsDelivr CDN and start them with an inline script, and
-  ReDoc adds inline styles, Google fonts and a blob: search worker: they get a
-  policy of their own (``DOCS_POLICY``) that allows exactly that, until those
-  assets are vendored under ``/static`` (then they can take the main policy).
+* ``/docs`` and ``/redoc`` (Swagger UI and ReDoc, ``app/api/docs.py``) load
+  vendored bundles from ``/static`` and run no inline script; their policy
+  (``DOCS_POLICY``) is the main one plus what ReDoc needs: inline styles (it
+  styles itself with injected ``<style>`` elements) and a ``blob:`` worker (its
+  search index). Nothing from another origin: no CDN, no Google fonts.
 * ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``
   (order ids and filters in URLs stay here).
 * ``Cache-Control: no-store`` on everything but ``/static``: pages and API
@@ -39,17 +39,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAIN_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                "img-src 'self' data:; font-src 'self'; object-src 'none'; "
                "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-DOCS_POLICY = ("default-src 'self'; "
-               # FastAPI's pages start Swagger UI / ReDoc with an inline script.
-               "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-               # Swagger UI's stylesheet; ReDoc's inline styles and Google fonts.
-               "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net "
-               "https://fonts.googleapis.com; "
-               "font-src 'self' https://fonts.gstatic.com data:; "
-               "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-               "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+DOCS_POLICY = ("default-src 'self'; script-src 'self'; "
+               # ReDoc (styled-components) injects <style> elements; Swagger UI alone
+               # would run under style-src 'self'. Styles only: scripts stay 'self'.
+               "style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; font-src 'self'; "
+               # ReDoc's search index runs in a worker made from a blob: URL.
+               "worker-src 'self' blob:; "
+               "connect-src 'self'; object-src 'none'; "
                "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
 STATIC_PREFIX = "/static/"
 
 # A Host header that can go into the policy as it is: a name or an IPv4/IPv6 address,
