@@ -30,6 +30,7 @@ from app.auth.store import AuthStore
 from app.config import Settings, load_trading_config
 from app.runtime.gc_tuning import tuned_gc
 from app.runtime.system import TradingSystem
+from app.web import exports
 from app.web import routes as web
 from app.web.live import LiveHub
 from app.web.views import EquityHistory
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ws.router)
     app.include_router(web.router)
+    app.include_router(exports.router)
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")
     openapi.install(app)

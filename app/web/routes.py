@@ -11,8 +11,6 @@ no kill-switch buttons below operator, only the caller's clients.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import secrets
 from pathlib import Path
@@ -244,22 +242,7 @@ def _all_trades(request: Request) -> list[dict[str, Any]]:
     return views.exits(system, clients, limit=10_000)
 
 
-@router.get("/trades.csv")
-async def trades_csv(request: Request) -> Response:
-    if session_principal(request) is None:
-        return _login_redirect(request)
-    rows = _all_trades(request)
-    out = io.StringIO()
-    columns = ["id", "client", "venue", "symbol", "direction", "qty", "entry", "exit", "pnl",
-               "pnl_pct", "fees", "funding", "reason", "opened", "closed", "duration"]
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "pnl": row["pnl"].replace(",", ""),
-                         "funding": row["funding"].replace(",", ""),
-                         "fees": row["fees"].replace(",", "")})
-    return Response(out.getvalue(), media_type="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=trades.csv"})
+# /trades.csv (and /orders.csv, /fills.csv): app/web/exports.py
 
 
 @router.get("/audit", response_class=HTMLResponse)
