@@ -12,15 +12,25 @@ A dropped socket is retried with exponential backoff (plus jitter) and
 ``since=<last seq>`` so no event is missed; the status line says
 ``RECONNECTING`` meanwhile and the last data stays on screen. After every
 (re)connect all views are re-fetched: derived live state is not replayed.
+
+The footer shows the event log's sequence number as the server last told it
+(the ``ready`` message, then each event), ``—`` until it has; ``--once`` asks
+the WebSocket for its ``ready`` before printing. Failures are said in words
+under the status line, with when they are retried: ``REST: cannot connect to
+http://127.0.0.1:8000 (connection refused); retrying in 1 s`` (one line for
+both channels when the server is simply unreachable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import math
 import os
 import random
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +43,7 @@ import httpx
 from rich.console import Console
 from rich.live import Live
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from app.monitor.model import (
     ExitView,
@@ -59,10 +69,29 @@ TOPIC_VIEWS: dict[str, frozenset[str]] = {
 LEG_OUT_EVENT = "LegOutDetected"
 TRADES_FETCH_LIMIT = 1000  # the API's maximum page: counts and win rate cover this many
 ORIGIN_SCAN_LIMIT = 100  # the first start deposits for every account up front
+HTTP_TIMEOUT_S = 10.0
+SEQ_TIMEOUT_S = 5.0  # --once: how long to wait for the WebSocket's "ready"
+MAX_PROBLEM_CHARS = 300  # a failure shown is cut here (an HTML error page, say)
+# WebSocket close codes the server uses, in words.
+CLOSE_REASONS = {1000: "closed by the server", 1001: "the server is going away",
+                 1006: "connection lost", 1011: "server error",
+                 1012: "the server is restarting", 4400: "request refused",
+                 4401: "the API key was refused or revoked",
+                 4008: "fell behind the stream (resyncing)"}
 
 
 class MonitorError(Exception):
     """A problem the monitor cannot recover from by retrying (bad key, unknown client)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The last failure of one channel (REST or the WebSocket), for the footer."""
+
+    channel: str  # "REST" | "WebSocket"
+    what: str  # in words: "cannot connect to http://127.0.0.1:8000 (connection refused)"
+    unreachable: str | None = None  # the connect failure's reason, when it is one
+    retry_at: float | None = None  # the monitor's clock at the next attempt; None: none
 
 
 @dataclass(frozen=True)
@@ -103,8 +132,8 @@ class Monitor:
         self.last_seq = 0
         self.seq_known = False  # a "ready" told us where the log is
         self.connection = "connecting"
-        self.ws_detail = ""
-        self.rest_detail = ""
+        self.rest_failure: Failure | None = None
+        self.ws_failure: Failure | None = None
         self.connects = 0
         self.dirty: set[str] = set(VIEWS)
         self.fetched_at: dict[str, float] = {}
@@ -119,7 +148,7 @@ class Monitor:
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(
-                base_url=self.o.url.rstrip("/"), timeout=10.0,
+                base_url=self.o.url.rstrip("/"), timeout=HTTP_TIMEOUT_S,
                 headers={"Authorization": f"Bearer {self.o.key}"})
         return self._http
 
@@ -167,30 +196,45 @@ class Monitor:
                 due.add(view)
         return due
 
-    async def refresh(self, *, strict: bool = False) -> None:
+    async def refresh(self, *, strict: bool = False, retry: bool = True) -> None:
         """Fetch what is due (concurrently). ``strict``: raise MonitorError instead of
-        showing it (used at start, where a bad key should end the program)."""
+        showing it (used at start, where a bad key should end the program). ``retry``:
+        a failed view is fetched again on the next tick (not in a one-off snapshot)."""
         views = self.due()
         if not views:
             return
         self.dirty -= views
         results = await asyncio.gather(*(self.fetch(v) for v in sorted(views)),
                                        return_exceptions=True)
-        errors = []
+        failures: list[BaseException] = []
         for view, result in zip(sorted(views), results, strict=True):
             if isinstance(result, BaseException):
                 self.dirty.add(view)
                 if strict and isinstance(result, MonitorError):
                     raise result
-                errors.append(_describe(result))
-        self.rest_detail = f"REST: {errors[0]}" if errors else ""
+                failures.append(result)
+        if not failures:
+            self.rest_failure = None
+            return
+        base = self.o.url.rstrip("/")
+        self.rest_failure = Failure(
+            "REST", describe_failure(failures[0], base), unreachable_reason(failures[0]),
+            self.clock() + self.o.refresh_seconds if retry else None)
+
+    @property
+    def rest_detail(self) -> str:
+        """The REST failure as the footer says it (empty when REST is fine)."""
+        f = self.rest_failure
+        return f"{f.channel}: {f.what}" if f else ""
 
     # ---- WebSocket -----------------------------------------------------------------------
 
-    def ws_url(self) -> str:
+    def ws_url(self, *, resume: bool = True) -> str:
+        """The stream's URL, with ``since=<last seq>`` once known (``resume``); never
+        the key (it goes in a header, out of access logs)."""
         parts = urlsplit(self.o.url.rstrip("/"))
         scheme = "wss" if parts.scheme == "https" else "ws"
-        query = {"since": str(self.last_seq)} if self.seq_known else {}
+        query = {"since": str(self.last_seq)} if self.seq_known and resume else {}
         return urlunsplit((scheme, parts.netloc, parts.path + "/ws", urlencode(query), ""))
 
     def handle(self, message: dict[str, Any]) -> None:
@@ -200,12 +244,11 @@ class Monitor:
             self.last_seq = max(self.last_seq, int(message.get("seq") or 0))
             self.seq_known = True
             self.connection = "live"
-            self.ws_detail = ""
+            self.ws_failure = None
             self.dirty |= VIEWS  # catch up: derived state is not replayed
             return
         if kind == "resync":
             self.last_seq = int(message.get("since", self.last_seq))
-            self.ws_detail = "resync: fell behind"
             return
         seq = message.get("seq")
         if not message.get("derived") and isinstance(seq, int):
@@ -232,19 +275,52 @@ class Monitor:
                         self.handle(json.loads(raw))
                         if self.connection == "live":
                             delay = self.o.backoff_initial
-                    reason = f"socket closed ({ws.close_code})"
-            except InvalidStatus as exc:
-                reason = f"WebSocket refused: HTTP {exc.response.status_code}"
+                    what = close_reason(ws.close_code, ws.close_reason)
+                    unreachable = None
             except (OSError, TimeoutError, WebSocketException, ValueError) as exc:
-                reason = f"WebSocket: {_describe(exc)}"
+                what = describe_failure(exc, self.ws_url(resume=False))
+                unreachable = unreachable_reason(exc)
             if self.quit.is_set():
                 return
             self.connection = "reconnecting"
             wait = delay * (1 + random.random() / 4)
-            self.ws_detail = f"{reason}; retry in {wait:.1f}s"
+            self.ws_failure = Failure("WebSocket", what, unreachable, self.clock() + wait)
             self.wake.set()
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.o.backoff_max)
+
+    async def read_seq(self) -> None:
+        """Where the event log is, from the WebSocket's ``ready`` (for ``--once``, which
+        does not follow the stream); a failure is shown, not raised."""
+        try:
+            async with asyncio.timeout(SEQ_TIMEOUT_S), connect(
+                    self.ws_url(resume=False), open_timeout=SEQ_TIMEOUT_S, max_size=None,
+                    additional_headers={"Authorization": f"Bearer {self.o.key}"}) as ws:
+                async for raw in ws:
+                    message = json.loads(raw)
+                    if message.get("type") == "ready":
+                        self.last_seq = max(self.last_seq, int(message.get("seq") or 0))
+                        self.seq_known = True
+                        return
+                what = close_reason(ws.close_code, ws.close_reason)
+                self.ws_failure = Failure("WebSocket", f"{what}; sequence unknown")
+        except (OSError, TimeoutError, WebSocketException, ValueError) as exc:
+            self.ws_failure = Failure(
+                "WebSocket", describe_failure(exc, self.ws_url(resume=False)) +
+                "; sequence unknown", unreachable_reason(exc))
+
+    def problems(self) -> tuple[str, ...]:
+        """The footer's failure lines: each channel's, or one for both when the server
+        is simply unreachable; with when it is tried again."""
+        now = self.clock()
+        rest = self.rest_failure
+        ws = self.ws_failure if self.connection != "live" else None
+        if rest and ws and rest.unreachable and rest.unreachable == ws.unreachable:
+            retries = [t for t in (rest.retry_at, ws.retry_at) if t is not None]
+            both = Failure("REST and WebSocket", rest.what, rest.unreachable,
+                           min(retries) if retries else None)
+            return (_problem_line(both, now),)
+        return tuple(_problem_line(f, now) for f in (rest, ws) if f is not None)
 
     # ---- display -------------------------------------------------------------------------
 
@@ -257,10 +333,10 @@ class Monitor:
         if self.totals is not None:
             metrics = compute_metrics(self.totals, self.trades, self.origin_at, now,
                                       self.leg_outs, self.trades_capped)
-        detail = "; ".join(d for d in (self.ws_detail if self.connection != "live" else "",
-                                       self.rest_detail) if d)
-        status = Status(connection=self.connection, last_seq=self.last_seq, now=now,
-                        trading=self.trading, detail=detail)
+        # 0 until the server said otherwise is not a sequence number: show "—" instead.
+        seq = self.last_seq if self.seq_known or self.last_seq else None
+        status = Status(connection=self.connection, last_seq=seq, now=now,
+                        trading=self.trading, problems=self.problems())
         return Screen(metrics=metrics, positions=self.positions,
                       exits=self.trades[:self.o.exits], status=status, rows=self.o.rows,
                       step=self.step(), show_client=self.o.client is None)
@@ -280,14 +356,16 @@ class Monitor:
         """Run until 'q' (or Ctrl-C, which the caller handles). Returns an exit code."""
         try:
             try:
-                await self.refresh(strict=True)
+                await self.refresh(strict=True, retry=not once)
             except MonitorError as exc:
                 self.console.print(f"[red]perpdesk monitor: {exc}[/red]")
                 return 2
             if once:
+                if self.rest_failure is None or self.rest_failure.unreachable is None:
+                    await self.read_seq()  # (no point when the server cannot be reached)
                 self.connection = "snapshot"
                 self.console.print(render_screen(self.screen()))
-                return 0 if not self.rest_detail else 1
+                return 0 if self.rest_failure is None else 1
             stream = asyncio.create_task(self.stream())
             try:
                 with _KeyReader(self.on_key), Live(
@@ -379,3 +457,88 @@ def _error_message(response: httpx.Response) -> str:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it was raised from (causes, contexts, grouped ones)."""
+    out: list[BaseException] = []
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or any(e is seen for seen in out):
+            continue
+        out.append(e)
+        stack += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+    return out
+
+
+_ERRNO_WORDS = {errno.ECONNREFUSED: "connection refused", errno.ETIMEDOUT: "timed out",
+                errno.EHOSTUNREACH: "host unreachable", errno.ENETUNREACH: "network unreachable",
+                errno.ECONNRESET: "connection reset", errno.EADDRNOTAVAIL: "address not available"}
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why a connection could not even be opened ("connection refused", "host not
+    found", ...), or None when the failure was something else."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out"
+    if not isinstance(exc, httpx.ConnectError | OSError | TimeoutError):
+        return None
+    for e in _causes(exc):
+        if isinstance(e, socket.gaierror):
+            return "host not found"
+        if isinstance(e, OSError) and e.errno in _ERRNO_WORDS:
+            return _ERRNO_WORDS[e.errno]
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    for e in _causes(exc):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+    return str(exc).strip() or type(exc).__name__
+
+
+def close_reason(code: int | None, reason: str = "") -> str:
+    """A WebSocket close in words: ``the server is restarting (1012)``."""
+    words = CLOSE_REASONS.get(code or 1006, "closed")
+    if reason and reason.lower() not in words:
+        words = f"{words}: {reason}"
+    return f"{words} ({code or 1006})"
+
+
+def describe_failure(exc: BaseException, target: str) -> str:
+    """A failed request to ``target`` in words, without a traceback's vocabulary."""
+    unreachable = unreachable_reason(exc)
+    if unreachable is not None:
+        return f"cannot connect to {target} ({unreachable})"
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        return (f"GET {response.request.url.path}: HTTP {response.status_code} "
+                f"{response.reason_phrase}: {_error_message(response)}").rstrip(": ")
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer from {target} within {HTTP_TIMEOUT_S:g} s"
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        return f"{target} refused the connection: HTTP {status}"
+    if isinstance(exc, ConnectionClosed):
+        code = exc.rcvd.code if exc.rcvd is not None else None
+        return close_reason(code, exc.rcvd.reason if exc.rcvd is not None else "")
+    if isinstance(exc, httpx.TransportError):
+        return f"connection to {target} failed ({str(exc).strip() or type(exc).__name__})"
+    return _describe(exc)
+
+
+def retry_phrase(seconds: float) -> str:
+    """``retrying in 2 s`` (whole seconds, rounded up), or ``retrying now``."""
+    if seconds <= 0.05:
+        return "retrying now"
+    # (- 0.05: a wait of 2.0 s read a moment later is still "2 s", not "3 s")
+    return f"retrying in {max(1, math.ceil(seconds - 0.05))} s"
+
+
+def _problem_line(failure: Failure, now: float) -> str:
+    text = f"{failure.channel}: {failure.what}"
+    if len(text) > MAX_PROBLEM_CHARS:
+        text = text[:MAX_PROBLEM_CHARS - 1] + "…"
+    if failure.retry_at is not None:
+        text += f"; {retry_phrase(failure.retry_at - now)}"
+    return text

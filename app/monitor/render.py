@@ -10,6 +10,10 @@ Layout (seed 001, "Monitor Binary")::
     ┌ Active Positions (3 total) ─┐   a table, one window of --rows rows
     ┌ Recent Exits (20) ──────────┐   likewise
     ● LIVE | seq 1234 | 2024-01-01 12:00:00 UTC | trading: active
+    REST: cannot connect to http://127.0.0.1:8000 (connection refused); retrying in 1 s
+
+The status line is one line (cut with … on a narrow terminal); the failures
+under it wrap, so a reason is never cut to "REST: Connect…".
 """
 
 from __future__ import annotations
@@ -48,10 +52,10 @@ CONNECTION_STYLES = {"live": ("● LIVE", "bold green"),
 @dataclass(frozen=True)
 class Status:
     connection: str  # "connecting" | "live" | "reconnecting" | "snapshot" | "stopped"
-    last_seq: int
+    last_seq: int | None  # None: the server has not said yet (shown as "—", not 0)
     now: datetime
     trading: str = "active"
-    detail: str = ""  # the last error, when there is one
+    problems: tuple[str, ...] = ()  # what is failing now, one line each, in words
 
 
 @dataclass(frozen=True)
@@ -161,21 +165,22 @@ def render_exits(exits: Sequence[ExitView], rows: int, step: int, now: datetime,
                  box=box.SQUARE)
 
 
-def render_status(status: Status) -> Text:
+def render_status(status: Status) -> Group:
+    """The status line, then one wrapped line per problem."""
     label, style = CONNECTION_STYLES.get(status.connection,
                                          (status.connection.upper(), "bold"))
     trading_style = "green" if status.trading == "active" else "bold yellow"
-    parts: list[Text | str] = [
+    seq = "—" if status.last_seq is None else str(status.last_seq)
+    line = _line(
         Text(label, style=style),
-        f"seq {status.last_seq}",
+        f"seq {seq}",
         status.now.strftime("%Y-%m-%d %H:%M:%S UTC"),
         Text(f"trading: {status.trading}", style=trading_style),
-    ]
-    if status.detail:
-        parts.append(Text(status.detail, style="yellow"))
-    line = _line(*parts)
+    )
     line.no_wrap, line.overflow = True, "ellipsis"
-    return line
+    # Problems wrap at spaces (a long URL folds) instead of being cut off.
+    problems = [Text(p, style="yellow", overflow="fold") for p in status.problems]
+    return Group(line, *problems)
 
 
 def render_screen(screen: Screen) -> Group:

@@ -46,9 +46,13 @@ def test_a_key_is_required(monkeypatch, capsys):
     assert "API key" in capsys.readouterr().out
 
 
-def test_unreachable_server_with_once_reports_and_fails(capsys):
-    # Port 1 refuses: the snapshot shows the REST error and the exit code says so.
+def test_unreachable_server_with_once_reports_and_fails(capsys, monkeypatch):
+    # Port 1 refuses: the snapshot says so in words, and the exit code says it failed.
+    monkeypatch.setenv("COLUMNS", "80")
     assert main(["--url", "http://127.0.0.1:1", "--key", "k", "--once"]) == 1
     out = capsys.readouterr().out
-    assert "REST: Connect" in out
+    said = " ".join(out.split())  # however the terminal width wrapped it
+    assert "REST: cannot connect to http://127.0.0.1:1 (connection refused)" in said
+    assert "Connect…" not in out and "ConnectError" not in out
     assert "trading: unknown" in out  # not "active": the state never loaded
+    assert "seq —" in out  # never reached: no sequence, rather than a made-up 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +14,16 @@ import pytest
 from rich.console import Console
 from websockets.asyncio.server import serve
 
-from app.monitor.live import VIEWS, Monitor, MonitorOptions
+from app.monitor.live import (
+    VIEWS,
+    Monitor,
+    MonitorOptions,
+    close_reason,
+    describe_failure,
+    retry_phrase,
+    unreachable_reason,
+)
+from app.monitor.render import render_screen
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -57,10 +67,13 @@ class FakeApi:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        if self.status != 200:
+        if self.status == 401:
             return httpx.Response(self.status, json={"error": {
                 "code": "UNAUTHENTICATED", "message": "the API key is not valid or was revoked",
                 "details": {}}})
+        if self.status != 200:
+            return httpx.Response(self.status, json={"error": {
+                "code": "INTERNAL", "message": "unexpected failure", "details": {}}})
         return httpx.Response(200, json=ROUTES[request.url.path])
 
     def paths(self) -> list[str]:
@@ -73,8 +86,8 @@ class FakeApi:
 
 
 def make_monitor(api: FakeApi, clock: FakeClock | None = None, console: Console | None = None,
-                 **options) -> Monitor:
-    opts = MonitorOptions(url="http://perpdesk.test", key="k", **options)
+                 url: str = "http://perpdesk.test", **options) -> Monitor:
+    opts = MonitorOptions(url=url, key="k", **options)
     return Monitor(opts, http=api.client(), console=console, clock=clock or FakeClock())
 
 
@@ -203,23 +216,145 @@ def test_rest_errors_while_running_are_shown_and_retried():
     monitor.dirty.add("trades")
     asyncio.run(monitor.refresh())
     assert "trades" in monitor.dirty  # retried on the next tick
-    assert monitor.rest_detail.startswith("REST: HTTPStatusError")
-    assert "REST: HTTPStatusError" in monitor.screen(NOW).status.detail
+    assert monitor.rest_detail == ("REST: GET /api/v1/trades: HTTP 500 Internal Server "
+                                   "Error: unexpected failure")
+    assert monitor.screen(NOW).status.problems == (
+        "REST: GET /api/v1/trades: HTTP 500 Internal Server Error: unexpected failure; "
+        "retrying in 1 s",)
     assert monitor.trades  # the last good data stays on screen
     api.status = 200
     asyncio.run(monitor.refresh())
     assert monitor.rest_detail == "" and not monitor.dirty
 
 
-def test_once_prints_a_snapshot():
-    console = Console(record=True, width=100)
-    monitor = make_monitor(FakeApi(), console=console)
-    assert asyncio.run(monitor.run(once=True)) == 0
-    out = console.export_text()
+def test_once_prints_a_snapshot_with_the_servers_sequence():
+    """--once does not follow the stream, but asks it where the log is (its "ready")."""
+    requests: list[tuple[str, str | None]] = []
+
+    async def handler(ws):
+        requests.append((ws.request.path, ws.request.headers.get("Authorization")))
+        await ws.send(json.dumps({"type": "ready", "seq": 4217}))
+        await ws.wait_closed()
+
+    async def scenario() -> tuple[int, str]:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            console = Console(record=True, width=100)
+            monitor = make_monitor(FakeApi(), console=console, url=f"http://127.0.0.1:{port}")
+            code = await monitor.run(once=True)
+            return code, console.export_text()
+
+    code, out = asyncio.run(scenario())
+    assert code == 0
     assert "Capital: $20,000.00" in out
     assert "BTC-PERP" in out and "+$0.60" in out
     assert "ETH-PERP" in out and "-$0.13" in out and "close_all" in out
-    assert "SNAPSHOT" in out
+    assert "■ SNAPSHOT | seq 4217 |" in out
+    assert requests == [("/ws", "Bearer k")]  # no since=, the key in the header
+
+
+def test_once_without_the_stream_says_the_sequence_is_unknown():
+    port = closed_port()
+    console = Console(record=True, width=100)
+    monitor = make_monitor(FakeApi(), console=console, url=f"http://127.0.0.1:{port}")
+    assert asyncio.run(monitor.run(once=True)) == 0  # the snapshot itself is complete
+    out = console.export_text()
+    assert "seq —" in out and "seq 0" not in out
+    assert (f"WebSocket: cannot connect to ws://127.0.0.1:{port}/ws (connection refused); "
+            "sequence unknown") in out
+    assert "retrying" not in out  # a snapshot does not retry
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connecting to it is refused at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_sequence_is_unknown_until_the_server_says_it():
+    monitor = make_monitor(FakeApi())
+    assert monitor.screen(NOW).status.last_seq is None
+    monitor.handle({"type": "ready", "seq": 0})  # an empty log: a real 0
+    assert monitor.screen(NOW).status.last_seq == 0
+    monitor.handle({"seq": 3, "topic": "fills", "type": "OrderFilled", "client": "demo",
+                    "data": {}})
+    assert monitor.screen(NOW).status.last_seq == 3
+
+
+def test_a_server_that_is_down_is_one_readable_line():
+    """REST and the WebSocket both refused: one line that says where, why and when next,
+    in full on an 80-column terminal."""
+    port = closed_port()
+    clock = FakeClock()
+    base = f"http://127.0.0.1:{port}"
+
+    async def scenario() -> Monitor:
+        monitor = Monitor(MonitorOptions(url=base, key="k", backoff_initial=1.5),
+                          console=Console(record=True, width=80), clock=clock)
+        await monitor.refresh()
+        task = asyncio.create_task(monitor.stream())
+        try:
+            async with asyncio.timeout(10):
+                while monitor.ws_failure is None:
+                    await asyncio.sleep(0.01)
+        finally:
+            monitor.quit.set()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await monitor.http.aclose()
+        return monitor
+
+    monitor = asyncio.run(scenario())
+    assert monitor.rest_detail == f"REST: cannot connect to {base} (connection refused)"
+    assert monitor.ws_failure is not None
+    assert monitor.ws_failure.what == (
+        f"cannot connect to ws://127.0.0.1:{port}/ws (connection refused)")
+    line = (f"REST and WebSocket: cannot connect to {base} (connection refused); "
+            "retrying in 1 s")  # REST retries on the next tick, before the socket
+    assert monitor.problems() == (line,)
+    clock.t += 1.0  # the REST retry is due; the socket's (1.5 s + jitter) is not
+    assert monitor.problems() == (line.replace("in 1 s", "now"),)
+
+    screen = monitor.screen(NOW)
+    assert screen.status.connection == "reconnecting"
+    c = Console(record=True, width=80)
+    c.print(render_screen(screen))
+    footer = c.export_text().rstrip("\n").splitlines()
+    assert footer[-3].startswith("◌ RECONNECTING | seq — | 2024-03-01 12:00:00 UTC")
+    assert " ".join(" ".join(footer[-2:]).split()) == line.replace("in 1 s", "now")
+
+
+def test_failures_in_words():
+    base = "http://127.0.0.1:8000"
+    request = httpx.Request("GET", f"{base}/api/v1/portfolio")
+    try:
+        try:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError("[Errno -2] Name or service not known") from exc
+    except httpx.ConnectError as exc:
+        assert describe_failure(exc, base) == f"cannot connect to {base} (host not found)"
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    assert unreachable_reason(refused) == "connection refused"
+    assert describe_failure(httpx.ConnectTimeout("timed out", request=request), base) == (
+        f"cannot connect to {base} (timed out)")
+    assert describe_failure(httpx.ReadTimeout("", request=request), base) == (
+        f"no answer from {base} within 10 s")
+    response = httpx.Response(503, request=request, json={"error": {
+        "code": "STORAGE_UNAVAILABLE", "message": "the event log is not writable",
+        "details": {}}})
+    error = httpx.HTTPStatusError("", request=request, response=response)
+    assert describe_failure(error, base) == (
+        "GET /api/v1/portfolio: HTTP 503 Service Unavailable: the event log is not writable")
+    assert unreachable_reason(error) is None
+    assert close_reason(1012) == "the server is restarting (1012)"
+    assert close_reason(4008, "too slow") == "fell behind the stream (resyncing): too slow (4008)"
+    assert close_reason(None) == "connection lost (1006)"
+    assert retry_phrase(2.0) == "retrying in 2 s"
+    assert retry_phrase(1.96) == "retrying in 2 s"
+    assert retry_phrase(0.3) == "retrying in 1 s"
+    assert retry_phrase(0.0) == retry_phrase(-1) == "retrying now"
 
 
 def test_reconnects_with_backoff_and_since_the_last_seq():

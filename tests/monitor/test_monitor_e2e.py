@@ -7,8 +7,11 @@ pseudo-terminal from the ``pty`` module (force that with
 
 1. a market order → the position's row with a P&L figure, status LIVE;
 2. close-all → the exit under Recent Exits, no open positions, trading reduce-only;
-3. the server is killed → RECONNECTING; restarted on the same port → LIVE again,
-   and the server log shows the monitor resumed with ``since=<the last seq it showed>``;
+   The footer's ``seq`` is the server's own last sequence number;
+3. the server is killed → RECONNECTING, and the footer says why in full
+   ("cannot connect to http://127.0.0.1:<port> (connection refused); retrying in
+   N s"); restarted on the same port → LIVE again, and the server log shows the
+   monitor resumed with ``since=<the last seq it showed>``;
 4. ``q`` quits the monitor cleanly.
 """
 
@@ -267,12 +270,26 @@ def test_monitor_shows_positions_exits_and_survives_a_server_restart(server: Ser
         assert "no open positions" in screen
         assert "Trades: 1" in screen
         assert "trading: global reduce_only" in screen
-        seq_before = int(re.search(r"seq (\d+)", screen).group(1))
+        # The footer's seq is where the server's event log is (not 0, not behind).
+        def seq_is_the_servers() -> bool:
+            shown = re.search(r"seq (\d+)", term.screen())
+            return bool(shown) and int(shown.group(1)) == last_seq(api)
+
+        wait_until("the server's last seq in the footer", seq_is_the_servers, 15,
+                   term.screen)
+        seq_before = int(re.search(r"seq (\d+)", term.screen()).group(1))
         assert seq_before > 0
 
-        # 3. the server dies: reconnecting; it comes back: live, resumed with since=<seq>
+        # 3. the server dies: reconnecting, and why, in words; it comes back: live,
+        # resumed with since=<seq>
         server.kill()
         wait_until("RECONNECTING", shows(lambda s: "RECONNECTING" in s), 15, term.screen)
+        refused = re.compile(
+            rf"REST and WebSocket: cannot connect to {re.escape(server.url)} "
+            r"\(connection refused\); retrying (in \d+ s|now)")
+        wait_until("the reason in full", shows(lambda s: refused.search(" ".join(s.split()))),
+                   15, term.screen)
+        assert "…" not in term.screen().rstrip().splitlines()[-1]  # nothing cut off
         assert "BTC-PERP" in section(term.screen(), "Recent Exits")  # last data stays
         server.start()
         wait_until("LIVE again", shows(lambda s: "LIVE" in s and "RECONNECTING" not in s), 30,
@@ -289,6 +306,16 @@ def test_monitor_shows_positions_exits_and_survives_a_server_restart(server: Ser
     finally:
         term.close()
         api.close()
+
+
+def last_seq(api: httpx.Client) -> int:
+    """The server's last committed sequence number, paging /api/v1/events to the end."""
+    after = 0
+    while True:
+        page = api.get("/api/v1/events", params={"after": after, "limit": 5000}).json()
+        after = page["last_seq"]
+        if not page["more"]:
+            return after
 
 
 def test_server_stops_promptly_while_a_monitor_is_connected(server: Server):

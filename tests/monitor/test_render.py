@@ -312,19 +312,34 @@ def test_status_line():
     assert "● LIVE | seq 1234 | 2024-03-01 12:00:00 UTC | trading: active" in text
     assert styles_of(render_status(live), "LIVE") == ["green"]
     down = Status("reconnecting", 1234, NOW, trading="global reduce_only",
-                  detail="WebSocket: ConnectionRefusedError; retry in 2.0s")
+                  problems=("WebSocket: cannot connect to ws://127.0.0.1:8000/ws "
+                            "(connection refused); retrying in 2 s",))
     text = text_of(render_status(down))
     assert "RECONNECTING" in text and "trading: global reduce_only" in text
-    assert "retry in 2.0s" in text
+    assert "(connection refused); retrying in 2 s" in text
     assert styles_of(render_status(down), "RECONNECTING") == ["yellow"]
 
 
-def test_status_line_never_wraps():
-    long = Status("reconnecting", 1, NOW, detail="x" * 300)
-    # Inside a Group, as on screen (Console.print merges bare Texts and drops no_wrap).
-    lines = text_of(Group(render_status(long))).rstrip("\n").splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("◌ RECONNECTING") and lines[0].endswith("…")
+def test_an_unknown_sequence_is_a_dash_not_zero():
+    text = text_of(render_status(Status("connecting", None, NOW)))
+    assert "seq —" in text and "seq 0" not in text
+    assert "seq 0 |" in text_of(render_status(Status("live", 0, NOW)))  # a real 0 is 0
+
+
+def test_the_status_line_stays_one_line_and_problems_wrap_whole():
+    problem = ("REST and WebSocket: cannot connect to http://127.0.0.1:8000 "
+               "(connection refused); retrying in 2 s")
+    status = Status("reconnecting", 41, NOW, trading="global reduce_only",
+                    problems=(problem, "x" * 150))
+    c = Console(record=True, width=60)
+    c.print(Group(render_status(status)))  # inside a Group, as on screen
+    lines = c.export_text().rstrip("\n").splitlines()
+    assert lines[0].startswith("◌ RECONNECTING | seq 41") and lines[0].endswith("…")
+    assert len(lines[0]) <= 60
+    # Every word of the problem is on screen, wrapped over lines of the width.
+    assert " ".join(" ".join(lines[1:3]).split()) == problem
+    assert "".join(lines[3:]) == "x" * 150  # a long word folds, nothing is cut
+    assert max(len(line) for line in lines) <= 60
 
 
 def test_whole_screen_fits_100_columns():
