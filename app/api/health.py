@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import System
+from app.api.schemas import Health
 from app.runtime.bus import utc_now
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Alive")
+@router.get("/healthz", response_model=Health, summary="Alive")
 async def healthz() -> dict:
     return {"status": "ok"}
 

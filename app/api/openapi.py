@@ -92,13 +92,16 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                                                             if c[0] in "45"}:
                 entry = responses.setdefault(code, {})
                 entry["description"] = entry.get("description") or _DESCRIPTIONS[code]
-                if path == "/readyz":
+                if path == "/readyz" and code == "503":  # not ready: the readiness report
                     entry["content"] = {"application/json": {"schema": _READY}}
                     continue
                 entry["content"] = {"application/json": {"schema": _REF}}
                 if code in ("429", "503"):
                     entry["headers"] = {"Retry-After": {
                         "description": "seconds to wait", "schema": {"type": "string"}}}
+    ready = document.get("paths", {}).get("/readyz", {}).get("get")
+    if ready is not None:
+        ready["responses"]["200"]["content"] = {"application/json": {"schema": _READY}}
     metrics = document.get("paths", {}).get("/metrics", {}).get("get")
     if metrics is not None:
         metrics["responses"]["200"]["content"] = {_METRICS_TEXT: {"schema": {"type": "string"}}}

@@ -20,7 +20,14 @@ from app.api.deps import (
 from app.api.errors import ApiError, error_response, status_for
 from app.api.inputs import ClientQuery, CursorQuery, OrderIdPath, SymbolQuery, VenueQuery
 from app.api.responses import json_response
-from app.api.schemas import OrderCreate, OrderPage, OrderPublic, OrderReplace, order_json
+from app.api.schemas import (
+    CancelAllResult,
+    OrderCreate,
+    OrderPage,
+    OrderPublic,
+    OrderReplace,
+    order_json,
+)
 from app.auth.principal import Principal, Role
 from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
 from app.domain.events import OrderCanceled, OrderSubmitted
@@ -226,14 +233,16 @@ async def replace(system: TradingSystem, principal: Principal, order_id: int,
     return committed.response
 
 
-@router.delete("", summary="Cancel all open orders matching the filters")
+@router.delete("", response_model=CancelAllResult,
+               summary="Cancel all open orders matching the filters")
 async def cancel_all(principal: Trader, system: System, client: ClientQuery = None,
                      venue: VenueQuery = None, symbol: SymbolQuery = None,
-                     side: Side | None = None) -> dict:
+                     side: Side | None = None) -> Response:
     canceled: list[int] = []
     for c in visible_clients(principal, system, client):
         committed = await execute(
             system, CancelAll(c, venue, symbol, side, actor=principal.actor))
         canceled.extend(e.order_id for e in committed.events
                         if type(e) is OrderCanceled)
-    return {"canceled": canceled, "count": len(canceled)}
+    # Like every write here, answered as built: the model documents it (see controls.py).
+    return json_response({"canceled": canceled, "count": len(canceled)})

@@ -11,6 +11,15 @@ from sqlmodel import Session, select
 
 from app.api.deps import System, Viewer, visible_clients
 from app.api.inputs import ClientQuery, CursorQuery, IdQuery, SeqQuery, SymbolQuery, VenueQuery
+from app.api.schemas import (
+    BalancePublic,
+    EventPage,
+    FillPage,
+    MarketPublic,
+    PortfolioPublic,
+    PositionPublic,
+    TradePublic,
+)
 from app.domain.accounts import AccountSummary
 from app.runtime.system import TradingSystem
 from app.runtime.topics import visible_to
@@ -29,7 +38,8 @@ def _money(d: Decimal) -> str:
     return format(q if q else abs(q), "f")  # never "-0.00000000"
 
 
-@router.get("/positions", summary="Open positions with unrealized P&L at mark")
+@router.get("/positions", response_model=list[PositionPublic],
+            summary="Open positions with unrealized P&L at mark")
 async def positions(principal: Viewer, system: System, client: ClientQuery = None,
                     venue: VenueQuery = None, include_flat: bool = False) -> list[dict]:
     engine = system.engine
@@ -75,7 +85,8 @@ def _summaries(system: TradingSystem, clients: list[str], venue: str | None
             if venue is None or v == venue]
 
 
-@router.get("/balances", summary="Balances per account (client + venue)")
+@router.get("/balances", response_model=list[BalancePublic],
+            summary="Balances per account (client + venue)")
 async def balances(principal: Viewer, system: System, client: ClientQuery = None,
                    venue: VenueQuery = None) -> list[dict]:
     clients = visible_clients(principal, system, client)
@@ -102,7 +113,8 @@ def _rollup(name: str, summaries: list[AccountSummary]) -> dict[str, Any]:
     }
 
 
-@router.get("/portfolio", summary="Equity, P&L and utilization per client and in total")
+@router.get("/portfolio", response_model=PortfolioPublic,
+            summary="Equity, P&L and utilization per client and in total")
 async def portfolio(principal: Viewer, system: System, client: ClientQuery = None) -> dict:
     clients = visible_clients(principal, system, client)
     per_client = [_rollup(c, _summaries(system, [c], None)) for c in clients]
@@ -121,7 +133,8 @@ def _rows(system: TradingSystem, model: Any, key: Any, clients: list[str], curso
         return list(session.exec(query.order_by(key.desc()).limit(limit)))
 
 
-@router.get("/trades", summary="Closed trades, newest first")
+@router.get("/trades", response_model=list[TradePublic],
+            summary="Closed trades, newest first")
 async def trades(principal: Viewer, system: System, client: ClientQuery = None,
                  venue: VenueQuery = None, symbol: SymbolQuery = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
@@ -131,7 +144,8 @@ async def trades(principal: Viewer, system: System, client: ClientQuery = None,
     return [_jsonable(r) for r in rows]
 
 
-@router.get("/fills", summary="Fills, newest first (cursor = fill_id)")
+@router.get("/fills", response_model=FillPage,
+            summary="Fills, newest first (cursor = fill_id)")
 async def fills(principal: Viewer, system: System, client: ClientQuery = None,
                 venue: VenueQuery = None, symbol: SymbolQuery = None,
                 order_id: IdQuery = None, cursor: CursorQuery = None,
@@ -143,7 +157,8 @@ async def fills(principal: Viewer, system: System, client: ClientQuery = None,
     return {"items": items, "next_cursor": rows[-1].fill_id if len(rows) == limit else None}
 
 
-@router.get("/events", summary="The event log after a sequence number (for scripts that tail)")
+@router.get("/events", response_model=EventPage,
+            summary="The event log after a sequence number (for scripts that tail)")
 async def events(principal: Viewer, system: System,
                  after: SeqQuery = 0,
                  limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict:
@@ -165,7 +180,8 @@ async def events(principal: Viewer, system: System,
     return {"items": items, "last_seq": last, "more": len(rows) == limit}
 
 
-@router.get("/markets", summary="Instruments with precision, limits and live prices")
+@router.get("/markets", response_model=list[MarketPublic],
+            summary="Instruments with precision, limits and live prices")
 async def markets(principal: Viewer, system: System) -> list[dict]:
     engine = system.engine
     out = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -15,7 +15,9 @@ from app.api.inputs import (
     Reason,
     SymbolName,
 )
-from app.domain.orders import Order, OrderType, Side, TimeInForce, TriggerSource
+from app.domain.instruments import InstrumentKind
+from app.domain.orders import Liquidity, Order, OrderType, Side, TimeInForce, TriggerSource
+from app.domain.trading_state import TradingState
 
 Dec = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str,
                                          when_used="json")]
@@ -136,3 +138,183 @@ class ControlRequest(Strict):
     client: Name | None = None
     venue: Name | None = None
     reason: Reason
+
+
+# ---- responses built as plain dicts -------------------------------------------------------
+# As a route's ``response_model`` each documents the shape. FastAPI holds a read's answer
+# to it (a field that breaks it is a 500, not a silent change of contract); the writes
+# answer as built (see app/api/controls.py) and tests/api/test_openapi_fuzz.py holds them.
+
+# A decimal as the API renders it: plain notation, never an exponent ("1E-8") or NaN.
+DecimalText = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["0.001"])]
+
+
+class PositionPublic(BaseModel):
+    client: str
+    venue: str
+    symbol: str
+    side: Literal["long", "short", "flat"]
+    qty: DecimalText = Field(description="signed: negative when short")
+    avg_entry_price: DecimalText
+    mark_price: DecimalText
+    notional: DecimalText
+    unrealized_pnl: DecimalText
+    realized_pnl: DecimalText
+    fees: DecimalText
+    funding: DecimalText
+    margin: DecimalText
+    opened_at: datetime | None
+
+
+class BalancePublic(BaseModel):
+    client: str
+    venue: str
+    wallet: DecimalText
+    equity: DecimalText
+    available: DecimalText
+    margin_used: DecimalText
+    order_margin: DecimalText
+    margin_ratio: Annotated[str, Field(pattern=r"^([0-9]+(\.[0-9]+)?|inf)$",
+                                       description="\"inf\" with no equity")]
+    unrealized_pnl: DecimalText
+    realized_pnl: DecimalText
+    fees: DecimalText
+    funding: DecimalText
+    deposits: DecimalText
+    withdrawals: DecimalText
+
+
+class PortfolioRollup(BaseModel):
+    name: str = Field(description="the client, or \"total\"")
+    equity: DecimalText
+    wallet: DecimalText
+    available: DecimalText
+    margin_used: DecimalText
+    utilization_pct: DecimalText
+    realized_pnl: DecimalText
+    unrealized_pnl: DecimalText
+    fees: DecimalText
+    funding: DecimalText
+    capital: DecimalText
+    pnl: DecimalText
+    pnl_pct: DecimalText
+
+
+class PortfolioPublic(BaseModel):
+    clients: list[PortfolioRollup]
+    total: PortfolioRollup
+
+
+class TradePublic(BaseModel):
+    trade_id: str
+    client: str
+    venue: str
+    symbol: str
+    direction: Literal["long", "short"]
+    qty: DecimalText
+    entry_price: DecimalText
+    exit_price: DecimalText
+    realized_pnl: DecimalText
+    fees: DecimalText
+    funding: DecimalText
+    net_pnl: DecimalText
+    pnl_pct: DecimalText
+    opened_at: datetime
+    closed_at: datetime
+    exit_reason: str
+
+
+class FillPublic(BaseModel):
+    fill_id: int
+    order_id: int
+    client: str
+    venue: str
+    symbol: str
+    side: Side
+    qty: DecimalText
+    price: DecimalText
+    fee: DecimalText
+    liquidity: Liquidity
+    at: datetime
+
+
+class FillPage(BaseModel):
+    items: list[FillPublic]
+    next_cursor: int | None
+
+
+class EventPublic(BaseModel):
+    seq: int
+    type: str
+    client: str | None
+    venue: str | None
+    created_at: datetime
+    data: dict[str, Any] = Field(description="the event's fields, as stored")
+
+
+class EventPage(BaseModel):
+    items: list[EventPublic]
+    last_seq: int
+    more: bool
+
+
+class MarketPublic(BaseModel):
+    venue: str
+    symbol: str
+    kind: InstrumentKind
+    base: str
+    quote: str
+    tick_size: DecimalText
+    step_size: DecimalText
+    min_qty: DecimalText
+    min_notional: DecimalText
+    max_leverage: DecimalText
+    maker_fee_rate: DecimalText
+    taker_fee_rate: DecimalText
+    max_position_size: DecimalText | None
+    max_position_notional: DecimalText | None
+    bid: DecimalText | None
+    ask: DecimalText | None
+    last: DecimalText | None
+    mark: DecimalText | None
+    funding_rate: DecimalText | None
+    next_funding_at: datetime | None
+    mark_updated_at: datetime | None
+
+
+class CancelAllResult(BaseModel):
+    canceled: list[int] = Field(description="ids of the orders canceled")
+    count: int
+
+
+class TradingStatePublic(BaseModel):
+    client: str | None
+    venue: str | None
+    scope: str = Field(examples=["global", "client demo", "client demo, venue paper-bybit"])
+    state: TradingState
+
+
+class TradingStateChange(TradingStatePublic):
+    previous: TradingState
+    changed: bool
+
+
+class CloseResultPublic(BaseModel):
+    client: str
+    venue: str
+    symbol: str
+    qty_before: DecimalText
+    order_id: int | None
+    filled_qty: DecimalText
+    avg_price: DecimalText | None
+    status: Literal["closed", "partial", "pending", "failed"]
+    message: str
+
+
+class CloseAllPublic(TradingStatePublic):
+    previous: TradingState
+    results: list[CloseResultPublic] = Field(description="one per position closed")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
