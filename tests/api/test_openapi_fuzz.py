@@ -2,8 +2,9 @@
 
 Every operation of ``/openapi.json`` is called with generated requests (the
 document's examples, schemathesis' boundary "coverage" cases and hypothesis
-fuzzing, valid and invalid), as an admin, then as a viewer and without
-credentials. Each response must hold to the contract:
+fuzzing, valid and invalid), as an admin (API key), a viewer and without
+credentials, and as an admin logged in with a session cookie. Each response must
+hold to the contract:
 
 * no 5xx (``not_a_server_error``): a 500 is a missing input bound or a bug;
 * its status is one the operation declares (``status_code_conformance``);
@@ -17,11 +18,11 @@ orders fill, and the kill-switch operations flip trading states as they are
 fuzzed; runs are derandomized and operations run in the document's order, so
 each run sends the same requests in the same order.
 
-No operation is left out. The callers use API keys, so ``/api/v1/auth/logout``
-(which ends a browser session) has no session of theirs to end, and no user exists,
-so ``/api/v1/auth/login`` only ever meets wrong credentials (401, then the login
-guard's 429). The kill switches are fuzzed like the rest: trading states flip,
-close-all flattens, and later orders meet reduce-only or halted (400s).
+Every operation is fuzzed, but not by every caller (``CALLERS``): the logged-in
+admin does not log out (its session would end), and login, which answers the same
+whoever calls, is fuzzed once. Login only ever meets wrong credentials (401, then
+the login guard's 429). The kill switches are fuzzed like the rest: trading states
+flip, close-all flattens, and later orders meet reduce-only or halted (400s).
 
 Schemathesis drives the app through its in-process ASGI transport. The app
 itself runs on the event loop of the fixture's ``TestClient`` (its lifespan
@@ -36,6 +37,7 @@ PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -44,6 +46,8 @@ import hypothesis.strategies as st
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
+
+from app.auth.principal import Role
 
 Message = dict[str, Any]
 Scope = dict[str, Any]
@@ -110,8 +114,8 @@ class OnLoopOf:
 
 # ---- what is fuzzed, and how -------------------------------------------------------------
 
-# Per operation and phase. ~25 operations, three callers: both databases' runs together
-# take about two minutes on a small CI machine.
+# Per operation and phase, for the admins (``CALLERS``): ~25 operations, four callers,
+# both databases' runs together take a minute and a half on a 2-core machine.
 MAX_EXAMPLES = 25
 SEED = 8  # any fixed seed: with derandomize, every run sends the same requests
 
@@ -169,21 +173,41 @@ def flatmap_case(context: Any, case: Any) -> st.SearchStrategy:
     return st.one_of(st.fixed_dictionaries(KNOWN).map(steer), st.just(case))
 
 
-def fuzz_config(max_examples: int, coverage: bool) -> schemathesis.Config:
+def fuzz_config(max_examples: int, coverage: bool, *, excluded: tuple[str, ...] = ()
+                ) -> schemathesis.Config:
     return schemathesis.Config.from_dict({
         "seed": SEED,
         "cache": {"enabled": False},  # nothing written next to the tests
         "generation": {"mode": "all", "max-examples": max_examples, "deterministic": True,
                        "database": "none"},
         "phases": {"coverage": {"enabled": coverage}},
+        "operations": [{"include-path": path, "enabled": False} for path in excluded],
     })
 
 
-# Who calls, and how hard each caller is fuzzed: the admin reaches every code path;
-# a viewer and an anonymous caller mostly meet 403s and 401s, so they get the
-# fuzzing phase only, with fewer examples (the admin's coverage phase already sent
-# the boundary values).
-CALLERS = {"admin": (MAX_EXAMPLES, True), "viewer": (10, False), "anonymous": (10, False)}
+@dataclass(frozen=True)
+class Caller:
+    """Who calls, and how hard they are fuzzed."""
+
+    max_examples: int
+    coverage: bool  # schemathesis' boundary and type-confusion cases, besides fuzzing
+    excluded: tuple[str, ...] = ()
+
+
+# An admin reaches every code path, with an API key (so orders take the order lane)
+# and logged in (the FastAPI routes, the session and its CSRF check). A viewer and an
+# anonymous caller mostly meet 403s and 401s: fuzzing alone, fewer examples.
+# Login answers the same whoever calls (and each failed attempt costs a password
+# check, the slowest thing here), so only the admin's run fuzzes it.
+LOGIN, LOGOUT = "/api/v1/auth/login", "/api/v1/auth/logout"
+CALLERS = {
+    "admin": Caller(MAX_EXAMPLES, coverage=True),
+    # Logging out would end the session the rest of this run is authenticated with.
+    "session": Caller(MAX_EXAMPLES, coverage=True, excluded=(LOGIN, LOGOUT)),
+    "viewer": Caller(10, coverage=False, excluded=(LOGIN,)),
+    "anonymous": Caller(10, coverage=False, excluded=(LOGIN,)),
+}
+ADMIN_USER, ADMIN_PASSWORD = "fuzz-admin", "fuzz-admin-password"
 
 
 @pytest.fixture(params=list(CALLERS))
@@ -208,10 +232,28 @@ def fuzz_app(make_api: Callable[..., Any], app_settings: dict[str, Any]) -> Any:
 
 
 @pytest.fixture
+def credentials(fuzz_app: Any, caller: str) -> dict[str, Any]:
+    """What ``caller`` sends with every request: ``headers`` and ``cookies``."""
+    if caller == "anonymous":
+        return {"headers": {}}
+    if caller != "session":
+        return {"headers": fuzz_app.headers(caller)}
+    fuzz_app.auth.add_user(ADMIN_USER, Role.ADMIN, ADMIN_PASSWORD)
+    login = fuzz_app.ok(fuzz_app.post("/api/v1/auth/login", None,
+                                      json={"name": ADMIN_USER, "password": ADMIN_PASSWORD}))
+    cookie = fuzz_app.client.cookies["perpdesk_session"]
+    fuzz_app.client.cookies.clear()  # the fixture's own requests stay key-authenticated
+    return {"headers": {"X-CSRF-Token": login["csrf_token"]},
+            "cookies": {"perpdesk_session": cookie}}
+
+
+@pytest.fixture
 def fuzz_schema(fuzz_app: Any, caller: str) -> Iterator[Any]:
     target = OnLoopOf(fuzz_app.client)
-    loaded = schemathesis.openapi.from_asgi("/openapi.json", target,
-                                            config=fuzz_config(*CALLERS[caller]))
+    who = CALLERS[caller]
+    loaded = schemathesis.openapi.from_asgi(
+        "/openapi.json", target,
+        config=fuzz_config(who.max_examples, who.coverage, excluded=who.excluded))
     loaded.hook(flatmap_case)
     yield loaded
     target.client = None  # schemathesis keeps its apps for the process; let this one go
@@ -224,6 +266,5 @@ schema = schemathesis.pytest.from_fixture("fuzz_schema")
 @hypothesis.settings(deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                             HealthCheck.data_too_large])
-def test_every_operation_holds_to_its_contract(case: Any, fuzz_app: Any, caller: str) -> None:
-    headers = {} if caller == "anonymous" else fuzz_app.headers(caller)
-    case.call_and_validate(headers=headers, checks=CHECKS)
+def test_every_operation_holds_to_its_contract(case: Any, credentials: dict[str, Any]) -> None:
+    case.call_and_validate(**credentials, checks=CHECKS)

@@ -29,6 +29,7 @@ _spec.loader.exec_module(api_fixtures)
 
 make_api = api_fixtures.make_api
 caller = fuzz.caller
+credentials = fuzz.credentials
 fuzz_app = fuzz.fuzz_app
 fuzz_schema = fuzz.fuzz_schema
 
