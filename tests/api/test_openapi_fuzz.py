@@ -74,6 +74,7 @@ class OnLoopOf:
                 await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
+        assert scope["type"] == "http", scope["type"]  # the OpenAPI has no WebSockets
         body = bytearray()
         while True:
             message = await receive()
@@ -107,7 +108,6 @@ class OnLoopOf:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 done.set()
 
-        scope = {**scope, "state": {}}
         await self.client.app(scope, receive, send)
         return sent
 
