@@ -627,6 +627,9 @@ def _close_result(order: Order, client: str, venue: str, symbol: str, qty_before
         status, message = "closed", ""
     elif order.status is OrderStatus.REJECTED:
         status, message = "failed", f"{order.reject_code}: {order.reject_message}"
+    elif order.status is OrderStatus.EXPIRED:  # a market order larger than the book
+        status = "partial" if order.filled_qty else "failed"
+        message = "not enough liquidity: the rest of the market order expired"
     elif order.filled_qty:
         status, message = "partial", order.cancel_reason or "not enough liquidity"
     elif order.status is OrderStatus.CANCELED:

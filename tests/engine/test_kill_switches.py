@@ -352,7 +352,7 @@ def test_close_all_with_thin_liquidity_is_partial(long_half, market, at) -> None
     (result,) = events[-1].results
     assert (result.qty_before, result.filled_qty, result.avg_price, result.status,
             result.message) == (Decimal("0.5"), Decimal("0.2"), Decimal("60000.0"), "partial",
-                                "no liquidity left")
+                                "not enough liquidity: the rest of the market order expired")
     assert pos(long_half) == Decimal("0.3")
 
 
@@ -362,7 +362,8 @@ def test_close_all_with_no_liquidity_fails(long_half, market, at) -> None:
     events = long_half.handle(CloseAll(ACCOUNT, "flatten"), at(3))
     (result,) = events[-1].results
     assert (result.filled_qty, result.avg_price, result.status, result.message) == (
-        Decimal(0), None, "failed", "no liquidity left")
+        Decimal(0), None, "failed",
+        "not enough liquidity: the rest of the market order expired")
     assert pos(long_half) == Decimal("0.5")
     assert long_half.trading_state("demo", "paper-binance") == (TS.REDUCE_ONLY, ACCOUNT)
 

@@ -514,8 +514,11 @@ class Ledger:
             self._trade_closed(e)
         elif isinstance(e, OrderExpired):
             spec = self.specs[e.order_id]
-            assert spec.time_in_force is TimeInForce.GTD, ("only GTD orders expire", e)
-            assert spec.expire_at is not None and spec.expire_at <= e.at, (spec, e)
+            if spec.type in (OrderType.MARKET, OrderType.STOP):
+                pass  # larger than the book: the rest expires, as Binance reports it
+            else:
+                assert spec.time_in_force is TimeInForce.GTD, ("only GTD orders expire", e)
+                assert spec.expire_at is not None and spec.expire_at <= e.at, (spec, e)
         elif isinstance(e, TradingStateChanged):
             assert e.previous is self.trading_states.get(e.scope, TradingState.ACTIVE), e
             assert e.state is not e.previous, e

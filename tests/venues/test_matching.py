@@ -24,7 +24,7 @@ from app.domain.orders import (
 )
 from app.domain.rejections import RejectCode
 from app.engine.engine import AccountSetup, Engine, EngineConfig
-from app.venues.base import Accepted, Canceled, Filled, Rejected
+from app.venues.base import Accepted, Canceled, Expired, Filled, Rejected
 from app.venues.paper.venue import PaperVenue
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -151,12 +151,14 @@ def test_slippage_grows_with_order_size_against_the_same_book():
     assert slippages[-1] == D(607) / 6 - touch  # (100.5 + 202 + 304.5) / 6 - 100.5 ≈ 0.667
 
 
-def test_market_order_larger_than_the_book_fills_what_there_is_and_cancels_the_rest():
+def test_market_order_larger_than_the_book_fills_what_there_is_and_the_rest_expires():
+    """As Binance reports it: the unfilled rest of a market order is EXPIRED (nobody
+    canceled it)."""
     venue = l2_venue()
     o = order(Side.BUY, "10")
     reports = venue.submit(o, T0)
     assert sum(q for q, _ in fills(reports)) == D(6)
-    assert isinstance(reports[-1], Canceled)
+    assert isinstance(reports[-1], Expired)
     assert venue.working(o.order_id) is None
 
 
@@ -275,7 +277,8 @@ def test_fees_taker_and_maker_are_exact():
     assert [r.fee for r in reports if isinstance(r, Filled)] == [D("0.05025"), D("0.1010")]
     resting = limit(Side.BUY, "2", "99")
     venue.submit(resting, T0)
-    reports = venue.on_market(trade("98.5", "0.1", Side.SELL), T0)  # traded through 99
+    # a print through 99 of 5.1: the 3 displayed at 99 were ahead of us, 2.1 reaches us
+    reports = venue.on_market(trade("98.5", "5.1", Side.SELL), T0)
     assert [(r.qty, r.price, r.fee, r.liquidity) for r in reports] == [
         (D(2), D(99), D("0.0396"), Liquidity.MAKER)]
 
@@ -359,11 +362,11 @@ def test_post_only_that_does_not_cross_rests():
 
 def test_reduce_only_with_no_position_is_canceled_without_filling():
     venue = l2_venue()
-    for o in (order(Side.SELL, "1", reduce_only=True),
-              limit(Side.SELL, "1", "99", reduce_only=True)):
+    for o, last in ((order(Side.SELL, "1", reduce_only=True), Expired),
+                    (limit(Side.SELL, "1", "99", reduce_only=True), Canceled)):
         reports = venue.submit(o, T0)
         assert fills(reports) == []
-        assert isinstance(reports[-1], Canceled)
+        assert isinstance(reports[-1], last)
         assert venue.working(o.order_id) is None
     assert venue.positions.get((CLIENT, SYMBOL), D(0)) == 0
 
@@ -375,7 +378,7 @@ def test_reduce_only_market_never_fills_more_than_the_position():
     o = order(Side.SELL, "5", reduce_only=True)
     reports = venue.submit(o, T0)
     assert fills(reports) == [(D(1), D(100)), (D("0.5"), D("99.5"))]
-    assert isinstance(reports[-1], Canceled)
+    assert isinstance(reports[-1], Expired)
     assert venue.positions[(CLIENT, SYMBOL)] == 0
 
 

@@ -14,7 +14,7 @@ from app.domain.market import BookDelta, BookSnapshot, Quote, TradePrint
 from app.domain.orders import Liquidity, Order, OrderSpec, OrderType, Side
 from app.venues.base import Filled
 from app.venues.paper.queue import QueuePosition, VolumeThreshold, make_queue_model
-from app.venues.paper.venue import PaperVenue
+from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 VENUE = "paper"
@@ -175,8 +175,23 @@ def test_level_vanishing_puts_us_at_the_front():
     assert fills(venue.on_market(sell("100", "0.5"), T0)) == [(D("0.5"), D(100))]
 
 
-def test_a_trade_through_the_price_fills_fully_as_maker_at_our_price():
+def test_a_trade_through_the_price_fills_what_the_print_leaves_after_the_queue():
+    """through_fill "print" (the default): a tape prints every level a sweep took, so a
+    print below our bid fills us with at most its own size beyond the queue ahead."""
     venue = l2_venue()
+    work = rest(venue, Side.BUY, "2", "100")  # the 5 displayed at 100 are ahead of us
+    assert venue.on_market(sell("99.5", "0.1"), T0) == []
+    assert work.queue_ahead == D("4.9")
+    reports = venue.on_market(sell("99.5", "5.5"), T0)
+    assert [(r.qty, r.price, r.liquidity, r.fee) for r in reports] == [
+        (D("0.6"), D(100), Liquidity.MAKER, D("0.0120"))]
+    assert work.remaining == D("1.4")
+
+
+def test_through_fill_full_fills_the_whole_order_as_maker_at_our_price():
+    venue = PaperVenue(VENUE, PaperVenueConfig(through_fill="full"))
+    venue.add_instrument(make_venue().instruments[SYMBOL])
+    venue.on_market(snapshot(BIDS, ASKS), T0)
     work = rest(venue, Side.BUY, "2", "100")
     reports = venue.on_market(sell("99.5", "0.1"), T0)
     assert [(r.qty, r.price, r.liquidity, r.fee) for r in reports] == [
@@ -253,10 +268,11 @@ def test_volume_threshold_ignores_level_shrinking_and_other_prices():
     assert fills(venue.on_market(sell("100", "0.1"), T0)) == [(D(1), D(100))]
 
 
-def test_volume_threshold_still_fills_on_a_trade_through():
+def test_volume_threshold_counts_a_trade_through_as_volume_at_our_price():
     venue = l2_venue(VolumeThreshold())
-    rest(venue, Side.BUY, "1", "100")
-    assert fills(venue.on_market(sell("99.5", "0.01"), T0)) == [(D(1), D(100))]
+    rest(venue, Side.BUY, "1", "100")  # 5 displayed at entry: fills once 1 traded
+    assert venue.on_market(sell("99.5", "0.5"), T0) == []
+    assert fills(venue.on_market(sell("99.5", "0.5"), T0)) == [(D(1), D(100))]
 
 
 @settings(max_examples=60, deadline=None)

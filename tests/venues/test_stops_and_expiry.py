@@ -199,8 +199,8 @@ def test_triggered_stop_limit_takes_up_to_its_limit_and_rests_the_rest():
     assert not any(isinstance(r, Canceled) for r in reports)
     work = venue.working(o.order_id)
     assert work.remaining == D(2)
-    # it now rests like a limit at 101: a trade through 101 fills it as maker at 101
-    reports = venue.on_market(last("100.5", Side.SELL), T0)
+    # it now rests like a limit at 101: a print through 101 big enough fills it as maker
+    reports = venue.on_market(last("100.5", Side.SELL, qty="2"), T0)
     assert [(r.qty, r.price, r.liquidity) for r in reports] == [(D(2), D(101), Liquidity.MAKER)]
 
 

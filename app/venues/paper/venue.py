@@ -66,6 +66,11 @@ class PaperVenueConfig:
     synthetic_depth: int = 20  # levels synthesized around an L1 quote
     synthetic_growth: Decimal = Decimal("0.5")
     capabilities: VenueCapabilities = field(default_factory=VenueCapabilities)
+    # A print through a resting order's price: "print" fills at most what the print
+    # leaves after the queue ahead (the honest bound: a tape prints each level a
+    # sweep took, so the levels above were printed already); "full" fills the
+    # whole order (the level must have gone, us included: optimistic).
+    through_fill: str = "print"
 
 
 @dataclass(slots=True)
@@ -307,21 +312,26 @@ class PaperVenue:
         if resting:
             hit_side = t.aggressor.opposite  # a SELL aggressor trades against bids
             left = t.qty  # one print's volume reaches our orders once, in arrival order
+            full_through = self.config.through_fill == "full"
             for work in list(resting.values()):
                 if work.side is not hit_side:
                     continue
-                if (t.price < work.price) if hit_side is Side.BUY else (t.price > work.price):
-                    reach = work.remaining  # traded through: the whole level went
-                elif t.price == work.price:
+                through = (t.price < work.price) if hit_side is Side.BUY \
+                    else (t.price > work.price)
+                if through and full_through:
+                    reach = work.remaining  # the whole level went, us included
+                elif through or t.price == work.price:
                     if left <= 0:
                         continue
+                    # The print's volume eats the queue ahead first; a print through
+                    # our price counts like one at it (the levels between were printed).
                     reach = self.queue_model.on_trade(work, left)
                 else:
                     continue
                 if reach > 0:
                     before = work.remaining
                     self._fill_resting(work, min(reach, work.remaining), now, out)
-                    if t.price == work.price:
+                    if not (through and full_through):
                         left -= before - work.remaining
         if self._stops[t.symbol]:
             self._check_stops(t.symbol, now, out)
@@ -381,9 +391,13 @@ class PaperVenue:
                 self._fill(work, qty, price, qty * price * rate, Liquidity.TAKER, now, out)
         if work.remaining <= 0:
             self._forget(work)
-        elif is_market or work.tif in (TimeInForce.IOC, TimeInForce.FOK):
-            reason = "no liquidity left" if is_market else "ioc remainder"
-            self._cancel_rest(work, reason, now, out)
+        elif is_market:
+            # Larger than the visible book: the rest expires, as Binance reports it
+            # (status EXPIRED), rather than being canceled by anyone.
+            self._remove(work)
+            out.append(Expired(work.order_id, now))
+        elif work.tif in (TimeInForce.IOC, TimeInForce.FOK):
+            self._cancel_rest(work, "ioc remainder", now, out)
         elif work.reduce_only and self._reduce_cap(work) <= 0:
             self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
         else:
