@@ -22,17 +22,27 @@ rules (the README's "Input rules" lists them for callers):
   bounded length.
 * **Integers** (order ids, cursors, sequence numbers) lie in 0..2^63-1, the range
   of the database's BIGINT.
+* **Instants** (``expire_at``) carry a UTC offset and lie in the years 2000-2999
+  once in UTC; they are kept in UTC.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 MAX_DECIMAL_TEXT = 40
 MAX_INTEGER_DIGITS = 12
@@ -95,7 +105,25 @@ def check_text(value: str) -> str:
 Amount = Annotated[Decimal, BeforeValidator(parse_decimal),
                    WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN,
                                    "examples": ["0.001"]})]
-PositiveAmount = Annotated[Amount, Field(gt=0)]
+PositiveAmount = Annotated[
+    Decimal, BeforeValidator(parse_decimal), Field(gt=0),
+    WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN,
+                    "not": {"pattern": r"^0*(\.0*)?$"}, "examples": ["0.001"]})]
+
+
+def check_instant(value: datetime) -> datetime:
+    """A point in time the engine can compute with: in UTC, years 2000 to 2999 (a
+    far-future offset like 9999-12-31T23:59:59-01:00 has no UTC year)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+    if not 2000 <= utc.year <= 2999:
+        raise ValueError("must lie between the years 2000 and 2999 (UTC)")
+    return utc
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX,
                                         pattern=NAME_PATTERN)]

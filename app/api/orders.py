@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -36,6 +36,7 @@ from app.runtime.system import TradingSystem
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 STATUSES = frozenset(s.value for s in OrderStatus)
+StatusFilter = Literal["open", *sorted(STATUSES)]  # type: ignore[valid-type]
 
 ERRORS = {400: {"description": "rejected (error.code is the reason)"},
           401: {"description": "not authenticated"}, 403: {"description": "not allowed"},
@@ -128,7 +129,7 @@ SCAN_BUDGET = 5_000
 @router.get("", response_model=OrderPage, summary="List orders, newest first")
 async def list_orders(
     principal: Viewer, system: System,
-    status: Annotated[str | None, Query(description="a status, or 'open'")] = None,
+    status: Annotated[StatusFilter | None, Query(description="a status, or 'open'")] = None,
     client: ClientQuery = None, venue: VenueQuery = None, symbol: SymbolQuery = None,
     cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

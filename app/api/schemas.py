@@ -6,10 +6,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from app.api.inputs import (
     ClientOrderId,
+    Instant,
     Name,
     PositiveAmount,
     Reason,
@@ -47,7 +48,7 @@ class OrderCreate(Strict):
     trigger_price: PositiveAmount | None = None
     trigger_source: TriggerSource = TriggerSource.LAST
     time_in_force: TimeInForce = TimeInForce.GTC
-    expire_at: AwareDatetime | None = None
+    expire_at: Instant | None = None
     post_only: bool = False
     reduce_only: bool = False
     client_order_id: ClientOrderId | None = None

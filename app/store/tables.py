@@ -74,10 +74,11 @@ class EventRow(SQLModel, table=True):
 
 class OrderRow(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (sa.UniqueConstraint("client", "venue", "client_order_id"),)
+    __table_args__ = (sa.UniqueConstraint("client", "venue", "client_order_id"),
+                      sa.Index("ix_orders_client_order_id", "client", "order_id"))
 
     order_id: int = Field(primary_key=True)
-    client: str = Field(max_length=64, index=True)
+    client: str = Field(max_length=64)
     venue: str = Field(max_length=64)
     symbol: str = Field(max_length=32)
     client_order_id: str = Field(max_length=36)

@@ -1,4 +1,4 @@
-"""client page indexes: fills and closed trades by (client, newest first)
+"""client page indexes: orders, fills and closed trades by (client, newest first)
 
 A client's page of fills or trades reads its own rows in order from the index,
 however many other clients' rows there are; the single-column client indexes
@@ -16,6 +16,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_client')
+        batch_op.create_index('ix_orders_client_order_id', ['client', 'order_id'], unique=False)
     with op.batch_alter_table('fills', schema=None) as batch_op:
         batch_op.drop_index('ix_fills_client')
         batch_op.create_index('ix_fills_client_fill_id', ['client', 'fill_id'], unique=False)
@@ -32,3 +35,6 @@ def downgrade() -> None:
     with op.batch_alter_table('fills', schema=None) as batch_op:
         batch_op.drop_index('ix_fills_client_fill_id')
         batch_op.create_index('ix_fills_client', ['client'], unique=False)
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_client_order_id')
+        batch_op.create_index('ix_orders_client', ['client'], unique=False)

@@ -180,3 +180,15 @@ def test_engine_refuses_out_of_range_values_whoever_sends_them() -> None:
     for value in ("1e27", "1e999999", "NaN", "0." + "0" * 18 + "1"):
         assert not _in_range(Decimal(value))
     assert _in_range(Decimal("123456789012345.123456789012345678"))
+
+
+@pytest.mark.parametrize("expire_at", ["9999-12-31T23:59:59-01:00", "1970-01-01T00:00:00Z",
+                                       "2026-01-01T00:00:00"])
+def test_expire_at_is_an_aware_instant_in_range(market_api, expire_at: str) -> None:
+    r = market_api.order(time_in_force="gtd", expire_at=expire_at)
+    assert _error(r)["details"]["field"] == "expire_at"
+
+
+def test_an_unknown_status_filter_is_422(api) -> None:
+    assert _error(api.get("/api/v1/orders?status=bogus", "viewer"))["details"]["field"] \
+        == "status"
