@@ -13,9 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
@@ -24,6 +28,7 @@ from sqlmodel import Session, select
 
 from app.api import controls as controls_api
 from app.api import orders as orders_api
+from app.api import positions as positions_api
 from app.api.deps import (
     check_csrf,
     end_session,
@@ -32,10 +37,12 @@ from app.api.deps import (
     start_session,
 )
 from app.api.errors import ApiError
+from app.api.positions import PositionClose
 from app.api.schemas import ControlRequest, OrderCreate, OrderReplace
 from app.auth.login_guard import LoginRefused, guard_for
 from app.auth.principal import Principal, Role
 from app.domain.orders import OrderType, Side, TimeInForce, TriggerSource
+from app.domain.trading_state import Scope
 from app.store.tables import AuditRow
 from app.web import views
 from app.web.live import PAGE_FRAGMENTS, Connection, LiveHub
@@ -89,6 +96,8 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
                            "can_operate": principal.role.allows(Role.OPERATOR)}
     if name == "banner":
         ctx["banner"] = views.banner(system, principal)
+        # The global brake: only an operator over every client may act on "global".
+        ctx["can_brake"] = principal.role.allows(Role.OPERATOR) and principal.clients is None
     elif name == "summary":
         ctx["s"] = views.summary(system, clients, system.first_event_at)
     elif name == "positions":
@@ -245,23 +254,151 @@ def _all_trades(request: Request) -> list[dict[str, Any]]:
 # /trades.csv (and /orders.csv, /fills.csv): app/web/exports.py
 
 
+# The audit page: at most AUDIT_PAGE entries, found among at most AUDIT_SCAN consecutive
+# entries (by id, newest first), so a page costs the same however large the table and
+# however rare the match; a short page links on to the older entries.
+AUDIT_PAGE = 100
+AUDIT_SCAN = 5_000
+# Accepted times (UTC), each with how much later its "to" bound ends: "to 10:05" takes
+# in 10:05:59, "to 2030-01-01" the whole day.
+_AUDIT_TIME_FORMATS = (("%Y-%m-%dT%H:%M:%S", timedelta(0)), ("%Y-%m-%d %H:%M:%S", timedelta(0)),
+                       ("%Y-%m-%dT%H:%M", timedelta(minutes=1)),
+                       ("%Y-%m-%d %H:%M", timedelta(minutes=1)),
+                       ("%Y-%m-%d", timedelta(days=1)))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    """What the audit page is narrowed to (empty: no filter)."""
+
+    actor: str = ""  # part of the actor, any case
+    action: str = ""
+    scope: str = ""  # a scope exactly ("global", "auth", "client demo, venue ...")
+    client: str = ""  # entries on that client's scopes
+    since: datetime | None = None  # UTC
+    until: datetime | None = None
+    before: int | None = None  # entries older than this id (the "older" link)
+
+
+def _audit_filters(request: Request, clients: list[str]) -> tuple[AuditFilters, list[str]]:
+    """The filters in the query string, and what was wrong with them (ignored)."""
+    q = request.query_params
+    problems: list[str] = []
+
+    def text(name: str, limit: int) -> str:
+        value = q.get(name, "").strip()
+        if len(value) > limit or any(not ch.isprintable() for ch in value):
+            problems.append(f"{name}: at most {limit} printable characters")
+            return ""
+        return value
+
+    def when(name: str, end: bool = False) -> datetime | None:
+        value = q.get(name, "").strip()
+        if not value:
+            return None
+        for fmt, span in _AUDIT_TIME_FORMATS:
+            try:
+                at = datetime.strptime(value[:19], fmt).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+            return at + span - timedelta(microseconds=1) if end and span else at
+        problems.append(f"{name}: not a date and time (YYYY-MM-DD HH:MM, UTC)")
+        return None
+
+    action = text("action", 64)
+    if action and action not in views.AUDIT_ACTIONS:
+        problems.append(f"action: one of {', '.join(views.AUDIT_ACTIONS)}")
+        action = ""
+    client = text("client", 64)
+    if client and client not in clients:
+        problems.append(f"client: no client {client!r}")
+        client = ""
+    before_text = q.get("before", "")
+    before = int(before_text) if before_text.isdecimal() and len(before_text) <= 18 else None
+    return AuditFilters(actor=text("actor", 64), action=action, scope=text("scope", 200),
+                        client=client, since=when("since"), until=when("until", end=True),
+                        before=before or None), problems
+
+
+def _client_scopes(column: Any, client: str) -> Any:
+    """SQL: the scope is that client's, or one of its accounts' (Scope.describe())."""
+    return sa.or_(column == f"client {client}",
+                  column.startswith(f"client {client}, ", autoescape=True))
+
+
+def read_audit(db: Any, f: AuditFilters, clients: frozenset[str] | None
+               ) -> tuple[list[AuditRow], int | None]:
+    """A page of audit entries matching ``f`` that a user scoped to ``clients`` (None:
+    every client) may see, newest first, and the id to continue below (or None).
+
+    Blocking (call it in a thread). Reads at most ``AUDIT_SCAN`` consecutive ids, found
+    by the primary key; a time range is turned into ids through the index on ``at``
+    (ids follow time), so no filter reads the whole table."""
+    col = AuditRow.__table__.c  # type: ignore[attr-defined]
+    with Session(db) as session:
+        top = f.before - 1 if f.before else session.execute(
+            sa.select(sa.func.max(col.id))).scalar()
+        if f.until is not None and top:
+            newest = session.execute(sa.select(col.id).where(col.at <= f.until)
+                                     .order_by(col.at.desc()).limit(1)).scalar()
+            top = min(top, newest) if newest else 0
+        floor = 1
+        if f.since is not None and top:
+            oldest = session.execute(sa.select(col.id).where(col.at >= f.since)
+                                     .order_by(col.at.asc()).limit(1)).scalar()
+            floor = oldest if oldest else top + 1
+        if not top or floor > top:
+            return [], None
+        low = max(floor, top - AUDIT_SCAN + 1)
+        query = select(AuditRow).where(col.id >= low, col.id <= top)
+        if f.actor:
+            query = query.where(sa.func.lower(col.actor).contains(f.actor.lower(),
+                                                                 autoescape=True))
+        if f.action:
+            query = query.where(col.action == f.action)
+        if f.scope:
+            query = query.where(col.scope == f.scope)
+        if f.client:
+            query = query.where(_client_scopes(col.scope, f.client))
+        if f.since is not None:
+            query = query.where(col.at >= f.since)
+        if f.until is not None:
+            query = query.where(col.at <= f.until)
+        if clients is not None:  # what _audit_for lets through, so pages come back full
+            query = query.where(sa.or_(col.scope == "global",
+                                       *(_client_scopes(col.scope, c) for c in sorted(clients))))
+        rows = list(session.exec(query.order_by(col.id.desc()).limit(AUDIT_PAGE + 1)))
+    if len(rows) > AUDIT_PAGE:
+        return rows[:AUDIT_PAGE], rows[AUDIT_PAGE - 1].id
+    return rows, (low if low > floor else None)
+
+
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request) -> Response:
-    """The audit log, newest first, as the user may see it (see ``_audit_for``)."""
+    """The audit log, newest first, filtered (actor, action, scope, client, time range),
+    as the user may see it (see ``_audit_for``): kill switches, position closes and,
+    for users over every client, logins, failed logins, users and keys."""
     principal = session_principal(request)
     if principal is None:  # before reading anything
         return _login_redirect(request)
     system = _system(request)
-
-    def read() -> list[AuditRow]:
-        with Session(system.db) as session:
-            return list(session.exec(select(AuditRow).order_by(AuditRow.id.desc())  # type: ignore[union-attr]
-                                     .limit(500)))
-
-    rows = await asyncio.to_thread(read)
+    clients = views.visible(principal, system)
+    filters, problems = _audit_filters(request, clients)
+    rows, older = await asyncio.to_thread(read_audit, system.db, filters, principal.clients)
     if principal.clients is not None:
         rows = [seen for r in rows if (seen := _audit_for(r, principal.clients)) is not None]
-    return _page(request, "audit.html", "audit", audit=rows)
+    scope_options = [s["label"] for s in views.scopes(system, principal)]
+    if principal.clients is None:
+        scope_options.insert(1, "auth")
+    form = {k: request.query_params.get(k, "") for k in
+            ("actor", "action", "scope", "client", "since", "until")}
+    older_query = None
+    if older is not None:
+        older_query = urlencode({**{k: v for k, v in form.items() if v}, "before": older})
+    return _page(request, "audit.html", "audit", audit=[views.audit_entry(r) for r in rows],
+                 filters=form, problems=problems, actions=views.AUDIT_ACTIONS,
+                 scope_options=scope_options, older_query=older_query,
+                 filtered=any(form.values()) or filters.before is not None)
 
 
 # Details of a global entry that say nothing about any one client. Anything else (the
@@ -309,6 +446,9 @@ def _error_fragment(message: str, status: int) -> HTMLResponse:
     return HTMLResponse(html, status_code=status)
 
 
+TICKET_CLEARED_AFTER_SUBMIT = frozenset({"qty", "price", "client_order_id"})
+
+
 @router.post("/ui/orders", response_class=HTMLResponse)
 async def ticket_submit(request: Request) -> Response:
     try:
@@ -338,13 +478,32 @@ async def ticket_submit(request: Request) -> Response:
     except ApiError as exc:
         errors[FIELD_OF_CODE.get(exc.code, "form")] = f"{exc.code}: {exc.message}"
     system = _system(request)
+    # After a refusal everything typed stays, to be corrected; after a success the
+    # ticket is ready for the next order on the same account and symbol: only the qty,
+    # price and client order id (unique per order) are cleared.
+    kept = values if errors else {k: v for k, v in values.items()
+                                  if k not in TICKET_CLEARED_AFTER_SUBMIT}
     ctx = _base(request, principal, "orders", sides=[s.value for s in Side],
                 types=[t.value for t in OrderType], tifs=[t.value for t in TimeInForce],
                 sources=[t.value for t in TriggerSource], errors=errors,
-                values=values if errors else {}, result=result)
+                values=kept, result=result)
     ctx["clients"] = views.visible(principal, system)
     return templates.TemplateResponse(request, "fragments/ticket.html", ctx,
                                       status_code=422 if errors else 200)
+
+
+@router.get("/ui/orders/{order_id}", response_class=HTMLResponse)
+async def order_details(request: Request, order_id: int) -> Response:
+    """One order's details, for the drawer the blotter and open orders open."""
+    principal = session_principal(request)
+    if principal is None:
+        return _error_fragment("your session ended; log in again", 401)
+    order = _system(request).engine.state.orders.get(order_id)
+    if order is None or not principal.can_access(order.spec.client):
+        return _error_fragment(f"there is no order {order_id}", 404)
+    html = templates.get_template("fragments/order_details.html").render(
+        d=views.order_details(order))
+    return HTMLResponse(html)
 
 
 @router.post("/ui/orders/{order_id}/cancel", response_class=HTMLResponse)
@@ -384,20 +543,99 @@ CONTROL_ACTIONS = {
 
 @router.post("/ui/controls/{action}", response_class=HTMLResponse)
 async def control(request: Request, action: str, reason: str = Form(""),
-                  client: str = Form(""), venue: str = Form("")) -> Response:
+                  client: str = Form(""), venue: str = Form(""), cascade: str = Form("")
+                  ) -> Response:
+    """A kill switch from the panel or the banner's brake. ``enable-trading`` with
+    ``cascade`` also enables every narrower scope restricted by its own setting;
+    ``enable-narrower`` does only that. Each scope is one audited API call. The
+    answer is the panel's result block, or a toast when the page has no panel."""
     handler = CONTROL_ACTIONS.get(action)
-    if handler is None:
+    if handler is None and action != "enable-narrower":
         return _error_fragment(f"unknown action {action}", 404)
     if not reason.strip():
         return _error_fragment("A reason is required for the audit log.", 422)
+    system = _system(request)
     try:
         principal = _actor(request, Role.OPERATOR)
         body = ControlRequest(client=client or None, venue=venue or None, reason=reason.strip())
-        result = await handler(body, principal, _system(request))
+        result = None
+        if handler is not None:
+            result = await _control_call(handler, body, principal, system)
+        scope = Scope(body.client, body.venue)
+        cascaded = []
+        if action == "enable-narrower" or (action == "enable-trading" and cascade):
+            for inner in views.narrower_restricted(system, principal, scope):
+                cascaded.append(await _control_call(
+                    controls_api.enable_trading,
+                    ControlRequest(client=inner.client, venue=inner.venue, reason=body.reason),
+                    principal, system))
+    except ValidationError as exc:
+        return _error_fragment(exc.errors()[0]["msg"], 422)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
+    # What enabling left restricted underneath (said, and offered to clear).
+    still = ([{"label": s.describe(), "state": system.engine.state.trading_states[s].value}
+              for s in views.narrower_restricted(system, principal, scope)]
+             if action in ("enable-trading", "enable-narrower") else [])
+    if request.headers.get("hx-target") != "control-result":
+        return HTMLResponse(templates.get_template("fragments/toast.html").render(
+            level="ok", message=_control_summary(action, result, cascaded, still)))
     html = templates.get_template("fragments/control_result.html").render(
-        action=action, result=result)
+        action=action, result=result, cascade=cascaded, still=still, reason=body.reason,
+        scope_client=client, scope_venue=venue, scope_label=scope.describe(),
+        can_operate=principal.role.allows(Role.OPERATOR))
+    return HTMLResponse(html)
+
+
+async def _control_call(handler: Any, body: ControlRequest, principal: Principal,
+                        system: Any) -> dict[str, Any]:
+    """Call a kill-switch route of the API and return its answer as data (the routes
+    answer with a JSON response, see app/api/controls.py)."""
+    answer = await handler(body, principal, system)
+    if isinstance(answer, Response):
+        return json.loads(bytes(answer.body))
+    return answer
+
+
+def _control_summary(action: str, result: dict | None, cascaded: list[dict],
+                     still: list[dict]) -> str:
+    """A kill switch's result in one line, for a toast."""
+    parts = []
+    if result is not None:
+        change = (f"{result['previous']} → {result['state']}" if result.get("changed", True)
+                  else f"{result['state']} (already in force)")
+        parts.append(f"{action.replace('-', ' ').capitalize()} — {result['scope']}: "
+                     + change.replace("_", "-"))
+    parts += [f"enabled {r['scope']}" for r in cascaded]
+    if still:
+        parts.append("still restricted: " + ", ".join(
+            f"{s['label']} ({s['state'].replace('_', '-')})" for s in still))
+    return "; ".join(parts)
+
+
+@router.post("/ui/positions/close", response_class=HTMLResponse)
+async def close_position(request: Request, client: str = Form(""), venue: str = Form(""),
+                         symbol: str = Form(""), reason: str = Form("")) -> Response:
+    """Close one position from the positions table (POST /api/v1/positions/close)."""
+    try:
+        principal = _actor(request, Role.TRADER)
+        body = PositionClose(client=client, venue=venue, symbol=symbol,
+                             reason=reason.strip() or None)
+        result, _ = await positions_api.close_position(_system(request), principal, body)
+    except ValidationError as exc:
+        return _error_fragment(exc.errors()[0]["msg"], 422)
+    except ApiError as exc:
+        return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
+    order = result["order"]
+    if order is None:
+        message = f"{symbol} on {venue} ({client}) is already flat"
+    else:
+        done = "closed" if result["flat"] else f"now {result['qty']}"
+        message = (f"{symbol} on {venue} ({client}) {done}: order {order['id']} "
+                   f"{order['status']}, {order['side']} {order['filled_qty']}"
+                   + (f" @ {order['avg_fill_price']}" if order["avg_fill_price"] else ""))
+    html = templates.get_template("fragments/toast.html").render(
+        level="ok" if result["flat"] else "error", message=message)
     return HTMLResponse(html)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.api.orders import SCAN_BUDGET
 from app.auth.principal import Principal
-from app.domain.trading_state import GLOBAL, Scope, TradingState
+from app.domain.trading_state import GLOBAL, Scope, TradingState, effective_state
 from app.runtime.bus import utc_now
 from app.runtime.system import TradingSystem
 
@@ -135,13 +135,63 @@ def open_orders(system: TradingSystem, clients: list[str], limit: int = 50
 def order_row(o: Any) -> dict[str, Any]:
     s = o.spec
     return {"id": o.order_id, "coid": o.client_order_id, "client": s.client, "venue": s.venue,
-            "symbol": s.symbol, "side": s.side.value, "type": s.type.value,
+            "symbol": s.symbol, "side": s.side.value, "type": s.type.value.replace("_", " "),
             "qty": price(s.qty), "price": price(s.price), "trigger": price(s.trigger_price),
             "tif": s.time_in_force.value.upper(), "filled": price(o.filled_qty),
             "avg": average(o.avg_fill_price),
-            "status": o.status.value, "reason": o.reject_code or o.cancel_reason or "",
+            "status": o.status.value, "status_label": o.status.value.replace("_", " "),
+            "reason": o.reject_code or o.cancel_reason or "",
+            "reason_text": o.reject_message or o.cancel_reason or "",
             "open": o.is_open, "post_only": s.post_only, "reduce_only": s.reduce_only,
             "created": o.created_at.strftime("%H:%M:%S")}
+
+
+def order_details(o: Any) -> dict[str, Any]:
+    """Everything about one order, for the details drawer (label, value pairs)."""
+    s = o.spec
+    tags = s.tags
+    flags = [name for name, on in (("post-only", s.post_only), ("reduce-only", s.reduce_only))
+             if on]
+    facts: list[tuple[str, str]] = [
+        ("Client order id", o.client_order_id or "—"),
+        ("Account", f"{s.client} · {s.venue}"),
+        ("Instrument", s.symbol),
+        ("Side", s.side.value),
+        ("Type", s.type.value.replace("_", " ")),
+        ("Time in force", s.time_in_force.value.upper()
+         + (f" until {stamp(s.expire_at)}" if s.expire_at else "")),
+        ("Flags", ", ".join(flags) or "none"),
+        ("Quantity", price(s.qty)),
+        ("Limit price", price(s.price)),
+        ("Trigger", f"{price(s.trigger_price)} on {s.trigger_source.value}"
+         if s.trigger_price is not None else "—"),
+        ("Filled", price(o.filled_qty)),
+        ("Average fill", average(o.avg_fill_price)),
+        ("Fees", money(o.fees, "0.0001")),
+        ("Status", o.status.value.replace("_", " ")),
+    ]
+    if o.reject_code:
+        facts.append(("Rejected", f"{o.reject_code}: {o.reject_message or ''}".rstrip(": ")))
+    if o.cancel_reason:
+        facts.append(("Cancel reason", o.cancel_reason))
+    if o.replaces is not None:
+        facts.append(("Replaces", f"#{o.replaces}"))
+    if o.replaced_by is not None:
+        facts.append(("Replaced by", f"#{o.replaced_by}"))
+    for label, value in (("Strategy", tags.strategy), ("Signal", tags.signal_id),
+                         ("Parent trade", tags.parent_trade_id),
+                         ("Exit reason", tags.exit_reason)):
+        if value:
+            facts.append((label, value))
+    facts.append(("Created (UTC)", stamp(o.created_at)))
+    if o.updated_at is not None:
+        facts.append(("Updated (UTC)", stamp(o.updated_at)))
+    return {"id": o.order_id, "status": o.status.value, "facts": facts}
+
+
+def stamp(at: datetime) -> str:
+    """A timestamp for people: UTC to the second."""
+    return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def blotter(system: TradingSystem, clients: list[str], status: str | None = None,
@@ -205,20 +255,61 @@ def marks(system: TradingSystem) -> list[dict[str, Any]]:
 
 
 def scopes(system: TradingSystem, principal: Principal) -> list[dict[str, Any]]:
-    """Every scope an operator might act on, with the state in force there."""
+    """Every scope an operator might act on: its own setting (``state``), the state in
+    force for the accounts it covers (``in_force``: each distinct state with the scope
+    that sets it and the accounts concerned), and the narrower scopes that are
+    restricted on their own (``narrower``: what enabling this scope leaves in force)."""
     states = system.engine.state.trading_states
-    out = []
+    clients = visible(principal, system)
+    accounts = [(c, v) for c in clients for v in system.venue_names]
+    effective = {account: effective_state(states, *account) for account in accounts}
     candidates: list[Scope] = [GLOBAL] if principal.clients is None else []
-    for c in visible(principal, system):
+    for c in clients:
         candidates.append(Scope(c, None))
         candidates.extend(Scope(c, v) for v in system.venue_names)
     if principal.clients is None:
         candidates.extend(Scope(None, v) for v in system.venue_names)
+    out = []
     for scope in candidates:
         state = states.get(scope, TradingState.ACTIVE)
+        groups: dict[tuple[TradingState, Scope], list[str]] = {}
+        for (c, v), (in_force, source) in effective.items():
+            if scope.covers(c, v):
+                groups.setdefault((in_force, source), []).append(f"{c} · {v}")
+        in_force_rows = [
+            {"state": s.value, "source": src.describe(), "own": src == scope,
+             "accounts": names}
+            for (s, src), names in sorted(groups.items(),
+                                          key=lambda g: (-g[0][0].severity, _order(g[0][1])))]
+        narrower = [{"label": other.describe(), "state": states[other].value}
+                    for other in narrower_restricted(system, principal, scope)]
         out.append({"client": scope.client or "", "venue": scope.venue or "",
-                    "label": scope.describe(), "state": state.value})
+                    "label": scope.describe(), "state": state.value,
+                    "account": scope.client is not None and scope.venue is not None,
+                    "in_force": in_force_rows, "narrower": narrower})
     return out
+
+
+def _order(scope: Scope) -> tuple[bool, str]:
+    """A sort key for scopes (their fields may be None, which do not compare): global,
+    then clients (each with its accounts), then venues, as the panel lists them."""
+    return (not scope.is_global, scope.describe())
+
+
+def _narrower(inner: Scope, outer: Scope) -> bool:
+    """Does ``outer`` cover every account ``inner`` covers (and is it wider)?"""
+    return inner != outer and (outer.client is None or outer.client == inner.client) and (
+        outer.venue is None or outer.venue == inner.venue)
+
+
+def narrower_restricted(system: TradingSystem, principal: Principal, scope: Scope
+                        ) -> list[Scope]:
+    """The restricted scopes inside ``scope`` that ``principal`` may act on."""
+    states = system.engine.state.trading_states
+    return [other for other, state in sorted(states.items(), key=lambda i: _order(i[0]))
+            if state is not TradingState.ACTIVE and _narrower(other, scope)
+            and (other.client is not None or principal.clients is None)
+            and (other.client is None or principal.can_access(other.client))]
 
 
 def banner(system: TradingSystem, principal: Principal) -> dict[str, Any]:
@@ -255,3 +346,90 @@ class EquityHistory:
             for ts, eq in self._samples.get(c, ()):
                 by_time[ts] = by_time.get(ts, ZERO) + eq
         return [{"time": ts, "value": str(eq.quantize(CENT))} for ts, eq in sorted(by_time.items())]
+
+
+# ---- the audit log ------------------------------------------------------------------------
+
+# Actions the audit log holds (kill switches, position closes, authentication), for the
+# page's filter.
+AUDIT_ACTIONS = ("reduce-only", "disable-trading", "enable-trading", "close-all",
+                 "position-close", "login", "login-failed", "user-add", "user-remove",
+                 "key-create", "key-revoke")
+_STATE_ACTIONS = frozenset({"reduce-only", "disable-trading", "enable-trading"})
+
+
+def state_text(value: str | None) -> str:
+    return (value or "active").replace("_", "-")
+
+
+def audit_entry(row: Any) -> dict[str, Any]:
+    """One audit entry for people: the state change as ``active → reduce-only``, the
+    facts worth reading as label/value pairs, close-all results as rows; never raw
+    JSON (details the page does not know are listed as they are)."""
+    d = dict(row.details or {})
+    change = None
+    facts: list[tuple[str, str]] = []
+    results = None
+    action = row.action
+    if action in _STATE_ACTIONS:
+        change = f"{state_text(row.previous)} → {state_text(d.pop('state', None))}"
+        if d.pop("changed", True) is False:
+            facts.append(("", "already in force: nothing changed"))
+        canceled = d.pop("canceled_orders", 0)
+        if canceled:
+            facts.append(("Orders canceled", str(canceled)))
+    elif action == "close-all":
+        change = f"{state_text(row.previous)} → reduce-only" if row.previous else None
+        results = [{"client": r.get("client", ""), "venue": r.get("venue", ""),
+                    "symbol": r.get("symbol", ""), "qty_before": r.get("qty_before", ""),
+                    "filled": r.get("filled_qty", ""), "avg": r.get("avg_price") or "—",
+                    "status": r.get("status", ""), "message": r.get("message") or ""}
+                   for r in d.pop("results", []) if isinstance(r, dict)]
+    elif action == "position-close":
+        change = (f"{d.pop('symbol', '')} {d.pop('qty_before', '')} → "
+                  f"{d.pop('qty_after', '')}")
+        order_id, status = d.pop("order_id", None), d.pop("status", "")
+        filled, avg = d.pop("filled_qty", ""), d.pop("avg_price", None)
+        if order_id is not None:
+            facts.append(("Order", f"#{order_id} {status}, filled {filled}"
+                          + (f" @ {avg}" if avg else "")))
+    elif action == "login-failed":
+        facts += [("Wrong password", str(d.pop("failures", 0))),
+                  ("Throttled", str(d.pop("refused", 0))),
+                  ("From", str(d.pop("address", ""))),
+                  ("Via", ", ".join(d.pop("via", [])) or "—")]
+        d.pop("name", None)
+        window = d.pop("window_start", None)
+        d.pop("window_s", None)
+        if window:
+            facts.append(("Minute from", str(window)[:19].replace("T", " ")))
+    elif action == "login":
+        facts += [("From", str(d.pop("address", ""))), ("Via", str(d.pop("via", "")))]
+        d.pop("name", None)
+    elif action in ("user-add", "user-remove"):
+        facts += [("User", str(d.pop("user", ""))), ("Role", str(d.pop("role", ""))),
+                  ("Clients", str(d.pop("clients", "")) or "all")]
+        if "sessions_ended" in d:
+            facts.append(("Sessions ended", str(d.pop("sessions_ended"))))
+    elif action == "key-create":
+        facts += [("Key", f"{d.pop('name', '')} ({d.pop('prefix', '')})"),
+                  ("Role", str(d.pop("role", ""))),
+                  ("Clients", str(d.pop("clients", "")) or "all")]
+    elif action == "key-revoke":
+        keys = d.pop("keys", [])
+        facts.append(("Keys", ", ".join(f"{k.get('name')} ({k.get('prefix')}, {k.get('role')})"
+                                        for k in keys if isinstance(k, dict)) or "—"))
+        d.pop("match", None)
+    # Whatever is left (a newer writer's details): listed, readable, never dropped.
+    facts += [(key.replace("_", " ").capitalize(), _plain(value)) for key, value in d.items()]
+    return {"id": row.id, "at": stamp(row.at), "actor": row.actor, "action": action,
+            "scope": row.scope, "reason": row.reason, "change": change, "facts": facts,
+            "results": results}
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items()) or "—"
+    return "—" if value is None else str(value)

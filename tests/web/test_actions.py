@@ -126,6 +126,31 @@ def test_ticket_shows_the_schema_message_for_a_bad_number(page: Page, server: Se
     expect(page.locator('#blotter tr[data-coid="web-bad-qty"]')).to_have_count(0)
 
 
+def test_the_ticket_keeps_the_account_and_symbol_after_a_submit(page: Page,
+                                                                server: Server) -> None:
+    """After an order is placed, the ticket is ready for the next one on the same
+    account and symbol: only the qty, the price and the client order id are cleared."""
+    login(page, server, "op", "/orders")
+    wait_live(page)
+    fill_ticket(page, client="demo-2", venue="paper-bybit", symbol="ETH-PERP", side="buy",
+                tif="gtc", qty="0.01", price="1000.00", client_order_id="web-keeps-1")
+    ticket = page.locator("#ticket")
+    ticket.locator("input[name=post_only]").check()
+    submit_ticket(page)
+    expect(ticket.locator(".toast-ok")).to_contain_text("web-keeps-1")
+    for name, value in (("client", "demo-2"), ("venue", "paper-bybit"),
+                        ("symbol", "ETH-PERP"), ("side", "buy"), ("type", "limit"),
+                        ("time_in_force", "gtc")):
+        expect(ticket.locator(f"select[name={name}]")).to_have_value(value)
+    expect(ticket.locator("input[name=post_only]")).to_be_checked()
+    for name in ("qty", "price", "client_order_id"):
+        expect(ticket.locator(f"input[name={name}]")).to_have_value("")
+    expect(ticket.locator("input[name=qty]")).to_be_focused()  # ready for the next one
+    row = page.locator('#blotter tr[data-coid="web-keeps-1"]')
+    expect(row).to_have_count(1)
+    server.api("DELETE", f"/orders/{row.get_attribute('data-order-id')}")
+
+
 # ---- kill switches -----------------------------------------------------------------------------
 
 def test_disable_trading_banner_then_order_refused(page: Page, server: Server) -> None:
@@ -151,7 +176,7 @@ def test_disable_trading_banner_then_order_refused(page: Page, server: Server) -
         expect(page.locator("#control-result")).to_contain_text("halted")
         expect(banner).to_have_class(HALTED)  # pushed over the socket
         expect(banner).to_contain_text("TRADING DISABLED")
-        expect(page.locator('tr[data-scope="global"] .chip')).to_have_text("HALTED")
+        expect(page.locator('tr[data-scope="global"] td.own .chip')).to_have_text("HALTED")
         _assert_not_reloaded(page)
         assert trading_state(server) == "halted"
 
@@ -234,8 +259,13 @@ def test_readme_kill_switch_screenshot(page: Page, server: Server) -> None:
         confirm_control(page, "client demo", "reduce-only", "desk review: demo over budget")
         expect(page.locator("#banner")).to_have_class(REDUCE_ONLY)
         expect(page.locator("#banner")).to_contain_text("client demo")
-        expect(page.locator('tr[data-scope="client demo"] .chip')).to_have_text("REDUCE-ONLY")
-        expect(page.locator('tr[data-scope="client demo-2"] .chip')).to_have_text("ACTIVE")
+        expect(page.locator('tr[data-scope="client demo"] td.own .chip')
+               ).to_have_text("REDUCE-ONLY")
+        expect(page.locator('tr[data-scope="client demo-2"] td.own .chip')).to_have_text("ACTIVE")
+        # demo's accounts are reduce-only through their client, and say so.
+        in_force = page.locator('tr[data-scope="client demo, venue paper-binance"] td.in-force')
+        expect(in_force.locator(".chip")).to_have_text("REDUCE-ONLY")
+        expect(in_force).to_contain_text("set on client demo")
         page.mouse.move(0, 0)
         path = doc_screenshot_path("kill-switch")
         page.screenshot(path=str(path))

@@ -126,11 +126,14 @@ def test_a_scoped_user_sees_only_their_clients_in_a_global_close_all(page: Page,
         assert {r["client"] for r in body["results"]} == {"demo", "demo-2"}
 
         login(page, server, "trader", "/audit")  # the trader is scoped to demo
-        row = page.locator("#audit tr", has_text="hardening test: close everything")
+        row = page.locator("#audit > tbody > tr", has_text="hardening test: close everything")
         expect(row).to_have_count(1)
         details = row.locator("td.details")
-        expect(details).to_contain_text('"client": "demo"')
-        expect(details).to_contain_text("paper-binance")
+        # The results as a small table: their own position only.
+        results = details.locator("table.close-results tbody tr")
+        expect(results).to_have_count(1)
+        expect(results.locator("td").nth(0)).to_have_text("demo")
+        expect(results.locator("td").nth(1)).to_have_text("paper-binance")
         expect(details).not_to_contain_text("demo-2")
         expect(details).not_to_contain_text("paper-bybit")
         expect(page.locator("#audit")).not_to_contain_text(re.compile(r"demo-2"))
@@ -138,7 +141,7 @@ def test_a_scoped_user_sees_only_their_clients_in_a_global_close_all(page: Page,
         # An unscoped operator sees every client's result.
         page.context.clear_cookies()
         login(page, server, "op", "/audit")
-        details = page.locator("#audit tr", has_text="hardening test: close everything"
+        details = page.locator("#audit > tbody > tr", has_text="hardening test: close everything"
                                ).locator("td.details")
         expect(details).to_contain_text("demo-2")
         expect(details).to_contain_text("paper-bybit")

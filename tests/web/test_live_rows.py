@@ -125,3 +125,35 @@ def test_a_replace_that_fills_shows_the_position_and_both_rows(page: Page,
         assert page.js_errors == [] and blotter.js_errors == []  # type: ignore[attr-defined]
     finally:
         _flatten(server)
+
+
+def test_the_replace_button_shows_the_successor(page: Page, server: Server) -> None:
+    """The blotter's Replace button: a dialog (no window.prompt) for the new price and
+    qty; the successor appears in the blotter and on the dashboard by push."""
+    original = _rest(server, "live-replace-button")
+    blotter = _open_both(page, server)
+    row = blotter.locator(f'#blotter tr[data-order-id="{original["id"]}"]')
+    row.get_by_role("button", name="Replace").click()
+    dialog = blotter.locator("dialog#replace-dialog")
+    expect(dialog).to_be_visible()
+    expect(blotter.locator("#replace-price")).to_have_value(original["price"])
+    expect(blotter.locator("#replace-price")).to_be_focused()
+    new_price = _passive_price(server, "0.88")
+    blotter.fill("#replace-price", new_price)
+    blotter.fill("#replace-qty", "0.002")
+    with blotter.expect_response(lambda r: r.url.endswith(f"/ui/orders/{original['id']}"
+                                                          "/replace")):
+        blotter.keyboard.press("Enter")  # submits the form
+    expect(dialog).to_be_hidden()
+    expect(blotter.locator("#toasts")).to_contain_text(f"at {new_price}")
+    successor = blotter.locator('#blotter tr[data-coid="live-replace-button.r1"]')
+    expect(successor).to_have_count(1)
+    expect(successor).to_contain_text(new_price)
+    expect(successor).to_contain_text("0.002")
+    expect(row.locator("td.status")).to_contain_text("canceled")
+    sid = successor.get_attribute("data-order-id")
+    expect(page.locator(f'#orders tr[data-order-id="{sid}"]')).to_have_count(1)
+    expect(page.locator(f'#orders tr[data-order-id="{original["id"]}"]')).to_have_count(0)
+    _not_reloaded(page, blotter)
+    server.api("DELETE", f"/orders/{sid}")
+    assert page.js_errors == [] and blotter.js_errors == []  # type: ignore[attr-defined]
