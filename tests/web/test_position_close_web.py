@@ -92,6 +92,10 @@ def test_a_scoped_trader_closes_a_position_by_keyboard(page: Page, server: Serve
         row = _row(page, "demo", "paper-bybit", "SOL-PERP")
         button = row.get_by_role("button", name="Close")
         button.focus()
+        # The table is re-rendered by push (prices move): the keyboard stays on Close.
+        page.evaluate("document.getElementById('positions').dataset.old = 'yes'")
+        expect(page.locator("#positions[data-old]")).to_have_count(0)  # replaced
+        expect(button).to_be_focused()
         page.keyboard.press("Enter")
         expect(page.locator("dialog#confirm")).to_be_visible()
         # The reason is optional: straight to the confirm button.
