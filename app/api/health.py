@@ -21,7 +21,8 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database reachable and writable, every mark fresh",
+@router.get("/readyz", summary="Database reachable and writable, every mark fresh, no "
+            "invalid or stale order book",
             responses={503: {"description": "not ready: ``problems`` says why"}})
 async def readyz(system: System) -> JSONResponse:
     problems: list[str] = []
@@ -41,6 +42,9 @@ async def readyz(system: System) -> JSONResponse:
     if stale:
         problems.append(f"stale or missing marks (> {system.settings.stale_mark_seconds:g} s): "
                         + ", ".join(stale))
+    books = system.unready_books(utc_now())
+    if books:
+        problems.append("order books not ready for market orders: " + ", ".join(books))
     body = {"status": "ready" if not problems else "not_ready", "problems": problems}
     return JSONResponse(body, status_code=200 if not problems else 503)
 

@@ -89,4 +89,24 @@ class FundingRate:
     ts: datetime
 
 
-MarketUpdate = Quote | TradePrint | BookSnapshot | BookDelta | MarkPrice | FundingRate
+@dataclass(frozen=True, slots=True)
+class BookInvalidated:
+    """Our copy of the venue's book can no longer be trusted.
+
+    A feed emits it when it sees a sequence gap (an update id that does not
+    follow the last one applied): levels changed that we never heard about, so
+    trading against the book would use liquidity that may not be there. The
+    book stays invalid until the feed's next ``BookSnapshot`` (or, for a book
+    kept from L1 quotes only, the next ``Quote``). ``reason`` is for people
+    (logs, /readyz), e.g. ``"gap: pu 41 after u 40"``.
+    """
+
+    venue: str
+    symbol: str
+    reason: str
+    ts: datetime
+
+
+MarketUpdate = (
+    Quote | TradePrint | BookSnapshot | BookDelta | MarkPrice | FundingRate | BookInvalidated
+)

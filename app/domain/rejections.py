@@ -34,6 +34,10 @@ class RejectCode(StrEnum):
     INVALID_CLIENT_ORDER_ID = "INVALID_CLIENT_ORDER_ID"
     ORDER_NOT_OPEN = "ORDER_NOT_OPEN"
     NO_MARKET_DATA = "NO_MARKET_DATA"
+    # A market order (or a triggered stop-market) against a book the feed marked
+    # invalid (a sequence gap, until the next snapshot) or that has not been
+    # updated for longer than the venue's max book age: its prices are not the market's.
+    BOOK_NOT_READY = "BOOK_NOT_READY"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     INVALID_AMOUNT = "INVALID_AMOUNT"
 

@@ -158,3 +158,19 @@ class TradingSystem:
             if seen is None or (now - seen).total_seconds() > limit:
                 stale.append(f"{inst.venue}:{inst.symbol}")
         return stale
+
+    def unready_books(self, now: datetime) -> list[str]:
+        """Paper books that would refuse a market order now (BOOK_NOT_READY): invalidated
+        by a feed gap, or stale (no update for longer than the venue's max book age),
+        each as ``venue:symbol (why)``. A book never fed is not listed (no data is what
+        ``stale_marks`` reports)."""
+        unready = []
+        for inst in self.instruments:
+            venue = self.engine.venues.get(inst.venue)
+            if not isinstance(venue, PaperVenue):
+                continue  # a live venue keeps no paper book
+            book = venue.books.get(inst.symbol)
+            why = book.not_ready(now, venue.config.max_book_age) if book is not None else None
+            if why:
+                unready.append(f"{inst.venue}:{inst.symbol} ({why})")
+        return unready

@@ -22,11 +22,20 @@ liquidity twice. So what we took comes back only as the market itself moves on:
   beyond the touch of an L1 quote) returns all of it;
 * a level that grows keeps what we took withheld: new orders join behind, and
   its next shrink eats the front of the queue, where what we took was.
+
+Whether the book can be trusted is tracked too. A feed that sees a sequence gap
+says so (``BookInvalidated``): levels changed that we never heard about, so the
+book is **invalid** — deltas are ignored (they would patch a book that is already
+wrong) until the next snapshot, or, for a book kept from L1 quotes, the next
+quote. And a book that has not been updated for a while is **stale**: the last
+update's time is kept (``updated_at``) so the venue can refuse to walk it with a
+market order (``not_ready``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sortedcontainers import SortedDict
@@ -53,8 +62,10 @@ class Book:
         "bid_size",
         "depth",
         "growth",
+        "invalid_reason",
         "is_l2",
         "tick",
+        "updated_at",
     )
 
     def __init__(self, tick: Decimal, depth: int = 20, growth: Decimal = Decimal("0.5")):
@@ -71,21 +82,37 @@ class Book:
         # price -> [size the level displayed when we took from it, how much we took]
         self._bid_taken: dict[Decimal, list[Decimal]] = {}
         self._ask_taken: dict[Decimal, list[Decimal]] = {}
+        # Why the feed said this book cannot be trusted; None while it is valid.
+        self.invalid_reason: str | None = None
+        # Exchange time of the last update that changed the book (None: never fed).
+        self.updated_at: datetime | None = None
 
     # ---- feed updates -------------------------------------------------
 
-    def set_quote(self, bid: Decimal, bid_size: Decimal, ask: Decimal, ask_size: Decimal) -> None:
-        """L1 update. Ignored for the book once L2 data has been seen (L2 is richer)."""
+    def set_quote(self, bid: Decimal, bid_size: Decimal, ask: Decimal, ask_size: Decimal,
+                  at: datetime | None = None) -> None:
+        """L1 update (``at``: its exchange time). Ignored for the book once L2 data has
+        been seen (L2 is richer); on an L1 book it is the whole state, so it makes an
+        invalidated book valid again."""
         if self.is_l2:
             return
+        self.invalid_reason = None
+        if at is not None:
+            self.updated_at = at
         self.bid, self.bid_size, self.ask, self.ask_size = bid, bid_size, ask, ask_size
         if self._bid_taken:
             self._restate(Side.BUY, self._bid_taken)
         if self._ask_taken:
             self._restate(Side.SELL, self._ask_taken)
 
-    def apply_snapshot(self, bids: tuple[Level, ...], asks: tuple[Level, ...]) -> None:
+    def apply_snapshot(self, bids: tuple[Level, ...], asks: tuple[Level, ...],
+                       at: datetime | None = None) -> None:
+        """Replace the whole L2 book (``at``: the snapshot's exchange time); a snapshot
+        makes an invalidated book valid again."""
         self.is_l2 = True
+        self.invalid_reason = None
+        if at is not None:
+            self.updated_at = at
         self._bids.clear()
         self._asks.clear()
         for price, size in bids:
@@ -100,9 +127,15 @@ class Book:
         if self._ask_taken:
             self._restate(Side.SELL, self._ask_taken)
 
-    def apply_delta(self, bids: tuple[Level, ...], asks: tuple[Level, ...]) -> None:
-        if not self.is_l2:
-            return  # a delta without a snapshot cannot be placed; wait for one
+    def apply_delta(self, bids: tuple[Level, ...], asks: tuple[Level, ...],
+                    at: datetime | None = None) -> None:
+        """Change some L2 levels (absolute sizes, 0 deletes; ``at``: exchange time)."""
+        if not self.is_l2 or self.invalid_reason is not None:
+            # A delta without a snapshot cannot be placed, and one on an invalidated
+            # book would patch a book that is already wrong: wait for a snapshot.
+            return
+        if at is not None:
+            self.updated_at = at
         for side_levels, levels in ((bids, self._bids), (asks, self._asks)):
             for price, size in side_levels:
                 if size > 0:
@@ -114,6 +147,12 @@ class Book:
             self._restate(Side.BUY, self._bid_taken, {p for p, _ in bids})
         if self._ask_taken and asks:
             self._restate(Side.SELL, self._ask_taken, {p for p, _ in asks})
+
+    def invalidate(self, reason: str) -> None:
+        """The feed lost updates (a sequence gap): the book is wrong until the next
+        snapshot (or, for an L1 book, quote). Its levels are kept — resting orders keep
+        their queue estimates — but market orders must not walk them (``not_ready``)."""
+        self.invalid_reason = reason or "invalidated by the feed"
 
     def _restate(self, book_side: Side, taken: dict[Decimal, list[Decimal]],
                  prices: set[Decimal] | None = None) -> None:
@@ -141,6 +180,27 @@ class Book:
             self.ask, self.ask_size = None, ZERO
 
     # ---- reading ------------------------------------------------------
+
+    @property
+    def valid(self) -> bool:
+        """False between a feed's ``BookInvalidated`` and the next snapshot (L1: quote)."""
+        return self.invalid_reason is None
+
+    def not_ready(self, now: datetime, max_age: timedelta | None) -> str | None:
+        """Why a market order must not walk this book now, or None if it may.
+
+        Invalid (a feed gap), or stale: the last update is older than ``max_age``
+        (None: never stale). A book never fed is neither — it has no liquidity,
+        which the venue reports on its own (``NO_MARKET_DATA``).
+        """
+        if self.invalid_reason is not None:
+            return f"invalid ({self.invalid_reason})"
+        if max_age is not None and self.updated_at is not None:
+            age = now - self.updated_at
+            if age > max_age:
+                return (f"stale (last update {age.total_seconds():g} s ago, "
+                        f"limit {max_age.total_seconds():g} s)")
+        return None
 
     @property
     def has_liquidity(self) -> bool:

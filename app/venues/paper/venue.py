@@ -33,6 +33,7 @@ from itertools import count
 from app.domain.instruments import Instrument, VenueCapabilities
 from app.domain.market import (
     BookDelta,
+    BookInvalidated,
     BookSnapshot,
     FundingRate,
     MarketUpdate,
@@ -71,6 +72,10 @@ class PaperVenueConfig:
     # sweep took, so the levels above were printed already); "full" fills the
     # whole order (the level must have gone, us included: optimistic).
     through_fill: str = "print"
+    # A book with no update for longer than this (exchange time of its last quote,
+    # snapshot or delta vs the venue clock) is stale: market orders are refused
+    # with BOOK_NOT_READY rather than filled at prices from the past. None: never.
+    max_book_age: timedelta | None = timedelta(seconds=30)
 
 
 @dataclass(slots=True)
@@ -132,6 +137,7 @@ class PaperVenue:
         self._handlers = {
             Quote: self._on_quote, TradePrint: self._on_trade, BookSnapshot: self._on_snapshot,
             BookDelta: self._on_delta, MarkPrice: self._on_mark, FundingRate: _ignore,
+            BookInvalidated: self._on_invalidated,
         }
 
     # ---- setup ----------------------------------------------------------
@@ -273,7 +279,7 @@ class PaperVenue:
         book = self.books.get(q.symbol)
         if book is None:
             return None
-        book.set_quote(q.bid, q.bid_size, q.ask, q.ask_size)
+        book.set_quote(q.bid, q.bid_size, q.ask, q.ask_size, q.ts)
         out: list[Report] = []
         if self._resting[q.symbol]:
             self._on_book_change(q.symbol, book, now, out)
@@ -285,15 +291,22 @@ class PaperVenue:
         book = self.books.get(u.symbol)
         if book is None:
             return None
-        book.apply_snapshot(u.bids, u.asks)
+        book.apply_snapshot(u.bids, u.asks, u.ts)
         return self._after_l2(u.symbol, book, now)
 
     def _on_delta(self, u: BookDelta, now: datetime) -> list[Report] | None:
         book = self.books.get(u.symbol)
         if book is None:
             return None
-        book.apply_delta(u.bids, u.asks)
+        book.apply_delta(u.bids, u.asks, u.ts)
         return self._after_l2(u.symbol, book, now)
+
+    def _on_invalidated(self, u: BookInvalidated, now: datetime) -> None:
+        # Nothing trades on it: resting orders keep their place, market orders are
+        # refused (``_execute``) until the next snapshot makes the book valid again.
+        book = self.books.get(u.symbol)
+        if book is not None:
+            book.invalidate(u.reason)
 
     def _after_l2(self, symbol: str, book: Book, now: datetime) -> list[Report]:
         out: list[Report] = []
@@ -367,6 +380,10 @@ class PaperVenue:
         if is_market and not book.has_liquidity:
             self._refuse(work, RejectCode.NO_MARKET_DATA,
                          f"no order book for {work.symbol} yet", now, out)
+            return
+        if is_market and (why := book.not_ready(now, self.config.max_book_age)):
+            self._refuse(work, RejectCode.BOOK_NOT_READY,
+                         f"the {work.symbol} order book is {why}", now, out)
             return
         if work.post_only and limit is not None and self._crosses(book, work.side, limit):
             self._refuse(work, RejectCode.POST_ONLY_WOULD_CROSS,
