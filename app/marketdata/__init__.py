@@ -2,9 +2,17 @@
 
 Every feed yields updates in non-decreasing ``ts`` order (aware UTC) with
 ``Decimal`` prices and sizes. ``synthetic`` is the embedded, seeded default;
-``replay`` reads the recorded files in ``../shared/data``.
+``replay`` reads the recorded files in ``../shared/data``; ``binance_depth``
+and ``bybit_book`` check order-book sequence numbers (a gap yields
+``BookInvalidated``).
 """
 
+from app.marketdata.binance_depth import (
+    BinanceDepthAssembler,
+    assemble_binance_depth,
+    read_binance_depth,
+)
+from app.marketdata.bybit_book import BybitBookAssembler
 from app.marketdata.replay import (
     default_data_dir,
     merge_by_time,
@@ -23,13 +31,17 @@ from app.marketdata.synthetic import (
 )
 
 __all__ = [
+    "BinanceDepthAssembler",
+    "BybitBookAssembler",
     "SyntheticMarket",
+    "assemble_binance_depth",
     "default_data_dir",
     "default_initial_price",
     "merge_by_time",
     "next_funding_at",
     "parse_ts",
     "quote_ticks",
+    "read_binance_depth",
     "read_binance_quotes",
     "read_binance_trades",
     "read_bybit_book",

@@ -5,6 +5,10 @@ README). Numbers are parsed straight from the file text with ``Decimal(str)``
 and never pass through float, so a replay is exact; timestamps come out
 timezone-aware UTC. Each reader yields updates in file order, which for
 these files is non-decreasing ``ts``; ``merge_by_time`` interleaves streams.
+
+Order books are checked by their sequence numbers on the way in
+(``bybit_book``, ``binance_depth``): a gap yields ``BookInvalidated`` and no
+delta until the next snapshot.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from app.domain.instruments import Rounding, round_to_increment
 from app.domain.market import (
     BookDelta,
+    BookInvalidated,
     BookSnapshot,
     FundingRate,
     MarketUpdate,
@@ -31,8 +36,8 @@ from app.domain.market import (
     TradePrint,
 )
 from app.domain.orders import Side
+from app.marketdata.bybit_book import BybitBookAssembler
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BAR_SIZE_QUANTUM = Decimal("0.001")
 # Where each of a bar's four price points sits inside its minute.
 _BAR_OFFSETS = tuple(timedelta(seconds=s) for s in (0, 15, 30, 45))
@@ -115,39 +120,25 @@ def merge_by_time(*iterables: Iterable[MarketUpdate]) -> Iterator[MarketUpdate]:
     return heapq.merge(*iterables, key=attrgetter("ts"))
 
 
-def _levels(raw: list[list[str]]) -> tuple[tuple[Decimal, Decimal], ...]:
-    return tuple((Decimal(price), Decimal(size)) for price, size in raw)
-
-
 def read_bybit_book(
     path: StrPath, *, venue: str, symbol: str
-) -> Iterator[BookSnapshot | BookDelta]:
-    """Bybit v5 ``orderbook.<depth>`` messages, one JSON object a line.
+) -> Iterator[BookSnapshot | BookDelta | BookInvalidated]:
+    """Bybit v5 ``orderbook.<depth>`` messages, one JSON object a line, checked by
+    their ``u`` and ``seq`` (``bybit_book``).
 
-    A ``snapshot`` becomes a ``BookSnapshot`` (bids sorted descending, asks
-    ascending); a ``delta`` becomes a ``BookDelta`` carrying absolute sizes,
-    where size 0 deletes the level. Deltas before the first snapshot are
-    skipped, as a live Bybit client must: there is nothing to apply them to.
+    A ``snapshot`` (or a message with ``u`` = 1: Bybit's restart snapshot) becomes
+    a ``BookSnapshot`` (bids sorted descending, asks ascending); a ``delta`` becomes
+    a ``BookDelta`` carrying absolute sizes, where size 0 deletes the level. Deltas
+    before the first snapshot are skipped, as a live Bybit client must: there is
+    nothing to apply them to. Stale or duplicated deltas (``seq`` not increasing)
+    are dropped; a delta whose ``u`` is not the previous ``u`` + 1 yields one
+    ``BookInvalidated`` and no delta until the next snapshot.
     """
-    seen_snapshot = False
+    assembler = BybitBookAssembler(venue, symbol)
     with open(path, encoding="utf-8") as f:
         for line in f:
-            if not line.strip():
-                continue
-            message = json.loads(line)
-            data, kind = message["data"], message["type"]
-            ts = _EPOCH + timedelta(milliseconds=int(message["ts"]))
-            bids, asks = _levels(data["b"]), _levels(data["a"])
-            if kind == "snapshot":
-                seen_snapshot = True
-                bids = tuple(sorted(bids, key=lambda level: level[0], reverse=True))
-                asks = tuple(sorted(asks, key=lambda level: level[0]))
-                yield BookSnapshot(venue, symbol, bids, asks, ts)
-            elif kind == "delta":
-                if seen_snapshot:
-                    yield BookDelta(venue, symbol, bids, asks, ts)
-            else:
-                raise ValueError(f"unknown Bybit message type {kind!r}")
+            if line.strip():
+                yield from assembler.on_message(json.loads(line))
 
 
 def read_funding_series(

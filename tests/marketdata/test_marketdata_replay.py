@@ -201,20 +201,22 @@ def test_bybit_book(data_dir: Path) -> None:
 
 
 def test_bybit_deltas_before_snapshot_are_skipped(tmp_path: Path) -> None:
-    def message(kind: str, ts: int, bids: list[list[str]], asks: list[list[str]]) -> str:
-        data = {"s": "XRPUSDT", "b": bids, "a": asks, "u": 1, "seq": 1}
+    def message(kind: str, ts: int, bids: list[list[str]], asks: list[list[str]],
+                u: int, seq: int) -> str:
+        data = {"s": "XRPUSDT", "b": bids, "a": asks, "u": u, "seq": seq}
         return json.dumps({"topic": "orderbook.500.XRPUSDT", "type": kind, "ts": ts, "data": data})
 
     path = tmp_path / "book.jsonl"
     path.write_text(
         "\n".join(
             [
-                message("delta", 1000, [["1.0", "5"]], []),
+                message("delta", 1000, [["1.0", "5"]], [], 40, 400),
                 message(
-                    "snapshot", 2000, [["1.0", "5"], ["1.1", "7"]], [["1.3", "1"], ["1.2", "2"]]
+                    "snapshot", 2000, [["1.0", "5"], ["1.1", "7"]], [["1.3", "1"], ["1.2", "2"]],
+                    41, 410,
                 ),
                 "",
-                message("delta", 3000, [["1.1", "0"]], [["1.2", "4"]]),
+                message("delta", 3000, [["1.1", "0"]], [["1.2", "4"]], 42, 420),
             ]
         )
     )
