@@ -1,18 +1,23 @@
 """``perpdesk simulate``: run the engine on the built-in demo configuration.
 
-Feeds the synthetic market (or a replay of the real BTC-PERP 1-minute bars)
-through the engine while a small, seeded demo trader places market and
-limit orders for each client, then prints what happened: orders by outcome,
-closed trades and every account's valuation. Deterministic for a seed.
+Feeds the synthetic market, or a replay of an OHLCV bar file (any interval,
+any configured symbol, optionally with a funding-rate file), through the
+engine while a small, seeded demo trader places market and limit orders for
+each client, then prints what happened: orders by outcome, closed trades and
+every account's valuation. Deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import sys
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from app.defaults import (
     CLIENTS,
@@ -25,28 +30,122 @@ from app.defaults import (
 from app.domain.commands import Deposit, SubmitOrder
 from app.domain.events import Event, OrderFilled, OrderRejected, TradeClosed
 from app.domain.instruments import Instrument, Rounding
+from app.domain.market import FundingRate, MarketUpdate
 from app.domain.orders import OrderSpec, OrderType, Side
 from app.domain.rejections import CommandRefused
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
-from app.marketdata.replay import default_data_dir, read_perp_bars
+from app.marketdata.bars import (
+    bar_file_layout,
+    detect_interval,
+    format_interval,
+    parse_interval,
+    read_bars,
+    read_funding_rates,
+)
+from app.marketdata.replay import default_data_dir
 from app.marketdata.synthetic import SyntheticMarket
-from app.venues.paper.venue import PaperVenue
+from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
+BTC_BARS = "btc-perp-2022-01_1m.csv"
+# Without --minutes: 30 minutes of the synthetic market, or 30 bars of a file
+# (30 minutes of the 1-minute BTC sample, as before bar files of any interval).
+DEFAULT_MINUTES = 30.0
+DEFAULT_BARS = 30
+# Depth given to each bar of a file without volume (quote units): deep enough that
+# the demo's small orders never walk it, which the report says.
+NOTIONAL_WITHOUT_VOLUME = Decimal(1_000_000)
 
 
-def build_demo_engine(instruments: list[Instrument], venues: tuple[str, ...]) -> Engine:
+@dataclass(slots=True)
+class Source:
+    """What to replay: the feed, the instruments and venues it covers, and how."""
+
+    feed: Iterable[MarketUpdate]
+    instruments: list[Instrument]
+    venues: tuple[str, ...]
+    venue_config: PaperVenueConfig | None = None
+    description: str = "synthetic market"
+    interval: timedelta | None = None  # of a bar file
+
+
+def build_demo_engine(instruments: list[Instrument], venues: tuple[str, ...],
+                      venue_config: PaperVenueConfig | None = None) -> Engine:
+    """The demo clients on ``venues``, funded at ``START``, trading ``instruments``."""
     config = EngineConfig(
         instruments=instruments,
         accounts=[AccountSetup(c, v, DEFAULT_LEVERAGE) for c in CLIENTS for v in venues],
         limits=DEMO_LIMITS,
     )
-    engine = Engine(config, {v: PaperVenue(v) for v in venues})
+    engine = Engine(config, {v: PaperVenue(v, venue_config) for v in venues})
     for client in CLIENTS:
         for venue in venues:
             engine.handle(Deposit(client, venue, STARTING_BALANCE), START)
     return engine
+
+
+def bar_source(path: Path, *, symbol: str = "BTC-PERP", venue: str = VENUES[0],
+               interval: timedelta | None = None, funding: Path | None = None,
+               volume_unit: str = "quote") -> Source:
+    """A bar file replayed as ``symbol`` on ``venue`` (one of the demo's), its interval
+    given or detected, merged with a funding-rate file if given.
+
+    The paper venue's max book age becomes half the interval when that is longer
+    than its default: a bar file quotes every quarter interval, so a book is only
+    stale once two of its points are missing.
+    """
+    if venue not in VENUES:
+        raise ValueError(f"unknown venue {venue!r} (configured: {', '.join(VENUES)})")
+    instruments = [i for i in demo_instruments((venue,)) if i.symbol == symbol]
+    if not instruments:
+        known = sorted({i.symbol for i in demo_instruments((venue,))})
+        raise ValueError(f"unknown symbol {symbol!r} (configured: {', '.join(known)})")
+    inst = instruments[0]
+    layout = bar_file_layout(path, volume_unit)
+    detected = interval is None
+    if interval is None:
+        interval = detect_interval(path)
+    feed: Iterable[MarketUpdate] = read_bars(
+        path, venue=venue, symbol=symbol, tick=inst.tick_size, interval=interval,
+        size_step=inst.step_size, volume_unit=volume_unit,
+        notional_without_volume=NOTIONAL_WITHOUT_VOLUME if layout.volume is None else None)
+    description = (f"{path.name}: {symbol} on {venue}, {format_interval(interval)} bars"
+                   f"{' (detected)' if detected else ''}")
+    if layout.volume is None:
+        description += f", no volume column ({NOTIONAL_WITHOUT_VOLUME:,} quote a bar assumed)"
+    if funding is not None:
+        feed = with_funding(feed, read_funding_rates(funding, venue=venue, symbol=symbol))
+        description += f", funding from {funding.name}"
+    default_age = PaperVenueConfig().max_book_age
+    max_age = interval / 2 if default_age is None or interval / 2 > default_age else default_age
+    return Source(feed, instruments, (venue,), PaperVenueConfig(max_book_age=max_age),
+                  description, interval)
+
+
+def with_funding(bars: Iterable[MarketUpdate], rates: Iterable[FundingRate]
+                 ) -> Iterator[MarketUpdate]:
+    """The bar stream with the funding rates that fall inside it, in time order.
+
+    Rates before the first bar or after the last are left out (no market to settle
+    against; the run ends with the bars). A rate stamped at the same time as a bar
+    point comes after it, so it settles against that point's mark.
+    """
+    pending = iter(rates)
+    rate = next(pending, None)
+    started = False
+    for update in bars:
+        while rate is not None and rate.ts < update.ts:
+            if started:
+                yield rate
+            rate = next(pending, None)
+        started = True
+        yield update
+
+
+def synthetic_source(seed: int) -> Source:
+    instruments = demo_instruments(VENUES)
+    return Source(SyntheticMarket(instruments, seed=seed, start=START), instruments, VENUES)
 
 
 def _demo_order(rng: random.Random, engine: Engine, inst: Instrument, client: str
@@ -68,41 +167,84 @@ def _demo_order(rng: random.Random, engine: Engine, inst: Instrument, client: st
     return OrderSpec(client, inst.venue, inst.symbol, side, OrderType.LIMIT, qty, price=limit)
 
 
-def run(args: argparse.Namespace) -> int:
-    rng = random.Random(args.seed)
-    if args.source == "btc-bars":
-        venues = (VENUES[0],)
-        instruments = [i for i in demo_instruments(venues) if i.symbol == "BTC-PERP"]
-        feed = read_perp_bars(default_data_dir() / "btc-perp-2022-01_1m.csv", venue=venues[0],
-                              symbol="BTC-PERP", tick=instruments[0].tick_size)
-    else:
-        venues = VENUES
-        instruments = demo_instruments(venues)
-        feed = SyntheticMarket(instruments, seed=args.seed, start=START)
-    engine = build_demo_engine(instruments, venues)
-    events: list[Event] = []
-    first_ts = None
+@dataclass(slots=True)
+class Result:
+    """A finished simulation: the engine as it ended and every event it produced."""
+
+    engine: Engine
+    events: list[Event]
+    venues: tuple[str, ...]
+    updates: int = 0
+    funding_rates: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+
+
+def simulate(source: Source, *, seed: int, minutes: float | None,
+             order_every: float = 5.0) -> Result:
+    """Run ``source`` through a demo engine for ``minutes`` of market time (None: until
+    the feed ends), placing a demo order at most every ``order_every`` seconds."""
+    rng = random.Random(seed)
+    engine = build_demo_engine(source.instruments, source.venues, source.venue_config)
+    result = Result(engine, [], source.venues)
     next_order_at = None
-    for update in feed:
+    limit = None if minutes is None else timedelta(minutes=minutes)
+    for update in source.feed:
         now = update.ts
-        first_ts = first_ts or now
-        if now - first_ts > timedelta(minutes=args.minutes):
+        result.first_at = result.first_at or now
+        if limit is not None and now - result.first_at > limit:
             break
-        events.extend(engine.on_market(update, now))
+        result.last_at = now
+        result.updates += 1
+        result.funding_rates += type(update) is FundingRate
+        result.events.extend(engine.on_market(update, now))
         if next_order_at is None or now >= next_order_at:
-            next_order_at = now + timedelta(seconds=args.order_every)
-            inst = rng.choice(instruments)
+            next_order_at = now + timedelta(seconds=order_every)
+            inst = rng.choice(source.instruments)
             spec = _demo_order(rng, engine, inst, rng.choice(CLIENTS))
             if spec is not None:
                 try:
-                    events.extend(engine.handle(SubmitOrder(spec), now))
+                    result.events.extend(engine.handle(SubmitOrder(spec), now))
                 except CommandRefused as refused:
                     print(f"refused: {refused}")
-    _print_report(engine, events, venues)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.source == "synthetic":
+            if args.funding or args.interval or args.symbol:
+                raise ValueError("--symbol, --interval and --funding need a bar file --source")
+            source = synthetic_source(args.seed)
+            minutes = DEFAULT_MINUTES if args.minutes is None else args.minutes
+        else:
+            path = (default_data_dir() / BTC_BARS if args.source == "btc-bars"
+                    else Path(args.source).expanduser())
+            source = bar_source(
+                path, symbol=args.symbol or "BTC-PERP", venue=args.venue,
+                interval=parse_interval(args.interval) if args.interval else None,
+                funding=Path(args.funding).expanduser() if args.funding else None,
+                volume_unit=args.volume_unit)
+            minutes = args.minutes
+            if minutes is None and source.interval is not None:
+                minutes = DEFAULT_BARS * source.interval.total_seconds() / 60
+        if minutes is not None and minutes <= 0:
+            minutes = None  # until the data ends
+        print(f"source: {source.description}")
+        result = simulate(source, seed=args.seed, minutes=minutes, order_every=args.order_every)
+    except (OSError, ValueError) as exc:
+        print(f"perpdesk simulate: {exc}", file=sys.stderr)
+        return 2
+    _print_report(result)
     return 0
 
 
-def _print_report(engine: Engine, events: list[Event], venues: tuple[str, ...]) -> None:
+def _print_report(result: Result) -> None:
+    engine, events = result.engine, result.events
+    if result.first_at is not None and result.last_at is not None:
+        print(f"market: {result.updates} updates, {result.first_at:%Y-%m-%d %H:%M} → "
+              f"{result.last_at:%Y-%m-%d %H:%M} UTC"
+              + (f", {result.funding_rates} funding rates" if result.funding_rates else ""))
     orders = engine.state.orders.values()
     outcomes = Counter(o.status.value for o in orders)
     reasons = Counter(e.code for e in events if isinstance(e, OrderRejected))
@@ -118,7 +260,7 @@ def _print_report(engine: Engine, events: list[Event], venues: tuple[str, ...]) 
     print(f"{'client':8} {'venue':14} {'wallet':>12} {'unrealized':>11} {'equity':>12} "
           f"{'available':>12} {'fees':>8} {'funding':>9}")
     for client in CLIENTS:
-        for venue in venues:
+        for venue in result.venues:
             s = engine.summary(client, venue)
             print(f"{client:8} {venue:14} {s.wallet:12.2f} {s.unrealized_pnl:11.2f} "
                   f"{s.equity:12.2f} {s.available:12.2f} {s.fees:8.4f} {s.funding:9.4f}")
@@ -127,8 +269,22 @@ def _print_report(engine: Engine, events: list[Event], venues: tuple[str, ...]) 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("simulate", help="run the engine on the demo configuration",
                             description=__doc__)
-    p.add_argument("--source", choices=("synthetic", "btc-bars"), default="synthetic")
-    p.add_argument("--minutes", type=float, default=30.0, help="simulated minutes to run")
+    p.add_argument("--source", default="synthetic", metavar="synthetic|btc-bars|FILE",
+                   help="the synthetic market (default), the shared BTC-PERP 1-minute bars, "
+                        "or an OHLCV bar file (CSV: timestamp, open, high, low, close[, "
+                        "volume]; any interval; ISO or epoch s/ms timestamps)")
+    p.add_argument("--symbol", help="the demo instrument the bars are for (default BTC-PERP)")
+    p.add_argument("--venue", default=VENUES[0], choices=VENUES,
+                   help="the paper venue that trades it (default %(default)s)")
+    p.add_argument("--interval", help="bar interval, e.g. 1m, 5m, 1h, 8h, 1d "
+                                      "(default: the most common gap between bars)")
+    p.add_argument("--funding", metavar="FILE",
+                   help="funding rates to settle (CSV: timestamp, funding_rate)")
+    p.add_argument("--volume-unit", choices=("quote", "base"), default="quote",
+                   help="what a plain 'volume' column counts (default %(default)s)")
+    p.add_argument("--minutes", type=float, default=None,
+                   help=f"market minutes to run (default {DEFAULT_MINUTES:g} on the synthetic "
+                        f"market, {DEFAULT_BARS} bars of a file; 0: until a file ends)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--order-every", type=float, default=5.0,
                    help="simulated seconds between demo orders")

@@ -8,7 +8,8 @@ these files is non-decreasing ``ts``; ``merge_by_time`` interleaves streams.
 
 Order books are checked by their sequence numbers on the way in
 (``bybit_book``, ``binance_depth``): a gap yields ``BookInvalidated`` and no
-delta until the next snapshot.
+delta until the next snapshot. Bar files of any interval and column naming are
+read by ``bars``; ``read_perp_bars`` is the shared BTC file's reader on top.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ import json
 import os
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from datetime import UTC, datetime
+from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
 
-from app.domain.instruments import Rounding, round_to_increment
 from app.domain.market import (
     BookDelta,
     BookInvalidated,
@@ -36,13 +36,8 @@ from app.domain.market import (
     TradePrint,
 )
 from app.domain.orders import Side
+from app.marketdata.bars import StrPath, read_bars
 from app.marketdata.bybit_book import BybitBookAssembler
-
-_BAR_SIZE_QUANTUM = Decimal("0.001")
-# Where each of a bar's four price points sits inside its minute.
-_BAR_OFFSETS = tuple(timedelta(seconds=s) for s in (0, 15, 30, 45))
-
-StrPath = str | os.PathLike[str]
 
 
 def default_data_dir() -> Path:
@@ -162,18 +157,14 @@ def read_funding_series(
         yield FundingRate(venue, symbol, Decimal(row["funding_rate"]), funding_at=t, ts=t)
 
 
-def _bar_points(o: Decimal, h: Decimal, low: Decimal, c: Decimal) -> tuple[Decimal, ...]:
-    # The usual OHLC path guess: an up bar probably dipped before rallying.
-    return (o, low, h, c) if c >= o else (o, h, low, c)
-
-
 def read_perp_bars(
     path: StrPath, *, venue: str, symbol: str, tick: Decimal
 ) -> Iterator[Quote | TradePrint | MarkPrice]:
-    """1-minute OHLCV bars (timestamp, open, high, low, close, quote volume)
-    as a tick stream.
+    """OHLCV bars (timestamp, open, high, low, close, quote volume) as a tick
+    stream: ``bars.read_bars`` with the interval detected (1 minute for the
+    shared BTC file) and sizes on a 0.001 grid.
 
-    Each bar becomes four price points at +0/+15/+30/+45 s: O, then L, H for
+    Each 1-minute bar becomes four price points at +0/+15/+30/+45 s: O, then L, H for
     an up bar (close >= open) or H, L for a down bar, then C. Each point p
     yields ``Quote(bid=p, ask=p + tick)`` with both sizes = quote volume /
     p / 4 rounded down to 0.001 (at least 0.001), a ``TradePrint`` of that
@@ -186,20 +177,4 @@ def read_perp_bars(
     grid, and quotes off the instrument's grid would break tick checks
     downstream. Naive timestamps are read as UTC.
     """
-    previous: Decimal | None = None
-    for row in _rows(path):
-        start = parse_ts(row["timestamp"])
-        volume = Decimal(row["volume"])
-        raw = _bar_points(*(Decimal(row[k]) for k in ("open", "high", "low", "close")))
-        for offset, raw_price in zip(_BAR_OFFSETS, raw, strict=True):
-            p = round_to_increment(raw_price, tick, Rounding.NEAREST)
-            ts = start + offset
-            size = max(
-                (volume / p / 4).quantize(_BAR_SIZE_QUANTUM, rounding=ROUND_DOWN),
-                _BAR_SIZE_QUANTUM,
-            )
-            aggressor = Side.BUY if previous is not None and p > previous else Side.SELL
-            previous = p
-            yield Quote(venue, symbol, p, size, p + tick, size, ts)
-            yield TradePrint(venue, symbol, p, size, aggressor, ts)
-            yield MarkPrice(venue, symbol, p, ts)
+    return read_bars(path, venue=venue, symbol=symbol, tick=tick)

@@ -1,0 +1,277 @@
+"""OHLCV bar files of any interval, and funding-rate files, as market updates.
+
+What a file may look like (CSV with a header row; Parquet is not supported:
+neither pyarrow nor pandas is a dependency):
+
+* columns are found by name, case and punctuation ignored: the bar's start
+  ``timestamp`` / ``time`` / ``open_time`` / ``date`` / ``datetime`` / ``ts``;
+  ``open``/``high``/``low``/``close`` (or ``o``/``h``/``l``/``c``); volume as
+  ``quote_volume`` / ``quote_asset_volume`` / ``turnover`` (quote units),
+  ``base_volume`` (base units) or plain ``volume`` / ``vol`` / ``v``, whose
+  unit the caller says (``volume_unit``, default quote: the shared BTC file's
+  ``volume`` is quote volume);
+* timestamps in ISO 8601 (``2022-01-01 00:00:00``, ``2022-01-01T00:00:00Z``,
+  with or without an offset; naive means UTC) or epoch numbers, whose unit is
+  told by their size: seconds, milliseconds, microseconds or nanoseconds;
+* any bar interval: given, or detected as the most common gap between
+  consecutive bars (so a few missing bars do not fool it).
+
+Numbers go from the file's text straight to ``Decimal``, never through float.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from itertools import islice, pairwise
+from pathlib import Path
+
+from app.domain.instruments import Rounding, round_to_increment
+from app.domain.market import FundingRate, MarkPrice, Quote, TradePrint
+from app.domain.orders import Side
+
+StrPath = str | os.PathLike[str]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_SIZE_STEP = Decimal("0.001")
+# How many leading bars interval detection looks at: enough for a clear majority.
+_DETECT_SAMPLE = 1000
+
+# Column names, normalized (lower case, letters and digits only), most specific first.
+_TIME = ("timestamp", "opentime", "time", "datetime", "date", "ts", "starttime", "start", "t")
+_OPEN, _HIGH, _LOW, _CLOSE = ("open", "o"), ("high", "h"), ("low", "l"), ("close", "c")
+_QUOTE_VOLUME = ("quotevolume", "quoteassetvolume", "volumequote", "quotevol", "turnover")
+_BASE_VOLUME = ("basevolume", "volumebase", "basevol")
+_VOLUME = ("volume", "vol", "v")
+_FUNDING_TIME = ("fundingtime", "calctime", "fundingratetimestamp", *_TIME)
+_FUNDING_RATE = ("fundingrate", "lastfundingrate", "rate", "funding")
+
+_INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _find(header: Sequence[str], names: Sequence[str]) -> str | None:
+    by_key = {_key(column): column for column in header}
+    for name in names:
+        if name in by_key:
+            return by_key[name]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class BarLayout:
+    """Which column of a bar file holds what."""
+
+    timestamp: str
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str | None  # None: the file has no volume
+    volume_is_quote: bool
+
+
+def bar_layout(header: Sequence[str], volume_unit: str = "quote") -> BarLayout:
+    """Map a bar file's header to its columns (see the module docstring for the names).
+
+    ``volume_unit`` (``"quote"`` or ``"base"``) says what a plain ``volume`` column
+    counts; ``quote_volume``-like and ``base_volume``-like names say it themselves.
+    """
+    if volume_unit not in ("quote", "base"):
+        raise ValueError(f"volume_unit must be 'quote' or 'base', not {volume_unit!r}")
+    found = {role: _find(header, names) for role, names in (
+        ("timestamp", _TIME), ("open", _OPEN), ("high", _HIGH), ("low", _LOW),
+        ("close", _CLOSE))}
+    columns = {role: column for role, column in found.items() if column is not None}
+    missing = [role for role in found if role not in columns]
+    if missing:
+        raise ValueError(f"bar file has no {', '.join(missing)} "
+                         f"column{'s' if len(missing) > 1 else ''} "
+                         f"(columns: {', '.join(header)})")
+    volume, is_quote = _find(header, _QUOTE_VOLUME), True
+    if volume is None:
+        volume, is_quote = _find(header, _BASE_VOLUME), False
+    if volume is None:
+        volume, is_quote = _find(header, _VOLUME), volume_unit == "quote"
+    return BarLayout(columns["timestamp"], columns["open"], columns["high"], columns["low"],
+                     columns["close"], volume, is_quote)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 (naive = UTC) or an epoch number in s, ms, µs or ns (told by its size)."""
+    text = text.strip()
+    if _NUMBER.match(text):
+        value = Decimal(text)
+        magnitude = abs(value)
+        # Epoch seconds stay below 1e11 until the year 5138; each finer unit is 1000x.
+        scale = (1 if magnitude < Decimal("1e11") else 1000 if magnitude < Decimal("1e14")
+                 else 1_000_000 if magnitude < Decimal("1e17") else 1_000_000_000)
+        micros = (value * 1_000_000 / scale).to_integral_value()
+        return _EPOCH + timedelta(microseconds=int(micros))
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time or epoch number: {text!r}") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def parse_interval(text: str) -> timedelta:
+    """``"30s"``, ``"1m"``, ``"5m"``, ``"1h"``, ``"8h"``, ``"1d"``, ``"1w"`` -> timedelta."""
+    match = _INTERVAL.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"not a bar interval: {text!r} (e.g. 1m, 5m, 1h, 1d)")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def format_interval(interval: timedelta) -> str:
+    """The shortest ``parse_interval`` spelling of a whole number of seconds (``5m``)."""
+    seconds = int(interval.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s" if seconds == interval.total_seconds() else str(interval)
+
+
+def _open_csv(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    """(line number, row, header) for each data row of a CSV file with a header."""
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        raise ValueError(f"{path}: Parquet is not supported (no pyarrow or pandas "
+                         "installed); convert it to CSV")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        if not header:
+            raise ValueError(f"{path}: empty file or no header row")
+        for row in reader:
+            yield reader.line_num, row, header
+
+
+def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
+    """The column layout of a bar file, read from its header (fails fast on a file
+    that is not a bar file)."""
+    for _, _, header in _open_csv(path):
+        return bar_layout(header, volume_unit)
+    raise ValueError(f"{path}: no bars")
+
+
+def detect_interval(path: StrPath, *, sample: int = _DETECT_SAMPLE) -> timedelta:
+    """The bar interval of a file: the most common gap between consecutive bars among
+    the first ``sample`` (the shorter gap wins a tie)."""
+    stamps: list[datetime] = []
+    column: str | None = None
+    for _, row, header in islice(_open_csv(path), sample):
+        if column is None:
+            column = bar_layout(header).timestamp
+        stamps.append(parse_time(row[column]))
+    gaps = Counter(b - a for a, b in pairwise(stamps) if b > a)
+    if not gaps:
+        raise ValueError(f"{path}: cannot detect the bar interval from {len(stamps)} bar(s); "
+                         "give it (e.g. --interval 5m)")
+    return max(gaps.items(), key=lambda item: (item[1], -item[0]))[0]
+
+
+def _bar_points(o: Decimal, h: Decimal, low: Decimal, c: Decimal) -> tuple[Decimal, ...]:
+    # The usual OHLC path guess: an up bar probably dipped before rallying.
+    return (o, low, h, c) if c >= o else (o, h, low, c)
+
+
+def _decimal(row: dict[str, str], column: str, line: int) -> Decimal:
+    try:
+        return Decimal(row[column].strip())
+    except (InvalidOperation, AttributeError):
+        raise ValueError(f"line {line}: {column} is not a number: {row[column]!r}") from None
+
+
+def read_bars(
+    path: StrPath, *, venue: str, symbol: str, tick: Decimal,
+    interval: timedelta | None = None, size_step: Decimal = DEFAULT_SIZE_STEP,
+    volume_unit: str = "quote", notional_without_volume: Decimal | None = None,
+) -> Iterator[Quote | TradePrint | MarkPrice]:
+    """OHLCV bars of any interval as a tick stream.
+
+    Each bar becomes four price points a quarter of the interval apart (+0, +¼,
+    +½, +¾; for 1-minute bars +0/15/30/45 s): O, then L, H for an up bar
+    (close >= open) or H, L for a down bar, then C. Each point p yields
+    ``Quote(bid=p, ask=p + tick)`` with both sizes a quarter of the bar's
+    volume in base units (quote volume / p) rounded down to ``size_step`` (at
+    least one step), a ``TradePrint`` of that size at p (aggressor BUY if p rose
+    from the previous point, else SELL; the very first point counts as SELL)
+    and a ``MarkPrice`` at p.
+
+    Points are rounded to the nearest ``tick`` first (interpolated bars can be
+    off the instrument's grid, and quotes off it would break tick checks
+    downstream). ``interval`` defaults to ``detect_interval(path)``. A file
+    without volume needs ``notional_without_volume`` (quote units per bar).
+    Bars must be in increasing time order, at least ``interval`` apart (gaps are
+    fine: the book just hears nothing for a while).
+    """
+    if interval is None:
+        interval = detect_interval(path)
+    offsets = tuple(interval * k / 4 for k in range(4))
+    layout: BarLayout | None = None
+    previous: Decimal | None = None
+    last_start: datetime | None = None
+    for line, row, header in _open_csv(path):
+        if layout is None:
+            layout = bar_layout(header, volume_unit)
+            if layout.volume is None and notional_without_volume is None:
+                raise ValueError(f"{path}: no volume column (give notional_without_volume)")
+        start = parse_time(row[layout.timestamp])
+        if last_start is not None and start <= last_start:
+            raise ValueError(f"{path} line {line}: bar at {start} does not follow the bar "
+                             f"at {last_start} (bars must be in increasing time order)")
+        if last_start is not None and start < last_start + interval:
+            # Its points would interleave with the previous bar's: time would go back.
+            raise ValueError(f"{path} line {line}: bar at {start} starts before the bar at "
+                             f"{last_start} ends ({format_interval(interval)} bars); "
+                             "is the interval right?")
+        last_start = start
+        prices = _bar_points(*(_decimal(row, column, line) for column in (
+            layout.open, layout.high, layout.low, layout.close)))
+        volume = (notional_without_volume if layout.volume is None
+                  else _decimal(row, layout.volume, line))
+        quote_volume = layout.volume is None or layout.volume_is_quote
+        for offset, raw_price in zip(offsets, prices, strict=True):
+            p = round_to_increment(raw_price, tick, Rounding.NEAREST)
+            if p <= 0:
+                raise ValueError(f"{path} line {line}: price {raw_price} rounds to {p}")
+            base = volume / p if quote_volume else volume
+            size = max((base / 4).quantize(size_step, rounding=ROUND_DOWN), size_step)
+            ts = start + offset
+            aggressor = Side.BUY if previous is not None and p > previous else Side.SELL
+            previous = p
+            yield Quote(venue, symbol, p, size, p + tick, size, ts)
+            yield TradePrint(venue, symbol, p, size, aggressor, ts)
+            yield MarkPrice(venue, symbol, p, ts)
+
+
+def read_funding_rates(path: StrPath, *, venue: str, symbol: str) -> Iterator[FundingRate]:
+    """Funding settlements, one a row (``timestamp``/``funding_time``/..., ``funding_rate``/
+    ``rate``/...): each a ``FundingRate`` with ``funding_at = ts`` = the row's time, i.e.
+    a settlement print applied at once with the venue's mark at that moment. Rates are
+    per funding interval; positive means longs pay. Rows must be in time order."""
+    columns: tuple[str, str] | None = None
+    last: datetime | None = None
+    for line, row, header in _open_csv(path):
+        if columns is None:
+            time_column, rate_column = _find(header, _FUNDING_TIME), _find(header, _FUNDING_RATE)
+            if time_column is None or rate_column is None:
+                raise ValueError(f"{path}: needs a time and a funding rate column "
+                                 f"(columns: {', '.join(header)})")
+            columns = (time_column, rate_column)
+        ts = parse_time(row[columns[0]])
+        if last is not None and ts < last:
+            raise ValueError(f"{path} line {line}: {ts} is before {last}")
+        last = ts
+        yield FundingRate(venue, symbol, _decimal(row, columns[1], line), funding_at=ts, ts=ts)
