@@ -28,7 +28,12 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import defaults
-from app.domain.instruments import Instrument, InstrumentKind, VenueCapabilities
+from app.domain.instruments import (
+    Instrument,
+    InstrumentKind,
+    LeverageBracket,
+    VenueCapabilities,
+)
 from app.engine.risk import RiskLimits
 
 
@@ -82,6 +87,15 @@ class VenueConfig(BaseModel):
         return timedelta(milliseconds=self.response_latency_ms)
 
 
+class BracketConfig(BaseModel):
+    """One notional tier of a perp's margin table (see ``LeverageBracket``)."""
+
+    notional_cap: Decimal
+    max_leverage: Decimal
+    maintenance_rate: Decimal
+    maintenance_amount: Decimal = Decimal(0)
+
+
 class InstrumentConfig(BaseModel):
     symbol: str
     venue: str
@@ -96,12 +110,17 @@ class InstrumentConfig(BaseModel):
     maker_fee_rate: Decimal = Decimal("0.0002")
     taker_fee_rate: Decimal = Decimal("0.0005")
     funding_interval_hours: int = 8
+    # Notional tiers, ascending; left out: Binance-shaped tiers from max_leverage.
+    brackets: list[BracketConfig] = Field(default_factory=list)
+    liquidation_fee_rate: Decimal = Decimal("0.005")
 
     def to_domain(self) -> Instrument:
         return Instrument(self.symbol, self.venue, self.kind, self.base, self.quote,
                           self.tick_size, self.step_size, self.min_qty, self.min_notional,
                           self.max_leverage, self.maker_fee_rate, self.taker_fee_rate,
-                          timedelta(hours=self.funding_interval_hours))
+                          timedelta(hours=self.funding_interval_hours),
+                          tuple(LeverageBracket(**b.model_dump()) for b in self.brackets),
+                          self.liquidation_fee_rate)
 
 
 class ClientConfig(BaseModel):
@@ -131,7 +150,8 @@ def default_trading_config() -> TradingConfig:
     instruments = [
         InstrumentConfig(symbol=i.symbol, venue=i.venue, kind=i.kind, base=i.base,
                          quote=i.quote, tick_size=i.tick_size, step_size=i.step_size,
-                         min_qty=i.min_qty, min_notional=i.min_notional)
+                         min_qty=i.min_qty, min_notional=i.min_notional,
+                         max_leverage=i.max_leverage)
         for i in defaults.demo_instruments()
     ]
     clients = [ClientConfig(name=c, deposits={v: defaults.STARTING_BALANCE

@@ -17,12 +17,13 @@ CLIENTS = ("demo", "demo-2")
 STARTING_BALANCE = D(20000)
 DEFAULT_LEVERAGE = D(5)
 
-# symbol -> (base, tick, step, min qty, min notional)
+# symbol -> (base, tick, step, min qty, min notional, max leverage of the first tier, as
+# Binance USD-M lists them; the tiers above follow default_brackets' Binance-like shape)
 _CONTRACTS = {
-    "BTC-PERP": ("BTC", D("0.1"), D("0.001"), D("0.001"), D(5)),
-    "ETH-PERP": ("ETH", D("0.01"), D("0.001"), D("0.001"), D(5)),
-    "SOL-PERP": ("SOL", D("0.01"), D("0.01"), D("0.01"), D(5)),
-    "XRP-PERP": ("XRP", D("0.0001"), D("0.1"), D("0.1"), D(5)),
+    "BTC-PERP": ("BTC", D("0.1"), D("0.001"), D("0.001"), D(5), D(125)),
+    "ETH-PERP": ("ETH", D("0.01"), D("0.001"), D("0.001"), D(5), D(100)),
+    "SOL-PERP": ("SOL", D("0.01"), D("0.01"), D("0.01"), D(5), D(50)),
+    "XRP-PERP": ("XRP", D("0.0001"), D("0.1"), D("0.1"), D(5), D(50)),
 }
 
 # Seed 003, "Position Limits (Conservative)", mapped from its -USD symbols to our perps.
@@ -37,7 +38,8 @@ DEMO_LIMITS = {
 def demo_instruments(venues: tuple[str, ...] = VENUES) -> list[Instrument]:
     return [
         Instrument(symbol, venue, InstrumentKind.PERP, base, "USDT", tick, step, min_qty,
-                   min_notional)
+                   min_notional, max_leverage)
         for venue in venues
-        for symbol, (base, tick, step, min_qty, min_notional) in _CONTRACTS.items()
+        for symbol, (base, tick, step, min_qty, min_notional, max_leverage)
+        in _CONTRACTS.items()
     ]

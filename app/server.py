@@ -18,7 +18,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from app.api import controls, docs, errors, health, openapi, orders, portfolio, session, ws
+from app.api import (
+    controls,
+    docs,
+    errors,
+    health,
+    leverage,
+    openapi,
+    orders,
+    portfolio,
+    session,
+    ws,
+)
 from app.api.body_limit import BodyLimit
 from app.api.deps import RateLimiter
 from app.api.metrics import Metrics
@@ -101,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
-    for module in (orders, portfolio, controls, session):
+    for module in (orders, portfolio, controls, session, leverage):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)

@@ -49,18 +49,24 @@ async def positions(principal: Viewer, system: System, client: ClientQuery = Non
             if venue is not None and v != venue:
                 continue
             prices = engine.prices(v)
-            leverage = engine.state.accounts[(c, v)].leverage
+            account = engine.state.accounts[(c, v)]
             for symbol, p in engine.positions_of(c, v).items():
                 if not p.qty and not include_flat:
                     continue
                 mark = prices.get(symbol) or p.avg_entry
+                inst = engine.instruments[(v, symbol)]
+                leverage = account.leverage_for(symbol, inst)
+                notional = p.notional(mark)
                 out.append({
                     "client": c, "venue": v, "symbol": symbol, "side": p.direction,
                     "qty": _s(p.qty), "avg_entry_price": _s(p.avg_entry), "mark_price": _s(mark),
                     "notional": _money(p.notional(mark)),
                     "unrealized_pnl": _money(p.unrealized_pnl(mark)),
                     "realized_pnl": _money(p.realized_pnl), "fees": _money(p.fees),
-                    "funding": _money(p.funding), "margin": _money(p.notional(mark) / leverage),
+                    "funding": _money(p.funding), "margin": _money(notional / leverage),
+                    "leverage": _s(leverage),
+                    "maintenance_margin": _money(inst.maintenance_margin(notional)),
+                    "liquidation_price": _s(engine.liquidation_price(c, v, symbol)),
                     "opened_at": p.opened_at,
                 })
     return out
@@ -73,6 +79,9 @@ def _summary_json(s: AccountSummary) -> dict[str, Any]:
         "margin_used": _money(s.margin_used), "order_margin": _money(s.order_margin),
         "margin_ratio": _s(s.margin_ratio.quantize(Decimal("0.0001")))
         if s.margin_ratio.is_finite() else "inf",
+        "maintenance_margin": _money(s.maintenance_margin),
+        "maintenance_ratio": _s(s.maintenance_ratio.quantize(Decimal("0.0001")))
+        if s.maintenance_ratio.is_finite() else "inf",
         "unrealized_pnl": _money(s.unrealized_pnl), "realized_pnl": _money(s.realized_pnl),
         "fees": _money(s.fees), "funding": _money(s.funding), "deposits": _money(s.deposits),
         "withdrawals": _money(s.withdrawals),

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from app.api.inputs import (
     ClientOrderId,
@@ -163,7 +163,13 @@ class PositionPublic(BaseModel):
     realized_pnl: DecimalText
     fees: DecimalText
     funding: DecimalText
-    margin: DecimalText
+    margin: DecimalText = Field(description="initial margin: notional / leverage")
+    leverage: DecimalText = Field(description="in force for this symbol (the account's "
+                                              "choice, capped by the instrument)")
+    maintenance_margin: DecimalText = Field(description="by the instrument's notional tiers")
+    liquidation_price: DecimalText | None = Field(
+        description="the mark at which the account would be liquidated, its other "
+                    "positions held at their marks (cross margin); null if none would")
     opened_at: datetime | None
 
 
@@ -177,6 +183,11 @@ class BalancePublic(BaseModel):
     order_margin: DecimalText
     margin_ratio: Annotated[str, Field(pattern=r"^([0-9]+(\.[0-9]+)?|inf)$",
                                        description="\"inf\" with no equity")]
+    maintenance_margin: DecimalText
+    maintenance_ratio: Annotated[str, Field(
+        pattern=r"^([0-9]+(\.[0-9]+)?|inf)$",
+        description="maintenance margin / equity: 1 is liquidation (\"inf\" with no "
+                    "equity)")]
     unrealized_pnl: DecimalText
     realized_pnl: DecimalText
     fees: DecimalText
@@ -319,3 +330,29 @@ class CloseAllPublic(TradingStatePublic):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+def _leverage_in_range(value: int) -> int:
+    if not 1 <= value <= 125:
+        raise ValueError("must be a whole number from 1 to 125")
+    return value
+
+
+class LeverageRequest(Strict):
+    client: Name
+    venue: Name
+    symbol: SymbolName
+    # Bounds checked by a validator, not declared as minimum/maximum: FastAPI renders
+    # those as floats in the OpenAPI document, and it carries no floats.
+    leverage: Annotated[int, AfterValidator(_leverage_in_range)] = Field(
+        description="a whole number from 1 to 125; at most what the instrument allows")
+
+
+class LeveragePublic(BaseModel):
+    client: str
+    venue: str
+    symbol: str
+    leverage: int
+    previous: int
+    changed: bool
+    max_notional: DecimalText = Field(description="the largest position allowed at it")

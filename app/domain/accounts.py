@@ -11,9 +11,10 @@ beside it so reconciliation can check one against the other:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from app.domain.instruments import Instrument
 from app.domain.positions import Position
 
 ZERO = Decimal(0)
@@ -33,10 +34,20 @@ class Account:
     fees: Decimal = ZERO
     funding: Decimal = ZERO  # signed: positive = received
     wallet: Decimal = ZERO
+    # Leverage chosen per symbol (``leverage`` is the default for the others).
+    symbol_leverage: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def key(self) -> AccountKey:
         return (self.client, self.venue)
+
+    def leverage_for(self, symbol: str, instrument: Instrument | None = None) -> Decimal:
+        """The leverage in force for ``symbol``: the account's choice, never above what
+        the instrument allows at all."""
+        chosen = self.symbol_leverage.get(symbol, self.leverage)
+        if instrument is not None and chosen > instrument.max_leverage:
+            return instrument.max_leverage
+        return chosen
 
     def deposit(self, amount: Decimal) -> None:
         self.deposits += amount
@@ -72,7 +83,7 @@ class AccountSummary:
     wallet: Decimal
     unrealized_pnl: Decimal
     equity: Decimal
-    margin_used: Decimal  # Σ position notional / leverage
+    margin_used: Decimal  # Σ position notional / its symbol's leverage (initial margin)
     order_margin: Decimal  # reserved by open orders that would add exposure
     available: Decimal  # equity - margin_used - order_margin
     margin_ratio: Decimal  # margin_used / equity (0 when equity <= 0 and nothing is used)
@@ -81,6 +92,11 @@ class AccountSummary:
     funding: Decimal
     deposits: Decimal
     withdrawals: Decimal
+    # Σ maintenance margin by the instruments' tiers; the venue liquidates the account
+    # (cross margin) once equity falls to it.
+    maintenance_margin: Decimal = ZERO
+    # maintenance_margin / equity: 1 (100 %) is liquidation (Binance's "margin ratio").
+    maintenance_ratio: Decimal = ZERO
 
 
 def summarize(
@@ -88,22 +104,28 @@ def summarize(
     positions: Iterable[Position],
     marks: Mapping[str, Decimal],
     order_margin: Decimal = ZERO,
+    instruments: Mapping[str, Instrument] | None = None,
 ) -> AccountSummary:
-    """Value ``account`` given its positions and the mark per symbol.
+    """Value ``account`` given its positions and the mark per symbol (and, to apply each
+    symbol's leverage cap and maintenance tiers, the instruments by symbol).
 
     A position whose symbol has no mark yet is valued at its entry price
     (zero unrealized) rather than at zero, which would invent a loss.
     """
     unrealized = ZERO
-    notional = ZERO
+    margin_used = ZERO
+    maintenance = ZERO
     for p in positions:
         if not p.qty:
             continue
         mark = marks.get(p.symbol, p.avg_entry)
         unrealized += p.unrealized_pnl(mark)
-        notional += p.notional(mark)
+        notional = p.notional(mark)
+        inst = instruments.get(p.symbol) if instruments is not None else None
+        margin_used += notional / account.leverage_for(p.symbol, inst)
+        if inst is not None:
+            maintenance += inst.maintenance_margin(notional)
     equity = account.wallet + unrealized
-    margin_used = notional / account.leverage
     available = equity - margin_used - order_margin
     if equity > 0:
         ratio = margin_used / equity
@@ -111,6 +133,10 @@ def summarize(
         ratio = Decimal("Infinity")  # underwater with positions open
     else:
         ratio = ZERO
+    if equity > 0:
+        maintenance_ratio = maintenance / equity
+    else:
+        maintenance_ratio = Decimal("Infinity") if maintenance else ZERO
     return AccountSummary(
         client=account.client,
         venue=account.venue,
@@ -126,4 +152,6 @@ def summarize(
         funding=account.funding,
         deposits=account.deposits,
         withdrawals=account.withdrawals,
+        maintenance_margin=maintenance,
+        maintenance_ratio=maintenance_ratio,
     )

@@ -87,7 +87,18 @@ class Withdraw:
     actor: str = "system"
 
 
+@dataclass(frozen=True, slots=True)
+class SetLeverage:
+    """Set an account's leverage for one symbol."""
+
+    client: str
+    venue: str
+    symbol: str
+    leverage: Decimal
+    actor: str = "system"
+
+
 Command = (
     SubmitOrder | CancelOrder | ReplaceOrder | CancelAll | SetTradingState | CloseAll
-    | Deposit | Withdraw
+    | Deposit | Withdraw | SetLeverage
 )

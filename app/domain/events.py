@@ -198,10 +198,46 @@ class CloseAllCompleted:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LeverageChanged:
+    """An account's leverage for one symbol (bounded by the instrument's tiers)."""
+
+    client: str
+    venue: str
+    symbol: str
+    leverage: Decimal
+    previous: Decimal
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PositionLiquidated:
+    """The venue liquidated a position: the account's equity fell to its maintenance
+    margin at ``mark``. ``order_id`` is the reduce-only market order that closed it
+    (its fills are their own events); ``fee`` is the liquidation fee charged here on
+    the notional closed; ``loss`` is what the position lost against its entry,
+    fee included."""
+
+    client: str
+    venue: str
+    symbol: str
+    qty: Decimal  # signed position size before the liquidation
+    mark: Decimal
+    price: Decimal | None  # average fill of the closing order (None: not filled yet)
+    filled_qty: Decimal
+    fee: Decimal
+    loss: Decimal
+    equity: Decimal  # at the trigger
+    maintenance_margin: Decimal
+    order_id: int
+    at: datetime
+
+
 Event = (
     FundsDeposited | FundsWithdrawn | OrderSubmitted | OrderAccepted | OrderRejected
     | OrderTriggered | OrderFilled | OrderCancelRequested | OrderReplaceRequested
     | OrderCanceled | OrderCancelRejected | OrderExpired | FundingApplied | FundingSettled
     | TradeClosed
-    | TradingStateChanged | CloseAllCompleted
+    | TradingStateChanged | CloseAllCompleted | LeverageChanged | PositionLiquidated
 )

@@ -27,6 +27,10 @@ class RejectCode(StrEnum):
     TRADING_REDUCE_ONLY = "TRADING_REDUCE_ONLY"
     MAX_POSITION_SIZE = "MAX_POSITION_SIZE"
     MAX_POSITION_NOTIONAL = "MAX_POSITION_NOTIONAL"
+    # The position would outgrow the notional tier that allows the account's leverage
+    # (Binance -2027 "Exceeded the maximum allowable position at current leverage").
+    MAX_POSITION_AT_LEVERAGE = "MAX_POSITION_AT_LEVERAGE"
+    LEVERAGE_TOO_HIGH = "LEVERAGE_TOO_HIGH"
     # Beyond the required set: malformed or impossible requests.
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
     UNKNOWN_ORDER = "UNKNOWN_ORDER"

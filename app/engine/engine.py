@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,7 @@ from app.domain.commands import (
     Command,
     Deposit,
     ReplaceOrder,
+    SetLeverage,
     SetTradingState,
     SubmitOrder,
     Withdraw,
@@ -38,6 +39,7 @@ from app.domain.events import (
     FundingSettled,
     FundsDeposited,
     FundsWithdrawn,
+    LeverageChanged,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -48,11 +50,12 @@ from app.domain.events import (
     OrderReplaceRequested,
     OrderSubmitted,
     OrderTriggered,
+    PositionLiquidated,
     TradeClosed,
     TradingStateChanged,
 )
-from app.domain.instruments import Instrument
-from app.domain.market import FundingRate, MarketUpdate
+from app.domain.instruments import Instrument, Rounding
+from app.domain.market import FundingRate, MarketUpdate, MarkPrice
 from app.domain.orders import (
     Order,
     OrderSpec,
@@ -115,9 +118,11 @@ class Engine:
         self.state = state or EngineState()
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self._symbols_by_venue: dict[str, list[str]] = {}
+        self._instruments_by_venue: dict[str, dict[str, Instrument]] = {}
         for inst in config.instruments:
             self.instruments[(inst.venue, inst.symbol)] = inst
             self._symbols_by_venue.setdefault(inst.venue, []).append(inst.symbol)
+            self._instruments_by_venue.setdefault(inst.venue, {})[inst.symbol] = inst
             venues[inst.venue].add_instrument(inst)
         for setup in config.accounts:
             if (setup.client, setup.venue) not in self.state.accounts:
@@ -125,11 +130,14 @@ class Engine:
                     setup.client, setup.venue, leverage=setup.leverage)
         # (venue, symbol) -> {funding_at: rate}: several periods may be announced ahead.
         self._funding_pending: dict[tuple[str, str], dict[datetime, Decimal]] = {}
+        # (client, venue) -> when to try again a liquidation whose order was refused
+        self._liquidation_blocked: dict[tuple[str, str], datetime] = {}
         self._next_funding_at = NEVER
         self._commands: dict[type, Any] = {
             SubmitOrder: self._submit, CancelOrder: self._cancel, ReplaceOrder: self._replace,
             CancelAll: self._cancel_all, SetTradingState: self._set_trading_state,
             CloseAll: self._close_all, Deposit: self._deposit, Withdraw: self._withdraw,
+            SetLeverage: self._set_leverage,
         }
 
     # ---- public entry points ---------------------------------------------------
@@ -147,15 +155,18 @@ class Engine:
         if venue is None:
             return []
         reports = venue.on_market(update, now)
-        if type(update) is FundingRate:
-            return self._on_funding_rate(update, reports, now)
-        if not reports and now < self._next_funding_at:
+        kind = type(update)
+        if kind is FundingRate:
+            return self._on_funding_rate(update, reports, now)  # type: ignore[arg-type]
+        if not reports and now < self._next_funding_at and kind is not MarkPrice:
             return []
         out: list[Event] = []
         if reports:
             self._on_reports(reports, out)
         if now >= self._next_funding_at:
             self._settle_funding(now, out)
+        if kind is MarkPrice:
+            self._check_liquidations(update.venue, update.symbol, now, out)
         return out
 
     def advance(self, now: datetime) -> list[Event]:
@@ -231,13 +242,15 @@ class Engine:
         account = self.state.accounts[(client, venue)]
         positions = self.positions_of(client, venue)
         prices = self.prices(venue)
+        instruments = self._instruments_by_venue.get(venue, {})
         reserved = ZERO
         for (symbol, _), group in self.state.resting.groups(client, venue):
             if group.orders:
+                leverage = account.leverage_for(symbol, instruments.get(symbol))
                 reserved += group.margin(positions.get(symbol), prices.get(symbol),
-                                         account.leverage, exclude_order)
+                                         leverage, exclude_order)
         marks = {s: p for s, p in prices.items() if p is not None}
-        return summarize(account, positions.values(), marks, reserved)
+        return summarize(account, positions.values(), marks, reserved, instruments)
 
     def _open_orders(self) -> Iterator[Order]:
         for orders in self.state.open_orders.values():
@@ -357,6 +370,7 @@ class Engine:
         client, venue = spec.client, spec.venue
         account = self.state.accounts[(client, venue)]
         trading_state, _ = self.trading_state(client, venue)
+        leverage = account.leverage_for(spec.symbol, inst)
         position = self.state.positions.get((client, venue, spec.symbol)) or Position(
             client, venue, spec.symbol)
         resting = self.state.resting.group(client, venue, spec.symbol, spec.side)
@@ -370,10 +384,11 @@ class Engine:
             now=now, instrument=inst, capabilities=self.venues[venue].capabilities,
             position=position, trading_state=trading_state,
             reference_price=self.venues[venue].reference_price(spec.symbol),
-            leverage=account.leverage,
+            leverage=leverage,
             available=self.summary(client, venue, exclude_order=exclude).available,
             resting_qty=resting_qty, limits=self.config.limits_for(client, spec.symbol),
             clip_to_position=clip, bypass_halt=bypass_halt,
+            max_notional_at_leverage=inst.max_notional_at(leverage) if inst.is_perp else None,
         )
 
     def _generated_client_id(self, spec: OrderSpec, order_id: int) -> str:
@@ -539,6 +554,117 @@ class Engine:
             results.append(_close_result(order, client, venue, symbol, qty_before))
         self._emit(CloseAllCompleted(cmd.scope, tuple(results), cmd.reason, cmd.actor, now), out)
 
+    # ---- leverage and liquidation -------------------------------------------------------
+
+    def _set_leverage(self, cmd: SetLeverage, now: datetime, out: list[Event]) -> None:
+        account = self._account_for(cmd.client, cmd.venue)
+        inst = self.instruments.get((cmd.venue, cmd.symbol))
+        if inst is None:
+            raise CommandRefused(R.UNKNOWN_SYMBOL, f"{cmd.symbol} is not traded on {cmd.venue}")
+        if not inst.is_perp:
+            raise CommandRefused(R.INVALID_ORDER, f"{cmd.symbol} is spot: it has no leverage")
+        if not 1 <= cmd.leverage <= inst.max_leverage or cmd.leverage % 1:
+            raise CommandRefused(R.LEVERAGE_TOO_HIGH,
+                                 f"leverage must be a whole number from 1 to "
+                                 f"{inst.max_leverage} for {cmd.symbol}")
+        previous = account.leverage_for(cmd.symbol, inst)
+        if cmd.leverage == account.symbol_leverage.get(cmd.symbol):
+            return  # already so: nothing to record
+        position = self.state.positions.get((cmd.client, cmd.venue, cmd.symbol))
+        price = self.venues[cmd.venue].reference_price(cmd.symbol)
+        if position is not None and position.qty and price is not None:
+            notional = abs(position.qty) * price
+            cap = inst.max_notional_at(cmd.leverage)
+            if notional > cap:
+                raise CommandRefused(
+                    R.MAX_POSITION_AT_LEVERAGE,
+                    f"the {cmd.symbol} position ({notional:.2f}) is larger than the "
+                    f"{cap} allowed at {cmd.leverage}x")
+        self._emit(LeverageChanged(cmd.client, cmd.venue, cmd.symbol, cmd.leverage, previous,
+                                   cmd.actor, now), out)
+
+    def _check_liquidations(self, venue: str, symbol: str, now: datetime,
+                            out: list[Event]) -> None:
+        """A new mark: any account holding ``symbol`` whose equity has fallen to its
+        maintenance margin is liquidated (cross margin: the whole account)."""
+        for (client, v, s), position in list(self.state.positions.items()):
+            if v != venue or s != symbol or not position.qty:
+                continue
+            summary = self.summary(client, venue)
+            if summary.equity > summary.maintenance_margin:
+                continue
+            blocked = self._liquidation_blocked.get((client, venue))
+            if blocked is not None and now < blocked:
+                continue  # its last closing order was refused (no book): not every mark
+            self._liquidate(client, venue, summary, now, out)
+
+    def _liquidate(self, client: str, venue: str, summary: AccountSummary, now: datetime,
+                   out: list[Event]) -> None:
+        """Cancel the account's open orders on ``venue`` and close each position with a
+        reduce-only market order walking the book; a liquidation fee is charged on the
+        notional each closes."""
+        for order in list(self.state.open_orders.get((client, venue), {}).values()):
+            if order.is_open and order.status not in _PENDING:
+                self._request_cancel(order, now, "liquidation", "liquidation", out)
+        prices = self.prices(venue)
+        for symbol, position in sorted(self.positions_of(client, venue).items()):
+            qty_before = position.qty
+            if not qty_before:
+                continue
+            inst = self.instruments[(venue, symbol)]
+            mark = prices.get(symbol) or position.avg_entry
+            realized_before, fees_before = position.realized_pnl, position.fees
+            spec = OrderSpec(
+                client=client, venue=venue, symbol=symbol,
+                side=Side.SELL if qty_before > 0 else Side.BUY, type=OrderType.MARKET,
+                qty=abs(qty_before), reduce_only=True,
+                tags=OrderTags(exit_reason="liquidation"))
+            order = self._place(spec, now, out, bypass_halt=True, actor="liquidation")
+            if order.status is OrderStatus.REJECTED:
+                # No book to walk (invalid, stale, empty): the position stays, and the
+                # next attempt waits a second of engine time rather than every mark.
+                self._liquidation_blocked[(client, venue)] = now + LIQUIDATION_RETRY
+                continue
+            self._liquidation_blocked.pop((client, venue), None)
+            filled = order.filled_qty
+            price = order.avg_fill_price
+            fee = (filled * (price or mark) * inst.liquidation_fee_rate).quantize(
+                _FEE_PLACES) if filled else ZERO
+            loss = -(position.realized_pnl - realized_before) \
+                + (position.fees - fees_before) + fee
+            self._emit(PositionLiquidated(
+                client, venue, symbol, qty_before, mark, price, filled, fee, loss,
+                summary.equity, summary.maintenance_margin, order.order_id, now), out)
+
+    def liquidation_price(self, client: str, venue: str, symbol: str) -> Decimal | None:
+        """The mark of ``symbol`` at which this account would be liquidated, the other
+        positions held at their current marks (cross margin), using the tier of the
+        position's current notional; None without a position or when no positive price
+        would do it."""
+        position = self.state.positions.get((client, venue, symbol))
+        if position is None or not position.qty:
+            return None
+        inst = self.instruments[(venue, symbol)]
+        summary = self.summary(client, venue)
+        mark = self.prices(venue).get(symbol) or position.avg_entry
+        notional = position.notional(mark)
+        tier = inst.bracket(notional)
+        # Equity and maintenance of everything else, this position taken out.
+        rest_equity = summary.equity - position.unrealized_pnl(mark)
+        rest_maintenance = summary.maintenance_margin - inst.maintenance_margin(notional)
+        q = position.qty
+        # rest_equity + q (p - entry) = rest_maintenance + |q| p rate - amount
+        denominator = q - abs(q) * tier.maintenance_rate
+        if not denominator:
+            return None
+        price = (q * position.avg_entry - rest_equity + rest_maintenance
+                 - tier.maintenance_amount) / denominator
+        if price <= 0:
+            return None
+        # The first tick at which it happens: at or below the exact price for a long,
+        # at or above it for a short.
+        return inst.round_price(price, Rounding.DOWN if q > 0 else Rounding.UP)
+
     # ---- cash -----------------------------------------------------------------------
 
     def _account_for(self, client: str, venue: str) -> Account:
@@ -603,6 +729,10 @@ class Engine:
                                               amount, now), out)
         self._next_funding_at = min(
             (at for periods in self._funding_pending.values() for at in periods), default=NEVER)
+
+
+_FEE_PLACES = Decimal("0.00000001")
+LIQUIDATION_RETRY = timedelta(seconds=1)
 
 
 def _asks_for(cmd: ReplaceOrder, original: OrderSpec, successor: OrderSpec) -> bool:

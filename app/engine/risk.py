@@ -47,6 +47,9 @@ class OrderContext:
     limits: RiskLimits
     clip_to_position: bool = False
     bypass_halt: bool = False  # close-all's own reduce-only orders
+    # The largest position notional the instrument's tiers allow at ``leverage``
+    # (None: no tiers apply, e.g. spot).
+    max_notional_at_leverage: Decimal | None = None
 
 
 # The engine's own bound on prices and quantities, whoever sends them (the API is
@@ -119,6 +122,14 @@ def check_order(spec: OrderSpec, ctx: OrderContext) -> tuple[Rejection | None, D
         limit_rejection = _check_limits(spec.side, qty, price, ctx)
         if limit_rejection is not None:
             return limit_rejection, ZERO
+        cap = ctx.max_notional_at_leverage
+        if cap is not None:
+            after = position.qty + (qty if spec.side is Side.BUY else -qty)
+            exposure = (abs(after) + ctx.resting_qty) * price
+            if exposure > cap:
+                return _reject(R.MAX_POSITION_AT_LEVERAGE,
+                               f"a position of {exposure:.2f} is above the {cap} allowed at "
+                               f"{ctx.leverage}x; lower the leverage or the size")
         added = qty - reducible_qty(position, spec.side)
         needed = added * price / ctx.leverage + qty * price * inst.taker_fee_rate
         if needed > ctx.available:

@@ -22,6 +22,7 @@ from app.domain.events import (
     FundingSettled,
     FundsDeposited,
     FundsWithdrawn,
+    LeverageChanged,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -32,6 +33,7 @@ from app.domain.events import (
     OrderReplaceRequested,
     OrderSubmitted,
     OrderTriggered,
+    PositionLiquidated,
     TradeClosed,
     TradingStateChanged,
 )
@@ -239,6 +241,15 @@ class EngineState:
         count, wins = self.trade_counts.get(trade.client, (0, 0))
         self.trade_counts[trade.client] = (count + 1, wins + trade.is_win)
 
+    def _leverage_changed(self, e: LeverageChanged) -> None:
+        self.accounts[(e.client, e.venue)].symbol_leverage[e.symbol] = e.leverage
+
+    def _liquidated(self, e: PositionLiquidated) -> None:
+        # The closing order's fills arrive as their own events; here only the fee.
+        if e.fee:
+            self.accounts[(e.client, e.venue)].charge_fee(e.fee)
+            self.position(e.client, e.venue, e.symbol).fees += e.fee
+
     def _state_changed(self, e: TradingStateChanged) -> None:
         if e.state is TradingState.ACTIVE:
             self.trading_states.pop(e.scope, None)
@@ -289,5 +300,7 @@ _APPLY: dict[type, Any] = {
     FundingSettled: EngineState._funding_settled,
     TradeClosed: EngineState._trade_closed,
     TradingStateChanged: EngineState._state_changed,
+    LeverageChanged: EngineState._leverage_changed,
+    PositionLiquidated: EngineState._liquidated,
     CloseAllCompleted: EngineState._noop,
 }

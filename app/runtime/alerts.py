@@ -5,6 +5,8 @@ on the ``alerts`` topic.
   raised when it crosses upward);
 * mark staleness above 30 s WARNING (per instrument, once until it recovers);
 * reconciliation drift above $1 ERROR (wallet vs. the sum of its parts);
+* liquidation risk: maintenance margin above 50 % of equity WARNING, above 80 %
+  CRITICAL (the venue liquidates at 100 %), and every liquidation CRITICAL;
 * kill-switch changes, and close-all results that did not flatten.
 
 An alert about one client carries that client and is shown only to readers who
@@ -23,7 +25,13 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 
-from app.domain.events import CloseAllCompleted, CloseResult, Event, TradingStateChanged
+from app.domain.events import (
+    CloseAllCompleted,
+    CloseResult,
+    Event,
+    PositionLiquidated,
+    TradingStateChanged,
+)
 from app.domain.trading_state import TradingState
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import utc_now
@@ -31,6 +39,9 @@ from app.runtime.bus import utc_now
 WARN_UTILIZATION = Decimal("0.20")
 CRITICAL_UTILIZATION = Decimal("0.50")
 MAX_DRIFT = Decimal(1)
+# Maintenance margin as a share of equity (the venue liquidates at 100 %).
+WARN_LIQUIDATION = Decimal("0.50")
+CRITICAL_LIQUIDATION = Decimal("0.80")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,7 @@ class AlertMonitor:
         self.feed: deque[Alert] = deque(maxlen=size)
         self._ids = count(1)
         self._utilization_level: dict[tuple[str, str], int] = {}
+        self._liquidation_level: dict[tuple[str, str], int] = {}
         self._stale: set[str] = set()
         self._drifting: set[tuple[str, str]] = set()
 
@@ -83,6 +95,12 @@ class AlertMonitor:
                 self.raise_alert(level, f"Trading {e.state.value.replace('_', '-')}",
                                  f"{e.scope.describe()}: {e.previous.value} → {e.state.value} "
                                  f"by {e.actor} ({e.reason})", e.scope.client)
+            elif type(e) is PositionLiquidated:
+                self.raise_alert("critical", "Position liquidated",
+                                 f"{e.client} {e.venue} {e.symbol}: {e.qty} liquidated at mark "
+                                 f"{e.mark} (equity {e.equity:.2f} ≤ maintenance "
+                                 f"{e.maintenance_margin:.2f}); fee {e.fee:.2f}, "
+                                 f"loss {e.loss:.2f}", e.client)
             elif type(e) is CloseAllCompleted:
                 # One alert per client, with only that client's positions: a global
                 # close-all's results name every client, and an alert reaches every
@@ -116,6 +134,14 @@ class AlertMonitor:
                 self.raise_alert("critical" if level == 2 else "warning", "Margin utilization",
                                  f"{client} on {venue}: {ratio * 100:.1f}% of equity in use",
                                  client)
+            near = s.maintenance_ratio if s.maintenance_ratio.is_finite() else Decimal(1)
+            risk = 2 if near > CRITICAL_LIQUIDATION else 1 if near > WARN_LIQUIDATION else 0
+            before = self._liquidation_level.get((client, venue), 0)
+            self._liquidation_level[(client, venue)] = risk
+            if risk > before:
+                self.raise_alert("critical" if risk == 2 else "warning", "Liquidation risk",
+                                 f"{client} on {venue}: maintenance margin is "
+                                 f"{near * 100:.1f}% of equity (liquidation at 100%)", client)
             drift = abs(account.wallet - account.expected_wallet)
             if drift > MAX_DRIFT and (client, venue) not in self._drifting:
                 self._drifting.add((client, venue))

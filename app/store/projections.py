@@ -23,6 +23,7 @@ from app.domain.events import (
     FundsWithdrawn,
     OrderFilled,
     OrderSubmitted,
+    PositionLiquidated,
     TradeClosed,
     TradingStateChanged,
 )
@@ -74,7 +75,7 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
                           ts(e.at)))
             positions.add((e.client, e.venue, e.symbol))
             accounts.add((e.client, e.venue))
-        elif kind is FundingApplied:
+        elif kind is FundingApplied or kind is PositionLiquidated:
             positions.add((e.client, e.venue, e.symbol))
             accounts.add((e.client, e.venue))
         elif kind in (FundsDeposited, FundsWithdrawn):

@@ -123,6 +123,7 @@ def test_the_position_at_funding_time_is_what_pays(make_engine, market, place, t
     market.quote(engine, t0)
     market.mark(engine, t0, "60000.0")
     market.funding(engine, at(1), "0.0001", t0 + HOUR)
+    market.quote(engine, t0 + HOUR / 2)  # a live book (an hour-old one is stale)
     place(engine, t0 + HOUR / 2, type="market", qty="0.2")  # opened after the announcement
     (event,) = payments(engine.advance(t0 + HOUR))
     assert (event.position_qty, event.amount) == (Decimal("0.2"), Decimal("-1.2"))

@@ -43,6 +43,7 @@ COVERED = {
     R.TRADING_HALTED, R.TRADING_REDUCE_ONLY, R.MAX_POSITION_SIZE, R.MAX_POSITION_NOTIONAL,
     R.UNKNOWN_ACCOUNT, R.INVALID_CLIENT_ORDER_ID, R.UNKNOWN_ORDER, R.ORDER_NOT_OPEN,
     R.NO_MARKET_DATA, R.INSUFFICIENT_BALANCE, R.INVALID_AMOUNT, R.INVALID_ORDER,
+    R.MAX_POSITION_AT_LEVERAGE, R.LEVERAGE_TOO_HIGH, R.BOOK_NOT_READY,
 }
 
 
@@ -468,3 +469,34 @@ def test_gtd_expire_at_within_the_future_is_accepted(quoted_engine, place, at) -
     order, _ = place(quoted_engine, at(1), qty="0.1", price="59000.0", tif="gtd",
                      expire_at=at(1) + timedelta(microseconds=1))
     assert order.status is OrderStatus.ACCEPTED
+
+
+def test_max_position_at_leverage(make_engine, make_instrument, market, place, at) -> None:
+    engine = make_engine(instruments=[make_instrument(max_leverage=Decimal(5))],
+                         deposits={("demo", "paper-binance"): 100_000})
+    market.quote(engine, at(0), bid_size=10, ask_size=10)
+    # 5x is allowed up to 50,000 by the default tiers; 1 BTC is 60,000
+    order, events = place(engine, at(1), type="market", qty="1")
+    assert_rejected(order, events, R.MAX_POSITION_AT_LEVERAGE,
+                    "a position of 60000.05 is above the 50000 allowed at 5x; lower the "
+                    "leverage or the size")
+
+
+def test_leverage_too_high(quoted_engine, at) -> None:
+    from app.domain.commands import SetLeverage
+
+    with pytest.raises(CommandRefused) as refused:
+        quoted_engine.handle(SetLeverage("demo", "paper-binance", "BTC-PERP", Decimal(21)),
+                             at(1))
+    assert refused.value.code is R.LEVERAGE_TOO_HIGH
+    assert refused.value.rejection.message == \
+        "leverage must be a whole number from 1 to 20 for BTC-PERP"
+
+
+def test_book_not_ready(quoted_engine, place, at) -> None:
+    """A market order against a book with no update for over 30 s (the default)."""
+    order, events = place(quoted_engine, at(31), type="market", qty="0.1")
+    assert [type(e) for e in events] == [OrderSubmitted, OrderRejected]
+    assert order.status is OrderStatus.REJECTED and order.reject_code == R.BOOK_NOT_READY
+    assert order.reject_message == (
+        "the BTC-PERP order book is stale (last update 31 s ago, limit 30 s)")
