@@ -5,6 +5,7 @@ be liquidated, nor run equity deeply negative."""
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_default_tiers_are_continuous_and_shaped_like_binance() -> None:
     assert [t.max_leverage for t in tiers] == [D(125), D(62), D(31), D(16), D(8)]
     assert tiers[0].maintenance_rate == D("0.004")  # BTCUSDT's first tier
     inst = instrument(max_leverage=D(125))
-    for lower, upper in zip(tiers, tiers[1:], strict=False):
+    for lower, upper in pairwise(tiers):
         at = lower.notional_cap
         assert at * lower.maintenance_rate - lower.maintenance_amount \
             == at * upper.maintenance_rate - upper.maintenance_amount
