@@ -417,7 +417,7 @@ def test_stops_and_expiries_keep_working_after_restart(db_url: str) -> None:
 
 class CommitCrash(BaseException):
     """The process dies in the middle of a commit (not an error the bus can survive:
-    those are RuntimeErrors and are retried, see tests/runtime/test_storage_outage.py)."""
+    those are RuntimeErrors and are retried, see tests/api/test_storage_outage.py)."""
 
 
 def test_an_acknowledgement_never_shows_uncommitted_state(db_url: str) -> None:
