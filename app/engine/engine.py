@@ -318,6 +318,11 @@ class Engine:
         if (spec.client, spec.venue) not in self.state.accounts:
             raise CommandRefused(R.UNKNOWN_ACCOUNT,
                                  f"client {spec.client!r} has no account on {spec.venue!r}")
+        if (spec.venue, spec.symbol) not in self.instruments and (
+                len(spec.symbol) > MAX_SYMBOL_LENGTH or not spec.symbol.isprintable()):
+            # Not even recordable as a rejected order: no symbol is that long or holds
+            # control characters (the API refuses them first; this guards strategies).
+            raise CommandRefused(R.UNKNOWN_SYMBOL, f"no such symbol on {spec.venue}")
         if spec.client_order_id is not None:
             if not valid_client_order_id(spec.client_order_id):
                 raise CommandRefused(
@@ -733,6 +738,7 @@ class Engine:
 
 _FEE_PLACES = Decimal("0.00000001")
 LIQUIDATION_RETRY = timedelta(seconds=1)
+MAX_SYMBOL_LENGTH = 32  # the orders table's column
 
 
 def _asks_for(cmd: ReplaceOrder, original: OrderSpec, successor: OrderSpec) -> bool:
