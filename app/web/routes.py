@@ -244,11 +244,15 @@ async def trades_page(request: Request) -> Response:
     return _page(request, "trades.html", "trades", trades=_all_trades(request))
 
 
+TRADES_PAGE = 500
+
+
 def _all_trades(request: Request) -> list[dict[str, Any]]:
     principal = session_principal(request)
     system = _system(request)
     clients = views.visible(principal, system) if principal else []
-    return views.exits(system, clients, limit=10_000)
+    # The newest page only: the full history is the CSV export's job (it streams).
+    return views.exits(system, clients, limit=TRADES_PAGE)
 
 
 # /trades.csv (and /orders.csv, /fills.csv): app/web/exports.py
