@@ -16,7 +16,6 @@ from app.domain.events import OrderRejected
 from app.domain.market import FundingRate, MarkPrice, Quote, TradePrint
 from app.domain.rejections import RejectCode
 from app.marketdata import (
-    default_data_dir,
     detect_interval,
     parse_interval,
     read_bars,
@@ -31,14 +30,6 @@ MARK = "xrpusdt-perp-mark-8h.csv"
 MINUTE = timedelta(minutes=1)
 T0 = datetime(2022, 1, 1, tzinfo=UTC)
 TICK = Decimal("0.5")
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = default_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"real market data not found at {path} (set PERPDESK_DATA_DIR)")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -42,14 +42,6 @@ BN = {"venue": "binance", "symbol": "BTC-USDT"}
 XRP = {"venue": "bybit", "symbol": "XRP-PERP"}
 
 
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = default_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"real market data not found at {path} (set PERPDESK_DATA_DIR)")
-    return path
-
-
 def csv_rows(path: Path) -> list[dict[str, str]]:
     """The file's rows, read independently of the code under test."""
     with open(path, newline="") as f:

@@ -21,7 +21,6 @@ from app.domain.market import Quote, TradePrint
 from app.domain.orders import Liquidity, Order, OrderSpec, OrderType, Side
 from app.engine.engine import AccountSetup, Engine, EngineConfig
 from app.marketdata import (
-    default_data_dir,
     merge_by_time,
     read_binance_quotes,
     read_binance_trades,
@@ -40,14 +39,6 @@ MARK = "xrpusdt-perp-mark-8h.csv"
 
 MAKER = D("0.0002")
 TAKER = D("0.0005")
-
-
-@pytest.fixture(scope="module")
-def data_dir() -> Path:
-    path = default_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"real market data not found at {path} (set PERPDESK_DATA_DIR)")
-    return path
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
