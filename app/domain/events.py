@@ -157,6 +157,28 @@ class FundingSettled:
 
 
 @dataclass(frozen=True, slots=True)
+class FundingPosition:
+    """A position as it stood at a funding instant."""
+
+    client: str
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRateMissing:
+    """A funding instant passed and no rate for it arrived within the grace period. The
+    positions open at the instant (and the mark then) are kept here, so a late rate
+    charges exactly them, never a position opened after the instant."""
+
+    venue: str
+    symbol: str
+    funding_at: datetime
+    mark: Decimal | None
+    positions: tuple[FundingPosition, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TradeClosed:
     """A position went flat or flipped; the round trip it completed."""
 
@@ -240,4 +262,5 @@ Event = (
     | OrderCanceled | OrderCancelRejected | OrderExpired | FundingApplied | FundingSettled
     | TradeClosed
     | TradingStateChanged | CloseAllCompleted | LeverageChanged | PositionLiquidated
+    | FundingRateMissing
 )

@@ -36,6 +36,8 @@ from app.domain.events import (
     CloseResult,
     Event,
     FundingApplied,
+    FundingPosition,
+    FundingRateMissing,
     FundingSettled,
     FundsDeposited,
     FundsWithdrawn,
@@ -84,6 +86,9 @@ from app.venues.base import (
 
 ZERO = Decimal(0)
 NEVER = datetime.max.replace(tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How long after an instant a rate may still arrive before the gap is reported.
+FUNDING_GRACE = timedelta(minutes=1)
 _PENDING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
 _REPLACE_SUFFIX = re.compile(r"^(?P<base>.*)\.r(?P<n>\d+)$")
 R = RejectCode
@@ -132,7 +137,14 @@ class Engine:
         self._funding_pending: dict[tuple[str, str], dict[datetime, Decimal]] = {}
         # (client, venue) -> when to try again a liquidation whose order was refused
         self._liquidation_blocked: dict[tuple[str, str], datetime] = {}
-        self._next_funding_at = NEVER
+        # Funding instants on each perp's schedule (every funding_interval from 00:00
+        # UTC): the next one per instrument, and those passed with no rate yet, kept
+        # with the positions and mark of the instant for a rate that arrives late.
+        self._instants: dict[tuple[str, str], datetime] = {}
+        self._awaiting: dict[tuple[str, str, datetime],
+                             tuple[Decimal | None, dict[str, Decimal]]] = {}
+        # The next time funding work is due; the first call sets up the schedule.
+        self._next_funding_at = EPOCH
         self._commands: dict[type, Any] = {
             SubmitOrder: self._submit, CancelOrder: self._cancel, ReplaceOrder: self._replace,
             CancelAll: self._cancel_all, SetTradingState: self._set_trading_state,
@@ -217,12 +229,13 @@ class Engine:
         return effective_state(self.state.trading_states, client, venue)
 
     def funding_schedule(self, venue: str, symbol: str) -> tuple[Decimal | None, datetime | None]:
-        """The announced funding rate and when it settles (None, None if none is pending)."""
+        """The next settlement: the announced (predicted) rate if one is known, and when
+        it settles (the next instant on the schedule when no rate is announced yet)."""
         pending = self._funding_pending.get((venue, symbol))
-        if not pending:
-            return None, None
-        at = min(pending)
-        return pending[at], at
+        if pending:
+            at = min(pending)
+            return pending[at], at
+        return None, self._instants.get((venue, symbol))
 
     def positions_of(self, client: str, venue: str) -> dict[str, Position]:
         positions = self.state.positions
@@ -707,6 +720,19 @@ class Engine:
         inst = self.instruments.get((update.venue, update.symbol))
         key = (update.venue, update.symbol)
         settled = self.state.funding_settled.get(key)
+        late = self._instant_of(update.venue, update.symbol, update.funding_at)
+        if (inst is not None and update.funding_at <= now
+                and (settled is None or update.funding_at > settled)
+                and (late in self._awaiting or late in self.state.funding_unpriced)):
+            # A rate for an instant already passed: charge the positions of that instant
+            # at its mark, not the positions of now.
+            if late in self._awaiting:
+                mark, positions = self._awaiting.pop(late)
+            else:
+                missing = self.state.funding_unpriced[late]
+                mark, positions = missing.mark, {p.client: p.qty for p in missing.positions}
+            self._apply_funding(key, late[2], update.rate, mark, positions, now, out)
+            return out
         if inst is not None and inst.is_perp and (settled is None or update.funding_at > settled):
             self._funding_pending.setdefault(key, {})[update.funding_at] = update.rate
             if update.funding_at < self._next_funding_at:
@@ -716,29 +742,88 @@ class Engine:
         return out
 
     def _settle_funding(self, now: datetime, out: list[Event]) -> None:
-        """Every open perp position pays or receives qty × mark × rate (longs pay
-        when the rate is positive)."""
+        """Funding work that is due: instants passed (a rate announced for one settles
+        now, with the positions open at it; one with no rate keeps those positions for
+        a late rate, and is reported once the grace period is over)."""
+        self._pass_instants(now)
         due = sorted((at, key, rate) for key, periods in self._funding_pending.items()
                      for at, rate in periods.items() if at <= now)
         for funding_at, key, rate in due:
             del self._funding_pending[key][funding_at]
             venue, symbol = key
-            mark = self.venues[venue].reference_price(symbol)
-            self._emit(FundingSettled(venue, symbol, rate, mark, funding_at, now), out)
-            if mark is None:
-                continue  # no price to value positions at: recorded, nothing charged
-            for (client, v, s), pos in list(self.state.positions.items()):
-                if v == venue and s == symbol and pos.qty:
-                    amount = -(pos.qty * mark * rate)
-                    self._emit(FundingApplied(client, venue, symbol, pos.qty, mark, rate,
-                                              amount, now), out)
+            self._awaiting.pop((venue, symbol, funding_at), None)
+            self._apply_funding(key, funding_at, rate,
+                                self.venues[venue].reference_price(symbol),
+                                self._open_positions(venue, symbol), now, out)
+        for (venue, symbol, at), (mark, positions) in sorted(self._awaiting.items()):
+            if now >= at + FUNDING_GRACE:
+                del self._awaiting[(venue, symbol, at)]
+                self._emit(FundingRateMissing(
+                    venue, symbol, at, mark,
+                    tuple(FundingPosition(c, q) for c, q in sorted(positions.items())), now),
+                    out)
         self._next_funding_at = min(
-            (at for periods in self._funding_pending.values() for at in periods), default=NEVER)
+            [at for periods in self._funding_pending.values() for at in periods]
+            + list(self._instants.values())
+            + [at + FUNDING_GRACE for (_, _, at) in self._awaiting], default=NEVER)
+
+    def _pass_instants(self, now: datetime) -> None:
+        if not self._instants:
+            for key, inst in self.instruments.items():
+                if inst.is_perp:
+                    self._instants[key] = _next_instant(now, inst.funding_interval)
+            return
+        for key, at in list(self._instants.items()):
+            if at > now:
+                continue
+            interval = self.instruments[key].funding_interval
+            while at <= now:
+                settled = self.state.funding_settled.get(key)
+                announced = at in self._funding_pending.get(key, {})
+                if not announced and (settled is None or settled < at):
+                    self._awaiting[(key[0], key[1], at)] = (
+                        self.venues[key[0]].reference_price(key[1]),
+                        self._open_positions(*key))
+                at += interval
+            self._instants[key] = at
+
+    def _instant_of(self, venue: str, symbol: str, funding_at: datetime
+                    ) -> tuple[str, str, datetime]:
+        """The passed instant a rate stamped ``funding_at`` is for: recorded prints
+        carry the exchange's milliseconds after the hour (00:00:00.017)."""
+        for known in (*self._awaiting, *self.state.funding_unpriced):
+            if known[0] == venue and known[1] == symbol \
+                    and abs(known[2] - funding_at) < FUNDING_GRACE:
+                return known
+        return (venue, symbol, funding_at)
+
+    def _open_positions(self, venue: str, symbol: str) -> dict[str, Decimal]:
+        return {client: pos.qty for (client, v, s), pos in self.state.positions.items()
+                if v == venue and s == symbol and pos.qty}
+
+    def _apply_funding(self, key: tuple[str, str], funding_at: datetime, rate: Decimal,
+                       mark: Decimal | None, positions: dict[str, Decimal], now: datetime,
+                       out: list[Event]) -> None:
+        """Each position pays or receives qty × mark × rate (longs pay when the rate is
+        positive)."""
+        venue, symbol = key
+        self._emit(FundingSettled(venue, symbol, rate, mark, funding_at, now), out)
+        if mark is None:
+            return  # no price to value positions at: recorded, nothing charged
+        for client, qty in sorted(positions.items()):
+            self._emit(FundingApplied(client, venue, symbol, qty, mark, rate,
+                                      -(qty * mark * rate), now), out)
 
 
 _FEE_PLACES = Decimal("0.00000001")
 LIQUIDATION_RETRY = timedelta(seconds=1)
 MAX_SYMBOL_LENGTH = 32  # the orders table's column
+
+
+def _next_instant(now: datetime, interval: timedelta) -> datetime:
+    """The first funding instant after ``now``: every ``interval`` from 00:00 UTC."""
+    passed = (now - EPOCH) // interval
+    return EPOCH + (passed + 1) * interval
 
 
 def _asks_for(cmd: ReplaceOrder, original: OrderSpec, successor: OrderSpec) -> bool:

@@ -19,6 +19,7 @@ from app.domain.events import (
     CloseAllCompleted,
     Event,
     FundingApplied,
+    FundingRateMissing,
     FundingSettled,
     FundsDeposited,
     FundsWithdrawn,
@@ -74,6 +75,10 @@ class EngineState:
     trade_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     # (venue, symbol) -> the latest funding time already settled
     funding_settled: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    # Funding instants reported without a rate: the positions and mark at the instant,
+    # waiting for a late rate to charge exactly them.
+    funding_unpriced: dict[tuple[str, str, datetime], FundingRateMissing] = field(
+        default_factory=dict)
     last_order_id: int = 0
     last_fill_id: int = 0
 
@@ -228,7 +233,11 @@ class EngineState:
         self.position(e.client, e.venue, e.symbol).apply_funding(e.amount)
         self.accounts[(e.client, e.venue)].settle_funding(e.amount)
 
+    def _funding_missing(self, e: FundingRateMissing) -> None:
+        self.funding_unpriced[(e.venue, e.symbol, e.funding_at)] = e
+
     def _funding_settled(self, e: FundingSettled) -> None:
+        self.funding_unpriced.pop((e.venue, e.symbol, e.funding_at), None)
         key = (e.venue, e.symbol)
         previous = self.funding_settled.get(key)
         if previous is None or e.funding_at > previous:
@@ -302,5 +311,6 @@ _APPLY: dict[type, Any] = {
     TradingStateChanged: EngineState._state_changed,
     LeverageChanged: EngineState._leverage_changed,
     PositionLiquidated: EngineState._liquidated,
+    FundingRateMissing: EngineState._funding_missing,
     CloseAllCompleted: EngineState._noop,
 }

@@ -29,6 +29,7 @@ from app.domain.events import (
     CloseAllCompleted,
     CloseResult,
     Event,
+    FundingRateMissing,
     PositionLiquidated,
     TradingStateChanged,
 )
@@ -95,6 +96,11 @@ class AlertMonitor:
                 self.raise_alert(level, f"Trading {e.state.value.replace('_', '-')}",
                                  f"{e.scope.describe()}: {e.previous.value} → {e.state.value} "
                                  f"by {e.actor} ({e.reason})", e.scope.client)
+            elif type(e) is FundingRateMissing:
+                self.raise_alert("warning", "Funding rate missing",
+                                 f"{e.venue} {e.symbol}: no funding rate for "
+                                 f"{e.funding_at:%Y-%m-%d %H:%M} UTC; the positions of that "
+                                 "instant are kept for a late rate")
             elif type(e) is PositionLiquidated:
                 self.raise_alert("critical", "Position liquidated",
                                  f"{e.client} {e.venue} {e.symbol}: {e.qty} liquidated at mark "

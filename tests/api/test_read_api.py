@@ -251,7 +251,11 @@ def test_markets_fields(market_api):
     assert D(btc["bid"]) == D("60000.0") and D(btc["ask"]) == D("60000.1")
     assert D(btc["mark"]) == D("60000.0")
     assert btc["mark_updated_at"] is not None
-    assert btc["funding_rate"] is None and btc["next_funding_at"] is None
+    # no rate announced yet: the next instant on the 8-hour schedule (00, 08, 16 UTC)
+    assert btc["funding_rate"] is None
+    next_at = datetime.fromisoformat(btc["next_funding_at"].replace("Z", "+00:00"))
+    assert next_at.hour % 8 == 0 and next_at.minute == 0 and next_at.second == 0
+    assert timedelta(0) < next_at - datetime.now(UTC) <= timedelta(hours=8)
     eth = next(m for m in rows if (m["venue"], m["symbol"]) == ("paper-bybit", "ETH-PERP"))
     assert eth["bid"] is None and eth["mark"] is None and eth["mark_updated_at"] is None
     assert eth["tick_size"] == "0.01"

@@ -265,7 +265,10 @@ def test_a_revised_rate_for_the_same_time_settles_once_at_the_latest_rate(long_a
     market.funding(engine, at(4), "0.0002", t0 + HOUR)  # predicted rate moved
     assert funding_by_client(engine.advance(t0 + HOUR)) == {
         "demo": Decimal(-6), "other": Decimal(6)}
-    assert engine.advance(t0 + 9 * HOUR) == []
+    later = engine.advance(t0 + 9 * HOUR)
+    assert payments(later) == []  # settled once; the 08:00 instant had no rate at all:
+    assert [(type(e).__name__, e.funding_at) for e in later] == [
+        ("FundingRateMissing", t0 + 8 * HOUR)]
 
 
 def test_two_periods_announced_ahead_both_settle(long_and_short, market, t0, at) -> None:
@@ -276,3 +279,83 @@ def test_two_periods_announced_ahead_both_settle(long_and_short, market, t0, at)
         "demo": Decimal(-3), "other": Decimal(3)}
     assert funding_by_client(engine.advance(t0 + 9 * HOUR)) == {
         "demo": Decimal(-6), "other": Decimal(6)}
+
+
+# ---- funding on the schedule ------------------------------------------------------------
+
+
+def test_a_late_rate_charges_the_positions_of_its_instant_not_of_now(
+        make_engine, market, place, t0, at) -> None:
+    """The 08:00 rate arrives 30 s late. demo was long at 08:00 and pays at the 08:00
+    mark; other opened after 08:00 and pays nothing for it."""
+    engine = make_engine(extra_accounts=[AccountSetup("other", "paper-binance", Decimal(5))])
+    market.quote(engine, t0)
+    market.mark(engine, t0, "60000.0")
+    place(engine, at(1), type="market", qty="0.5")
+    eight = t0 + 8 * HOUR
+    market.mark(engine, eight, "61000.0")  # the instant passes: demo long 0.5 at 61000.0
+    market.quote(engine, eight)
+    market.quote(engine, eight + timedelta(seconds=10))
+    market.mark(engine, eight + timedelta(seconds=10), "62000.0")
+    place(engine, eight + timedelta(seconds=10), client="other", type="market", qty="0.5")
+    events = market.funding(engine, eight + timedelta(seconds=30), "0.0001",
+                            eight + timedelta(milliseconds=17))
+    assert funding_by_client(events) == {"demo": -(Decimal("0.5") * Decimal("61000.0")
+                                                   * Decimal("0.0001"))}
+    settled = [e for e in events if type(e).__name__ == "FundingSettled"]
+    assert [(e.funding_at, e.mark) for e in settled] == [(eight, Decimal("61000.0"))]
+    # nothing is reported missing, and nothing settles twice
+    assert engine.advance(eight + 2 * timedelta(minutes=1)) == []
+
+
+def test_a_missing_rate_is_reported_and_a_later_rate_still_charges_its_instant(
+        make_engine, market, place, t0, at) -> None:
+    from app.domain.events import FundingPosition, FundingRateMissing
+    from app.engine.state import EngineState
+
+    engine = make_engine()
+    log: list = []
+    log += market.quote(engine, t0)
+    log += market.mark(engine, t0, "60000.0")
+    _, placed = place(engine, at(1), type="market", qty="0.5")
+    log += placed
+    eight = t0 + 8 * HOUR
+    log += market.mark(engine, eight, "61000.0")
+    late = engine.advance(eight + 2 * timedelta(minutes=1))
+    assert late == [FundingRateMissing("paper-binance", "BTC-PERP", eight, Decimal("61000.0"),
+                                       (FundingPosition("demo", Decimal("0.5")),),
+                                       eight + 2 * timedelta(minutes=1))]
+    log += late
+    place(engine, eight + timedelta(minutes=3), side="sell", type="market", qty="0.5")
+    events = market.funding(engine, eight + timedelta(minutes=5), "0.0002", eight)
+    assert funding_by_client(events) == {"demo": -(Decimal("0.5") * Decimal("61000.0")
+                                                   * Decimal("0.0002"))}
+    assert engine.state.funding_unpriced == {}
+    # the report is in the log: a replayed state knows the instant's positions too
+    replayed = EngineState()
+    for e in log:
+        if isinstance(e, FundingRateMissing):
+            replayed.apply(e)
+    assert ("paper-binance", "BTC-PERP", eight) in replayed.funding_unpriced
+
+
+def test_the_schedule_shows_the_next_instant_and_the_predicted_rate(
+        make_engine, market, t0, at) -> None:
+    engine = make_engine()
+    market.quote(engine, at(1))
+    assert engine.funding_schedule("paper-binance", "BTC-PERP") == (None, t0 + 8 * HOUR)
+    market.funding(engine, at(2), "0.0003", t0 + 8 * HOUR)
+    assert engine.funding_schedule("paper-binance", "BTC-PERP") == (
+        Decimal("0.0003"), t0 + 8 * HOUR)
+
+
+@pytest.mark.parametrize("hours", [1, 4, 8])
+def test_instants_fall_on_the_hour_every_interval(hours: int, t0) -> None:
+    from app.engine.engine import _next_instant
+
+    interval = timedelta(hours=hours)
+    start = t0 + timedelta(minutes=7)
+    first = _next_instant(start, interval)
+    assert first > start and first - start <= interval
+    assert first.minute == first.second == first.microsecond == 0
+    assert first.hour % hours == 0

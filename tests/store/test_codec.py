@@ -116,6 +116,10 @@ def sample_events() -> list[Any]:
                               D("140.5"), D("152.5"), 7, T),
         ev.PositionLiquidated("demo", "paper-bybit", "ETH-PERP", D("2"), D("1900.00"), None,
                               D(0), D(0), D(0), D("-1"), D("19"), 8, T),
+        ev.FundingRateMissing("paper-binance", "BTC-PERP", T, D("60000.0"),
+                              (ev.FundingPosition("demo", D("0.5")),
+                               ev.FundingPosition("other", D("-0.5"))), T),
+        ev.FundingRateMissing("paper-bybit", "XRP-PERP", T, None, (), T),
     ]
 
 
