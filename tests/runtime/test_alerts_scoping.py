@@ -8,7 +8,6 @@ file with no market feed: the tests push the market data they need.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from app.auth.principal import Role
@@ -25,6 +23,7 @@ from app.config import Settings
 from app.domain.commands import CancelAll
 from app.domain.market import BookSnapshot, MarkPrice, Quote
 from app.server import create_app
+from tests.api.conftest import ws_silent
 
 with warnings.catch_warnings():  # starlette nags about httpx2; httpx is what we test with
     warnings.simplefilter("ignore")
@@ -81,16 +80,7 @@ class App:
 
 def recv(ws: WebSocketTestSession, timeout: float = 5.0) -> dict | None:
     """The next message, or None when nothing comes within ``timeout``."""
-    async def receive() -> Any:
-        with anyio.move_on_after(timeout):
-            return await ws._send_rx.receive()
-        return None
-
-    message = ws.portal.call(receive)
-    if message is None:
-        return None
-    ws._raise_on_close(message)
-    return json.loads(message["text"])
+    return ws_silent(ws, timeout)
 
 
 def drain(ws: WebSocketTestSession, until: str, limit: int = 50) -> list[dict]:
