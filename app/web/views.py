@@ -112,9 +112,11 @@ def positions(system: TradingSystem, clients: list[str]) -> list[dict[str, Any]]
                     continue
                 mark = prices.get(symbol) or p.avg_entry
                 pnl = p.unrealized_pnl(mark)
+                liquidation = engine.liquidation_price(c, v, symbol)
                 rows.append({"client": c, "venue": v, "symbol": symbol, "side": p.direction,
                              "qty": price(abs(p.qty)), "entry": average(p.avg_entry),
                              "mark": price(mark),
+                             "liq": price(liquidation) if liquidation is not None else "—",
                              "pnl": signed_money(pnl), "tone": tone(pnl),
                              "notional": money(p.notional(mark)), "fees": money(p.fees),
                              "funding": signed_money(p.funding)})

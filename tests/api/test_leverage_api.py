@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from app.domain.commands import Withdraw
 from app.store.tables import AuditRow
 
 D = Decimal
@@ -53,3 +54,19 @@ def test_positions_show_leverage_maintenance_and_liquidation_price(market_api) -
                   if b["venue"] == "paper-binance"]
     assert D(balance["maintenance_margin"]) == D(position["maintenance_margin"])
     assert D(balance["maintenance_ratio"]) < D("0.001")
+
+
+def test_the_dashboard_positions_show_the_liquidation_price(make_api) -> None:
+    """Under the mark, the positions table shows the price the API reports."""
+    from app.web import views
+
+    api = make_api(config=None)
+    api.push_btc()
+    api.ok(leverage(api, leverage=20))
+    api.run(Withdraw("demo", "paper-binance", D(19_980)))  # 20 left against 60 of BTC
+    api.buy_market("0.001")
+    (row,) = [r for r in views.positions(api.system, ["demo"]) if r["venue"] == "paper-binance"]
+    (position,) = [p for p in api.ok(api.get("/api/v1/positions"))
+                   if p["venue"] == "paper-binance"]
+    assert position["liquidation_price"] is not None
+    assert D(row["liq"]) == D(position["liquidation_price"])
