@@ -22,6 +22,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field
@@ -71,6 +72,11 @@ class VenueConfig(BaseModel):
     post_only: bool = True
     reduce_only: bool = True
     queue_model: str = "queue_position"
+    # Paper venue fidelity (see README "The paper exchange").
+    through_fill: Literal["print", "full"] = "print"
+    self_trade_prevention: Literal["none", "expire_taker", "expire_maker",
+                                   "expire_both"] = "none"
+    max_book_age_s: float | None = Field(default=30.0, gt=0)  # None: books never go stale
 
     @property
     def capabilities(self) -> VenueCapabilities:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.config import Settings, TradingConfig
@@ -63,7 +63,11 @@ class TradingSystem:
         venues = {
             v.name: PaperVenue(v.name, PaperVenueConfig(
                 submit_latency=v.submit_latency, response_latency=v.response_latency,
-                capabilities=v.capabilities), make_queue_model(v.queue_model))
+                capabilities=v.capabilities, through_fill=v.through_fill,
+                self_trade_prevention=v.self_trade_prevention,
+                max_book_age=None if v.max_book_age_s is None
+                else timedelta(seconds=v.max_book_age_s)),
+                make_queue_model(v.queue_model))
             for v in self.trading.venues
         }
         accounts = [AccountSetup(c.name, v, c.leverage) for c in self.trading.clients

@@ -76,6 +76,12 @@ class PaperVenueConfig:
     # snapshot or delta vs the venue clock) is stale: market orders are refused
     # with BOOK_NOT_READY rather than filled at prices from the past. None: never.
     max_book_age: timedelta | None = timedelta(seconds=30)
+    # Self-trade prevention: what happens when an order of an account would trade with
+    # a resting order of the same account (Binance's STP modes): "none" (the paper
+    # book never holds our own orders, so nothing trades with them),
+    # "expire_taker" (the incoming order stops short of them; its rest expires),
+    # "expire_maker" (the resting ones are canceled first) or "expire_both".
+    self_trade_prevention: str = "none"
 
 
 @dataclass(slots=True)
@@ -392,6 +398,10 @@ class PaperVenue:
         cap = self._reduce_cap(work)
         want = min(work.remaining, cap)
         slices = book.plan_take(work.side, want, limit) if want > 0 else []
+        stp_expires = False
+        if slices and self.config.self_trade_prevention != "none":
+            slices, stp_expires = self._prevent_self_trade(work, book, want, limit, slices,
+                                                           now, out)
         if work.tif is TimeInForce.FOK:
             fillable = sum((q for _, q in slices), ZERO)
             if fillable < work.remaining:
@@ -408,6 +418,9 @@ class PaperVenue:
                 self._fill(work, qty, price, qty * price * rate, Liquidity.TAKER, now, out)
         if work.remaining <= 0:
             self._forget(work)
+        elif stp_expires:
+            self._remove(work)
+            out.append(Expired(work.order_id, now))
         elif is_market:
             # Larger than the visible book: the rest expires, as Binance reports it
             # (status EXPIRED), rather than being canceled by anyone.
@@ -419,6 +432,34 @@ class PaperVenue:
             self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
         else:
             self._rest(work, book)
+
+    def _prevent_self_trade(self, work: Working, book: Book, want: Decimal,
+                            limit: Decimal | None, slices: list[tuple[Decimal, Decimal]],
+                            now: datetime, out: list[Report]
+                            ) -> tuple[list[tuple[Decimal, Decimal]], bool]:
+        """Apply the STP mode when ``work`` would reach a resting order of its own
+        account; returns the slices it may take and whether its rest expires."""
+        worst = slices[-1][0]
+        own = [w for w in self._resting[work.symbol].values()
+               if w.client == work.client and w.side is not work.side and w.price is not None
+               and (w.price <= worst if work.side is Side.BUY else w.price >= worst)]
+        if not own:
+            return slices, False
+        mode = self.config.self_trade_prevention
+        if mode in ("expire_maker", "expire_both"):
+            for maker in own:
+                self._cancel_rest(maker, "self-trade prevention", now, out)
+        if mode in ("expire_taker", "expire_both"):
+            # Stop one tick short of the best own order: what lies beyond would trade
+            # with ourselves.
+            tick = self.instruments[work.symbol].tick_size
+            best = min(w.price for w in own) if work.side is Side.BUY \
+                else max(w.price for w in own)
+            stop = best - tick if work.side is Side.BUY else best + tick
+            if limit is not None:
+                stop = min(stop, limit) if work.side is Side.BUY else max(stop, limit)
+            return book.plan_take(work.side, want, stop), True
+        return slices, False
 
     def _crosses(self, book: Book, side: Side, price: Decimal) -> bool:
         if side is Side.BUY:
