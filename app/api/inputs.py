@@ -101,10 +101,7 @@ def check_text(value: str) -> str:
     return value
 
 
-# A non-negative decimal by the rules; the schema shows callers a string.
-Amount = Annotated[Decimal, BeforeValidator(parse_decimal),
-                   WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN,
-                                   "examples": ["0.001"]})]
+# A price, quantity or amount by the rules, above zero; the schema shows a string.
 PositiveAmount = Annotated[
     Decimal, BeforeValidator(parse_decimal), Field(gt=0),
     WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN,

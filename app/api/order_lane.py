@@ -27,12 +27,10 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import bearer_token, ensure_role, key_principal
-from app.api.errors import ApiError, error_response, invalid, refused, storage_unavailable
+from app.api.errors import ApiError, error_response, invalid
 from app.api.orders import placed_response, submit_order
 from app.api.schemas import OrderCreate
 from app.auth.principal import Role
-from app.domain.rejections import CommandRefused
-from app.runtime.bus import StorageUnavailable
 
 PATH = "/api/v1/orders"
 
@@ -58,12 +56,8 @@ class OrderLane:
                                     Role.TRADER)
             body = _parse(_header(scope, b"content-type"), await _read_body(receive))
             return placed_response(await submit_order(state.system, principal, body))
-        except ApiError as exc:
+        except ApiError as exc:  # submit_order turns every refusal into one
             return error_response(exc)
-        except CommandRefused as exc:
-            return error_response(refused(exc))
-        except StorageUnavailable as exc:
-            return error_response(storage_unavailable(exc))
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -50,6 +50,7 @@ async def positions(principal: Viewer, system: System, client: ClientQuery = Non
                 continue
             prices = engine.prices(v)
             account = engine.state.accounts[(c, v)]
+            summary = None  # the account's, once, for every position's liquidation price
             for symbol, p in engine.positions_of(c, v).items():
                 if not p.qty and not include_flat:
                     continue
@@ -57,16 +58,19 @@ async def positions(principal: Viewer, system: System, client: ClientQuery = Non
                 inst = engine.instruments[(v, symbol)]
                 leverage = account.leverage_for(symbol, inst)
                 notional = p.notional(mark)
+                if p.qty:
+                    summary = summary or engine.summary(c, v)
+                liquidation = engine.liquidation_price(c, v, symbol, summary)
                 out.append({
                     "client": c, "venue": v, "symbol": symbol, "side": p.direction,
                     "qty": _s(p.qty), "avg_entry_price": _s(p.avg_entry), "mark_price": _s(mark),
-                    "notional": _money(p.notional(mark)),
+                    "notional": _money(notional),
                     "unrealized_pnl": _money(p.unrealized_pnl(mark)),
                     "realized_pnl": _money(p.realized_pnl), "fees": _money(p.fees),
                     "funding": _money(p.funding), "margin": _money(notional / leverage),
                     "leverage": _s(leverage),
                     "maintenance_margin": _money(inst.maintenance_margin(notional)),
-                    "liquidation_price": _s(engine.liquidation_price(c, v, symbol)),
+                    "liquidation_price": _s(liquidation),
                     "opened_at": p.opened_at,
                 })
     return out

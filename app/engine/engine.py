@@ -654,16 +654,17 @@ class Engine:
                 client, venue, symbol, qty_before, mark, price, filled, fee, loss,
                 summary.equity, summary.maintenance_margin, order.order_id, now), out)
 
-    def liquidation_price(self, client: str, venue: str, symbol: str) -> Decimal | None:
+    def liquidation_price(self, client: str, venue: str, symbol: str,
+                          summary: AccountSummary | None = None) -> Decimal | None:
         """The mark of ``symbol`` at which this account would be liquidated, the other
         positions held at their current marks (cross margin), using the tier of the
         position's current notional; None without a position or when no positive price
-        would do it."""
+        would do it. ``summary``: the account's, when the caller has it already."""
         position = self.state.positions.get((client, venue, symbol))
         if position is None or not position.qty:
             return None
         inst = self.instruments[(venue, symbol)]
-        summary = self.summary(client, venue)
+        summary = summary or self.summary(client, venue)
         mark = self.prices(venue).get(symbol) or position.avg_entry
         notional = position.notional(mark)
         tier = inst.bracket(notional)

@@ -286,11 +286,8 @@ class CommandBus:
             # Not durable: nobody may be told otherwise, and the engine, which ran the
             # batch, is ahead of the log until it is rebuilt from it.
             self._engine_dirty = True
-            for work in batch:
-                if work.update is not None:
-                    self._hold(work.update)
             self._storage_failed(exc)
-            self._refuse(batch)
+            self._refuse(batch)  # holds the batch's market data for the rebuilt engine
             return
         if last_seq:
             self.last_committed_seq = last_seq

@@ -107,12 +107,14 @@ def positions(system: TradingSystem, clients: list[str]) -> list[dict[str, Any]]
     for c in clients:
         for v in system.venue_names:
             prices = engine.prices(v)
+            summary = None  # the account's, once, for every position's liquidation price
             for symbol, p in engine.positions_of(c, v).items():
                 if not p.qty:
                     continue
                 mark = prices.get(symbol) or p.avg_entry
                 pnl = p.unrealized_pnl(mark)
-                liquidation = engine.liquidation_price(c, v, symbol)
+                summary = summary or engine.summary(c, v)
+                liquidation = engine.liquidation_price(c, v, symbol, summary)
                 rows.append({"client": c, "venue": v, "symbol": symbol, "side": p.direction,
                              "qty": price(abs(p.qty)), "entry": average(p.avg_entry),
                              "mark": price(mark),
