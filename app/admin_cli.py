@@ -11,8 +11,10 @@ import os
 import sys
 
 from app.auth.principal import Role
-from app.auth.store import AuthError, AuthStore
+from app.auth.store import AuthStore
 from app.config import Settings
+from app.services import admin
+from app.services.errors import ServiceError
 from app.store.event_log import make_db_engine
 from app.store.migrate import upgrade
 
@@ -58,39 +60,44 @@ def users_add(args: argparse.Namespace) -> int:
             print("passwords differ", file=sys.stderr)
             return 2
     try:
-        _auth(args).add_user(args.name, Role(args.role), password, args.client or "",
-                             actor=_actor())
-    except AuthError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        admin.add_user(_auth(args), _actor(), args.name, Role(args.role), password,
+                       args.client or "")
+    except ServiceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
     print(f"user {args.name} added ({args.role}{', client ' + args.client if args.client else ''})")
     return 0
 
 
 def users_remove(args: argparse.Namespace) -> int:
-    if not _auth(args).remove_user(args.name, actor=_actor()):
-        print(f"error: no user {args.name!r}", file=sys.stderr)
+    try:
+        admin.remove_user(_auth(args), _actor(), args.name)
+    except ServiceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 1
     print(f"user {args.name} removed (their browser sessions are ended)")
     return 0
 
 
 def keys_create(args: argparse.Namespace) -> int:
-    key = _auth(args).create_key(Role(args.role), args.name or f"{args.role}-key",
-                                 args.client or "", actor=_actor())
+    key = admin.create_key(_auth(args), _actor(), Role(args.role),
+                           args.name or f"{args.role}-key", args.client or "")
     print(key)
     print("(store it now: it is shown only once)", file=sys.stderr)
     return 0
 
 
 def keys_revoke(args: argparse.Namespace) -> int:
-    count = _auth(args).revoke_key(args.key, actor=_actor())
+    try:
+        count = admin.revoke_key(_auth(args), _actor(), args.key)
+    except ServiceError:
+        count = 0
     print(f"revoked {count} key(s)")
     return 0 if count else 1
 
 
 def keys_list(args: argparse.Namespace) -> int:
-    for row in _auth(args).list_keys():
+    for row in admin.list_keys(_auth(args)):
         state = "revoked" if row.revoked_at else "active"
         print(f"{row.prefix}  {row.name:20} {row.role:9} {row.clients or '*':15} {state}")
     return 0

@@ -9,13 +9,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from app.api.errors import ApiError, refused, storage_unavailable
+from app.api.errors import ApiError
 from app.auth.principal import Principal, Role, parse_clients
 from app.auth.store import AuthStore
-from app.domain.commands import Command
-from app.domain.rejections import CommandRefused
-from app.runtime.bus import Committed, StorageUnavailable
 from app.runtime.system import TradingSystem
+from app.services.queries import Reader
+from app.services.scope import check_client, ensure_role, visible_clients
+
+__all__ = ["Admin", "CurrentPrincipal", "Operator", "Reads", "System", "Trader", "Viewer",
+           "authenticate", "check_client", "ensure_role", "visible_clients"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -140,13 +142,6 @@ CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 System = Annotated[TradingSystem, Depends(get_system)]
 
 
-def ensure_role(principal: Principal, role: Role) -> Principal:
-    if not principal.role.allows(role):
-        raise ApiError(403, "FORBIDDEN",
-                       f"this needs the {role.value} role; you are {principal.role.value}")
-    return principal
-
-
 def require(role: Role):
     # One dependency (authenticate, then check the role) rather than two chained
     # ones: dependency solving is a visible share of every request.
@@ -161,31 +156,10 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
-def check_client(principal: Principal, client: str) -> None:
-    if not principal.can_access(client):
-        raise ApiError(403, "CLIENT_FORBIDDEN", f"you may not act for client {client!r}")
+async def get_reader(request: Request) -> Reader:
+    """The read side as a viewer (or above) may see it."""
+    principal = ensure_role(await authenticate(request), Role.VIEWER)
+    return Reader(request.app.state.system, principal)
 
 
-def visible_clients(principal: Principal, system: TradingSystem,
-                    requested: str | None = None) -> list[str]:
-    """The clients a listing may show: the requested one (if allowed) or all allowed.
-
-    A client outside the caller's scope is 403 whether it exists or not (a scoped
-    caller learns nothing of other clients); an unknown one is 404 otherwise."""
-    if requested is not None:
-        check_client(principal, requested)
-        if requested not in system.clients:
-            raise ApiError(404, "UNKNOWN_CLIENT", f"there is no client {requested!r}")
-        return [requested]
-    return [c for c in system.clients if principal.can_access(c)]
-
-
-async def execute(system: TradingSystem, command: Command, **hooks: Any) -> Committed:
-    """Run ``command`` on the bus; every way it can fail is an ``ApiError`` (the one
-    error convention of the routes, the order lane and the web pages alike)."""
-    try:
-        return await system.bus.execute(command, **hooks)
-    except CommandRefused as exc:
-        raise refused(exc) from None
-    except StorageUnavailable as exc:
-        raise storage_unavailable(exc) from None
+Reads = Annotated[Reader, Depends(get_reader)]

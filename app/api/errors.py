@@ -15,33 +15,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.domain.rejections import CommandRefused, RejectCode
+from app.api.schemas import order_json
+from app.domain.rejections import CommandRefused
 from app.runtime.bus import StorageUnavailable
+from app.services.errors import ServiceError, refused, status_for, storage_unavailable
 
 log = logging.getLogger(__name__)
 
-# Engine refusals that are not plain 400s.
-_STATUS = {
-    RejectCode.UNKNOWN_ORDER: 404,
-    RejectCode.DUPLICATE_CLIENT_ORDER_ID: 409,
-    RejectCode.ORDER_NOT_OPEN: 409,
-}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = details or {}
-        self.headers = headers
-
-
-def status_for(code: str) -> int:
-    try:
-        return _STATUS.get(RejectCode(code), 400)
-    except ValueError:
-        return 400
+# The one error type: the use cases raise it, and so do the routes for what only they
+# check (a bad header, a body too large).
+ApiError = ServiceError
+__all__ = ["ApiError", "error_response", "invalid", "refused", "status_for",
+           "storage_unavailable"]
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict:
@@ -60,21 +45,12 @@ def invalid(errors: Sequence[Any]) -> ApiError:
                     {"field": first["field"], "errors": problems})
 
 
-def error_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message, exc.details),
+def error_response(exc: ServiceError) -> JSONResponse:
+    details = exc.details
+    if exc.order is not None:  # the order concerned, as the API shows orders
+        details = {**details, "order": order_json(exc.order)}
+    return JSONResponse(error_body(exc.code, exc.message, details),
                         status_code=exc.status, headers=exc.headers)
-
-
-def refused(exc: CommandRefused) -> ApiError:
-    return ApiError(status_for(exc.code), exc.code.value, exc.rejection.message,
-                    dict(exc.rejection.details))
-
-
-def storage_unavailable(exc: StorageUnavailable) -> ApiError:
-    """The event log could not commit: nothing was done, and the caller may retry."""
-    return ApiError(503, "STORAGE_UNAVAILABLE", str(exc),
-                    {"retry_after_s": f"{exc.retry_after:.3f}"},
-                    headers={"Retry-After": str(max(1, round(exc.retry_after)))})
 
 
 # The 500 is answered outside every added middleware (Starlette's outermost error

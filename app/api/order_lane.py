@@ -10,8 +10,8 @@ with the same steps the FastAPI route takes, through the same functions:
     key_principal   authenticate, rate-limit     (app/api/deps.py)
     ensure_role     trader or above
     OrderCreate     the documented request schema (pydantic, from the raw JSON)
-    submit_order    check the client scope, run the command, answer at commit
-    placed_response                              (app/api/orders.py)
+    place_response  the use case (app/services/orders.py), rendered
+                                                 (app/api/orders.py)
     error_response  the one error shape          (app/api/errors.py)
 
 Everything else, including cookie-session (browser) order posts, which need the
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import bearer_token, ensure_role, key_principal
 from app.api.errors import ApiError, error_response, invalid
-from app.api.orders import placed_response, submit_order
+from app.api.orders import place_response
 from app.api.schemas import OrderCreate
 from app.auth.principal import Role
 
@@ -55,8 +55,8 @@ class OrderLane:
             principal = ensure_role(key_principal(state, key, client[0] if client else None),
                                     Role.TRADER)
             body = _parse(_header(scope, b"content-type"), await _read_body(receive))
-            return placed_response(await submit_order(state.system, principal, body))
-        except ApiError as exc:  # submit_order turns every refusal into one
+            return await place_response(state.system, principal, body)
+        except ApiError as exc:  # the one error type of every refusal
             return error_response(exc)
 
 

@@ -17,7 +17,17 @@ from app.api.inputs import (
     SymbolName,
 )
 from app.domain.instruments import InstrumentKind
-from app.domain.orders import Liquidity, Order, OrderType, Side, TimeInForce, TriggerSource
+from app.domain.orders import (
+    NO_TAGS,
+    Liquidity,
+    Order,
+    OrderSpec,
+    OrderTags,
+    OrderType,
+    Side,
+    TimeInForce,
+    TriggerSource,
+)
 from app.domain.trading_state import TradingState
 
 Dec = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str,
@@ -56,6 +66,17 @@ class OrderCreate(Strict):
         default=False, description="in reduce-only, shrink an order that would flip the "
                                    "position to the position's size instead of rejecting it")
     tags: OrderTagsIn | None = None
+
+
+def order_spec(body: OrderCreate) -> OrderSpec:
+    """The domain's order from the request."""
+    tags = OrderTags(**body.tags.model_dump()) if body.tags else NO_TAGS
+    return OrderSpec(
+        client=body.client, venue=body.venue, symbol=body.symbol, side=body.side,
+        type=body.type, qty=body.qty, price=body.price, trigger_price=body.trigger_price,
+        trigger_source=body.trigger_source, time_in_force=body.time_in_force,
+        expire_at=body.expire_at, post_only=body.post_only, reduce_only=body.reduce_only,
+        client_order_id=body.client_order_id, tags=tags)
 
 
 class OrderReplace(Strict):

@@ -32,12 +32,11 @@ import struct
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from sqlmodel import Session, select
 
 from app.api.deps import bearer_token, session_principal
 from app.auth.principal import Principal
-from app.runtime.topics import TOPICS, topic_of, visible_to
-from app.store.tables import EventRow
+from app.runtime.topics import TOPICS
+from app.services.queries import Reader
 
 router = APIRouter()
 RESYNC_CLOSE_CODE = 4008
@@ -107,8 +106,8 @@ async def stream(ws: WebSocket) -> None:
             last = int(since_raw)
             sent = 0
             while True:  # page until caught up with what is committed
-                page, read_to = await asyncio.to_thread(_backlog, system, last, topics,
-                                                        principal)
+                page, read_to = await asyncio.to_thread(
+                    Reader(system, principal).socket_backlog, last, BACKLOG_PAGE, topics)
                 for message in page:
                     if not await send_within(ws, message):
                         abort(transport)
@@ -269,21 +268,3 @@ async def _until_disconnected(ws: WebSocket) -> None:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
-
-
-def _backlog(system, after: int, topics, principal: Principal) -> tuple[list[dict], int]:
-    """One page of committed events after ``after`` that this reader may see,
-    and the last sequence read (``after`` when there was nothing more)."""
-    with Session(system.db) as session:
-        rows = session.exec(select(EventRow).where(EventRow.seq > after)
-                            .order_by(EventRow.seq).limit(BACKLOG_PAGE)).all()
-    out = []
-    for row in rows:
-        topic = topic_of(row.type)
-        if topics is not None and topic not in topics:
-            continue
-        message = visible_to({"seq": row.seq, "topic": topic, "type": row.type,
-                              "client": row.client, "data": row.payload}, principal.clients)
-        if message is not None:
-            out.append(message)
-    return out, (rows[-1].seq if rows else after)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -40,15 +40,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
-from sqlmodel import Session, and_, col, or_, select
 
 from app.api.deps import System, authenticate, ensure_role, visible_clients
 from app.api.errors import ApiError
 from app.api.inputs import ClientQuery, IdQuery, SymbolQuery, VenueQuery
 from app.auth.principal import Principal, Role
-from app.domain.orders import TERMINAL_STATUSES, OrderStatus
+from app.domain.orders import OrderStatus
 from app.runtime.system import TradingSystem
-from app.store.tables import ClosedTradeRow, FillRow, OrderRow
+from app.services import history
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,7 +58,6 @@ PCT_PLACES = Decimal("0.0001")
 AVG_PLACES = Decimal("1e-10")  # as the JSON renders an order's average fill price
 DURATION_PLACES = Decimal("0.000001")  # microseconds: what the timestamps hold
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-OPEN_STATUSES = tuple(s.value for s in OrderStatus if s not in TERMINAL_STATUSES)
 STATUSES = frozenset(s.value for s in OrderStatus)
 
 FromQuery = Annotated[datetime | None, Query(
@@ -113,21 +111,15 @@ def number(value: int | None) -> str:
 
 @dataclass(frozen=True)
 class Export:
-    """What one CSV export reads and how it writes a row."""
+    """What one CSV export reads (a history table) and how it writes a row."""
 
     filename: str
-    model: Any
-    time_column: Any  # what from/to filter on
-    order_by: tuple[Any, ...]  # newest first; the last column is unique (the keyset)
+    table: history.Table
     columns: tuple[str, ...]
     row: Callable[[Any], list[str]]
 
-    def cursor_of(self, row: Any) -> tuple[Any, ...]:
-        """Where the page after ``row`` starts (its ``order_by`` values)."""
-        return tuple(getattr(row, c.key) for c in self.order_by)
 
-
-def _trade_row(t: ClosedTradeRow) -> list[str]:
+def _trade_row(t: Any) -> list[str]:
     duration = Decimal((t.closed_at - t.opened_at) // timedelta(microseconds=1)).scaleb(-6)
     return [text(t.trade_id), t.client, t.venue, t.symbol, t.direction, exact(t.qty),
             exact(t.entry_price), exact(t.exit_price), exact(t.realized_pnl), exact(t.fees),
@@ -136,7 +128,7 @@ def _trade_row(t: ClosedTradeRow) -> list[str]:
             text(t.exit_reason)]
 
 
-def _order_row(o: OrderRow) -> list[str]:
+def _order_row(o: Any) -> list[str]:
     avg = None if o.avg_fill_price is None else o.avg_fill_price.quantize(AVG_PLACES).normalize()
     return [number(o.order_id), text(o.client_order_id), o.client, o.venue, o.symbol, o.side,
             o.type, o.status, exact(o.qty), exact(o.price), exact(o.trigger_price),
@@ -146,27 +138,26 @@ def _order_row(o: OrderRow) -> list[str]:
             number(o.replaced_by), instant(o.created_at), instant(o.updated_at)]
 
 
-def _fill_row(f: FillRow) -> list[str]:
+def _fill_row(f: Any) -> list[str]:
     return [number(f.fill_id), number(f.order_id), f.client, f.venue, f.symbol, f.side,
             exact(f.qty), exact(f.price), exact(f.fee), f.liquidity, instant(f.at)]
 
 
 TRADES = Export(
-    "trades.csv", ClosedTradeRow, ClosedTradeRow.closed_at,
-    (ClosedTradeRow.closed_at, ClosedTradeRow.trade_id),
+    "trades.csv", history.TRADES,
     ("trade_id", "client", "venue", "symbol", "direction", "qty", "entry_price",
      "exit_price", "realized_pnl", "fees", "funding", "net_pnl", "pnl_pct", "opened_at",
      "closed_at", "duration_s", "exit_reason"),
     _trade_row)
 ORDERS = Export(
-    "orders.csv", OrderRow, OrderRow.created_at, (OrderRow.order_id,),
+    "orders.csv", history.ORDERS,
     ("id", "client_order_id", "client", "venue", "symbol", "side", "type", "status", "qty",
      "price", "trigger_price", "time_in_force", "post_only", "reduce_only", "filled_qty",
      "remaining_qty", "avg_fill_price", "fees", "reason", "reason_message", "cancel_reason",
      "replaces", "replaced_by", "created_at", "updated_at"),
     _order_row)
 FILLS = Export(
-    "fills.csv", FillRow, FillRow.at, (FillRow.fill_id,),
+    "fills.csv", history.FILLS,
     ("fill_id", "order_id", "client", "venue", "symbol", "side", "qty", "price", "fee",
      "liquidity", "at"),
     _fill_row)
@@ -174,26 +165,10 @@ FILLS = Export(
 
 # ---- reading and streaming ------------------------------------------------------------------
 
-def _after(order_by: Sequence[Any], cursor: tuple[Any, ...]) -> Any:
-    """Rows after ``cursor`` in newest-first order: (a, b) < (ca, cb), spelled out
-    (not a row-value comparison, which not every database plans well)."""
-    first, *rest = order_by
-    if not rest:
-        return first < cursor[0]
-    return or_(first < cursor[0], and_(first == cursor[0], _after(rest, cursor[1:])))
-
-
 def read_page(system: TradingSystem, export: Export, where: list[Any],
               cursor: tuple[Any, ...] | None) -> list[Any]:
     """One page of rows, newest first, after ``cursor`` (blocking: run it in a thread)."""
-    query = select(export.model)
-    for clause in where:
-        query = query.where(clause)
-    if cursor is not None:
-        query = query.where(_after(export.order_by, cursor))
-    query = query.order_by(*(c.desc() for c in export.order_by)).limit(PAGE_ROWS)
-    with Session(system.db) as session:
-        return list(session.exec(query))
+    return history.read_page(system, export.table, where, cursor, PAGE_ROWS)
 
 
 def page_csv(system: TradingSystem, export: Export, where: list[Any],
@@ -208,7 +183,7 @@ def page_csv(system: TradingSystem, export: Export, where: list[Any],
         writer.writerow(export.columns)
     writer.writerows(export.row(r) for r in rows)
     more = len(rows) == PAGE_ROWS
-    return out.getvalue(), (export.cursor_of(rows[-1]) if more else None)
+    return out.getvalue(), (export.table.cursor_of(rows[-1]) if more else None)
 
 
 async def stream_csv(system: TradingSystem, export: Export, where: list[Any]) -> Response:
@@ -224,32 +199,6 @@ async def stream_csv(system: TradingSystem, export: Export, where: list[Any]) ->
 
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f"attachment; filename={export.filename}"})
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def common_filters(export: Export, clients: list[str], venue: str | None, symbol: str | None,
-                   start: datetime | None, end: datetime | None) -> list[Any]:
-    """The filters every export takes: the caller's visible clients, venue, symbol, time."""
-    start, end = _utc(start), _utc(end)
-    if start is not None and end is not None and end <= start:
-        raise ApiError(422, "VALIDATION_ERROR", "to: must be later than from",
-                       {"field": "to"})
-    model = export.model
-    where = [col(model.client).in_(clients)]
-    if venue is not None:
-        where.append(model.venue == venue)
-    if symbol is not None:
-        where.append(model.symbol == symbol)
-    if start is not None:
-        where.append(export.time_column >= start)
-    if end is not None:
-        where.append(export.time_column < end)
-    return where
 
 
 async def caller(request: Request) -> Principal | Response:
@@ -280,8 +229,8 @@ async def trades_csv(principal: Caller, system: System, client: ClientQuery = No
     """Closed trades, newest first (by ``closed_at``)."""
     if isinstance(principal, Response):
         return principal
-    clients = visible_clients(principal, system, client)
-    where = common_filters(TRADES, clients, venue, symbol, start, end)
+    where = history.HistoryFilter(visible_clients(principal, system, client), venue, symbol,
+                                  start, end).clauses(TRADES.table)
     return await stream_csv(system, TRADES, where)
 
 
@@ -298,12 +247,8 @@ async def orders_csv(principal: Caller, system: System, client: ClientQuery = No
         raise ApiError(422, "VALIDATION_ERROR",
                        f"status: must be 'open' or one of {', '.join(sorted(STATUSES))}",
                        {"field": "status"})
-    clients = visible_clients(principal, system, client)
-    where = common_filters(ORDERS, clients, venue, symbol, start, end)
-    if status == "open":
-        where.append(col(OrderRow.status).in_(OPEN_STATUSES))
-    elif status is not None:
-        where.append(OrderRow.status == status)
+    where = history.HistoryFilter(visible_clients(principal, system, client), venue, symbol,
+                                  start, end, status=status).clauses(ORDERS.table)
     return await stream_csv(system, ORDERS, where)
 
 
@@ -315,8 +260,6 @@ async def fills_csv(principal: Caller, system: System, client: ClientQuery = Non
     """Fills, newest first (by ``fill_id``)."""
     if isinstance(principal, Response):
         return principal
-    clients = visible_clients(principal, system, client)
-    where = common_filters(FILLS, clients, venue, symbol, start, end)
-    if order_id is not None:
-        where.append(FillRow.order_id == order_id)
+    where = history.HistoryFilter(visible_clients(principal, system, client), venue, symbol,
+                                  start, end, order_id=order_id).clauses(FILLS.table)
     return await stream_csv(system, FILLS, where)

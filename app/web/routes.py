@@ -13,22 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlmodel import Session, select
 
-from app.api import controls as controls_api
-from app.api import orders as orders_api
-from app.api import positions as positions_api
 from app.api.deps import (
     check_csrf,
     end_session,
@@ -38,12 +32,14 @@ from app.api.deps import (
 )
 from app.api.errors import ApiError
 from app.api.positions import PositionClose
-from app.api.schemas import ControlRequest, OrderCreate, OrderReplace
+from app.api.schemas import ControlRequest, OrderCreate, OrderReplace, order_json, order_spec
 from app.auth.login_guard import LoginRefused, guard_for
 from app.auth.principal import Principal, Role
-from app.domain.orders import OrderType, Side, TimeInForce, TriggerSource
-from app.domain.trading_state import Scope
-from app.store.tables import AuditRow
+from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, TriggerSource
+from app.domain.trading_state import Scope, TradingState
+from app.services import audit_log, controls, orders, positions
+from app.services.audit_log import AuditFilters
+from app.services.queries import Reader
 from app.web import views
 from app.web.live import PAGE_FRAGMENTS, Connection, LiveHub
 
@@ -83,7 +79,7 @@ def _base(request: Request, principal: Principal, page: str, **extra: Any) -> di
         "csrf": request.session.get("csrf", ""),
         "can_trade": principal.role.allows(Role.TRADER),
         "can_operate": principal.role.allows(Role.OPERATOR),
-        "clients": views.visible(principal, system), "venues": system.venue_names,
+        "clients": Reader(system, principal).clients(), "venues": system.venue_names,
         "symbols": sorted({i.symbol for i in system.instruments}),
         **extra,
     }
@@ -91,34 +87,35 @@ def _base(request: Request, principal: Principal, page: str, **extra: Any) -> di
 
 def fragment_context(system: Any, name: str, principal: Principal, params: dict[str, str]
                      ) -> dict[str, Any]:
-    clients = views.visible(principal, system)
+    reader = Reader(system, principal)
+    clients = reader.clients()
     ctx: dict[str, Any] = {"can_trade": principal.role.allows(Role.TRADER),
                            "can_operate": principal.role.allows(Role.OPERATOR)}
     if name == "banner":
-        ctx["banner"] = views.banner(system, principal)
+        ctx["banner"] = views.banner(reader)
         # The global brake: only an operator over every client may act on "global".
         ctx["can_brake"] = principal.role.allows(Role.OPERATOR) and principal.clients is None
     elif name == "summary":
-        ctx["s"] = views.summary(system, clients, system.first_event_at)
+        ctx["s"] = views.summary(reader, clients, system.first_event_at)
     elif name == "positions":
-        ctx["positions"] = views.positions(system, clients)
+        ctx["positions"] = views.positions(reader, clients)
     elif name == "orders":
-        ctx["orders"] = views.open_orders(system, clients)
+        ctx["orders"] = views.open_orders(reader, clients)
     elif name == "blotter":
-        ctx["orders"] = views.blotter(system, clients, params.get("status") or None,
+        ctx["orders"] = views.blotter(reader, params.get("status") or None,
                                       params.get("symbol") or None)
     elif name == "exits":
         limit = params.get("limit", "20")
-        ctx["exits"] = views.exits(system, clients,
+        ctx["exits"] = views.exits(reader, clients,
                                    limit=min(int(limit), 1000) if limit.isdecimal() else 20)
     elif name == "alerts":
         ctx["alerts"] = system.alerts.recent(clients)
     elif name == "marks":
-        ctx["marks"] = views.marks(system)
+        ctx["marks"] = views.marks(reader)
     elif name == "equity":
         ctx["series"] = json.dumps(system.equity.series(clients))
     elif name == "controls":
-        ctx["scopes"] = views.scopes(system, principal)
+        ctx["scopes"] = views.scopes(reader)
     elif name == "legouts":
         ctx["legouts"] = []  # filled by the arbitrage feature's LegOutDetected events
     return ctx
@@ -137,9 +134,8 @@ def _in_table(order: Any, table: str, params: dict[str, str]) -> bool:
 def render_order_row(system: Any, order_id: int, principal: Principal, table: str,
                      params: dict[str, str]) -> str | None:
     """One order's row for a live table, or None if it is not (or no longer) in it."""
-    order = system.engine.state.orders.get(order_id)
-    if (order is None or not principal.can_access(order.spec.client)
-            or not _in_table(order, table, params)):
+    order = Reader(system, principal).find_order(order_id)
+    if order is None or not _in_table(order, table, params):
         return None
     return templates.get_template("fragments/_order_row.html").render(
         o=views.order_row(order), body_id=f"{table}-body",
@@ -250,38 +246,22 @@ TRADES_PAGE = 500
 def _all_trades(request: Request) -> list[dict[str, Any]]:
     principal = session_principal(request)
     system = _system(request)
-    clients = views.visible(principal, system) if principal else []
+    if principal is None:
+        return []
+    reader = Reader(system, principal)
     # The newest page only: the full history is the CSV export's job (it streams).
-    return views.exits(system, clients, limit=TRADES_PAGE)
+    return views.exits(reader, reader.clients(), limit=TRADES_PAGE)
 
 
 # /trades.csv (and /orders.csv, /fills.csv): app/web/exports.py
 
 
-# The audit page: at most AUDIT_PAGE entries, found among at most AUDIT_SCAN consecutive
-# entries (by id, newest first), so a page costs the same however large the table and
-# however rare the match; a short page links on to the older entries.
-AUDIT_PAGE = 100
-AUDIT_SCAN = 5_000
 # Accepted times (UTC), each with how much later its "to" bound ends: "to 10:05" takes
 # in 10:05:59, "to 2030-01-01" the whole day.
 _AUDIT_TIME_FORMATS = (("%Y-%m-%dT%H:%M:%S", timedelta(0)), ("%Y-%m-%d %H:%M:%S", timedelta(0)),
                        ("%Y-%m-%dT%H:%M", timedelta(minutes=1)),
                        ("%Y-%m-%d %H:%M", timedelta(minutes=1)),
                        ("%Y-%m-%d", timedelta(days=1)))
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFilters:
-    """What the audit page is narrowed to (empty: no filter)."""
-
-    actor: str = ""  # part of the actor, any case
-    action: str = ""
-    scope: str = ""  # a scope exactly ("global", "auth", "client demo, venue ...")
-    client: str = ""  # entries on that client's scopes
-    since: datetime | None = None  # UTC
-    until: datetime | None = None
-    before: int | None = None  # entries older than this id (the "older" link)
 
 
 def _audit_filters(request: Request, clients: list[str]) -> tuple[AuditFilters, list[str]]:
@@ -324,74 +304,19 @@ def _audit_filters(request: Request, clients: list[str]) -> tuple[AuditFilters, 
                         before=before or None), problems
 
 
-def _client_scopes(column: Any, client: str) -> Any:
-    """SQL: the scope is that client's, or one of its accounts' (Scope.describe())."""
-    return sa.or_(column == f"client {client}",
-                  column.startswith(f"client {client}, ", autoescape=True))
-
-
-def read_audit(db: Any, f: AuditFilters, clients: frozenset[str] | None
-               ) -> tuple[list[AuditRow], int | None]:
-    """A page of audit entries matching ``f`` that a user scoped to ``clients`` (None:
-    every client) may see, newest first, and the id to continue below (or None).
-
-    Blocking (call it in a thread). Reads at most ``AUDIT_SCAN`` consecutive ids, found
-    by the primary key; a time range is turned into ids through the index on ``at``
-    (ids follow time), so no filter reads the whole table."""
-    col = AuditRow.__table__.c  # type: ignore[attr-defined]
-    with Session(db) as session:
-        top = f.before - 1 if f.before else session.execute(
-            sa.select(sa.func.max(col.id))).scalar()
-        if f.until is not None and top:
-            newest = session.execute(sa.select(col.id).where(col.at <= f.until)
-                                     .order_by(col.at.desc()).limit(1)).scalar()
-            top = min(top, newest) if newest else 0
-        floor = 1
-        if f.since is not None and top:
-            oldest = session.execute(sa.select(col.id).where(col.at >= f.since)
-                                     .order_by(col.at.asc()).limit(1)).scalar()
-            floor = oldest if oldest else top + 1
-        if not top or floor > top:
-            return [], None
-        low = max(floor, top - AUDIT_SCAN + 1)
-        query = select(AuditRow).where(col.id >= low, col.id <= top)
-        if f.actor:
-            query = query.where(sa.func.lower(col.actor).contains(f.actor.lower(),
-                                                                 autoescape=True))
-        if f.action:
-            query = query.where(col.action == f.action)
-        if f.scope:
-            query = query.where(col.scope == f.scope)
-        if f.client:
-            query = query.where(_client_scopes(col.scope, f.client))
-        if f.since is not None:
-            query = query.where(col.at >= f.since)
-        if f.until is not None:
-            query = query.where(col.at <= f.until)
-        if clients is not None:  # what _audit_for lets through, so pages come back full
-            query = query.where(sa.or_(col.scope == "global",
-                                       *(_client_scopes(col.scope, c) for c in sorted(clients))))
-        rows = list(session.exec(query.order_by(col.id.desc()).limit(AUDIT_PAGE + 1)))
-    if len(rows) > AUDIT_PAGE:
-        return rows[:AUDIT_PAGE], rows[AUDIT_PAGE - 1].id
-    return rows, (low if low > floor else None)
-
-
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request) -> Response:
     """The audit log, newest first, filtered (actor, action, scope, client, time range),
-    as the user may see it (see ``_audit_for``): kill switches, position closes and,
+    as the user may see it (see app/services/audit_log.py): kill switches, position closes and,
     for users over every client, logins, failed logins, users and keys."""
     principal = session_principal(request)
     if principal is None:  # before reading anything
         return _login_redirect(request)
     system = _system(request)
-    clients = views.visible(principal, system)
-    filters, problems = _audit_filters(request, clients)
-    rows, older = await asyncio.to_thread(read_audit, system.db, filters, principal.clients)
-    if principal.clients is not None:
-        rows = [seen for r in rows if (seen := _audit_for(r, principal.clients)) is not None]
-    scope_options = [s["label"] for s in views.scopes(system, principal)]
+    reader = Reader(system, principal)
+    filters, problems = _audit_filters(request, reader.clients())
+    rows, older = await audit_log.audit_page(system, principal, filters)
+    scope_options = [s["label"] for s in views.scopes(reader)]
     if principal.clients is None:
         scope_options.insert(1, "auth")
     form = {k: request.query_params.get(k, "") for k in
@@ -403,36 +328,6 @@ async def audit_page(request: Request) -> Response:
                  filters=form, problems=problems, actions=views.AUDIT_ACTIONS,
                  scope_options=scope_options, older_query=older_query,
                  filtered=any(form.values()) or filters.before is not None)
-
-
-# Details of a global entry that say nothing about any one client. Anything else (the
-# number of orders a global switch cancelled, over every client) is left out for a user
-# scoped to clients; close-all ``results`` are cut down to their own positions.
-_CLIENT_NEUTRAL_DETAILS = frozenset({"state", "changed"})
-
-
-def _audit_for(row: AuditRow, clients: frozenset[str]) -> AuditRow | None:
-    """The entry as a user scoped to ``clients`` may see it, or None.
-
-    Entries on their own clients' scopes are shown whole. Global entries are shown (a
-    global kill switch concerns everyone, and explains their own state) with details
-    cut down to what concerns their clients. Entries on other clients' scopes, on
-    venues alone (a venue close-all's results name every client there) and about
-    authentication (``scope="auth"``) are hidden.
-    """
-    if row.scope != "global":
-        return row if _audit_visible(row.scope, clients) else None
-    details = {k: v for k, v in row.details.items() if k in _CLIENT_NEUTRAL_DETAILS}
-    if "results" in row.details:
-        details["results"] = [r for r in row.details["results"]
-                              if isinstance(r, dict) and r.get("client") in clients]
-    return AuditRow(**{**row.model_dump(), "details": details})
-
-
-def _audit_visible(scope: str, clients: frozenset[str]) -> bool:
-    """Scoped users see global entries and their own clients' (scope = Scope.describe())."""
-    first = scope.split(", ")[0]
-    return scope == "global" or (first.startswith("client ") and first[7:] in clients)
 
 
 # ---- actions (htmx) ---------------------------------------------------------------------------
@@ -468,10 +363,11 @@ async def ticket_submit(request: Request) -> Response:
     result = None
     try:
         body = OrderCreate.model_validate(raw)
-        placed = await orders_api.submit_order(_system(request), principal, body)
-        if isinstance(placed, ApiError):
-            raise placed
-        order, _ = placed
+        placed = await orders.place(_system(request), principal, order_spec(body),
+                                    body.clip_to_position)
+        if placed.rejected:
+            raise orders.rejection_error(placed.order)
+        order = order_json(placed.order)
         result = {"level": "ok", "message": f"Order {order['id']} {order['status']}: "
                   f"{order['side']} {order['qty']} {order['symbol']} "
                   f"({order['client_order_id']})"}
@@ -491,7 +387,7 @@ async def ticket_submit(request: Request) -> Response:
                 types=[t.value for t in OrderType], tifs=[t.value for t in TimeInForce],
                 sources=[t.value for t in TriggerSource], errors=errors,
                 values=kept, result=result)
-    ctx["clients"] = views.visible(principal, system)
+    ctx["clients"] = Reader(system, principal).clients()
     return templates.TemplateResponse(request, "fragments/ticket.html", ctx,
                                       status_code=422 if errors else 200)
 
@@ -502,8 +398,8 @@ async def order_details(request: Request, order_id: int) -> Response:
     principal = session_principal(request)
     if principal is None:
         return _error_fragment("your session ended; log in again", 401)
-    order = _system(request).engine.state.orders.get(order_id)
-    if order is None or not principal.can_access(order.spec.client):
+    order = Reader(_system(request), principal).find_order(order_id)
+    if order is None:
         return _error_fragment(f"there is no order {order_id}", 404)
     html = templates.get_template("fragments/order_details.html").render(
         d=views.order_details(order))
@@ -514,11 +410,11 @@ async def order_details(request: Request, order_id: int) -> Response:
 async def cancel(request: Request, order_id: int) -> Response:
     try:
         principal = _actor(request, Role.TRADER)
-        order = await orders_api.cancel(_system(request), principal, order_id)
+        order = await orders.cancel(_system(request), principal, order_id)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
     html = templates.get_template("fragments/toast.html").render(
-        level="ok", message=f"Order {order['id']} {order['status']}")
+        level="ok", message=f"Order {order.order_id} {order.status.value}")
     return HTMLResponse(html)
 
 
@@ -529,19 +425,24 @@ async def replace(request: Request, order_id: int, price: str = Form(""), qty: s
         principal = _actor(request, Role.TRADER)
         body = OrderReplace.model_validate({k: v for k, v in (("price", price), ("qty", qty))
                                             if v})
-        order = await orders_api.replace(_system(request), principal, order_id, body)
+        order = await orders.replace(_system(request), principal, order_id, price=body.price,
+                                     qty=body.qty, trigger_price=body.trigger_price)
+        if order.status is OrderStatus.REJECTED:
+            raise orders.rejection_error(order)
     except ValidationError as exc:
         return _error_fragment(exc.errors()[0]["msg"], 422)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
     html = templates.get_template("fragments/toast.html").render(
-        level="ok", message=f"Replaced by order {order['id']} at {order['price']}")
+        level="ok", message=f"Replaced by order {order.order_id} at "
+                            f"{order_json(order)['price']}")
     return HTMLResponse(html)
 
 
-CONTROL_ACTIONS = {
-    "reduce-only": controls_api.reduce_only, "disable-trading": controls_api.disable_trading,
-    "enable-trading": controls_api.enable_trading, "close-all": controls_api.close_all,
+# The kill switches the panel offers: the state each sets (None: close-all).
+CONTROL_ACTIONS: dict[str, TradingState | None] = {
+    "reduce-only": TradingState.REDUCE_ONLY, "disable-trading": TradingState.HALTED,
+    "enable-trading": TradingState.ACTIVE, "close-all": None,
 }
 
 
@@ -551,10 +452,9 @@ async def control(request: Request, action: str, reason: str = Form(""),
                   ) -> Response:
     """A kill switch from the panel or the banner's brake. ``enable-trading`` with
     ``cascade`` also enables every narrower scope restricted by its own setting;
-    ``enable-narrower`` does only that. Each scope is one audited API call. The
+    ``enable-narrower`` does only that. Each scope is one audited use case. The
     answer is the panel's result block, or a toast when the page has no panel."""
-    handler = CONTROL_ACTIONS.get(action)
-    if handler is None and action != "enable-narrower":
+    if action not in CONTROL_ACTIONS and action != "enable-narrower":
         return _error_fragment(f"unknown action {action}", 404)
     if not reason.strip():
         return _error_fragment("A reason is required for the audit log.", 422)
@@ -563,23 +463,28 @@ async def control(request: Request, action: str, reason: str = Form(""),
         principal = _actor(request, Role.OPERATOR)
         body = ControlRequest(client=client or None, venue=venue or None, reason=reason.strip())
         result = None
-        if handler is not None:
-            result = await _control_call(handler, body, principal, system)
+        if action == "close-all":
+            result = _change_view(await controls.close_all(
+                system, principal, body.client, body.venue, body.reason), close_all=True)
+        elif action in CONTROL_ACTIONS:
+            result = _change_view(await controls.set_trading_state(
+                system, principal, body.client, body.venue,
+                CONTROL_ACTIONS[action] or TradingState.ACTIVE, body.reason))
         scope = Scope(body.client, body.venue)
         cascaded = []
+        reader = Reader(system, principal)
         if action == "enable-narrower" or (action == "enable-trading" and cascade):
-            for inner in views.narrower_restricted(system, principal, scope):
-                cascaded.append(await _control_call(
-                    controls_api.enable_trading,
-                    ControlRequest(client=inner.client, venue=inner.venue, reason=body.reason),
-                    principal, system))
+            for inner in views.narrower_restricted(reader, scope):
+                cascaded.append(_change_view(await controls.set_trading_state(
+                    system, principal, inner.client, inner.venue, TradingState.ACTIVE,
+                    body.reason)))
     except ValidationError as exc:
         return _error_fragment(exc.errors()[0]["msg"], 422)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
     # What enabling left restricted underneath (said, and offered to clear).
-    still = ([{"label": s.describe(), "state": system.engine.state.trading_states[s].value}
-              for s in views.narrower_restricted(system, principal, scope)]
+    still = ([{"label": s.describe(), "state": reader.state_of(s).value}
+              for s in views.narrower_restricted(reader, scope)]
              if action in ("enable-trading", "enable-narrower") else [])
     if request.headers.get("hx-target") != "control-result":
         return HTMLResponse(templates.get_template("fragments/toast.html").render(
@@ -591,14 +496,20 @@ async def control(request: Request, action: str, reason: str = Form(""),
     return HTMLResponse(html)
 
 
-async def _control_call(handler: Any, body: ControlRequest, principal: Principal,
-                        system: Any) -> dict[str, Any]:
-    """Call a kill-switch route of the API and return its answer as data (the routes
-    answer with a JSON response, see app/api/controls.py)."""
-    answer = await handler(body, principal, system)
-    if isinstance(answer, Response):
-        return json.loads(bytes(answer.body))
-    return answer
+def _change_view(change: controls.StateChange, close_all: bool = False) -> dict[str, Any]:
+    """A kill switch's outcome for the result block: the state change and, for
+    close-all, a row per position."""
+    view: dict[str, Any] = {"scope": change.scope.describe(), "state": change.state.value,
+                            "previous": change.previous.value}
+    if not close_all:
+        view["changed"] = change.changed
+        return view
+    view["results"] = [
+        {"client": r.client, "venue": r.venue, "symbol": r.symbol,
+         "qty_before": format(r.qty_before, "f"), "filled_qty": format(r.filled_qty, "f"),
+         "avg_price": None if r.avg_price is None else format(r.avg_price, "f"),
+         "status": r.status, "message": r.message} for r in change.results]
+    return view
 
 
 def _control_summary(action: str, result: dict | None, cascaded: list[dict],
@@ -625,21 +536,22 @@ async def close_position(request: Request, client: str = Form(""), venue: str = 
         principal = _actor(request, Role.TRADER)
         body = PositionClose(client=client, venue=venue, symbol=symbol,
                              reason=reason.strip() or None)
-        result, _ = await positions_api.close_position(_system(request), principal, body)
+        closed = await positions.close_position(_system(request), principal, body.client,
+                                                body.venue, body.symbol, body.reason)
     except ValidationError as exc:
         return _error_fragment(exc.errors()[0]["msg"], 422)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
-    order = result["order"]
+    order = None if closed.order is None else order_json(closed.order)
     if order is None:
         message = f"{symbol} on {venue} ({client}) is already flat"
     else:
-        done = "closed" if result["flat"] else f"now {result['qty']}"
+        done = "closed" if closed.flat else f"now {positions.qty_text(closed.qty)}"
         message = (f"{symbol} on {venue} ({client}) {done}: order {order['id']} "
                    f"{order['status']}, {order['side']} {order['filled_qty']}"
                    + (f" @ {order['avg_fill_price']}" if order["avg_fill_price"] else ""))
     html = templates.get_template("fragments/toast.html").render(
-        level="ok" if result["flat"] else "error", message=message)
+        level="ok" if closed.flat else "error", message=message)
     return HTMLResponse(html)
 
 

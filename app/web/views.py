@@ -1,27 +1,21 @@
-"""View models: plain dicts for the templates, computed from the live engine
-for the clients a principal may see. No HTML here, no I/O."""
+"""View models: plain dicts for the templates, computed from the read side
+(app/services/queries.py) for the clients a principal may see. No HTML here,
+no I/O."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.api.orders import SCAN_BUDGET
-from app.auth.principal import Principal
 from app.domain.trading_state import GLOBAL, Scope, TradingState, effective_state
-from app.runtime.bus import utc_now
 from app.runtime.system import TradingSystem
+from app.services.audit_log import AUDIT_ACTIONS as AUDIT_ACTIONS
+from app.services.queries import Reader, equity_by_client, markets, utc_now
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
-
-
-def visible(principal: Principal, system: TradingSystem) -> list[str]:
-    return [c for c in system.clients if principal.can_access(c)]
 
 
 def money(d: Decimal | None, places: str = "0.01") -> str:
@@ -57,20 +51,16 @@ def tone(d: Decimal) -> str:
     return "pos" if q > 0 else "neg" if q < 0 else "flat"
 
 
-def summary(system: TradingSystem, clients: list[str], first_event_at: datetime | None
+def summary(reader: Reader, clients: list[str], first_event_at: datetime | None
             ) -> dict[str, Any]:
     """Seed 001's portfolio summary, plus equity, funding and fees."""
-    engine = system.engine
     sums: dict[str, Decimal] = {}
-    for c in clients:
-        for v in system.venue_names:
-            s = engine.summary(c, v)
-            for field in ("deposits", "withdrawals", "equity", "wallet", "available",
-                          "margin_used", "realized_pnl", "unrealized_pnl", "fees", "funding"):
-                sums[field] = sums.get(field, ZERO) + getattr(s, field)
+    for s in reader.summaries(clients):
+        for field in ("deposits", "withdrawals", "equity", "wallet", "available",
+                      "margin_used", "realized_pnl", "unrealized_pnl", "fees", "funding"):
+            sums[field] = sums.get(field, ZERO) + getattr(s, field)
     capital = sums.get("deposits", ZERO) - sums.get("withdrawals", ZERO)
-    counts = [engine.state.trade_counts.get(c, (0, 0)) for c in clients]
-    trades, wins = sum(n for n, _ in counts), sum(w for _, w in counts)
+    trades, wins = reader.trade_counts(clients)
     cumulative = (sums.get("realized_pnl", ZERO) - sums.get("fees", ZERO)
                   + sums.get("funding", ZERO))
     equity = sums.get("equity", ZERO)
@@ -101,39 +91,24 @@ def summary(system: TradingSystem, clients: list[str], first_event_at: datetime 
     }
 
 
-def positions(system: TradingSystem, clients: list[str]) -> list[dict[str, Any]]:
-    engine = system.engine
+def positions(reader: Reader, clients: list[str]) -> list[dict[str, Any]]:
     rows = []
-    for c in clients:
-        for v in system.venue_names:
-            prices = engine.prices(v)
-            summary = None  # the account's, once, for every position's liquidation price
-            for symbol, p in engine.positions_of(c, v).items():
-                if not p.qty:
-                    continue
-                mark = prices.get(symbol) or p.avg_entry
-                pnl = p.unrealized_pnl(mark)
-                summary = summary or engine.summary(c, v)
-                liquidation = engine.liquidation_price(c, v, symbol, summary)
-                rows.append({"client": c, "venue": v, "symbol": symbol, "side": p.direction,
-                             "qty": price(abs(p.qty)), "entry": average(p.avg_entry),
-                             "mark": price(mark),
-                             "liq": price(liquidation) if liquidation is not None else "—",
-                             "pnl": signed_money(pnl), "tone": tone(pnl),
-                             "notional": money(p.notional(mark)), "fees": money(p.fees),
-                             "funding": signed_money(p.funding)})
+    for v in reader.positions(clients):
+        p = v.position
+        pnl = p.unrealized_pnl(v.mark)
+        liquidation = v.liquidation_price
+        rows.append({"client": v.client, "venue": v.venue, "symbol": v.symbol,
+                     "side": p.direction, "qty": price(abs(p.qty)),
+                     "entry": average(p.avg_entry), "mark": price(v.mark),
+                     "liq": price(liquidation) if liquidation is not None else "—",
+                     "pnl": signed_money(pnl), "tone": tone(pnl),
+                     "notional": money(v.notional), "fees": money(p.fees),
+                     "funding": signed_money(p.funding)})
     return rows
 
 
-def open_orders(system: TradingSystem, clients: list[str], limit: int = 50
-                ) -> list[dict[str, Any]]:
-    rows = []
-    for c in clients:
-        for v in system.venue_names:
-            for o in system.engine.state.open_orders.get((c, v), {}).values():
-                rows.append(order_row(o))
-    rows.sort(key=lambda r: -r["id"])
-    return rows[:limit]
+def open_orders(reader: Reader, clients: list[str], limit: int = 50) -> list[dict[str, Any]]:
+    return [order_row(o) for o in reader.open_orders(clients, limit)]
 
 
 def order_row(o: Any) -> dict[str, Any]:
@@ -198,36 +173,17 @@ def stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def blotter(system: TradingSystem, clients: list[str], status: str | None = None,
-            symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest orders matching the filters, examining at most ``SCAN_BUDGET`` orders
-    (like the API's pages): a filter that matches little costs no more than one that
-    matches everything."""
-    state = system.engine.state
-    rows = []
-    for examined, order_id in enumerate(state.order_ids_newest_first(
-            clients, state.last_order_id)):
-        if examined == SCAN_BUDGET:
-            break
-        o = state.orders.get(order_id)
-        if o is None:
-            continue
-        if symbol and o.spec.symbol != symbol:
-            continue
-        if status and not (o.status.value == status or (status == "open" and o.is_open)):
-            continue
-        rows.append(order_row(o))
-        if len(rows) >= limit:
-            break
-    return rows
+def blotter(reader: Reader, status: str | None = None, symbol: str | None = None,
+            limit: int = 100) -> list[dict[str, Any]]:
+    """The newest orders matching the filters: one page of the read side's order list
+    (which examines a bounded number of orders, like the API's pages)."""
+    page = reader.orders(status=status, symbol=symbol, limit=limit)
+    return [order_row(o) for o in page.orders]
 
 
-def exits(system: TradingSystem, clients: list[str], limit: int = 20) -> list[dict[str, Any]]:
-    """The newest ``limit`` closed trades of ``clients`` (from each client's own list)."""
-    by_client = system.engine.state.closed_trades_by_client
-    newest = heapq.merge(*(reversed(by_client.get(c, [])) for c in clients),
-                         key=lambda t: t.closed_at, reverse=True)
-    return [trade_row(t) for t in itertools.islice(newest, max(0, limit))]
+def exits(reader: Reader, clients: list[str], limit: int = 20) -> list[dict[str, Any]]:
+    """The newest ``limit`` closed trades of ``clients``."""
+    return [trade_row(t) for t in reader.recent_trades(clients, limit)]
 
 
 def trade_row(t: Any) -> dict[str, Any]:
@@ -241,38 +197,36 @@ def trade_row(t: Any) -> dict[str, Any]:
             "duration": f"{t.duration_seconds:.0f}s"}
 
 
-def marks(system: TradingSystem) -> list[dict[str, Any]]:
+def marks(reader: Reader) -> list[dict[str, Any]]:
     now = utc_now()
-    limit = system.settings.stale_mark_seconds
+    limit = reader.system.settings.stale_mark_seconds
     rows = []
-    for inst in system.instruments:
-        venue = system.engine.venues[inst.venue]
-        seen = system.marks_at.get((inst.venue, inst.symbol))
-        age = (now - seen).total_seconds() if seen else None
-        rows.append({"venue": inst.venue, "symbol": inst.symbol,
-                     "mark": price(venue.marks.get(inst.symbol)),
-                     "bid": price(venue.book(inst.symbol).bid),
-                     "ask": price(venue.book(inst.symbol).ask),
+    for m in markets(reader.system):
+        age = m.mark_age(now)
+        rows.append({"venue": m.instrument.venue, "symbol": m.instrument.symbol,
+                     "mark": price(m.mark), "bid": price(m.bid), "ask": price(m.ask),
                      "age": f"{age:.0f}s" if age is not None else "never",
                      "stale": age is None or age > limit})
     return rows
 
 
-def scopes(system: TradingSystem, principal: Principal) -> list[dict[str, Any]]:
+def scopes(reader: Reader) -> list[dict[str, Any]]:
     """Every scope an operator might act on: its own setting (``state``), the state in
     force for the accounts it covers (``in_force``: each distinct state with the scope
     that sets it and the accounts concerned), and the narrower scopes that are
     restricted on their own (``narrower``: what enabling this scope leaves in force)."""
-    states = system.engine.state.trading_states
-    clients = visible(principal, system)
-    accounts = [(c, v) for c in clients for v in system.venue_names]
+    states = reader.trading_states()
+    principal = reader.principal
+    clients = reader.clients()
+    venues = reader.venues()
+    accounts = [(c, v) for c in clients for v in venues]
     effective = {account: effective_state(states, *account) for account in accounts}
     candidates: list[Scope] = [GLOBAL] if principal.clients is None else []
     for c in clients:
         candidates.append(Scope(c, None))
-        candidates.extend(Scope(c, v) for v in system.venue_names)
+        candidates.extend(Scope(c, v) for v in venues)
     if principal.clients is None:
-        candidates.extend(Scope(None, v) for v in system.venue_names)
+        candidates.extend(Scope(None, v) for v in venues)
     out = []
     for scope in candidates:
         state = states.get(scope, TradingState.ACTIVE)
@@ -286,7 +240,7 @@ def scopes(system: TradingSystem, principal: Principal) -> list[dict[str, Any]]:
             for (s, src), names in sorted(groups.items(),
                                           key=lambda g: (-g[0][0].severity, _order(g[0][1])))]
         narrower = [{"label": other.describe(), "state": states[other].value}
-                    for other in narrower_restricted(system, principal, scope)]
+                    for other in narrower_restricted(reader, scope)]
         out.append({"client": scope.client or "", "venue": scope.venue or "",
                     "label": scope.describe(), "state": state.value,
                     "account": scope.client is not None and scope.venue is not None,
@@ -306,25 +260,25 @@ def _narrower(inner: Scope, outer: Scope) -> bool:
         outer.venue is None or outer.venue == inner.venue)
 
 
-def narrower_restricted(system: TradingSystem, principal: Principal, scope: Scope
-                        ) -> list[Scope]:
-    """The restricted scopes inside ``scope`` that ``principal`` may act on."""
-    states = system.engine.state.trading_states
+def narrower_restricted(reader: Reader, scope: Scope) -> list[Scope]:
+    """The restricted scopes inside ``scope`` that the reader may act on."""
+    states = reader.trading_states()
+    principal = reader.principal
     return [other for other, state in sorted(states.items(), key=lambda i: _order(i[0]))
             if state is not TradingState.ACTIVE and _narrower(other, scope)
             and (other.client is not None or principal.clients is None)
             and (other.client is None or principal.can_access(other.client))]
 
 
-def banner(system: TradingSystem, principal: Principal) -> dict[str, Any]:
+def banner(reader: Reader) -> dict[str, Any]:
     """The loudest state among what this principal can see."""
     worst, where = TradingState.ACTIVE, "global"
-    for c in visible(principal, system):
-        for v in system.venue_names:
-            state, scope = system.engine.trading_state(c, v)
+    for c in reader.clients():
+        for v in reader.venues():
+            state, scope = reader.state_in_force(c, v)
             if state.severity > worst.severity:
                 worst, where = state, scope.describe()
-    restricted = [s for s in scopes(system, principal) if s["state"] != "active"]
+    restricted = [s for s in scopes(reader) if s["state"] != "active"]
     return {"state": worst.value, "where": where, "restricted": restricted}
 
 
@@ -337,8 +291,7 @@ class EquityHistory:
 
     def sample(self, system: TradingSystem) -> None:
         ts = int(utc_now().timestamp())
-        for c in system.clients:
-            equity = sum((system.engine.summary(c, v).equity for v in system.venue_names), ZERO)
+        for c, equity in equity_by_client(system).items():
             series = self._samples.setdefault(c, deque(maxlen=self.maxlen))
             if series and series[-1][0] == ts:
                 series.pop()
@@ -354,11 +307,6 @@ class EquityHistory:
 
 # ---- the audit log ------------------------------------------------------------------------
 
-# Actions the audit log holds (kill switches, position closes, authentication), for the
-# page's filter.
-AUDIT_ACTIONS = ("reduce-only", "disable-trading", "enable-trading", "close-all",
-                 "position-close", "login", "login-failed", "user-add", "user-remove",
-                 "key-create", "key-revoke")
 _STATE_ACTIONS = frozenset({"reduce-only", "disable-trading", "enable-trading"})
 
 

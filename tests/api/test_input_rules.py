@@ -150,9 +150,9 @@ def test_a_huge_cursor_answers_at_once(api) -> None:
 def test_pages_follow_next_cursor_through_sparse_matches(api, monkeypatch) -> None:
     """A page examines a bounded number of orders: with a narrow filter it may come back
     short, but following next_cursor still finds every match, newest first."""
-    import app.api.orders as orders_api
+    import app.services.queries as queries
 
-    monkeypatch.setattr(orders_api, "SCAN_BUDGET", 4)
+    monkeypatch.setattr(queries, "SCAN_BUDGET", 4)
     placed = [api.place(client_order_id=f"p{i}",
                         symbol="ETH-PERP" if i % 5 == 0 else "BTC-PERP",
                         qty="0.01" if i % 5 == 0 else "0.001",

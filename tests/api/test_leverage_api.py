@@ -58,6 +58,8 @@ def test_positions_show_leverage_maintenance_and_liquidation_price(market_api) -
 
 def test_the_dashboard_positions_show_the_liquidation_price(make_api) -> None:
     """Under the mark, the positions table shows the price the API reports."""
+    from app.auth.principal import Principal, Role
+    from app.services.queries import Reader
     from app.web import views
 
     api = make_api(config=None)
@@ -65,7 +67,8 @@ def test_the_dashboard_positions_show_the_liquidation_price(make_api) -> None:
     api.ok(leverage(api, leverage=20))
     api.run(Withdraw("demo", "paper-binance", D(19_980)))  # 20 left against 60 of BTC
     api.buy_market("0.001")
-    (row,) = [r for r in views.positions(api.system, ["demo"]) if r["venue"] == "paper-binance"]
+    reader = Reader(api.system, Principal("v", Role.VIEWER, None, "key"))
+    (row,) = [r for r in views.positions(reader, ["demo"]) if r["venue"] == "paper-binance"]
     (position,) = [p for p in api.ok(api.get("/api/v1/positions"))
                    if p["venue"] == "paper-binance"]
     assert position["liquidation_price"] is not None

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
 from app.store.tables import AuditRow
-from app.web import routes
-from app.web.routes import AuditFilters, read_audit
+from app.services import audit_log as routes
+from app.services.audit_log import AuditFilters, read_audit
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

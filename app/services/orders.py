@@ -1,0 +1,114 @@
+"""Orders: place, cancel, replace, cancel-all.
+
+Each answer is the order *as it was at the commit* (a copy taken right then:
+the live order may change in the next batch), so an acknowledgement never shows
+anything that is not durable.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.auth.principal import Principal
+from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
+from app.domain.events import Event, OrderCanceled, OrderSubmitted
+from app.domain.orders import Order, OrderSpec, OrderStatus, Side
+from app.runtime.system import TradingSystem
+from app.services.commands import run
+from app.services.errors import ServiceError, status_for
+from app.services.queries import Reader
+from app.services.scope import check_client, visible_clients
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """The outcome of placing: the order (perhaps REJECTED: it exists all the same)
+    and whether it is new (``False``: an idempotent retry answered with the first)."""
+
+    order: Order
+    created: bool
+
+    @property
+    def rejected(self) -> bool:
+        return self.order.status is OrderStatus.REJECTED
+
+
+def rejection_error(order: Order) -> ServiceError:
+    """How a caller reports a rejected order: its reason code as the error code."""
+    code = order.reject_code or "REJECTED"
+    return ServiceError(status_for(code), code, order.reject_message or "order rejected",
+                        order=order)
+
+
+async def place(system: TradingSystem, principal: Principal, spec: OrderSpec,
+                clip_to_position: bool = False) -> Placed:
+    """Place ``spec`` for ``principal``; return once it is durable. Idempotent on the
+    client order id: the same id with the same parameters answers the first order."""
+    check_client(principal, spec.client)
+
+    def respond(events: list[Event]) -> Placed:
+        state = system.engine.state
+        submitted = next((e for e in events if type(e) is OrderSubmitted), None)
+        if submitted is not None:
+            return Placed(copy.copy(state.orders[submitted.order_id]), True)
+        # An idempotent retry: nothing new happened; answer with the first order.
+        order = state.order_by_client_id(spec.client, spec.venue, spec.client_order_id or "")
+        if order is None:
+            raise RuntimeError("an order with no events and no earlier order")
+        return Placed(copy.copy(order), False)
+
+    committed = await run(system, SubmitOrder(spec, clip_to_position=clip_to_position,
+                                              actor=principal.actor), respond=respond)
+    placed: Placed = committed.response
+    return placed
+
+
+async def cancel(system: TradingSystem, principal: Principal, order_id: int) -> Order:
+    """Cancel an order (idempotent); the order as it was at the commit."""
+    order = Reader(system, principal).order(order_id)
+    committed = await run(system, CancelOrder(order.order_id, actor=principal.actor),
+                          respond=lambda events: copy.copy(order))
+    canceled: Order = committed.response
+    return canceled
+
+
+async def replace(system: TradingSystem, principal: Principal, order_id: int, *,
+                  price: Decimal | None = None, qty: Decimal | None = None,
+                  trigger_price: Decimal | None = None) -> Order:
+    """Cancel/replace with a new price, qty and/or trigger. Returns the successor as it
+    was at the commit (perhaps REJECTED), or the original while the venue has not
+    confirmed the cancel yet. Retrying returns the same successor. Raises
+    ``ORDER_NOT_OPEN`` (409) if the order finished before it could be replaced."""
+    order = Reader(system, principal).order(order_id)
+
+    def respond(events: list[Event]) -> Order | ServiceError:
+        successor_id = order.replaced_by
+        state = system.engine.state
+        if successor_id is None:
+            if order.order_id in state.pending_replaces:
+                return copy.copy(order)  # venue latency: the cancel is on its way
+            return ServiceError(409, "ORDER_NOT_OPEN",
+                                f"order {order_id} was {order.status.value} before it could "
+                                "be replaced", order=copy.copy(order))
+        return copy.copy(state.orders[successor_id])
+
+    command = ReplaceOrder(order.order_id, price, qty, trigger_price, actor=principal.actor)
+    committed = await run(system, command, respond=respond)
+    answer = committed.response
+    if isinstance(answer, ServiceError):
+        raise answer
+    successor: Order = answer
+    return successor
+
+
+async def cancel_all(system: TradingSystem, principal: Principal, client: str | None = None,
+                     venue: str | None = None, symbol: str | None = None,
+                     side: Side | None = None) -> list[int]:
+    """Cancel every open order of the visible clients matching the filters; the ids."""
+    canceled: list[int] = []
+    for c in visible_clients(principal, system, client):
+        committed = await run(system, CancelAll(c, venue, symbol, side, actor=principal.actor))
+        canceled.extend(e.order_id for e in committed.events if type(e) is OrderCanceled)
+    return canceled
