@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.store.tables import AuditRow
 
@@ -232,7 +232,7 @@ class FailedLoginAudit:
                     ids.append(row.id)
                 else:
                     session.execute(sa.update(AuditRow)
-                                    .where(AuditRow.id == w.row_id)  # type: ignore[arg-type]
+                                    .where(col(AuditRow.id) == w.row_id)
                                     .values(reason=w.reason[:_MAX_REASON], details=w.details))
                     ids.append(w.row_id)
             session.commit()

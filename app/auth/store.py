@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.auth.audit import auth_row
 from app.auth.principal import Principal, Role, parse_clients
@@ -91,7 +91,7 @@ class AuthStore:
                 return False
             sessions = session.exec(select(SessionRow).where(
                 SessionRow.user_name == name,
-                SessionRow.revoked_at.is_(None))).all()  # type: ignore[union-attr]
+                col(SessionRow.revoked_at).is_(None))).all()
             for row in sessions:
                 row.revoked_at = now
                 session.add(row)
@@ -190,8 +190,9 @@ class AuthStore:
         ``key-revoke`` when it revoked any."""
         with Session(self.db) as session:
             rows = session.exec(select(ApiKeyRow).where(
-                sa.or_(ApiKeyRow.prefix == prefix_or_name, ApiKeyRow.name == prefix_or_name),
-                ApiKeyRow.revoked_at.is_(None))).all()  # type: ignore[union-attr]
+                sa.or_(col(ApiKeyRow.prefix) == prefix_or_name,
+                       col(ApiKeyRow.name) == prefix_or_name),
+                col(ApiKeyRow.revoked_at).is_(None))).all()
             for row in rows:
                 row.revoked_at = datetime.now(UTC)
                 session.add(row)
@@ -207,7 +208,7 @@ class AuthStore:
 
     def list_keys(self) -> list[ApiKeyRow]:
         with Session(self.db) as session:
-            return list(session.exec(select(ApiKeyRow).order_by(ApiKeyRow.id)))
+            return list(session.exec(select(ApiKeyRow).order_by(col(ApiKeyRow.id))))
 
     def authenticate_key(self, key: str) -> Principal | None:
         now = time.monotonic()

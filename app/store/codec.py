@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from app.domain import events as domain_events
+from app.domain.events import Event
 
 EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls for cls in typing.get_args(domain_events.Event)
@@ -43,8 +44,10 @@ def encode(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def encode_event(event: Any) -> tuple[str, dict[str, Any]]:
-    cls = type(event)
+def encode_event(event: Event) -> tuple[str, dict[str, Any]]:
+    # Widened to ``type``: mypy takes ``type[SomeDataclass]`` for unhashable (it reads
+    # the instances' ``__hash__``), though every class is hashable.
+    cls: type = type(event)
     return cls.__name__, _encoder(cls)(event)
 
 
@@ -101,16 +104,17 @@ def _field_encoder(hint: Any) -> Encoder | None:
         return _isoformat
     if isinstance(hint, type) and issubclass(hint, Enum):
         return lambda v: v.value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _encoder(hint)
     return encode
 
 
-def decode_event(type_name: str, payload: dict[str, Any]) -> Any:
+def decode_event(type_name: str, payload: dict[str, Any]) -> Event:
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
         raise ValueError(f"unknown event type {type_name!r}")
-    return _decode(cls, payload)
+    event: Event = _decode(cls, payload)
+    return event
 
 
 @cache
@@ -142,7 +146,7 @@ def _decode(hint: Any, raw: Any) -> Any:
         return datetime.fromisoformat(raw)
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(raw)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = _hints(hint)
         return hint(**{f.name: _decode(hints[f.name], raw[f.name])
                        for f in dataclasses.fields(hint) if f.name in raw})

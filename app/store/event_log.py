@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, col, create_engine, select
 
 from app.domain.events import Event
 from app.engine.state import EngineState
@@ -204,9 +204,10 @@ class EventLog:
     def read(self, after: int = 0, limit: int | None = None,
              client: str | None = None) -> list[EventRow]:
         with Session(self.db) as session:
-            query = select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq)
+            query = select(EventRow).where(col(EventRow.seq) > after).order_by(
+                col(EventRow.seq))
             if client is not None:
-                query = query.where(EventRow.client == client)
+                query = query.where(col(EventRow.client) == client)
             if limit is not None:
                 query = query.limit(limit)
             return list(session.exec(query))
@@ -224,7 +225,7 @@ class EventLog:
 
     def first_created_at(self) -> datetime | None:
         with Session(self.db) as session:
-            return session.exec(select(EventRow.created_at).order_by(EventRow.seq).limit(1)
+            return session.exec(select(EventRow.created_at).order_by(col(EventRow.seq)).limit(1)
                                 ).first()
 
     def last_seq(self) -> int:

@@ -66,29 +66,30 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
         order_id = getattr(e, "order_id", None)
         if order_id is not None:
             orders.add(order_id)
-        kind = type(e)
-        if kind is OrderSubmitted:
-            submitted.add(e.order_id)
-        elif kind is OrderFilled:
-            fills.append((e.fill_id, e.order_id, e.client, e.venue, e.symbol, e.side.value,
-                          text(e.qty), text(e.price), text(e.fee), e.liquidity.value,
-                          ts(e.at)))
-            positions.add((e.client, e.venue, e.symbol))
-            accounts.add((e.client, e.venue))
-        elif kind is FundingApplied or kind is PositionLiquidated:
-            positions.add((e.client, e.venue, e.symbol))
-            accounts.add((e.client, e.venue))
-        elif kind in (FundsDeposited, FundsWithdrawn):
-            accounts.add((e.client, e.venue))
-        elif kind is TradeClosed:
-            t = e.trade
-            trades.append((t.trade_id, t.client, t.venue, t.symbol, t.direction, text(t.qty),
-                           text(t.entry_price), text(t.exit_price), text(t.realized_pnl),
-                           text(t.fees), text(t.funding), text(t.net_pnl), text(t.pnl_pct),
-                           ts(t.opened_at), ts(t.closed_at), t.exit_reason))
-        elif kind is TradingStateChanged:
-            key = (e.scope.client or "", e.scope.venue or "")
-            scopes[key] = (key[0], key[1], e.state.value, e.reason, e.actor, ts(e.at))
+        match e:
+            case OrderSubmitted():
+                submitted.add(e.order_id)
+            case OrderFilled():
+                fills.append((e.fill_id, e.order_id, e.client, e.venue, e.symbol,
+                              e.side.value, text(e.qty), text(e.price), text(e.fee),
+                              e.liquidity.value, ts(e.at)))
+                positions.add((e.client, e.venue, e.symbol))
+                accounts.add((e.client, e.venue))
+            case FundingApplied() | PositionLiquidated():
+                positions.add((e.client, e.venue, e.symbol))
+                accounts.add((e.client, e.venue))
+            case FundsDeposited() | FundsWithdrawn():
+                accounts.add((e.client, e.venue))
+            case TradeClosed():
+                t = e.trade
+                trades.append((t.trade_id, t.client, t.venue, t.symbol, t.direction,
+                               text(t.qty), text(t.entry_price), text(t.exit_price),
+                               text(t.realized_pnl), text(t.fees), text(t.funding),
+                               text(t.net_pnl), text(t.pnl_pct), ts(t.opened_at),
+                               ts(t.closed_at), t.exit_reason))
+            case TradingStateChanged():
+                key = (e.scope.client or "", e.scope.venue or "")
+                scopes[key] = (key[0], key[1], e.state.value, e.reason, e.actor, ts(e.at))
     out.insert("fills", FILL_COLUMNS, fills)
     out.insert("closed_trades", TRADE_COLUMNS, trades)
     # An order's row is inserted by the batch that submits it; later batches update

@@ -1,0 +1,1 @@
+"""The paper venue: a deterministic exchange simulator (book, queue models, matching)."""
