@@ -156,7 +156,10 @@ def _demo_order(rng: random.Random, engine: Engine, inst: Instrument, client: st
         return None
     limits = DEMO_LIMITS[inst.symbol]
     notional = Decimal(rng.randint(20, 60))
-    qty = inst.round_qty(min(notional / price, limits.max_position_size / 4))
+    qty = notional / price
+    if limits.max_position_size is not None:  # a quarter of the cap at most
+        qty = min(qty, limits.max_position_size / 4)
+    qty = inst.round_qty(qty)
     if qty < inst.min_qty:
         return None
     side = rng.choice((Side.BUY, Side.SELL))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from app.domain.events import Event
+from app.domain.events import Event, OrderAccepted, OrderFilled, OrderRejected
 from app.domain.trading_state import GLOBAL, TradingState
 from app.runtime.system import TradingSystem
 
@@ -44,13 +44,13 @@ class Metrics:
 
     def observe_events(self, events: list[Event]) -> None:
         for e in events:
-            name = type(e).__name__
-            if name == "OrderRejected":
-                self.orders.labels("rejected", e.code).inc()
-            elif name == "OrderAccepted":
-                self.orders.labels("accepted", "").inc()
-            elif name == "OrderFilled":
-                self.fills.labels(e.liquidity.value).inc()
+            match e:
+                case OrderFilled():
+                    self.fills.labels(e.liquidity.value).inc()
+                case OrderAccepted():
+                    self.orders.labels("accepted", "").inc()
+                case OrderRejected():
+                    self.orders.labels("rejected", e.code).inc()
 
     def observe(self, kind: str, seconds: float, events: int) -> None:
         if kind == "command":

@@ -239,8 +239,12 @@ def read_bars(
         last_start = start
         prices = _bar_points(*(_decimal(row, column, line) for column in (
             layout.open, layout.high, layout.low, layout.close)))
-        volume = (notional_without_volume if layout.volume is None
-                  else _decimal(row, layout.volume, line))
+        if layout.volume is not None:
+            volume = _decimal(row, layout.volume, line)
+        elif notional_without_volume is not None:
+            volume = notional_without_volume
+        else:  # refused above, with the layout
+            raise ValueError(f"{path}: no volume column (give notional_without_volume)")
         quote_volume = layout.volume is None or layout.volume_is_quote
         for offset, raw_price in zip(offsets, prices, strict=True):
             p = round_to_increment(raw_price, tick, Rounding.NEAREST)

@@ -497,7 +497,7 @@ def unreachable_reason(exc: BaseException) -> str | None:
     return str(exc).strip() or type(exc).__name__
 
 
-def close_reason(code: int | None, reason: str = "") -> str:
+def close_reason(code: int | None, reason: str | None = "") -> str:
     """A WebSocket close in words: ``the server is restarting (1012)``."""
     words = CLOSE_REASONS.get(code or 1006, "closed")
     if reason and reason.lower() not in words:

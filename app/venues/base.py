@@ -7,6 +7,7 @@ touches engine state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -71,7 +72,32 @@ class Expired:
 Report = Accepted | Rejected | Triggered | Filled | Canceled | CancelRefused | Expired
 
 
-class Venue(Protocol):
+class TopOfBook(Protocol):
+    """The best bid and offer of one symbol's book (None: that side is empty)."""
+
+    @property
+    def bid(self) -> Decimal | None: ...
+
+    @property
+    def ask(self) -> Decimal | None: ...
+
+
+class MarketView(Protocol):
+    """What a venue shows of its market, apart from execution: the last trade, mark
+    and top of book per symbol, and the price that margin checks use."""
+
+    @property
+    def last(self) -> Mapping[str, Decimal]: ...
+
+    @property
+    def marks(self) -> Mapping[str, Decimal]: ...
+
+    def book(self, symbol: str) -> TopOfBook: ...
+
+    def reference_price(self, symbol: str) -> Decimal | None: ...
+
+
+class Venue(MarketView, Protocol):
     name: str
     capabilities: VenueCapabilities
 
@@ -91,5 +117,3 @@ class Venue(Protocol):
 
     def restore(self, open_orders: list[Order], positions: dict[tuple[str, str], Decimal],
                 now: datetime) -> list[Report]: ...
-
-    def reference_price(self, symbol: str) -> Decimal | None: ...

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import count
+from typing import TypeVar, cast
 
 from app.domain.instruments import Instrument, VenueCapabilities
 from app.domain.market import (
@@ -136,15 +138,20 @@ class PaperVenue:
         self._stops: dict[str, dict[int, Working]] = {}
         self._by_id: dict[int, Working] = {}
         self._expiries: list[tuple[datetime, int]] = []
-        self._inflight: list[tuple[datetime, int, str, object]] = []
+        # What is on its way to the matching engine (submit latency), in arrival order:
+        # an order, or a cancel as (order_id, reason).
+        self._inflight: list[tuple[datetime, int, Working | tuple[int, str]]] = []
         self._outbox: deque[Report] = deque()
         self._seq = count()
         self._delay_out = self.config.response_latency > NO_DELAY
-        self._handlers = {
-            Quote: self._on_quote, TradePrint: self._on_trade, BookSnapshot: self._on_snapshot,
-            BookDelta: self._on_delta, MarkPrice: self._on_mark, FundingRate: _ignore,
-            BookInvalidated: self._on_invalidated,
-        }
+        # Dispatch by exact type: one dict lookup per update, each handler typed for
+        # its own kind of update.
+        self._handlers: dict[type, _UpdateHandler] = dict([
+            _on_update(Quote, self._on_quote), _on_update(TradePrint, self._on_trade),
+            _on_update(BookSnapshot, self._on_snapshot), _on_update(BookDelta, self._on_delta),
+            _on_update(MarkPrice, self._on_mark), _on_update(FundingRate, _ignore),
+            _on_update(BookInvalidated, self._on_invalidated),
+        ])
 
     # ---- setup ----------------------------------------------------------
 
@@ -174,7 +181,7 @@ class PaperVenue:
         work = Working.of(order, enforce_reduce_only)
         self._by_id[work.order_id] = work
         if self.config.submit_latency > NO_DELAY:
-            self._schedule(now + self.config.submit_latency, "submit", work)
+            self._schedule(now + self.config.submit_latency, work)
             return []
         out: list[Report] = []
         self._arrive(work, now, out)
@@ -182,7 +189,7 @@ class PaperVenue:
 
     def cancel(self, order_id: int, now: datetime, reason: str = "canceled") -> list[Report]:
         if self.config.submit_latency > NO_DELAY:
-            self._schedule(now + self.config.submit_latency, "cancel", (order_id, reason))
+            self._schedule(now + self.config.submit_latency, (order_id, reason))
             return []
         out: list[Report] = []
         self._cancel_now(order_id, now, reason, out)
@@ -211,8 +218,12 @@ class PaperVenue:
             elif work.type.is_stop and order.triggered_at is None:
                 self._stops[work.symbol][work.order_id] = work
                 self._schedule_expiry(work)
+            elif work.price is None:
+                # An acknowledged market order (or triggered stop-market) whose outcome
+                # never reached the log: it has no price to rest at, so it executes now.
+                self._execute(work, now, out)
             else:
-                self._rest(work, None)
+                self._rest(work, work.price, None)
             if order.status.value in ("pending_cancel", "pending_replace"):
                 self._cancel_now(work.order_id, now, "canceled", out)
         return self._respond(out, now)
@@ -225,11 +236,11 @@ class PaperVenue:
             return []
         out: list[Report] = []
         while self._inflight and self._inflight[0][0] <= now:
-            at, _, kind, payload = heapq.heappop(self._inflight)
-            if kind == "submit":
-                self._arrive(payload, at, out)  # type: ignore[arg-type]
+            at, _, payload = heapq.heappop(self._inflight)
+            if isinstance(payload, Working):
+                self._arrive(payload, at, out)
             else:
-                order_id, reason = payload  # type: ignore[misc]
+                order_id, reason = payload
                 self._cancel_now(order_id, at, reason, out)
         while self._expiries and self._expiries[0][0] <= now:
             at, order_id = heapq.heappop(self._expiries)
@@ -240,8 +251,8 @@ class PaperVenue:
         self._queue_out(out, now)
         return self._release(now)
 
-    def _schedule(self, at: datetime, kind: str, payload: object) -> None:
-        heapq.heappush(self._inflight, (at, next(self._seq), kind, payload))
+    def _schedule(self, at: datetime, payload: Working | tuple[int, str]) -> None:
+        heapq.heappush(self._inflight, (at, next(self._seq), payload))
 
     def _respond(self, out: list[Report], now: datetime) -> list[Report]:
         if not self._delay_out:
@@ -333,13 +344,13 @@ class PaperVenue:
             left = t.qty  # one print's volume reaches our orders once, in arrival order
             full_through = self.config.through_fill == "full"
             for work in list(resting.values()):
-                if work.side is not hit_side:
+                price = work.price
+                if work.side is not hit_side or price is None:
                     continue
-                through = (t.price < work.price) if hit_side is Side.BUY \
-                    else (t.price > work.price)
+                through = (t.price < price) if hit_side is Side.BUY else (t.price > price)
                 if through and full_through:
                     reach = work.remaining  # the whole level went, us included
-                elif through or t.price == work.price:
+                elif through or t.price == price:
                     if left <= 0:
                         continue
                     # The print's volume eats the queue ahead first; a print through
@@ -349,7 +360,7 @@ class PaperVenue:
                     continue
                 if reach > 0:
                     before = work.remaining
-                    self._fill_resting(work, min(reach, work.remaining), now, out)
+                    self._fill_resting(work, price, min(reach, work.remaining), now, out)
                     if not (through and full_through):
                         left -= before - work.remaining
         if self._stops[t.symbol]:
@@ -421,9 +432,10 @@ class PaperVenue:
         elif stp_expires:
             self._remove(work)
             out.append(Expired(work.order_id, now))
-        elif is_market:
+        elif is_market or limit is None:
             # Larger than the visible book: the rest expires, as Binance reports it
-            # (status EXPIRED), rather than being canceled by anyone.
+            # (status EXPIRED), rather than being canceled by anyone. (Nothing without
+            # a limit price rests.)
             self._remove(work)
             out.append(Expired(work.order_id, now))
         elif work.tif in (TimeInForce.IOC, TimeInForce.FOK):
@@ -431,7 +443,7 @@ class PaperVenue:
         elif work.reduce_only and self._reduce_cap(work) <= 0:
             self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
         else:
-            self._rest(work, book)
+            self._rest(work, limit, book)
 
     def _prevent_self_trade(self, work: Working, book: Book, want: Decimal,
                             limit: Decimal | None, slices: list[tuple[Decimal, Decimal]],
@@ -440,21 +452,21 @@ class PaperVenue:
         """Apply the STP mode when ``work`` would reach a resting order of its own
         account; returns the slices it may take and whether its rest expires."""
         worst = slices[-1][0]
-        own = [w for w in self._resting[work.symbol].values()
-               if w.client == work.client and w.side is not work.side and w.price is not None
-               and (w.price <= worst if work.side is Side.BUY else w.price >= worst)]
+        buying = work.side is Side.BUY
+        own = [(w, p) for w in self._resting[work.symbol].values()
+               if w.client == work.client and w.side is not work.side
+               and (p := w.price) is not None and (p <= worst if buying else p >= worst)]
         if not own:
             return slices, False
         mode = self.config.self_trade_prevention
         if mode in ("expire_maker", "expire_both"):
-            for maker in own:
+            for maker, _ in own:
                 self._cancel_rest(maker, "self-trade prevention", now, out)
         if mode in ("expire_taker", "expire_both"):
             # Stop one tick short of the best own order: what lies beyond would trade
             # with ourselves.
             tick = self.instruments[work.symbol].tick_size
-            best = min(w.price for w in own) if work.side is Side.BUY \
-                else max(w.price for w in own)
+            best = min(p for _, p in own) if buying else max(p for _, p in own)
             stop = best - tick if work.side is Side.BUY else best + tick
             if limit is not None:
                 stop = min(stop, limit) if work.side is Side.BUY else max(stop, limit)
@@ -466,11 +478,12 @@ class PaperVenue:
             return book.ask is not None and price >= book.ask
         return book.bid is not None and price <= book.bid
 
-    def _rest(self, work: Working, book: Book | None) -> None:
+    def _rest(self, work: Working, price: Decimal, book: Book | None) -> None:
+        """Rest ``work`` (a limit order: ``price`` is its ``work.price``) in the book."""
         self._resting[work.symbol][work.order_id] = work
         if book is not None:
             self.queue_model.on_rest(work, book.available(
-                work.side, work.price, book.size_at(work.side, work.price)))
+                work.side, price, book.size_at(work.side, price)))
         self._schedule_expiry(work)
 
     def _schedule_expiry(self, work: Working) -> None:
@@ -486,9 +499,11 @@ class PaperVenue:
         model = self.queue_model
         for work in list(self._resting[symbol].values()):
             price = work.price
+            if price is None:
+                continue  # only limit orders rest (``_rest``)
             if work.side is Side.BUY:
                 if ask is not None and ask <= price:
-                    self._fill_crossed(work, book, now, out)
+                    self._fill_crossed(work, price, book, now, out)
                     continue
                 if bid is not None and bid >= price:
                     # In L1 mode only the touch is observed; deeper sizes are synthetic
@@ -499,7 +514,7 @@ class PaperVenue:
                     work.queue_ahead = ZERO  # level vanished: we are at the front now
             else:
                 if bid is not None and bid >= price:
-                    self._fill_crossed(work, book, now, out)
+                    self._fill_crossed(work, price, book, now, out)
                     continue
                 if ask is not None and ask <= price:
                     if book.is_l2 or ask == price:
@@ -507,26 +522,29 @@ class PaperVenue:
                 elif work.queue_ahead:
                     work.queue_ahead = ZERO
 
-    def _fill_crossed(self, work: Working, book: Book, now: datetime, out: list[Report]) -> None:
+    def _fill_crossed(self, work: Working, price: Decimal, book: Book, now: datetime,
+                      out: list[Report]) -> None:
         # The other side moved onto our price: the crossing liquidity trades
         # with us at our price (we were there first), as maker.
         want = min(work.remaining, self._reduce_cap(work))
-        slices = book.plan_take(work.side, want, work.price) if want > 0 else []
+        slices = book.plan_take(work.side, want, price) if want > 0 else []
         if slices:
             qty = sum((q for _, q in slices), ZERO)
             book.take(work.side, slices)
-            self._fill_resting(work, qty, now, out)
+            self._fill_resting(work, price, qty, now, out)
         elif want <= 0:
             self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
 
-    def _fill_resting(self, work: Working, qty: Decimal, now: datetime, out: list[Report]) -> None:
+    def _fill_resting(self, work: Working, price: Decimal, qty: Decimal, now: datetime,
+                      out: list[Report]) -> None:
+        """Fill a resting order as maker at its own ``price``."""
         cap = self._reduce_cap(work)
         if cap <= 0:
             self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
             return
         qty = min(qty, cap)
         rate = self.instruments[work.symbol].maker_fee_rate
-        self._fill(work, qty, work.price, qty * work.price * rate, Liquidity.MAKER, now, out)
+        self._fill(work, qty, price, qty * price * rate, Liquidity.MAKER, now, out)
         if work.remaining <= 0:
             self._remove(work)
         elif work.reduce_only and self._reduce_cap(work) <= 0:
@@ -557,9 +575,10 @@ class PaperVenue:
         mark = self.marks.get(symbol, mid)
         for work in list(stops.values()):
             px = mark if work.trigger_source is TriggerSource.MARK else last
-            if px is None:
+            trigger = work.trigger_price
+            if px is None or trigger is None:
                 continue
-            hit = px >= work.trigger_price if work.side is Side.BUY else px <= work.trigger_price
+            hit = px >= trigger if work.side is Side.BUY else px <= trigger
             if not hit:
                 continue
             del stops[work.order_id]
@@ -602,5 +621,17 @@ class PaperVenue:
         return self._by_id.get(order_id)
 
 
-def _ignore(update: MarketUpdate, now: datetime) -> None:
+_UpdateHandler = Callable[[MarketUpdate, datetime], list[Report] | None]
+_U = TypeVar("_U", bound=MarketUpdate)
+
+
+def _on_update(kind: type[_U], handle: Callable[[_U, datetime], list[Report] | None]
+               ) -> tuple[type, _UpdateHandler]:
+    """An entry of ``PaperVenue._handlers``: the checker makes sure ``handle`` takes a
+    ``kind``; the table is looked up by ``type(update)``, so it only ever gets one,
+    which the cast tells the checker (it cannot relate a dict's keys to its values)."""
+    return kind, cast(_UpdateHandler, handle)
+
+
+def _ignore(update: FundingRate, now: datetime) -> None:
     return None
