@@ -12,11 +12,11 @@ Timers (GTD expiry, latency, funding) advance on the clock the caller passes:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar, cast
 
 from app.domain.accounts import Account, AccountSummary, summarize
 from app.domain.commands import (
@@ -116,7 +116,7 @@ _NO_LIMITS = RiskLimits()
 
 
 class Engine:
-    def __init__(self, config: EngineConfig, venues: dict[str, Venue],
+    def __init__(self, config: EngineConfig, venues: Mapping[str, Venue],
                  state: EngineState | None = None):
         self.config = config
         self.venues = venues
@@ -145,12 +145,28 @@ class Engine:
                              tuple[Decimal | None, dict[str, Decimal]]] = {}
         # The next time funding work is due; the first call sets up the schedule.
         self._next_funding_at = EPOCH
-        self._commands: dict[type, Any] = {
-            SubmitOrder: self._submit, CancelOrder: self._cancel, ReplaceOrder: self._replace,
-            CancelAll: self._cancel_all, SetTradingState: self._set_trading_state,
-            CloseAll: self._close_all, Deposit: self._deposit, Withdraw: self._withdraw,
-            SetLeverage: self._set_leverage,
-        }
+        # Dispatch by exact type: one dict lookup to a bound method, as cheap as an
+        # ``is`` chain's first test, and each handler is typed for its own kind.
+        self._commands: dict[type, _CommandHandler] = dict([
+            _on_command(SubmitOrder, self._submit),
+            _on_command(CancelOrder, self._cancel),
+            _on_command(ReplaceOrder, self._replace),
+            _on_command(CancelAll, self._cancel_all),
+            _on_command(SetTradingState, self._set_trading_state),
+            _on_command(CloseAll, self._close_all),
+            _on_command(Deposit, self._deposit),
+            _on_command(Withdraw, self._withdraw),
+            _on_command(SetLeverage, self._set_leverage),
+        ])
+        self._reports: dict[type, _ReportHandler] = dict([
+            _on_report(Filled, self._on_filled),
+            _on_report(Accepted, self._on_accepted),
+            _on_report(Canceled, self._on_canceled_report),
+            _on_report(Rejected, self._on_rejected),
+            _on_report(Triggered, self._on_triggered),
+            _on_report(CancelRefused, self._on_cancel_refused),
+            _on_report(Expired, self._on_expired),
+        ])
 
     # ---- public entry points ---------------------------------------------------
 
@@ -167,17 +183,18 @@ class Engine:
         if venue is None:
             return []
         reports = venue.on_market(update, now)
-        kind = type(update)
-        if kind is FundingRate:
-            return self._on_funding_rate(update, reports, now)  # type: ignore[arg-type]
-        if not reports and now < self._next_funding_at and kind is not MarkPrice:
-            return []
+        if not reports and now < self._next_funding_at:
+            kind = type(update)
+            if kind is not MarkPrice and kind is not FundingRate:
+                return []  # most ticks: nothing happened to our orders, nothing due
+        if type(update) is FundingRate:
+            return self._on_funding_rate(update, reports, now)
         out: list[Event] = []
         if reports:
             self._on_reports(reports, out)
         if now >= self._next_funding_at:
             self._settle_funding(now, out)
-        if kind is MarkPrice:
+        if type(update) is MarkPrice:
             self._check_liquidations(update.venue, update.symbol, now, out)
         return out
 
@@ -280,37 +297,45 @@ class Engine:
             out.append(closed)
 
     def _on_reports(self, reports: list[Report], out: list[Event]) -> None:
-        orders = self.state.orders
+        orders, handlers = self.state.orders, self._reports
         for r in reports:
             order = orders.get(r.order_id)
-            if order is None:
-                continue
-            kind = type(r)
-            if kind is Filled:
-                if order.is_open and r.qty <= order.remaining_qty:
-                    spec = order.spec
-                    self._emit(OrderFilled(
-                        order.order_id, self.state.last_fill_id + 1, spec.client, spec.venue,
-                        spec.symbol, spec.side, r.qty, r.price, r.fee, r.liquidity, r.at), out)
-            elif kind is Accepted:
-                if order.status is OrderStatus.NEW or (
-                        order.status in _PENDING
-                        and order.status_before_pending is OrderStatus.NEW):
-                    self._emit(OrderAccepted(r.order_id, r.at), out)
-            elif kind is Canceled:
-                if order.is_open:
-                    self._on_canceled(order, r.reason, r.at, out)
-            elif kind is Rejected:
-                if order.status in (OrderStatus.NEW, OrderStatus.PENDING_CANCEL):
-                    self._emit(OrderRejected(r.order_id, r.code, r.message, r.at), out)
-            elif kind is Triggered:
-                if order.is_open and order.triggered_at is None:
-                    self._emit(OrderTriggered(r.order_id, r.price, r.at), out)
-            elif kind is CancelRefused:
-                if order.cancel_in_flight:  # answer the request, even if the order is done
-                    self._emit(OrderCancelRejected(r.order_id, r.reason, r.at), out)
-            elif kind is Expired and order.is_open:
-                self._emit(OrderExpired(r.order_id, r.at), out)
+            if order is not None:
+                handlers[type(r)](r, order, out)
+
+    # What each venue report becomes, given the order's state as the engine knows it.
+
+    def _on_filled(self, r: Filled, order: Order, out: list[Event]) -> None:
+        if order.is_open and r.qty <= order.remaining_qty:
+            spec = order.spec
+            self._emit(OrderFilled(
+                order.order_id, self.state.last_fill_id + 1, spec.client, spec.venue,
+                spec.symbol, spec.side, r.qty, r.price, r.fee, r.liquidity, r.at), out)
+
+    def _on_accepted(self, r: Accepted, order: Order, out: list[Event]) -> None:
+        if order.status is OrderStatus.NEW or (
+                order.status in _PENDING and order.status_before_pending is OrderStatus.NEW):
+            self._emit(OrderAccepted(r.order_id, r.at), out)
+
+    def _on_canceled_report(self, r: Canceled, order: Order, out: list[Event]) -> None:
+        if order.is_open:
+            self._on_canceled(order, r.reason, r.at, out)
+
+    def _on_rejected(self, r: Rejected, order: Order, out: list[Event]) -> None:
+        if order.status in (OrderStatus.NEW, OrderStatus.PENDING_CANCEL):
+            self._emit(OrderRejected(r.order_id, r.code, r.message, r.at), out)
+
+    def _on_triggered(self, r: Triggered, order: Order, out: list[Event]) -> None:
+        if order.is_open and order.triggered_at is None:
+            self._emit(OrderTriggered(r.order_id, r.price, r.at), out)
+
+    def _on_cancel_refused(self, r: CancelRefused, order: Order, out: list[Event]) -> None:
+        if order.cancel_in_flight:  # answer the request, even if the order is done
+            self._emit(OrderCancelRejected(r.order_id, r.reason, r.at), out)
+
+    def _on_expired(self, r: Expired, order: Order, out: list[Event]) -> None:
+        if order.is_open:
+            self._emit(OrderExpired(r.order_id, r.at), out)
 
     def _on_canceled(self, order: Order, reason: str, at: datetime, out: list[Event]) -> None:
         pending = self.state.pending_replaces.get(order.order_id)
@@ -819,6 +844,26 @@ class Engine:
 _FEE_PLACES = Decimal("0.00000001")
 LIQUIDATION_RETRY = timedelta(seconds=1)
 MAX_SYMBOL_LENGTH = 32  # the orders table's column
+
+_CommandHandler = Callable[[Command, datetime, list[Event]], None]
+_ReportHandler = Callable[[Report, Order, list[Event]], None]
+_C = TypeVar("_C", bound=Command)
+_R = TypeVar("_R", bound=Report)
+
+
+# Entries of the engine's dispatch tables. The checker makes sure each handler takes
+# the kind it is registered for; the table is looked up by ``type(x)``, so a handler
+# only ever gets its own kind, which the casts tell the checker (it cannot relate a
+# dict's keys to its values).
+
+def _on_command(kind: type[_C], handle: Callable[[_C, datetime, list[Event]], None]
+                ) -> tuple[type, _CommandHandler]:
+    return kind, cast(_CommandHandler, handle)
+
+
+def _on_report(kind: type[_R], handle: Callable[[_R, Order, list[Event]], None]
+               ) -> tuple[type, _ReportHandler]:
+    return kind, cast(_ReportHandler, handle)
 
 
 def _next_instant(now: datetime, interval: timedelta) -> datetime:

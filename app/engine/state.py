@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from app.domain.accounts import Account, AccountKey
 from app.domain.events import (
@@ -129,6 +129,7 @@ class EngineState:
     # ---- applying -----------------------------------------------------------
 
     def apply(self, event: Event) -> FillOutcome | None:
+        # One dict lookup by exact type, whatever the number of event kinds.
         return _APPLY[type(event)](self, event)
 
     def _deposited(self, e: FundsDeposited) -> None:
@@ -292,25 +293,39 @@ def exit_reason_of(order: Order) -> str:
     return "manual"
 
 
-_APPLY: dict[type, Any] = {
-    FundsDeposited: EngineState._deposited,
-    FundsWithdrawn: EngineState._withdrawn,
-    OrderSubmitted: EngineState._submitted,
-    OrderAccepted: EngineState._accepted,
-    OrderRejected: EngineState._rejected,
-    OrderTriggered: EngineState._triggered,
-    OrderFilled: EngineState._filled,
-    OrderCancelRequested: EngineState._cancel_requested,
-    OrderReplaceRequested: EngineState._replace_requested,
-    OrderCanceled: EngineState._canceled,
-    OrderCancelRejected: EngineState._cancel_rejected,
-    OrderExpired: EngineState._expired,
-    FundingApplied: EngineState._funding,
-    FundingSettled: EngineState._funding_settled,
-    TradeClosed: EngineState._trade_closed,
-    TradingStateChanged: EngineState._state_changed,
-    LeverageChanged: EngineState._leverage_changed,
-    PositionLiquidated: EngineState._liquidated,
-    FundingRateMissing: EngineState._funding_missing,
-    CloseAllCompleted: EngineState._noop,
-}
+_Applier = Callable[[EngineState, Event], FillOutcome | None]
+_E = TypeVar("_E", bound=Event)
+
+
+def _applier(kind: type[_E], apply: Callable[[EngineState, _E], FillOutcome | None]
+             ) -> tuple[type, _Applier]:
+    """An entry of ``_APPLY``: the checker makes sure ``apply`` takes a ``kind``.
+
+    ``EngineState.apply`` looks the handler up by ``type(event)``, so it only ever
+    passes a ``kind``; the cast tells the checker so (it cannot relate a dict's keys
+    to its values)."""
+    return kind, cast(_Applier, apply)
+
+
+_APPLY: dict[type, _Applier] = dict([
+    _applier(FundsDeposited, EngineState._deposited),
+    _applier(FundsWithdrawn, EngineState._withdrawn),
+    _applier(OrderSubmitted, EngineState._submitted),
+    _applier(OrderAccepted, EngineState._accepted),
+    _applier(OrderRejected, EngineState._rejected),
+    _applier(OrderTriggered, EngineState._triggered),
+    _applier(OrderFilled, EngineState._filled),
+    _applier(OrderCancelRequested, EngineState._cancel_requested),
+    _applier(OrderReplaceRequested, EngineState._replace_requested),
+    _applier(OrderCanceled, EngineState._canceled),
+    _applier(OrderCancelRejected, EngineState._cancel_rejected),
+    _applier(OrderExpired, EngineState._expired),
+    _applier(FundingApplied, EngineState._funding),
+    _applier(FundingSettled, EngineState._funding_settled),
+    _applier(TradeClosed, EngineState._trade_closed),
+    _applier(TradingStateChanged, EngineState._state_changed),
+    _applier(LeverageChanged, EngineState._leverage_changed),
+    _applier(PositionLiquidated, EngineState._liquidated),
+    _applier(FundingRateMissing, EngineState._funding_missing),
+    _applier(CloseAllCompleted, EngineState._noop),
+])
