@@ -107,6 +107,7 @@ from app.config import (
 )
 from app.domain.commands import CancelOrder, Command, ReplaceOrder, SubmitOrder
 from app.domain.events import (
+    OrderAccepted,
     OrderFilled,
     OrderRejected,
     OrderReplaceRequested,
@@ -530,10 +531,16 @@ async def soak(args: argparse.Namespace, db_path: Path) -> None:
     system = TradingSystem(settings, trading_config(clients, symbols))
     if not system.instruments:
         raise SystemExit(f"no instrument matches --symbols {args.symbols}")
-    # As the server's lifespan wires it.
+    # As the server's lifespan wires it (post-commit handlers by event type where the
+    # bus has them, the older plain listener list otherwise).
     metrics = Metrics()
     system.bus.observer = metrics.observe
-    system.bus.listeners.append(metrics.observe_events)
+    post_commit = getattr(system.bus, "post_commit", None)
+    if post_commit is not None:
+        post_commit.on("metrics", metrics.observe_records,
+                       OrderFilled, OrderAccepted, OrderRejected)
+    else:
+        system.bus.listeners.append(metrics.observe_events)
     market = Market(system, args.seed)
     system.bus.clock = market.clock  # the engine runs on simulated time
     await system.start()  # migrations, recovery, the bus, the deposits, clock, housekeeping
