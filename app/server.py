@@ -28,6 +28,7 @@ from app.api import (
     orders,
     portfolio,
     session,
+    strategies,
     ws,
 )
 from app.api.body_limit import BodyLimit
@@ -39,6 +40,7 @@ from app.api.security_headers import SecurityHeaders
 from app.auth.principal import Role
 from app.auth.store import AuthStore
 from app.config import Settings, load_trading_config
+from app.domain.events import OrderAccepted, OrderFilled, OrderRejected
 from app.runtime.gc_tuning import tuned_gc
 from app.runtime.system import TradingSystem
 from app.web import exports
@@ -57,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         system = TradingSystem(settings, load_trading_config(settings.config))
         system.bus.observer = app.state.metrics.observe
-        system.bus.listeners.append(app.state.metrics.observe_events)
+        system.bus.post_commit.on("metrics", app.state.metrics.observe_records,
+                                  OrderFilled, OrderAccepted, OrderRejected)
         app.state.system = system
         system.equity = EquityHistory()
         system.housekeepers.append(lambda: system.equity.sample(system))
@@ -112,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
-    for module in (orders, portfolio, controls, session, leverage):
+    for module in (orders, portfolio, controls, session, leverage, strategies):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)

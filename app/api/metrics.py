@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from app.domain.events import Event, OrderAccepted, OrderFilled, OrderRejected
 from app.domain.trading_state import GLOBAL, TradingState
 from app.runtime.system import TradingSystem
+from app.services.queries import Recorded, trading_states
 
 
 class Metrics:
@@ -42,6 +43,10 @@ class Metrics:
         self.last_seq = Gauge("perpdesk_event_log_last_seq", "Last committed event sequence",
                               registry=r)
 
+    def observe_records(self, records: list[Recorded]) -> None:
+        """A post-commit handler (registered for fills, acceptances and rejections)."""
+        self.observe_events([r.event for r in records])
+
     def observe_events(self, events: list[Event]) -> None:
         for e in events:
             match e:
@@ -63,7 +68,7 @@ class Metrics:
         self.log_lag.set(system.bus.backlog)
         self.last_seq.set(system.bus.last_committed_seq)
         self.trading_state.clear()
-        states = system.engine.state.trading_states
+        states = trading_states(system)
         self.trading_state.labels("global",
                                   states.get(GLOBAL, TradingState.ACTIVE).value).set(1)
         restricted = {state: 0 for state in TradingState if state is not TradingState.ACTIVE}

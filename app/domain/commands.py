@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.domain.orders import OrderSpec, Side
+from app.domain.strategies import (
+    ConfigureStrategy,
+    CreateStrategy,
+    StartStrategy,
+    StopStrategy,
+)
 from app.domain.trading_state import Scope, TradingState
 
 
@@ -101,4 +107,5 @@ class SetLeverage:
 Command = (
     SubmitOrder | CancelOrder | ReplaceOrder | CancelAll | SetTradingState | CloseAll
     | Deposit | Withdraw | SetLeverage
+    | CreateStrategy | StartStrategy | StopStrategy | ConfigureStrategy
 )

@@ -12,6 +12,12 @@ from decimal import Decimal
 
 from app.domain.orders import Liquidity, OrderSpec, Side
 from app.domain.positions import ClosedTrade
+from app.domain.strategies import (
+    StrategyConfigured,
+    StrategyCreated,
+    StrategyStarted,
+    StrategyStopped,
+)
 from app.domain.trading_state import Scope, TradingState
 
 
@@ -263,4 +269,5 @@ Event = (
     | TradeClosed
     | TradingStateChanged | CloseAllCompleted | LeverageChanged | PositionLiquidated
     | FundingRateMissing
+    | StrategyCreated | StrategyStarted | StrategyStopped | StrategyConfigured
 )

@@ -44,6 +44,9 @@ class RejectCode(StrEnum):
     BOOK_NOT_READY = "BOOK_NOT_READY"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     INVALID_AMOUNT = "INVALID_AMOUNT"
+    UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
+    # A strategy id already names another definition (kind, account or parameters).
+    DUPLICATE_STRATEGY = "DUPLICATE_STRATEGY"
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,17 @@ from app.domain.orders import (
 )
 from app.domain.positions import Position
 from app.domain.rejections import CommandRefused, RejectCode
+from app.domain.strategies import (
+    ConfigureStrategy,
+    CreateStrategy,
+    StartStrategy,
+    StopStrategy,
+    StrategyConfigured,
+    StrategyCreated,
+    StrategyRecord,
+    StrategyStarted,
+    StrategyStopped,
+)
 from app.domain.trading_state import Scope, TradingState, effective_state
 from app.engine.risk import OrderContext, RiskLimits, check_order
 from app.engine.state import EngineState
@@ -157,6 +168,10 @@ class Engine:
             _on_command(Deposit, self._deposit),
             _on_command(Withdraw, self._withdraw),
             _on_command(SetLeverage, self._set_leverage),
+            _on_command(CreateStrategy, self._create_strategy),
+            _on_command(StartStrategy, self._start_strategy),
+            _on_command(StopStrategy, self._stop_strategy),
+            _on_command(ConfigureStrategy, self._configure_strategy),
         ])
         self._reports: dict[type, _ReportHandler] = dict([
             _on_report(Filled, self._on_filled),
@@ -717,6 +732,47 @@ class Engine:
             raise CommandRefused(R.UNKNOWN_ACCOUNT,
                                  f"client {client!r} has no account on {venue!r}")
         return account
+
+    # ---- strategies (their lifecycle; the host runs them) -------------------------
+
+    def _strategy(self, strategy_id: str) -> StrategyRecord:
+        record = self.state.strategies.get(strategy_id)
+        if record is None:
+            raise CommandRefused(R.UNKNOWN_STRATEGY, f"there is no strategy {strategy_id!r}")
+        return record
+
+    def _create_strategy(self, cmd: CreateStrategy, now: datetime, out: list[Event]) -> None:
+        existing = self.state.strategies.get(cmd.strategy_id)
+        if existing is not None:
+            if ((existing.kind, existing.client, existing.venue, existing.params)
+                    == (cmd.kind, cmd.client, cmd.venue, cmd.params)):
+                return  # a retry of the same creation: nothing new
+            raise CommandRefused(R.DUPLICATE_STRATEGY,
+                                 f"strategy {cmd.strategy_id!r} already exists "
+                                 f"({existing.kind} for {existing.client} on "
+                                 f"{existing.venue})")
+        self._account_for(cmd.client, cmd.venue)
+        self._emit(StrategyCreated(cmd.strategy_id, cmd.kind, cmd.client, cmd.venue,
+                                   cmd.params, now, cmd.actor), out)
+
+    def _start_strategy(self, cmd: StartStrategy, now: datetime, out: list[Event]) -> None:
+        record = self._strategy(cmd.strategy_id)
+        if not record.running:
+            self._emit(StrategyStarted(record.strategy_id, record.client, record.venue, now,
+                                       cmd.actor), out)
+
+    def _stop_strategy(self, cmd: StopStrategy, now: datetime, out: list[Event]) -> None:
+        record = self._strategy(cmd.strategy_id)
+        if record.running:
+            self._emit(StrategyStopped(record.strategy_id, record.client, record.venue,
+                                       cmd.reason, cmd.failed, now, cmd.actor), out)
+
+    def _configure_strategy(self, cmd: ConfigureStrategy, now: datetime, out: list[Event]
+                            ) -> None:
+        record = self._strategy(cmd.strategy_id)
+        if cmd.params != record.params:
+            self._emit(StrategyConfigured(record.strategy_id, record.client, record.venue,
+                                          cmd.params, record.params, now, cmd.actor), out)
 
     def _deposit(self, cmd: Deposit, now: datetime, out: list[Event]) -> None:
         self._account_for(cmd.client, cmd.venue)

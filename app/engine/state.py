@@ -40,6 +40,14 @@ from app.domain.events import (
 )
 from app.domain.orders import Order, OrderSpec, OrderStatus
 from app.domain.positions import ClosedTrade, FillOutcome, Position
+from app.domain.strategies import (
+    StrategyConfigured,
+    StrategyCreated,
+    StrategyRecord,
+    StrategyStarted,
+    StrategyStatus,
+    StrategyStopped,
+)
 from app.domain.trading_state import Scope, TradingState
 from app.engine.resting import RestingBook
 
@@ -79,6 +87,8 @@ class EngineState:
     # waiting for a late rate to charge exactly them.
     funding_unpriced: dict[tuple[str, str, datetime], FundingRateMissing] = field(
         default_factory=dict)
+    # Strategies on the host, by id: what they are and whether they run.
+    strategies: dict[str, StrategyRecord] = field(default_factory=dict)
     last_order_id: int = 0
     last_fill_id: int = 0
 
@@ -269,6 +279,27 @@ class EngineState:
     def _noop(self, e: Event) -> None:
         return None
 
+    # ---- strategies ---------------------------------------------------------
+
+    def _strategy_created(self, e: StrategyCreated) -> None:
+        self.strategies[e.strategy_id] = StrategyRecord(
+            e.strategy_id, e.kind, e.client, e.venue, e.params, e.at)
+
+    def _strategy_started(self, e: StrategyStarted) -> None:
+        record = self.strategies[e.strategy_id]
+        record.status, record.status_reason, record.updated_at = (
+            StrategyStatus.RUNNING, f"started by {e.actor}", e.at)
+        record.starts += 1
+
+    def _strategy_stopped(self, e: StrategyStopped) -> None:
+        record = self.strategies[e.strategy_id]
+        record.status = StrategyStatus.FAILED if e.failed else StrategyStatus.STOPPED
+        record.status_reason, record.updated_at = e.reason, e.at
+
+    def _strategy_configured(self, e: StrategyConfigured) -> None:
+        record = self.strategies[e.strategy_id]
+        record.params, record.updated_at = e.params, e.at
+
     def _closed(self, order: Order) -> None:
         key = order.spec.account
         open_for_account = self.open_orders.get(key)
@@ -328,4 +359,8 @@ _APPLY: dict[type, _Applier] = dict([
     _applier(PositionLiquidated, EngineState._liquidated),
     _applier(FundingRateMissing, EngineState._funding_missing),
     _applier(CloseAllCompleted, EngineState._noop),
+    _applier(StrategyCreated, EngineState._strategy_created),
+    _applier(StrategyStarted, EngineState._strategy_started),
+    _applier(StrategyStopped, EngineState._strategy_stopped),
+    _applier(StrategyConfigured, EngineState._strategy_configured),
 ])

@@ -33,9 +33,11 @@ from app.domain.events import (
     PositionLiquidated,
     TradingStateChanged,
 )
+from app.domain.strategies import StrategyStopped
 from app.domain.trading_state import TradingState
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import utc_now
+from app.store.event_log import Recorded
 
 WARN_UTILIZATION = Decimal("0.20")
 CRITICAL_UTILIZATION = Decimal("0.50")
@@ -85,6 +87,10 @@ class AlertMonitor:
 
     # ---- rules ---------------------------------------------------------------------
 
+    def on_records(self, records: list[Recorded]) -> None:
+        """The alert rules, after each commit (a post-commit handler)."""
+        self.on_events([r.event for r in records])
+
     def on_events(self, events: list[Event]) -> None:
         touched: set[tuple[str, str]] = set()
         for e in events:
@@ -107,6 +113,10 @@ class AlertMonitor:
                                  f"{e.mark} (equity {e.equity:.2f} ≤ maintenance "
                                  f"{e.maintenance_margin:.2f}); fee {e.fee:.2f}, "
                                  f"loss {e.loss:.2f}", e.client)
+            elif type(e) is StrategyStopped and e.failed:
+                self.raise_alert("critical", "Strategy stopped",
+                                 f"strategy {e.strategy_id} ({e.client} on {e.venue}) raised "
+                                 f"and was stopped: {e.reason}", e.client)
             elif type(e) is CloseAllCompleted:
                 # One alert per client, with only that client's positions: a global
                 # close-all's results name every client, and an alert reaches every

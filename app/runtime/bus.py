@@ -38,12 +38,14 @@ from app.domain.commands import CloseAll, Command, SetTradingState
 from app.domain.events import Event
 from app.domain.market import BookSnapshot, FundingRate, MarketUpdate, MarkPrice, Quote
 from app.domain.rejections import CommandRefused
-from app.domain.trading_state import TradingState
+from app.domain.trading_state import Scope, TradingState
 from app.engine import Engine
 from app.runtime.broadcast import Broadcaster
-from app.runtime.topics import account_message, event_message, position_message
-from app.store.event_log import EventLog
+from app.runtime.post_commit import PostCommit
+from app.runtime.topics import account_message, position_message, record_message
+from app.store.event_log import EventLog, Recorded
 from app.store.tables import AuditRow
+from app.strategies.host import StrategyHost
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,8 @@ class _Work:
     respond: Callable[[list[Event]], Any] | None = None
     future: asyncio.Future | None = None
     events: list[Event] = field(default_factory=list)
+    # What the strategies did in reaction, in the same step (committed with it).
+    reactions: list[Event] = field(default_factory=list)
     error: BaseException | None = None
     resume: bool = False  # the recovery task found the log writable again
 
@@ -106,8 +110,11 @@ class CommandBus:
     def __init__(self, engine: Engine, log: EventLog, broadcaster: Broadcaster,
                  clock: Callable[[], datetime] = utc_now,
                  observer: Callable[[str, float, int], None] | None = None,
-                 rebuild: Callable[[], Engine] | None = None):
+                 rebuild: Callable[[], Engine] | None = None,
+                 host: StrategyHost | None = None):
         self.engine = engine
+        # Strategies run between engine steps, inside this writer.
+        self.host = host
         self.log = log
         self.broadcaster = broadcaster
         self.clock = clock
@@ -115,7 +122,9 @@ class CommandBus:
         # A fresh engine with the durable log replayed into it (called on a worker
         # thread); without one, a failed commit is rebuilt by a restart only.
         self.rebuild = rebuild
-        self.listeners: list[Callable[[list[Event]], None]] = []  # after each commit
+        # After each commit: handlers by event type (the broadcast is the first).
+        self.post_commit = PostCommit()
+        self.post_commit.on("broadcast", self._broadcast)
         self.last_committed_seq = 0
         self.last_processed_at: datetime | None = None
         # Set while the log refuses writes: why, and since when.
@@ -274,12 +283,18 @@ class CommandBus:
                 log.exception("engine failed on %r", work.command or work.update)
                 work.error = exc
             events.extend(work.events)
+            if self.host is not None and (work.events or work.update is not None
+                                          or work.tick):
+                work.reactions = self._react(engine, now, work, audits)
+                events.extend(work.reactions)
         self.last_processed_at = now
+        records: list[Recorded] = []
         try:
             if events or audits:
                 # Rows are built here, on the thread that owns the engine state.
                 prepared = self.log.prepare(events, engine.state, audits)
                 first_seq, last_seq = await self.log.commit(prepared)
+                records = prepared.records
             else:
                 first_seq, last_seq = 0, 0
         except Exception as exc:
@@ -292,10 +307,7 @@ class CommandBus:
         if last_seq:
             self.last_committed_seq = last_seq
         self._resolve(batch, first_seq)
-        if events:
-            self._broadcast(events, first_seq)
-            for listener in self.listeners:
-                listener(events)
+        self.post_commit.dispatch(records)
         if self.observer is not None:
             self.observer("batch", time.perf_counter() - started, len(events))
 
@@ -346,6 +358,8 @@ class CommandBus:
                     engine = await asyncio.to_thread(self.rebuild)
                     # Swapped on the event loop: no reader sees half of either engine.
                     self.engine = engine
+                    if self.host is not None:
+                        self.host.reset()  # its strategies saw what never committed
                     self._engine_dirty = False
                 await asyncio.to_thread(self.log.probe_write)
             except Exception as exc:
@@ -371,10 +385,12 @@ class CommandBus:
                 if type(update) is FundingRate and update.funding_at <= now:
                     continue  # a settlement print is applied once, not again
                 events.extend(engine.on_market(update, now))
-            first_seq, last_seq = (0, 0)
+            last_seq = 0
+            records: list[Recorded] = []
             if events:
-                first_seq, last_seq = await self.log.commit(self.log.prepare(events,
-                                                                             engine.state))
+                prepared = self.log.prepare(events, engine.state)
+                _, last_seq = await self.log.commit(prepared)
+                records = prepared.records
         except Exception as exc:
             self._engine_dirty = True
             self._storage_failed(exc)
@@ -386,14 +402,13 @@ class CommandBus:
         self._retry_after = RECOVERY_FIRST_DELAY_S
         if last_seq:
             self.last_committed_seq = last_seq
-            self._broadcast(events, first_seq)
-            for listener in self.listeners:
-                listener(events)
+            self.post_commit.dispatch(records)
 
     def _resolve(self, batch: list[_Work], first_seq: int) -> None:
         seq = first_seq
         for work in batch:
             n = len(work.events)
+            after = n + len(work.reactions)
             if work.future is not None and not work.future.done():
                 if work.error is not None:
                     work.future.set_exception(work.error)
@@ -405,30 +420,47 @@ class CommandBus:
                     else:
                         work.future.set_result(Committed(
                             work.events, seq if n else 0, seq + n - 1 if n else 0, response))
-            seq += n
+            seq += after
 
-    def _broadcast(self, events: list[Event], first_seq: int) -> None:
+    def _react(self, engine: Engine, now: datetime, work: _Work,
+               audits: list[AuditRow]) -> list[Event]:
+        """The strategies' reaction to one engine step; a strategy that failed is
+        audited in the same commit (its alert comes from its StrategyStopped)."""
+        assert self.host is not None
+        try:
+            result = self.host.step(engine, now, work.events, work.update)
+        except Exception:  # a bug in the host itself: the step stands, strategies wait
+            log.exception("the strategy host failed after %r", work.command or work.update)
+            return []
+        for failure in result.failures:
+            audits.append(AuditRow(
+                at=datetime.now(UTC), actor="host", action="strategy-failed",
+                scope=Scope(failure.client, failure.venue).describe(),
+                reason=failure.error[:200], previous="running",
+                details={"strategy": failure.strategy_id, "error": failure.error}))
+        return result.events
+
+    def _broadcast(self, records: list[Recorded]) -> None:
+        """Committed events to the sockets and dashboards, with the positions and
+        accounts they changed (live state, not events)."""
         if not self.broadcaster.count:
             return
         engine = self.engine
-        orders = engine.state.orders
         messages: list[dict[str, Any]] = []
         touched: set[tuple[str, str, str]] = set()
         accounts: set[tuple[str, str]] = set()
-        for i, event in enumerate(events):
-            message = event_message(first_seq + i, event)
-            if message["client"] is None:
-                order = orders.get(getattr(event, "order_id", -1))
-                if order is not None:
-                    message["client"] = order.spec.client
-            messages.append(message)
-            symbol = getattr(event, "symbol", None)
+        for record in records:
+            messages.append(record_message(record))
+            # Events about an account's money or position (funding, deposits,
+            # liquidations, leverage...) name it; fills reach the dashboards as events.
+            event = record.event
             client, venue = getattr(event, "client", None), getattr(event, "venue", None)
             if client is not None and venue is not None:
                 accounts.add((client, venue))
+                symbol = getattr(event, "symbol", None)
                 if symbol is not None:
                     touched.add((client, venue, symbol))
-        last_seq = first_seq + len(events) - 1
+        last_seq = records[-1].seq
         for client, venue, symbol in sorted(touched):
             position = engine.state.positions.get((client, venue, symbol))
             if position is not None:

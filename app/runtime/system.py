@@ -25,6 +25,7 @@ from app.runtime.bus import CommandBus, utc_now
 from app.runtime.feeds import ClockTask, FeedTask, synthetic_feed
 from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import upgrade
+from app.strategies.host import StrategyHost
 from app.venues.paper.queue import make_queue_model
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
@@ -40,13 +41,14 @@ class TradingSystem:
         self.log = EventLog(self.db)
         self.instruments = [i.to_domain() for i in trading.instruments]
         self.broadcaster = Broadcaster(settings.ws_queue_size)
+        self.strategy_host = StrategyHost()
         self.bus = CommandBus(self._new_engine(), self.log, self.broadcaster,
-                              rebuild=self._rebuilt_engine)
+                              rebuild=self._rebuilt_engine, host=self.strategy_host)
         self.marks_at: dict[tuple[str, str], datetime] = {}
         self.feeds: list[FeedTask] = []
         self.clock = ClockTask(self.bus.tick)
         self.alerts = AlertMonitor(self, self.broadcaster)
-        self.bus.listeners.append(self.alerts.on_events)
+        self.bus.post_commit.on("alerts", self.alerts.on_records)
         self.housekeeping = ClockTask(self._housekeep, every=1.0)
         self.housekeepers: list = []  # more once-a-second jobs (e.g. the dashboard's)
         self.first_start = False

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.domain.events import Event
-from app.store.codec import encode_event
+from app.store.event_log import Recorded
 
 TOPICS = frozenset({"orders", "fills", "positions", "portfolio", "trades", "funding",
-                    "balances", "trading_states", "alerts"})
+                    "balances", "trading_states", "alerts", "strategies"})
 
 _TOPIC_BY_EVENT = {
     "OrderFilled": "fills",
@@ -22,6 +21,10 @@ _TOPIC_BY_EVENT = {
     "FundsWithdrawn": "balances",
     "TradingStateChanged": "trading_states",
     "CloseAllCompleted": "trading_states",
+    "StrategyCreated": "strategies",
+    "StrategyStarted": "strategies",
+    "StrategyStopped": "strategies",
+    "StrategyConfigured": "strategies",
 }
 
 
@@ -29,20 +32,10 @@ def topic_of(type_name: str) -> str:
     return _TOPIC_BY_EVENT.get(type_name, "orders")
 
 
-def event_message(seq: int, event: Event) -> dict[str, Any]:
-    type_name, payload = encode_event(event)
-    client = getattr(event, "client", None)
-    spec = getattr(event, "spec", None)
-    if spec is not None:
-        client = spec.client
-    trade = getattr(event, "trade", None)
-    if trade is not None:
-        client = trade.client
-    scope = getattr(event, "scope", None)
-    if scope is not None:
-        client = scope.client
-    return {"seq": seq, "topic": topic_of(type_name), "type": type_name, "client": client,
-            "data": payload}
+def record_message(record: Recorded) -> dict[str, Any]:
+    """A committed event as sockets receive it (its payload as the log encoded it)."""
+    return {"seq": record.seq, "topic": topic_of(record.type), "type": record.type,
+            "client": record.client, "data": record.payload}
 
 
 def position_message(seq: int, position: Any, mark: Any) -> dict[str, Any]:

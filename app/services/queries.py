@@ -34,6 +34,7 @@ from app.runtime.system import TradingSystem
 from app.runtime.topics import topic_of, visible_to
 from app.services.errors import ServiceError
 from app.services.scope import visible_clients
+from app.store.event_log import Recorded
 from app.store.tables import ClosedTradeRow, EventRow, FillRow
 
 # Orders a page examines at most, matching or not: a page costs the same from any
@@ -41,8 +42,8 @@ from app.store.tables import ClosedTradeRow, EventRow, FillRow
 # next_cursor to go on from).
 SCAN_BUDGET = 5_000
 
-__all__ = ["SCAN_BUDGET", "MarketView", "OrderPage", "PositionView", "Reader",
-           "equity_by_client", "markets", "utc_now"]
+__all__ = ["SCAN_BUDGET", "MarketView", "OrderPage", "PositionView", "Reader", "Recorded",
+           "equity_by_client", "markets", "trading_states", "utc_now"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,11 @@ def _top_of_book(venue: Any, symbol: str
     """Bid, ask, last trade and mark of ``symbol`` on ``venue``."""
     book = venue.book(symbol)
     return book.bid, book.ask, venue.last.get(symbol), venue.marks.get(symbol)
+
+
+def trading_states(system: TradingSystem) -> dict[Scope, TradingState]:
+    """Every scope's own setting (read-only), for operators' tools and metrics."""
+    return system.engine.state.trading_states
 
 
 def equity_by_client(system: TradingSystem) -> dict[str, Decimal]:

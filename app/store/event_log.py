@@ -9,7 +9,6 @@ the group commit that keeps throughput from collapsing to one fsync per order.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlmodel import Session, col, create_engine, select
 
+from app.domain.event_accounts import account_of, order_id_of
 from app.domain.events import Event
 from app.engine.state import EngineState
 from app.store.bulk import StatementBatch
@@ -62,42 +62,22 @@ def make_db_engine(url: str, lock_timeout_ms: int = 5_000,
                          connect_args={"options": options, "connect_timeout": 5})
 
 
-def _scope_of(event: Event, state: EngineState) -> tuple[str | None, str | None, int | None]:
-    """Which client and venue an event belongs to (for scoped reads), and its order."""
-    where = _SCOPE_FIELDS.get(type(event))
-    if where is None:
-        where = _SCOPE_FIELDS[type(event)] = _scope_fields(type(event))
-    holder, order_field = where
-    order_id = getattr(event, order_field) if order_field else None
-    if holder == "":
-        client, venue = getattr(event, "client", None), getattr(event, "venue", None)
-    elif holder is not None:
-        # spec (orders), trade (closed trades), scope (kill switches; None = global)
-        inner = getattr(event, holder)
-        client, venue = inner.client, inner.venue
-    else:
-        client = venue = None
-    if client is None and order_id is not None:
-        order = state.orders.get(order_id)
-        if order is not None:
-            client, venue = order.spec.client, order.spec.venue
-    return client, venue, order_id
-
-
-# event class -> (where its client and venue are: "" on the event itself, or the name
-# of the field holding them, or None; the field naming its order, or None)
-_SCOPE_FIELDS: dict[type, tuple[str | None, str | None]] = {}
-
-
-def _scope_fields(cls: type) -> tuple[str | None, str | None]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    holder = next((h for h in ("spec", "trade", "scope") if h in names),
-                  "" if names & {"client", "venue"} else None)
-    return holder, "order_id" if "order_id" in names else None
-
-
 EVENT_COLUMNS = ("seq", "type", "client", "venue", "order_id", "payload", "created_at")
 AUDIT_COLUMNS = ("at", "actor", "action", "scope", "reason", "previous", "details")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as the log records it: numbered, its account worked out and its
+    payload encoded once — what every post-commit handler receives."""
+
+    seq: int
+    type: str
+    client: str | None
+    venue: str | None
+    order_id: int | None
+    payload: dict[str, Any]
+    event: Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +85,7 @@ class PreparedAppend:
     statements: StatementBatch
     first: int  # sequence numbers of the events (last = 0: no events)
     last: int
+    records: list[Recorded]
 
     @property
     def sequence_range(self) -> tuple[int, int]:
@@ -140,9 +121,13 @@ class EventLog:
         out = StatementBatch(self.db.dialect.name)
         now = out.timestamp(datetime.now(UTC))
         rows = []
+        records = []
+        orders = state.orders
         for seq, e in enumerate(events, first):
             type_name, payload = encode_event(e)
-            client, venue, order_id = _scope_of(e, state)
+            client, venue = account_of(e, orders)
+            order_id = order_id_of(e)
+            records.append(Recorded(seq, type_name, client, venue, order_id, payload, e))
             rows.append((seq, type_name, client, venue, order_id,
                          orjson.dumps(payload).decode(), now))
         out.insert("event_log", EVENT_COLUMNS, rows, json_columns=_JSON)
@@ -152,7 +137,7 @@ class EventLog:
                    json_columns=_AUDIT_JSON)
         project(out, events, state)
         self._next_seq = first + len(events)
-        return PreparedAppend(out, first, first + len(events) - 1 if events else 0)
+        return PreparedAppend(out, first, first + len(events) - 1 if events else 0, records)
 
     def write(self, prepared: PreparedAppend) -> tuple[int, int]:
         """Write a prepared append in one transaction; returns once it is committed."""

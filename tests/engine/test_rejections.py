@@ -25,6 +25,12 @@ from app.domain.events import OrderRejected, OrderSubmitted
 from app.domain.instruments import VenueCapabilities
 from app.domain.orders import OrderStatus
 from app.domain.rejections import CommandRefused, RejectCode
+from app.domain.strategies import (
+    ConfigureStrategy,
+    CreateStrategy,
+    StartStrategy,
+    StopStrategy,
+)
 from app.domain.trading_state import Scope, TradingState
 from app.engine.risk import RiskLimits
 from app.venues.paper.venue import PaperVenueConfig
@@ -44,6 +50,7 @@ COVERED = {
     R.UNKNOWN_ACCOUNT, R.INVALID_CLIENT_ORDER_ID, R.UNKNOWN_ORDER, R.ORDER_NOT_OPEN,
     R.NO_MARKET_DATA, R.INSUFFICIENT_BALANCE, R.INVALID_AMOUNT, R.INVALID_ORDER,
     R.MAX_POSITION_AT_LEVERAGE, R.LEVERAGE_TOO_HIGH, R.BOOK_NOT_READY,
+    R.UNKNOWN_STRATEGY, R.DUPLICATE_STRATEGY,
 }
 
 
@@ -354,6 +361,21 @@ def test_unknown_account(quoted_engine, order_spec, at) -> None:
     for command in (Deposit("ghost", "paper-binance", Decimal(1)),
                     Withdraw("ghost", "paper-binance", Decimal(1))):
         assert refused(quoted_engine, command, at(1)).code is R.UNKNOWN_ACCOUNT
+
+
+def test_strategy_lifecycle_refusals(quoted_engine, at) -> None:
+    params = (("seed", "1"),)
+    create = CreateStrategy("s", "demo", "demo", "paper-binance", params, "op")
+    quoted_engine.handle(create, at(1))
+    assert quoted_engine.handle(create, at(2)) == []  # a retry of the same creation
+    for other in (CreateStrategy("s", "demo", "demo", "paper-binance", (("seed", "2"),)),
+                  CreateStrategy("s", "other-kind", "demo", "paper-binance", params)):
+        assert refused(quoted_engine, other, at(3)).code is R.DUPLICATE_STRATEGY
+    assert refused(quoted_engine, CreateStrategy("g", "demo", "ghost", "paper-binance",
+                                                 params), at(3)).code is R.UNKNOWN_ACCOUNT
+    for command in (StartStrategy("nope"), StopStrategy("nope"),
+                    ConfigureStrategy("nope", params)):
+        assert refused(quoted_engine, command, at(4)).code is R.UNKNOWN_STRATEGY
 
 
 @pytest.mark.parametrize("coid", ["", "x" * 37, "has space", "semi;colon", "ünicode"])

@@ -120,6 +120,15 @@ def sample_events() -> list[Any]:
                               (ev.FundingPosition("demo", D("0.5")),
                                ev.FundingPosition("other", D("-0.5"))), T),
         ev.FundingRateMissing("paper-bybit", "XRP-PERP", T, None, (), T),
+        ev.StrategyCreated("demo-1", "demo", "demo", "paper-binance",
+                           (("order_every_s", '"5"'), ("seed", "7"), ("symbols", '["BTC-PERP"]')),
+                           T, "key:ab12"),
+        ev.StrategyCreated("empty", "demo", "demo", "paper-bybit", (), T),
+        ev.StrategyStarted("demo-1", "demo", "paper-binance", T, "op"),
+        ev.StrategyStopped("demo-1", "demo", "paper-binance", "failed: ZeroDivisionError", True,
+                           T, "host"),
+        ev.StrategyConfigured("demo-1", "demo", "paper-binance", (("seed", "8"),),
+                              (("seed", "7"),), T, "op"),
     ]
 
 

@@ -1,0 +1,209 @@
+"""What a strategy is, what it sees, and how it asks for orders.
+
+A strategy receives market updates, the committed events of its own account and
+timer ticks, and answers each with commands (or nothing). It reads the world
+through its ``StrategyContext`` only — its account's positions, its own open
+orders, the market, the engine's clock — and keeps no clock, randomness or I/O
+of its own beyond what its parameters seed, so the same strategy on the same
+market data does the same thing in the server, in ``simulate`` and in backtests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from app.domain.accounts import AccountSummary
+from app.domain.commands import CancelOrder, Command, ReplaceOrder, SubmitOrder
+from app.domain.events import Event
+from app.domain.instruments import Instrument
+from app.domain.market import MarketUpdate
+from app.domain.orders import Order, OrderSpec, OrderTags, OrderType, Side, TimeInForce
+from app.domain.positions import Position
+from app.domain.strategies import Params, StrategyRecord
+from app.engine import Engine
+from app.engine.risk import RiskLimits
+
+Commands = Sequence[Command] | None
+
+
+class Strategy(Protocol):
+    """One running strategy. Every method answers with the commands it wants run
+    (orders, cancels, replaces of its own account), or None."""
+
+    def on_start(self, ctx: StrategyContext) -> Commands: ...
+
+    def on_market(self, update: MarketUpdate, ctx: StrategyContext) -> Commands: ...
+
+    def on_event(self, event: Event, ctx: StrategyContext) -> Commands: ...
+
+    def on_timer(self, ctx: StrategyContext) -> Commands: ...
+
+    def on_stop(self, ctx: StrategyContext) -> Commands: ...
+
+
+class BaseStrategy:
+    """Does nothing on every call: a kind overrides what it needs."""
+
+    def on_start(self, ctx: StrategyContext) -> Commands:
+        return None
+
+    def on_market(self, update: MarketUpdate, ctx: StrategyContext) -> Commands:
+        return None
+
+    def on_event(self, event: Event, ctx: StrategyContext) -> Commands:
+        return None
+
+    def on_timer(self, ctx: StrategyContext) -> Commands:
+        return None
+
+    def on_stop(self, ctx: StrategyContext) -> Commands:
+        return None
+
+
+class StrategyParams(BaseModel):
+    """A kind's parameters: every field bounded, nothing unknown accepted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InvalidParams(ValueError):
+    """Parameters a kind refuses; ``problems`` names each field and what is wrong."""
+
+    def __init__(self, problems: list[dict[str, str]]):
+        first = problems[0] if problems else {"field": "", "message": "invalid"}
+        super().__init__(f"{first['field']}: {first['message']}" if first["field"]
+                         else first["message"])
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class StrategyKind:
+    """A registered kind: its name, what it does, its parameters and its factory."""
+
+    name: str
+    description: str
+    params: type[StrategyParams]
+    factory: Callable[[Any], Strategy]
+    # How often ``on_timer`` runs (on a grid of the engine clock), or never.
+    timer: timedelta | None = None
+
+    def validate(self, raw: Mapping[str, Any]) -> Params:
+        """Parameters as the log stores them: validated by the kind's model, every
+        field (defaults included) as JSON text, sorted by name."""
+        try:
+            model = self.params.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise InvalidParams([
+                {"field": ".".join(str(p) for p in e.get("loc", ())),
+                 "message": e.get("msg", "invalid")} for e in exc.errors()]) from None
+        dumped = model.model_dump(mode="json")
+        return tuple(sorted((name, json.dumps(value, sort_keys=True))
+                            for name, value in dumped.items()))
+
+    def parse(self, params: Params) -> StrategyParams:
+        return self.params.model_validate({k: json.loads(v) for k, v in params})
+
+    def build(self, params: Params) -> Strategy:
+        return self.factory(self.parse(params))
+
+
+def params_dict(params: Params) -> dict[str, Any]:
+    """Stored parameters as plain values (for the API)."""
+    return {name: json.loads(text) for name, text in params}
+
+
+class StrategyContext:
+    """What one strategy may read and ask for, at one engine step."""
+
+    __slots__ = ("_engine", "now", "record")
+
+    def __init__(self, record: StrategyRecord, engine: Engine, now: datetime):
+        self.record = record
+        self._engine = engine
+        self.now = now
+
+    @property
+    def strategy_id(self) -> str:
+        return self.record.strategy_id
+
+    @property
+    def client(self) -> str:
+        return self.record.client
+
+    @property
+    def venue(self) -> str:
+        return self.record.venue
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        return self._engine.instruments.get((self.venue, symbol))
+
+    def instruments(self) -> list[Instrument]:
+        return [i for (v, _), i in sorted(self._engine.instruments.items()) if v == self.venue]
+
+    def price(self, symbol: str) -> Decimal | None:
+        """The venue's reference price (mark, else last, else mid)."""
+        return self._engine.venues[self.venue].reference_price(symbol)
+
+    def position(self, symbol: str) -> Position | None:
+        return self._engine.state.positions.get((self.client, self.venue, symbol))
+
+    def position_qty(self, symbol: str) -> Decimal:
+        position = self.position(symbol)
+        return position.qty if position is not None else Decimal(0)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """This strategy's own open orders (by their strategy tag), oldest first."""
+        orders = self._engine.state.open_orders.get((self.client, self.venue), {})
+        return [o for o in orders.values()
+                if o.spec.tags.strategy == self.strategy_id
+                and (symbol is None or o.spec.symbol == symbol)]
+
+    def order(self, order_id: int) -> Order | None:
+        order = self._engine.state.orders.get(order_id)
+        if order is None or order.spec.client != self.client:
+            return None
+        return order
+
+    def limits(self, symbol: str) -> RiskLimits:
+        """The account's pre-trade limits on ``symbol``."""
+        return self._engine.config.limits_for(self.client, symbol)
+
+    def summary(self) -> AccountSummary:
+        return self._engine.summary(self.client, self.venue)
+
+    # ---- asks ------------------------------------------------------------------------
+
+    def submit(self, symbol: str, side: Side, type: OrderType, qty: Decimal, *,
+               price: Decimal | None = None, trigger_price: Decimal | None = None,
+               time_in_force: TimeInForce = TimeInForce.GTC, post_only: bool = False,
+               reduce_only: bool = False, client_order_id: str | None = None,
+               signal_id: str | None = None, exit_reason: str | None = None
+               ) -> SubmitOrder:
+        """An order of this strategy (tagged with its id) on its account."""
+        tags = OrderTags(strategy=self.strategy_id, signal_id=signal_id,
+                         exit_reason=exit_reason)
+        return SubmitOrder(OrderSpec(
+            self.client, self.venue, symbol, side, type, qty, price=price,
+            trigger_price=trigger_price, time_in_force=time_in_force, post_only=post_only,
+            reduce_only=reduce_only, client_order_id=client_order_id, tags=tags),
+            actor=self.actor)
+
+    def cancel(self, order_id: int, reason: str = "strategy") -> CancelOrder:
+        return CancelOrder(order_id, actor=self.actor, reason=reason)
+
+    def replace(self, order_id: int, price: Decimal | None = None,
+                qty: Decimal | None = None) -> ReplaceOrder:
+        return ReplaceOrder(order_id, price, qty, actor=self.actor)
+
+    @property
+    def actor(self) -> str:
+        return f"strategy:{self.strategy_id}"

@@ -1,0 +1,286 @@
+"""The strategy host: runs strategies inside the single writer.
+
+After every engine step (a market update, a command, a clock advance) the owner
+of the engine — the command bus in the server, the loop of ``simulate`` and of
+backtests — calls ``StrategyHost.step`` with what the step produced. The host
+hands each running strategy, in id order, the market update, the events of its
+own account and its timer if due, and runs the commands it answers with through
+the same engine, at the same instant, where the risk gate and the kill switches
+judge them like any other order. Events those commands produce are handed on in
+the same step (a fill is hedged at once), for a bounded number of rounds; what
+is left is handed over at the next step. So a strategy runs only between engine
+steps, on the engine's clock, and replays deterministically.
+
+A strategy whose code raises is stopped (``StrategyStopped`` with ``failed``),
+and the owner is told so it can alert and audit; the engine and the bus go on.
+Which strategies run is engine state (``state.strategies``, from lifecycle
+events): after a restart, every strategy the log says is running runs again,
+with its configuration, from the first step on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from app.domain.commands import CancelOrder, Command, ReplaceOrder, SubmitOrder
+from app.domain.event_accounts import account_of
+from app.domain.events import Event
+from app.domain.market import MarketUpdate
+from app.domain.rejections import CommandRefused
+from app.domain.strategies import StopStrategy, StrategyRecord, StrategyStatus
+from app.engine import Engine
+from app.strategies.base import Commands, Strategy, StrategyContext, StrategyKind
+from app.strategies.registry import kinds as registered_kinds
+
+log = logging.getLogger(__name__)
+
+# Rounds of "events → strategies → commands → events" within one step; what the
+# last round produces is handed to the strategies at the next step.
+MAX_ROUNDS = 4
+# Commands one strategy may run in one step: a strategy in a loop is stopped.
+MAX_COMMANDS_PER_STEP = 100
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+Call = Callable[[Strategy, StrategyContext], Commands]
+
+
+def _on_start(strategy: Strategy, ctx: StrategyContext) -> Commands:
+    return strategy.on_start(ctx)
+
+
+def _on_timer(strategy: Strategy, ctx: StrategyContext) -> Commands:
+    return strategy.on_timer(ctx)
+
+
+def _on_stop(strategy: Strategy, ctx: StrategyContext) -> Commands:
+    return strategy.on_stop(ctx)
+
+
+@dataclass(slots=True)
+class Failure:
+    """A strategy the host stopped because its code raised."""
+
+    strategy_id: str
+    client: str
+    venue: str
+    error: str
+
+
+@dataclass(slots=True)
+class StepResult:
+    events: list[Event] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    refused: int = 0  # commands the engine refused outright (not recorded)
+
+
+@dataclass(slots=True)
+class _Running:
+    record: StrategyRecord
+    strategy: Strategy
+    params: object  # what it was built from (a change rebuilds it)
+    next_timer: datetime | None
+
+
+class StrategyHost:
+    def __init__(self, kinds: dict[str, StrategyKind] | None = None):
+        self.kinds = kinds if kinds is not None else registered_kinds()
+        self._running: dict[str, _Running] = {}
+        self._pending: list[Event] = []  # produced in the last round of the last step
+
+    @property
+    def running(self) -> list[str]:
+        return sorted(self._running)
+
+    def reset(self) -> None:
+        """Forget every instance (the engine was rebuilt: start them afresh)."""
+        self._running.clear()
+        self._pending.clear()
+
+    def step(self, engine: Engine, now: datetime, events: list[Event],
+             update: MarketUpdate | None = None) -> StepResult:
+        """React to one engine step; the events (and failures) the reactions produced."""
+        result = StepResult()
+        if not engine.state.strategies and not self._running:
+            return result  # the common case without strategies costs nothing
+        self._sync(engine, now, result)
+        if not self._running:
+            self._pending.clear()
+            return result
+        delivered = self._pending + events if self._pending else events
+        self._pending = []
+        budget = {sid: MAX_COMMANDS_PER_STEP for sid in self._running}
+        for sid in sorted(self._running):
+            running = self._running.get(sid)
+            if running is None:
+                continue
+            ctx = StrategyContext(running.record, engine, now)
+            if update is not None and update.venue == running.record.venue:
+                self._call(engine, now, running, ctx, result, budget,
+                           lambda s, c, u=update: s.on_market(u, c))
+            if running.next_timer is not None and now >= running.next_timer:
+                running.next_timer = self._next_timer(running, now)
+                self._call(engine, now, running, ctx, result, budget, _on_timer)
+        # What their calls just produced (fills of their own orders) goes round too.
+        delivered = delivered + result.events if result.events else delivered
+        for round_no in range(MAX_ROUNDS):
+            if not delivered:
+                break
+            produced_from = len(result.events)
+            self._deliver(engine, now, delivered, result, budget)
+            delivered = result.events[produced_from:]
+            self._sync(engine, now, result)
+            if round_no == MAX_ROUNDS - 1:
+                self._pending = list(delivered)
+        return result
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def _sync(self, engine: Engine, now: datetime, result: StepResult) -> None:
+        """Start what the engine says runs, stop what it says does not; rebuild what
+        was reconfigured."""
+        records = engine.state.strategies
+        for sid in list(self._running):
+            record = records.get(sid)
+            if record is not None and record.running:
+                continue
+            running = self._running.pop(sid)
+            if record is not None and record.status is StrategyStatus.STOPPED:
+                # Stopped by an operator: it may tidy up (cancel its orders, say).
+                ctx = StrategyContext(record, engine, now)
+                self._call(engine, now, running, ctx, result, None, _on_stop)
+        for sid in sorted(records):
+            record = records[sid]
+            if not record.running:
+                continue
+            current = self._running.get(sid)
+            if current is not None and current.params == record.params:
+                current.record = record
+                continue
+            kind = self.kinds.get(record.kind)
+            if kind is None:
+                self._fail(engine, now, record, f"unknown strategy kind {record.kind!r}",
+                           result)
+                continue
+            try:
+                strategy = kind.build(record.params)
+            except Exception as exc:
+                self._fail(engine, now, record, f"cannot build: {_describe(exc)}", result)
+                continue
+            running = _Running(record, strategy, record.params,
+                               self._first_timer(kind.timer, now))
+            self._running[sid] = running
+            ctx = StrategyContext(record, engine, now)
+            self._call(engine, now, running, ctx, result, None, _on_start)
+
+    def _first_timer(self, every: timedelta | None, now: datetime) -> datetime | None:
+        if every is None:
+            return None
+        return _grid_after(now, every)
+
+    def _next_timer(self, running: _Running, now: datetime) -> datetime | None:
+        kind = self.kinds.get(running.record.kind)
+        return None if kind is None or kind.timer is None else _grid_after(now, kind.timer)
+
+    # ---- calls ------------------------------------------------------------------------
+
+    def _deliver(self, engine: Engine, now: datetime, events: list[Event],
+                 result: StepResult, budget: dict[str, int]) -> None:
+        orders = engine.state.orders
+        by_account: dict[tuple[str | None, str | None], list[Event]] = {}
+        for event in events:
+            by_account.setdefault(account_of(event, orders), []).append(event)
+        for sid in sorted(self._running):
+            running = self._running.get(sid)
+            if running is None:
+                continue
+            mine = by_account.get((running.record.client, running.record.venue))
+            if not mine:
+                continue
+            ctx = StrategyContext(running.record, engine, now)
+            for event in mine:
+                if sid not in self._running:
+                    break
+                self._call(engine, now, running, ctx, result, budget,
+                           lambda s, c, e=event: s.on_event(e, c))
+
+    def _call(self, engine: Engine, now: datetime, running: _Running, ctx: StrategyContext,
+              result: StepResult, budget: dict[str, int] | None, call: Call) -> None:
+        commands = self._safely(running, ctx, call, engine, now, result)
+        self._run_commands(engine, now, running, ctx, result, commands, budget)
+
+    def _safely(self, running: _Running, ctx: StrategyContext, call: Call,
+                engine: Engine, now: datetime, result: StepResult) -> list[Command]:
+        try:
+            return list(call(running.strategy, ctx) or ())
+        except Exception as exc:
+            log.exception("strategy %s (%s) failed; stopping it", running.record.strategy_id,
+                          running.record.kind)
+            self._fail(engine, now, running.record, _describe(exc), result)
+            return []
+
+    def _run_commands(self, engine: Engine, now: datetime, running: _Running,
+                      ctx: StrategyContext, result: StepResult, commands: Iterable[Command],
+                      budget: dict[str, int] | None) -> None:
+        sid = running.record.strategy_id
+        for command in commands:
+            if budget is not None:
+                if budget.get(sid, 0) <= 0:
+                    self._fail(engine, now, running.record,
+                               f"more than {MAX_COMMANDS_PER_STEP} commands in one step",
+                               result)
+                    return
+                budget[sid] -= 1
+            problem = _foreign(command, running.record, engine)
+            if problem is not None:
+                self._fail(engine, now, running.record, problem, result)
+                return
+            try:
+                result.events.extend(engine.handle(command, now))
+            except CommandRefused as refused:
+                result.refused += 1
+                log.info("strategy %s: %s refused: %s", sid, type(command).__name__,
+                         refused.rejection.message)
+
+    def _fail(self, engine: Engine, now: datetime, record: StrategyRecord, error: str,
+              result: StepResult) -> None:
+        self._running.pop(record.strategy_id, None)
+        result.failures.append(Failure(record.strategy_id, record.client, record.venue, error))
+        with contextlib.suppress(CommandRefused):  # already stopped: nothing to record
+            result.events.extend(engine.handle(
+                StopStrategy(record.strategy_id, f"failed: {error}"[:200], "host", failed=True),
+                now))
+
+
+def _foreign(command: Command, record: StrategyRecord, engine: Engine) -> str | None:
+    """Why a strategy may not run ``command`` (another account's order, a command
+    that is not an order's), or None. Its orders carry its id whatever it set."""
+    if isinstance(command, SubmitOrder):
+        spec = command.spec
+        if (spec.client, spec.venue) != (record.client, record.venue):
+            return f"an order for {spec.client} on {spec.venue}, not its own account"
+        if spec.tags.strategy != record.strategy_id:
+            return "an order without its strategy id (use ctx.submit)"
+        return None
+    if isinstance(command, CancelOrder | ReplaceOrder):
+        order = engine.state.orders.get(command.order_id)
+        if order is not None and (order.spec.client, order.spec.venue) != (record.client,
+                                                                            record.venue):
+            return f"order {command.order_id} is not of its own account"
+        return None
+    return f"a {type(command).__name__} (strategies place, cancel and replace orders)"
+
+
+def _grid_after(now: datetime, every: timedelta) -> datetime:
+    """The first instant after ``now`` on the grid of ``every`` from the epoch."""
+    steps = (now - EPOCH) // every + 1
+    return EPOCH + steps * every
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:150] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
