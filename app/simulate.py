@@ -2,15 +2,15 @@
 
 Feeds the synthetic market, or a replay of an OHLCV bar file (any interval,
 any configured symbol, optionally with a funding-rate file), through the
-engine while a small, seeded demo trader places market and limit orders for
-each client, then prints what happened: orders by outcome, closed trades and
+engine while the demo trader — a seeded ``demo`` strategy per client and venue,
+on the strategy host as in the server — places market and limit orders, then
+prints what happened: orders by outcome, closed trades and
 every account's valuation. Deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -27,12 +27,11 @@ from app.defaults import (
     VENUES,
     demo_instruments,
 )
-from app.domain.commands import Deposit, SubmitOrder
+from app.domain.commands import Deposit
 from app.domain.events import Event, OrderFilled, OrderRejected, TradeClosed
-from app.domain.instruments import Instrument, Rounding
+from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarketUpdate
-from app.domain.orders import OrderSpec, OrderType, Side
-from app.domain.rejections import CommandRefused
+from app.domain.strategies import CreateStrategy, StartStrategy
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
 from app.marketdata.bars import (
@@ -45,6 +44,8 @@ from app.marketdata.bars import (
 )
 from app.marketdata.replay import default_data_dir
 from app.marketdata.synthetic import SyntheticMarket
+from app.strategies.demo import DEMO
+from app.strategies.host import StrategyHost
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -148,28 +149,6 @@ def synthetic_source(seed: int) -> Source:
     return Source(SyntheticMarket(instruments, seed=seed, start=START), instruments, VENUES)
 
 
-def _demo_order(rng: random.Random, engine: Engine, inst: Instrument, client: str
-                ) -> OrderSpec | None:
-    """A small order well inside the demo limits: market or passive limit."""
-    price = engine.venues[inst.venue].reference_price(inst.symbol)
-    if price is None:
-        return None
-    limits = DEMO_LIMITS[inst.symbol]
-    notional = Decimal(rng.randint(20, 60))
-    qty = notional / price
-    if limits.max_position_size is not None:  # a quarter of the cap at most
-        qty = min(qty, limits.max_position_size / 4)
-    qty = inst.round_qty(qty)
-    if qty < inst.min_qty:
-        return None
-    side = rng.choice((Side.BUY, Side.SELL))
-    if rng.random() < 0.5:
-        return OrderSpec(client, inst.venue, inst.symbol, side, OrderType.MARKET, qty)
-    offset = price * Decimal("0.0005") * side.sign
-    limit = inst.round_price(price - offset, Rounding.DOWN if side is Side.BUY else Rounding.UP)
-    return OrderSpec(client, inst.venue, inst.symbol, side, OrderType.LIMIT, qty, price=limit)
-
-
 @dataclass(slots=True)
 class Result:
     """A finished simulation: the engine as it ended and every event it produced."""
@@ -183,14 +162,31 @@ class Result:
     last_at: datetime | None = None
 
 
+def demo_strategies(venues: tuple[str, ...], seed: int, order_every: float
+                    ) -> list[CreateStrategy]:
+    """The demo trader: a ``demo`` strategy for every client on every venue, each with
+    its own seed, together placing an order every ``order_every`` seconds on average."""
+    count = len(CLIENTS) * len(venues)
+    every = (Decimal(str(order_every)) * count).quantize(Decimal("0.001"))
+    out = []
+    for i, (client, venue) in enumerate((c, v) for c in CLIENTS for v in venues):
+        params = DEMO.validate({"seed": seed * 100 + i, "order_every_s": str(every)})
+        out.append(CreateStrategy(f"demo-{client}-{venue}", DEMO.name, client, venue, params,
+                                  "simulate"))
+    return out
+
+
 def simulate(source: Source, *, seed: int, minutes: float | None,
              order_every: float = 5.0) -> Result:
     """Run ``source`` through a demo engine for ``minutes`` of market time (None: until
-    the feed ends), placing a demo order at most every ``order_every`` seconds."""
-    rng = random.Random(seed)
+    the feed ends), the demo trader running on the strategy host exactly as in the
+    server: after every engine step, on the engine's clock."""
     engine = build_demo_engine(source.instruments, source.venues, source.venue_config)
+    host = StrategyHost()
     result = Result(engine, [], source.venues)
-    next_order_at = None
+    for create in demo_strategies(source.venues, seed, order_every):
+        result.events += engine.handle(create, START)
+        result.events += engine.handle(StartStrategy(create.strategy_id, "simulate"), START)
     limit = None if minutes is None else timedelta(minutes=minutes)
     for update in source.feed:
         now = update.ts
@@ -200,16 +196,9 @@ def simulate(source: Source, *, seed: int, minutes: float | None,
         result.last_at = now
         result.updates += 1
         result.funding_rates += type(update) is FundingRate
-        result.events.extend(engine.on_market(update, now))
-        if next_order_at is None or now >= next_order_at:
-            next_order_at = now + timedelta(seconds=order_every)
-            inst = rng.choice(source.instruments)
-            spec = _demo_order(rng, engine, inst, rng.choice(CLIENTS))
-            if spec is not None:
-                try:
-                    result.events.extend(engine.handle(SubmitOrder(spec), now))
-                except CommandRefused as refused:
-                    print(f"refused: {refused}")
+        events = engine.on_market(update, now)
+        result.events += events
+        result.events += host.step(engine, now, events, update).events
     return result
 
 
