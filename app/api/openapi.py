@@ -28,6 +28,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST
 
+# What a route passes as ``responses=``: status (or "default") -> its OpenAPI entry.
+Responses = dict[int | str, dict[str, Any]]
+
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
     "type": "object",

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from app.api.deps import System, Trader
 from app.api.inputs import Name, Reason, SymbolName
+from app.api.openapi import Responses
 from app.api.responses import json_response
 from app.api.schemas import OrderPublic, Strict, order_json
 from app.services import positions as position_service
@@ -52,9 +53,10 @@ class PositionClosed(BaseModel):
     order: OrderPublic | None
 
 
-ERRORS = {400: {"description": "the close order was rejected (error.code is the reason)"},
-          404: {"description": "no such client or venue, or the account never held "
-                               "the symbol (NO_POSITION)"}}
+ERRORS: Responses = {
+    400: {"description": "the close order was rejected (error.code is the reason)"},
+    404: {"description": "no such client or venue, or the account never held "
+                         "the symbol (NO_POSITION)"}}
 
 
 def closed_json(closed: position_service.PositionClosed) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import Operator, Reads, System
 from app.api.inputs import NAME_PATTERN, Name, Reason
+from app.api.openapi import Responses
 from app.api.schemas import Strict
 from app.domain.strategies import StrategyRecord
 from app.services import strategies
@@ -78,8 +79,8 @@ def strategy_json(r: StrategyRecord) -> dict[str, Any]:
             "updated_at": r.updated_at}
 
 
-ERRORS = {404: {"description": "no such strategy, kind, client or venue"},
-          422: {"description": "parameters the kind refuses (INVALID_PARAMS)"}}
+ERRORS: Responses = {404: {"description": "no such strategy, kind, client or venue"},
+                     422: {"description": "parameters the kind refuses (INVALID_PARAMS)"}}
 
 
 @router.get("", response_model=list[StrategyPublic], summary="Strategies, by id")

@@ -108,8 +108,8 @@ async def stream(ws: WebSocket) -> None:
             while True:  # page until caught up with what is committed
                 page, read_to = await asyncio.to_thread(
                     Reader(system, principal).socket_backlog, last, BACKLOG_PAGE, topics)
-                for message in page:
-                    if not await send_within(ws, message):
+                for backlogged in page:
+                    if not await send_within(ws, backlogged):
                         abort(transport)
                         return
                 sent += len(page)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, and_, col, or_, select
 
 from app.domain.orders import TERMINAL_STATUSES, OrderStatus
@@ -53,13 +54,13 @@ class HistoryFilter:
     status: str | None = None  # orders: a status, or "open"
     order_id: int | None = None  # fills: of one order
 
-    def clauses(self, table: Table) -> list[Any]:
+    def clauses(self, table: Table) -> list[ColumnElement[bool]]:
         start, end = _utc(self.start), _utc(self.end)
         if start is not None and end is not None and end <= start:
             raise ServiceError(422, "VALIDATION_ERROR", "to: must be later than from",
                                {"field": "to"})
         model = table.model
-        where = [col(model.client).in_(list(self.clients))]
+        where: list[ColumnElement[bool]] = [col(model.client).in_(list(self.clients))]
         if self.venue is not None:
             where.append(model.venue == self.venue)
         if self.symbol is not None:
@@ -71,9 +72,9 @@ class HistoryFilter:
         if self.status == "open":
             where.append(col(OrderRow.status).in_(OPEN_STATUSES))
         elif self.status is not None:
-            where.append(OrderRow.status == self.status)
+            where.append(col(OrderRow.status) == self.status)
         if self.order_id is not None:
-            where.append(FillRow.order_id == self.order_id)
+            where.append(col(FillRow.order_id) == self.order_id)
         return where
 
 

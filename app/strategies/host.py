@@ -57,6 +57,18 @@ def _on_timer(strategy: Strategy, ctx: StrategyContext) -> Commands:
     return strategy.on_timer(ctx)
 
 
+def _on_market(update: MarketUpdate) -> Call:
+    def call(strategy: Strategy, ctx: StrategyContext) -> Commands:
+        return strategy.on_market(update, ctx)
+    return call
+
+
+def _on_event(event: Event) -> Call:
+    def call(strategy: Strategy, ctx: StrategyContext) -> Commands:
+        return strategy.on_event(event, ctx)
+    return call
+
+
 def _on_stop(strategy: Strategy, ctx: StrategyContext) -> Commands:
     return strategy.on_stop(ctx)
 
@@ -120,8 +132,7 @@ class StrategyHost:
                 continue
             ctx = StrategyContext(running.record, engine, now)
             if update is not None and update.venue == running.record.venue:
-                self._call(engine, now, running, ctx, result, budget,
-                           lambda s, c, u=update: s.on_market(u, c))
+                self._call(engine, now, running, ctx, result, budget, _on_market(update))
             if running.next_timer is not None and now >= running.next_timer:
                 running.next_timer = self._next_timer(running, now)
                 self._call(engine, now, running, ctx, result, budget, _on_timer)
@@ -205,8 +216,7 @@ class StrategyHost:
             for event in mine:
                 if sid not in self._running:
                     break
-                self._call(engine, now, running, ctx, result, budget,
-                           lambda s, c, e=event: s.on_event(e, c))
+                self._call(engine, now, running, ctx, result, budget, _on_event(event))
 
     def _call(self, engine: Engine, now: datetime, running: _Running, ctx: StrategyContext,
               result: StepResult, budget: dict[str, int] | None, call: Call) -> None:

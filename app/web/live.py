@@ -38,6 +38,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum, auto
+from typing import Literal
 
 from fastapi import WebSocket
 
@@ -117,6 +119,17 @@ RowRenderer = Callable[[int, Principal, str, dict[str, str]], str | None]
 RowLister = Callable[[Principal, str, dict[str, str]], list[int]]
 
 
+class _Held(Enum):
+    """A row rendered less than 250 ms ago: left stale for a later push."""
+
+    HELD = auto()
+
+
+_HELD = _Held.HELD
+# A row's HTML, None (not in the table for this viewer), or _HELD.
+RowRender = str | None | Literal[_Held.HELD]
+
+
 class LiveHub:
     def __init__(self, system: TradingSystem, render: Renderer, render_row: RowRenderer,
                  list_rows: RowLister):
@@ -134,7 +147,7 @@ class LiveHub:
         self._stale: dict[ViewKey, set[str]] = {}
         self._stale_rows: dict[ViewKey, set[int]] = {}
         self._rendered_at: dict[tuple[ViewKey, object], float] = {}
-        self._row_cache: dict[tuple[ViewKey, int], object] = {}  # one push's row renders
+        self._row_cache: dict[tuple[ViewKey, int], RowRender] = {}  # one push's row renders
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-hub")
@@ -363,7 +376,7 @@ class LiveHub:
         return "".join(parts)
 
     def _row(self, view: ViewKey, order_id: int, principal: Principal, table: str,
-             params: dict[str, str], now: float) -> object:
+             params: dict[str, str], now: float) -> RowRender:
         """The row's HTML (rendered once per view per push), None if it is not in the
         table, or _HELD if it was rendered less than 250 ms ago."""
         cache = self._row_cache
@@ -400,9 +413,6 @@ class LiveHub:
         """Forget render times too old to throttle anything (keeps memory flat)."""
         cutoff = now - MIN_INTERVAL
         self._rendered_at = {k: t for k, t in self._rendered_at.items() if t > cutoff}
-
-
-_HELD = object()
 
 
 def _in_template(html: str) -> str:

@@ -356,7 +356,8 @@ async def ticket_submit(request: Request) -> Response:
         return _error_fragment(exc.message, exc.status)
     form = await request.form()
     values = {k: str(v) for k, v in form.items()}
-    raw = {k: v for k, v in values.items() if v != "" and k in OrderCreate.model_fields}
+    raw: dict[str, str | bool] = {k: v for k, v in values.items()
+                                  if v != "" and k in OrderCreate.model_fields}
     for flag in ("post_only", "reduce_only", "clip_to_position"):
         raw[flag] = flag in values
     errors: dict[str, str] = {}
