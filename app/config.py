@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # fails (the bus then answers 503 and retries) instead of hanging.
     db_lock_timeout_ms: int = Field(default=5_000, ge=1)
     db_statement_timeout_ms: int = Field(default=30_000, ge=1)
+    # Finished orders (and closed trades per client) the engine keeps in memory; older
+    # ones are read from the database (see "Bounded memory" in the README).
+    retain_finished_orders: int = Field(default=20_000, ge=100, le=10_000_000)
+    retain_closed_trades: int = Field(default=1_000, ge=10, le=1_000_000)
 
 
 class VenueConfig(BaseModel):

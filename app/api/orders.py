@@ -77,7 +77,7 @@ async def list_orders(
     """A page of orders, newest first. Follow ``next_cursor`` until it is null: a page
     examines at most a fixed number of orders, so with narrow filters it can hold fewer
     than ``limit`` items (even none) while older matches remain."""
-    page = reader.orders(status=status, client=client, venue=venue, symbol=symbol,
+    page = await reader.orders(status=status, client=client, venue=venue, symbol=symbol,
                          cursor=cursor, limit=limit)
     return json_response({"items": [order_json(o) for o in page.orders],
                           "next_cursor": page.next_cursor})
@@ -85,7 +85,7 @@ async def list_orders(
 
 @router.get("/{order_id}", response_model=OrderPublic, summary="One order")
 async def get_order(order_id: OrderIdPath, reader: Reads) -> Response:
-    return json_response(order_json(reader.order(order_id)))
+    return json_response(order_json(await reader.find_order(order_id)))
 
 
 @router.delete("/{order_id}", response_model=OrderPublic, responses=ERRORS,

@@ -81,6 +81,7 @@ from app.domain.strategies import (
     StrategyStopped,
 )
 from app.domain.trading_state import Scope, TradingState, effective_state
+from app.engine.retention import DEFAULT_RETAIN_FINISHED, DEFAULT_RETAIN_TRADES
 from app.engine.risk import OrderContext, RiskLimits, check_order
 from app.engine.state import EngineState
 from app.venues.base import (
@@ -118,6 +119,9 @@ class EngineConfig:
     accounts: list[AccountSetup]
     limits: dict[str, RiskLimits] = field(default_factory=dict)  # by symbol
     client_limits: dict[tuple[str, str], RiskLimits] = field(default_factory=dict)  # (client, sym)
+    # Finished orders and closed trades per client kept in memory (app/engine/retention.py).
+    retain_finished: int = DEFAULT_RETAIN_FINISHED
+    retain_trades: int = DEFAULT_RETAIN_TRADES
 
     def limits_for(self, client: str, symbol: str) -> RiskLimits:
         return self.client_limits.get((client, symbol)) or self.limits.get(symbol) or _NO_LIMITS
@@ -131,7 +135,8 @@ class Engine:
                  state: EngineState | None = None):
         self.config = config
         self.venues = venues
-        self.state = state or EngineState()
+        self.state = state or EngineState(retain_finished=config.retain_finished,
+                                          retain_trades=config.retain_trades)
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self._symbols_by_venue: dict[str, list[str]] = {}
         self._instruments_by_venue: dict[str, dict[str, Instrument]] = {}
@@ -528,7 +533,9 @@ class Engine:
         if pending is not None:
             return pending.spec
         if order.replaced_by is not None:
-            return self.state.orders[order.replaced_by].spec
+            successor = self.state.orders.get(order.replaced_by)
+            # A successor that left memory finished long ago: nothing to protect.
+            return None if successor is None else successor.spec
         return None
 
     def _derived_client_id(self, order: Order) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right, insort
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,6 +51,11 @@ from app.domain.strategies import (
 )
 from app.domain.trading_state import Scope, TradingState
 from app.engine.resting import RestingBook
+from app.engine.retention import (
+    DEFAULT_RETAIN_FINISHED,
+    DEFAULT_RETAIN_TRADES,
+    EvictedIds,
+)
 
 PositionKey = tuple[str, str, str]  # (client, venue, symbol)
 
@@ -91,6 +97,13 @@ class EngineState:
     strategies: dict[str, StrategyRecord] = field(default_factory=dict)
     last_order_id: int = 0
     last_fill_id: int = 0
+    # Bounded memory (app/engine/retention.py): finished orders, oldest first, of which
+    # the newest ``retain_finished`` stay; the keys of those that left; how many left.
+    retain_finished: int = DEFAULT_RETAIN_FINISHED
+    retain_trades: int = DEFAULT_RETAIN_TRADES
+    finished: deque[int] = field(default_factory=deque)
+    evicted_ids: EvictedIds = field(default_factory=EvictedIds)
+    evicted_orders: int = 0
 
     # ---- reading ----------------------------------------------------------
 
@@ -107,6 +120,15 @@ class EngineState:
     def order_by_client_id(self, client: str, venue: str, coid: str) -> Order | None:
         order_id = self.by_client_order_id.get((client, venue, coid))
         return None if order_id is None else self.orders[order_id]
+
+    def may_have_evicted(self, client: str, venue: str, coid: str) -> bool:
+        """Might an order with this client order id have left memory? (No: certain.)"""
+        return self.evicted_ids.may_contain((client, venue, coid))
+
+    @property
+    def oldest_retained_id(self) -> int:
+        """Every finished order with an id below this may have left memory."""
+        return self.finished[0] if self.finished else self.last_order_id + 1
 
     def order_ids_newest_first(self, clients: Iterable[str], start: int) -> Iterator[int]:
         """The order ids of ``clients`` at or below ``start``, newest first, from each
@@ -134,6 +156,10 @@ class EngineState:
             "funding_settled": self.funding_settled,
             "last_order_id": self.last_order_id,
             "last_fill_id": self.last_fill_id,
+            "strategies": self.strategies,
+            "finished": list(self.finished),
+            "evicted_ids": self.evicted_ids,
+            "evicted_orders": self.evicted_orders,
         }
 
     # ---- applying -----------------------------------------------------------
@@ -257,7 +283,13 @@ class EngineState:
     def _trade_closed(self, e: TradeClosed) -> None:
         trade = e.trade
         self.closed_trades.append(trade)
-        self.closed_trades_by_client.setdefault(trade.client, []).append(trade)
+        mine = self.closed_trades_by_client.setdefault(trade.client, [])
+        mine.append(trade)
+        # Bounded: the newest trades stay (in batches, so trimming is cheap).
+        if len(mine) > self.retain_trades * 2:
+            del mine[:-self.retain_trades]
+        if len(self.closed_trades) > self.retain_trades * 2:
+            del self.closed_trades[:-self.retain_trades]
         count, wins = self.trade_counts.get(trade.client, (0, 0))
         self.trade_counts[trade.client] = (count + 1, wins + trade.is_win)
 
@@ -308,6 +340,35 @@ class EngineState:
         self.resting.remove(order)
         if order.status is not OrderStatus.CANCELED:
             self.pending_replaces.pop(order.order_id, None)
+        self.finished.append(order.order_id)
+        if len(self.finished) > self.retain_finished:
+            self._evict(self.finished.popleft())
+
+    def _evict(self, order_id: int) -> None:
+        """A finished order leaves memory (the projection keeps it)."""
+        order = self.orders.get(order_id)
+        if order is None or order.is_open or order_id in self.pending_replaces:
+            return  # (finished twice, or reopened by a late report: keep it)
+        del self.orders[order_id]
+        spec = order.spec
+        key = (spec.client, spec.venue, order.client_order_id)
+        if self.by_client_order_id.get(key) == order_id:
+            del self.by_client_order_id[key]
+        self.evicted_ids.add(key)
+        self.evicted_orders += 1
+        if self.evicted_orders % COMPACT_EVERY == 0:
+            self._compact_ids()
+
+    def _compact_ids(self) -> None:
+        """Drop the ids of orders that left memory from the per-client indexes (now and
+        then: the readers skip ids they cannot find meanwhile)."""
+        orders = self.orders
+        for client, ids in self.order_ids_by_client.items():
+            self.order_ids_by_client[client] = [i for i in ids if i in orders]
+
+
+# Evictions between two compactions of the per-client order-id indexes.
+COMPACT_EVERY = 4096
 
 
 def _descending(ids: list[int], stop: int) -> Iterator[int]:

@@ -74,7 +74,9 @@ class TradingSystem:
         }
         accounts = [AccountSetup(c.name, v, c.leverage) for c in self.trading.clients
                     for v in venues]
-        return Engine(EngineConfig(self.instruments, accounts, self.trading.risk_limits()),
+        return Engine(EngineConfig(self.instruments, accounts, self.trading.risk_limits(),
+                                   retain_finished=self.settings.retain_finished_orders,
+                                   retain_trades=self.settings.retain_closed_trades),
                       venues)
 
     def _rebuilt_engine(self) -> Engine:

@@ -10,12 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement
 from sqlmodel import Session, and_, col, or_, select
 
-from app.domain.orders import TERMINAL_STATUSES, OrderStatus
+from app.domain.orders import (
+    NO_TAGS,
+    TERMINAL_STATUSES,
+    Order,
+    OrderSpec,
+    OrderStatus,
+    OrderTags,
+    OrderType,
+    Side,
+    TimeInForce,
+    TriggerSource,
+)
 from app.runtime.system import TradingSystem
 from app.services.errors import ServiceError
 from app.store.tables import ClosedTradeRow, FillRow, OrderRow
@@ -104,3 +116,53 @@ def _utc(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+# ---- orders that left the engine's memory --------------------------------------------------
+
+def order_from_row(row: OrderRow) -> Order:
+    """An order as the projection holds it (finished: the engine keeps open ones)."""
+    tags = NO_TAGS if row.strategy is None else OrderTags(strategy=row.strategy)
+    spec = OrderSpec(row.client, row.venue, row.symbol, Side(row.side), OrderType(row.type),
+                     row.qty, price=row.price, trigger_price=row.trigger_price,
+                     trigger_source=TriggerSource(row.trigger_source),
+                     time_in_force=TimeInForce(row.time_in_force), expire_at=row.expire_at,
+                     post_only=row.post_only, reduce_only=row.reduce_only,
+                     client_order_id=row.client_order_id, tags=tags)
+    avg = row.avg_fill_price
+    return Order(order_id=row.order_id, spec=spec, client_order_id=row.client_order_id,
+                 created_at=row.created_at, status=OrderStatus(row.status),
+                 updated_at=row.updated_at, filled_qty=row.filled_qty,
+                 filled_notional=row.filled_qty * avg if avg is not None else Decimal(0),
+                 fees=row.fees, reject_code=row.reject_code, reject_message=row.reject_message,
+                 cancel_reason=row.cancel_reason, replaces=row.replaces,
+                 replaced_by=row.replaced_by)
+
+
+def stored_order(system: TradingSystem, order_id: int) -> Order | None:
+    """One order from the projection (blocking)."""
+    with Session(system.db) as session:
+        row = session.get(OrderRow, order_id)
+    return None if row is None else order_from_row(row)
+
+
+def stored_order_by_client_id(system: TradingSystem, client: str, venue: str, coid: str
+                              ) -> Order | None:
+    """The order of an account's client order id, from the projection (blocking)."""
+    with Session(system.db) as session:
+        row = session.exec(select(OrderRow).where(
+            OrderRow.client == client, OrderRow.venue == venue,
+            OrderRow.client_order_id == coid)).first()
+    return None if row is None else order_from_row(row)
+
+
+def stored_orders_page(system: TradingSystem, where: HistoryFilter, cursor: int | None,
+                       limit: int) -> tuple[list[Order], int | None]:
+    """A page of orders newest first from the projection, and the cursor of the next
+    page (blocking). ``cursor``: the orders below this id."""
+    clauses = where.clauses(ORDERS)
+    if cursor is not None:
+        clauses.append(col(OrderRow.order_id) < cursor)
+    rows = read_page(system, ORDERS, clauses, None, limit + 1)
+    orders = [order_from_row(r) for r in rows[:limit]]
+    return orders, (orders[-1].order_id if len(rows) > limit else None)

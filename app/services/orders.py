@@ -7,6 +7,7 @@ anything that is not durable.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,6 +17,7 @@ from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrde
 from app.domain.events import Event, OrderCanceled, OrderSubmitted
 from app.domain.orders import Order, OrderSpec, OrderStatus, Side
 from app.runtime.system import TradingSystem
+from app.services import history
 from app.services.commands import run
 from app.services.errors import ServiceError, status_for
 from app.services.queries import Reader
@@ -47,6 +49,9 @@ async def place(system: TradingSystem, principal: Principal, spec: OrderSpec,
     """Place ``spec`` for ``principal``; return once it is durable. Idempotent on the
     client order id: the same id with the same parameters answers the first order."""
     check_client(principal, spec.client)
+    earlier = await _evicted_retry(system, spec)
+    if earlier is not None:
+        return earlier
 
     def respond(events: list[Event]) -> Placed:
         state = system.engine.state
@@ -65,9 +70,42 @@ async def place(system: TradingSystem, principal: Principal, spec: OrderSpec,
     return placed
 
 
+async def _evicted_retry(system: TradingSystem, spec: OrderSpec) -> Placed | None:
+    """A retry of an order that left the engine's memory, answered from the projection
+    (the same parameters: the first order; others: 409), or None if it is new. Only
+    looked up when the engine's filter of evicted ids says it might be one."""
+    coid = spec.client_order_id
+    state = system.engine.state
+    if (coid is None or state.order_by_client_id(spec.client, spec.venue, coid) is not None
+            or not state.may_have_evicted(spec.client, spec.venue, coid)):
+        return None
+    first = await asyncio.to_thread(history.stored_order_by_client_id, system, spec.client,
+                                    spec.venue, coid)
+    if first is None:
+        return None
+    if not _same_request(first.spec, spec):
+        raise ServiceError(409, "DUPLICATE_CLIENT_ORDER_ID",
+                           f"client_order_id {coid!r} was used for another order "
+                           f"({first.order_id})", order=first)
+    return Placed(first, False)
+
+
+def _same_request(stored: OrderSpec, asked: OrderSpec) -> bool:
+    """Would ``asked`` (a retry) have produced the stored order? (What the projection
+    keeps of it: a clipped order's stored qty is the clipped one.)"""
+    return (stored.symbol, stored.side, stored.type, stored.price, stored.trigger_price,
+            stored.time_in_force, stored.post_only, stored.reduce_only) == (
+        asked.symbol, asked.side, asked.type, asked.price, asked.trigger_price,
+        asked.time_in_force, asked.post_only, asked.reduce_only) and (
+        stored.qty == asked.qty or asked.reduce_only)
+
+
 async def cancel(system: TradingSystem, principal: Principal, order_id: int) -> Order:
-    """Cancel an order (idempotent); the order as it was at the commit."""
-    order = Reader(system, principal).order(order_id)
+    """Cancel an order (idempotent); the order as it was at the commit. An order that
+    finished long ago (and left memory) is answered as it is: there is nothing to do."""
+    order = await Reader(system, principal).find_order(order_id)
+    if order is not system.engine.state.orders.get(order_id):
+        return order
     committed = await run(system, CancelOrder(order.order_id, actor=principal.actor),
                           respond=lambda events: copy.copy(order))
     canceled: Order = committed.response
@@ -81,7 +119,11 @@ async def replace(system: TradingSystem, principal: Principal, order_id: int, *,
     was at the commit (perhaps REJECTED), or the original while the venue has not
     confirmed the cancel yet. Retrying returns the same successor. Raises
     ``ORDER_NOT_OPEN`` (409) if the order finished before it could be replaced."""
-    order = Reader(system, principal).order(order_id)
+    order = await Reader(system, principal).find_order(order_id)
+    if order is not system.engine.state.orders.get(order_id):
+        raise ServiceError(409, "ORDER_NOT_OPEN",
+                           f"order {order_id} is {order.status.value}; it cannot be replaced",
+                           order=order)
 
     def respond(events: list[Event]) -> Order | ServiceError:
         successor_id = order.replaced_by

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.auth.principal import Principal
 from app.domain.accounts import AccountSummary
@@ -32,6 +32,7 @@ from app.domain.trading_state import GLOBAL, Scope, TradingState, effective_stat
 from app.runtime.bus import utc_now
 from app.runtime.system import TradingSystem
 from app.runtime.topics import topic_of, visible_to
+from app.services import history
 from app.services.errors import ServiceError
 from app.services.scope import visible_clients
 from app.store.event_log import Recorded
@@ -148,18 +149,48 @@ class Reader:
             raise ServiceError(404, "UNKNOWN_ORDER", f"there is no order {order_id}")
         return order
 
-    def find_order(self, order_id: int) -> Order | None:
+    def order_or_none(self, order_id: int) -> Order | None:
+        """One order in memory, or None (the web's live rows: recent orders only)."""
         try:
             return self.order(order_id)
         except ServiceError:
             return None
 
-    def orders(self, *, status: str | None = None, client: str | None = None,
-               venue: str | None = None, symbol: str | None = None,
-               cursor: int | None = None, limit: int = 100) -> OrderPage:
-        """A page of orders, newest first, examining at most ``SCAN_BUDGET`` orders:
-        with narrow filters it may hold fewer than ``limit`` (even none) while older
-        matches remain; follow ``next_cursor`` until it is None."""
+    async def find_order(self, order_id: int) -> Order:
+        """One order, in memory or (finished long ago) in the projection; 404
+        ``UNKNOWN_ORDER`` if it is not there or not this caller's."""
+        order = self.system.engine.state.orders.get(order_id)
+        if order is None and order_id < self.system.engine.state.oldest_retained_id:
+            order = await asyncio.to_thread(history.stored_order, self.system, order_id)
+        if order is None or not self.principal.can_access(order.spec.client):
+            raise ServiceError(404, "UNKNOWN_ORDER", f"there is no order {order_id}")
+        return order
+
+    async def orders(self, *, status: str | None = None, client: str | None = None,
+                     venue: str | None = None, symbol: str | None = None,
+                     cursor: int | None = None, limit: int = 100) -> OrderPage:
+        """A page of orders, newest first; follow ``next_cursor`` until it is None.
+
+        From memory while the engine still holds every order (and always for open
+        ones): a page examines at most ``SCAN_BUDGET`` orders, so with narrow filters
+        it may hold fewer than ``limit`` (even none) while older matches remain. Once
+        finished orders have left memory, from the projection (indexed, full pages)."""
+        clients = self.clients(client)
+        if status == "open" or not self.system.engine.state.evicted_orders:
+            return self.recent_orders(status=status, client=client, venue=venue,
+                                      symbol=symbol, cursor=cursor, limit=limit)
+        where = history.HistoryFilter(clients, venue, symbol, status=status)
+        found, next_cursor = await asyncio.to_thread(
+            history.stored_orders_page, self.system, where, cursor, limit)
+        return OrderPage(found, next_cursor)
+
+    def recent_orders(self, *, status: str | None = None, client: str | None = None,
+                      venue: str | None = None, symbol: str | None = None,
+                      cursor: int | None = None, limit: int = 100) -> OrderPage:
+        """A page of the orders in memory (every open one and the recent finished
+        ones), newest first, examining at most ``SCAN_BUDGET`` orders: with narrow
+        filters it may hold fewer than ``limit`` (even none) while older matches
+        remain; follow ``next_cursor`` until it is None."""
         clients = self.clients(client)
         state = self.system.engine.state
         orders = state.orders
@@ -312,7 +343,7 @@ class Reader:
                                   "data": r.payload}, self.principal.clients)
             if message is not None:
                 items.append(message)
-        return items, (rows[-1].seq if rows else after), len(rows) == limit
+        return items, (_seq(rows[-1]) if rows else after), len(rows) == limit
 
     def socket_backlog(self, after: int, limit: int, topics: Iterable[str] | None
                        ) -> tuple[list[dict[str, Any]], int]:
@@ -330,7 +361,7 @@ class Reader:
                                  self.principal.clients)
             if message is not None:
                 out.append(message)
-        return out, (rows[-1].seq if rows else after)
+        return out, (_seq(rows[-1]) if rows else after)
 
 
 def _rows(system: TradingSystem, model: Any, key: Any, clients: list[str], cursor: Any,
@@ -345,7 +376,13 @@ def _rows(system: TradingSystem, model: Any, key: Any, clients: list[str], curso
         return list(session.exec(query.order_by(key.desc()).limit(limit)))
 
 
+def _seq(row: EventRow) -> int:
+    assert row.seq is not None  # a stored row always has its number
+    return row.seq
+
+
 def _events_after(system: TradingSystem, after: int, limit: int) -> list[EventRow]:
     with Session(system.db) as session:
-        query = select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq).limit(limit)
+        seq = col(EventRow.seq)
+        query = select(EventRow).where(seq > after).order_by(seq).limit(limit)
         return list(session.exec(query))

@@ -37,7 +37,8 @@ ORDER_COLUMNS = (
     "order_id", "client", "venue", "symbol", "client_order_id", "side", "type", "status",
     "qty", "price", "trigger_price", "time_in_force", "post_only", "reduce_only",
     "filled_qty", "avg_fill_price", "fees", "reject_code", "reject_message", "cancel_reason",
-    "replaces", "replaced_by", "created_at", "updated_at")
+    "replaces", "replaced_by", "created_at", "updated_at", "trigger_source", "expire_at",
+    "strategy")
 # What an order's later events can change (everything else is fixed at submission).
 ORDER_CHANGE_COLUMNS = ("status", "filled_qty", "avg_fill_price", "fees", "reject_code",
                         "reject_message", "cancel_reason", "replaced_by", "updated_at")
@@ -120,7 +121,8 @@ def _order_row(o: Order, ts: Any) -> Row:
             s.time_in_force.value, s.post_only, s.reduce_only, text(o.filled_qty),
             text(o.avg_fill_price), text(o.fees), o.reject_code, _fit(o.reject_message, 500),
             _fit(o.cancel_reason, 200), o.replaces, o.replaced_by, ts(o.created_at),
-            ts(o.updated_at or o.created_at))
+            ts(o.updated_at or o.created_at), s.trigger_source.value,
+            None if s.expire_at is None else ts(s.expire_at), s.tags.strategy)
 
 
 def _order_change(o: Order, ts: Any) -> Row:

@@ -101,6 +101,9 @@ class OrderRow(SQLModel, table=True):
     replaced_by: int | None = None
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+    trigger_source: str = Field(default="last", max_length=8)
+    expire_at: datetime | None = _ts(nullable=True)
+    strategy: str | None = Field(default=None, max_length=64, index=True)
 
 
 class FillRow(SQLModel, table=True):

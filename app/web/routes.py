@@ -134,7 +134,7 @@ def _in_table(order: Any, table: str, params: dict[str, str]) -> bool:
 def render_order_row(system: Any, order_id: int, principal: Principal, table: str,
                      params: dict[str, str]) -> str | None:
     """One order's row for a live table, or None if it is not (or no longer) in it."""
-    order = Reader(system, principal).find_order(order_id)
+    order = Reader(system, principal).order_or_none(order_id)
     if order is None or not _in_table(order, table, params):
         return None
     return templates.get_template("fragments/_order_row.html").render(
@@ -399,7 +399,7 @@ async def order_details(request: Request, order_id: int) -> Response:
     principal = session_principal(request)
     if principal is None:
         return _error_fragment("your session ended; log in again", 401)
-    order = Reader(_system(request), principal).find_order(order_id)
+    order = Reader(_system(request), principal).order_or_none(order_id)
     if order is None:
         return _error_fragment(f"there is no order {order_id}", 404)
     html = templates.get_template("fragments/order_details.html").render(

@@ -177,7 +177,7 @@ def blotter(reader: Reader, status: str | None = None, symbol: str | None = None
             limit: int = 100) -> list[dict[str, Any]]:
     """The newest orders matching the filters: one page of the read side's order list
     (which examines a bounded number of orders, like the API's pages)."""
-    page = reader.orders(status=status, symbol=symbol, limit=limit)
+    page = reader.recent_orders(status=status, symbol=symbol, limit=limit)
     return [order_row(o) for o in page.orders]
 
 

@@ -62,7 +62,7 @@ def test_orders_of_another_client_are_not_there_for_a_scoped_reader(market_api) 
     with pytest.raises(ServiceError) as caught:
         reader.order(theirs.order.order_id)
     assert (caught.value.status, caught.value.code) == (404, "UNKNOWN_ORDER")
-    page = reader.orders()
+    page = reader.recent_orders()
     assert {o.spec.client for o in page.orders} == {"demo"}
     assert [o.order_id for o in reader.open_orders(reader.clients())] == [mine.order.order_id]
     assert all(v.client == "demo" for v in reader.positions(reader.clients(),

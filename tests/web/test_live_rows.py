@@ -14,6 +14,8 @@ from decimal import Decimal
 from browser_support import Server, login, new_tab, wait_live
 from playwright.sync_api import Page, expect
 
+from app.web import views
+
 
 def _market(server: Server, symbol: str = "BTC-PERP", venue: str = "paper-binance"
             ) -> tuple[Decimal, Decimal]:
@@ -148,7 +150,8 @@ def test_the_replace_button_shows_the_successor(page: Page, server: Server) -> N
     expect(blotter.locator("#toasts")).to_contain_text(f"at {new_price}")
     successor = blotter.locator('#blotter tr[data-coid="live-replace-button.r1"]')
     expect(successor).to_have_count(1)
-    expect(successor).to_contain_text(new_price)
+    # As the blotter shows prices: a whole price without its ".0".
+    expect(successor).to_contain_text(views.price(Decimal(new_price)))
     expect(successor).to_contain_text("0.002")
     expect(row.locator("td.status")).to_contain_text("canceled")
     sid = successor.get_attribute("data-order-id")
