@@ -198,6 +198,16 @@ class Engine:
         self._commands[type(command)](command, now, out)
         return out
 
+    def on_reports(self, reports: list[Report], now: datetime) -> list[Event]:
+        """Apply what a venue reported on its own: an asynchronous (live) venue's
+        acknowledgements, fills, cancels and expiries, as the command bus receives
+        them. The same translation as for the paper venue's synchronous answers; a
+        report on an order the engine does not hold (or no longer holds open) is
+        ignored, as a duplicate or late report must be."""
+        out: list[Event] = []
+        self._on_reports(reports, out)
+        return out
+
     def on_market(self, update: MarketUpdate, now: datetime) -> list[Event]:
         venue = self.venues.get(update.venue)
         if venue is None:

@@ -46,6 +46,7 @@ from app.runtime.topics import account_message, position_message, record_message
 from app.store.event_log import EventLog, Recorded
 from app.store.tables import AuditRow
 from app.strategies.host import StrategyHost
+from app.venues.base import Report
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Committed:
 class _Work:
     command: Command | None = None
     update: MarketUpdate | None = None
+    reports: list[Report] | None = None  # from an asynchronous venue
     tick: bool = False
     audit: Callable[[list[Event]], Sequence[AuditRow]] | None = None
     respond: Callable[[list[Event]], Any] | None = None
@@ -133,6 +135,7 @@ class CommandBus:
         self.storage_failures = 0  # failed commits since the start (a metric)
         self._engine_dirty = False  # holds effects of a batch that did not commit
         self._held_market: dict[tuple[type, str, str], MarketUpdate] = {}
+        self._held_reports: list[Report] = []
         self._recovery: asyncio.Task | None = None
         self._retry_after = RECOVERY_FIRST_DELAY_S
         self._queue: asyncio.Queue[_Work | None] = asyncio.Queue()
@@ -207,6 +210,16 @@ class CommandBus:
             return
         self._queue.put_nowait(_Work(update=update))
 
+    def reports(self, reports: list[Report]) -> None:
+        """Queue what a venue reported on its own (an asynchronous venue's fills,
+        acknowledgements, cancels): applied by the engine in arrival order like any
+        other work, and committed. While the log refuses writes they are held, every
+        one of them, and applied when writes work again."""
+        if self.storage_error is not None:
+            self._held_reports.extend(reports)
+            return
+        self._queue.put_nowait(_Work(reports=list(reports)))
+
     def tick(self) -> None:
         """Let the clock advance the engine (latency, GTD expiry, funding)."""
         if self.storage_error is None:
@@ -273,6 +286,8 @@ class CommandBus:
                         audits.extend(work.audit(work.events))
                 elif work.update is not None:
                     work.events = engine.on_market(work.update, now)
+                elif work.reports is not None:
+                    work.events = engine.on_reports(work.reports, now)
                 else:
                     work.events = engine.advance(now)
             except CommandRefused as refused:
@@ -324,6 +339,8 @@ class CommandBus:
         for work in batch:
             if work.update is not None:
                 self._hold(work.update)
+            if work.reports is not None:
+                self._held_reports.extend(work.reports)
             if work.future is not None and not work.future.done():
                 work.future.set_exception(error)
 
@@ -380,6 +397,9 @@ class CommandBus:
         events: list[Event] = []
         try:
             events.extend(engine.restore_venues(now))
+            # Kept until committed: a venue's fill must never be lost to a failure.
+            reports = list(self._held_reports)
+            events.extend(engine.on_reports(reports, now))
             held, self._held_market = self._held_market, {}
             for update in held.values():
                 if type(update) is FundingRate and update.funding_at <= now:
@@ -397,6 +417,10 @@ class CommandBus:
             return
         log.warning("event log writable again after %s; accepting commands",
                     self.storage_failed_at)
+        del self._held_reports[:len(reports)]
+        if self._held_reports:  # arrived while this commit was on its way
+            self._queue.put_nowait(_Work(reports=self._held_reports))
+            self._held_reports = []
         self.storage_error = None
         self.storage_failed_at = None
         self._retry_after = RECOVERY_FIRST_DELAY_S
