@@ -97,7 +97,11 @@ class MarketView(Protocol):
     def reference_price(self, symbol: str) -> Decimal | None: ...
 
 
-class Venue(MarketView, Protocol):
+class Execution(Protocol):
+    """What a venue does with orders: take them, cancel them, and report what
+    happened (synchronously, as the paper venue does; an asynchronous venue also
+    reports later, through ``CommandBus.reports``)."""
+
     name: str
     capabilities: VenueCapabilities
 
@@ -117,3 +121,7 @@ class Venue(MarketView, Protocol):
 
     def restore(self, open_orders: list[Order], positions: dict[tuple[str, str], Decimal],
                 now: datetime) -> list[Report]: ...
+
+
+class Venue(Execution, MarketView, Protocol):
+    """A venue as the engine uses it: execution and its view of the market."""
