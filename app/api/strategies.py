@@ -114,16 +114,21 @@ async def create_strategy(body: StrategyCreate, principal: Operator, system: Sys
              summary="Start a strategy (idempotent)")
 async def start_strategy(strategy_id: StrategyIdPath, principal: Operator, system: System,
                          body: StrategyAction | None = None) -> dict[str, Any]:
-    reason = body.reason if body is not None and body.reason else ""
-    return strategy_json(await strategies.start(system, principal, strategy_id, reason))
+    return strategy_json(await strategies.start(system, principal, strategy_id,
+                                                _reason(body)))
 
 
 @router.post("/{strategy_id}/stop", response_model=StrategyPublic, responses=ERRORS,
              summary="Stop a strategy (idempotent; it may cancel its orders)")
 async def stop_strategy(strategy_id: StrategyIdPath, principal: Operator, system: System,
                         body: StrategyAction | None = None) -> dict[str, Any]:
-    reason = body.reason if body is not None and body.reason else ""
-    return strategy_json(await strategies.stop(system, principal, strategy_id, reason))
+    return strategy_json(await strategies.stop(system, principal, strategy_id,
+                                               _reason(body)))
+
+
+def _reason(body: StrategyAction | None) -> str:
+    """The optional body's reason, for the audit log ("" without one)."""
+    return body.reason if body is not None and body.reason else ""
 
 
 @router.put("/{strategy_id}/config", response_model=StrategyPublic, responses=ERRORS,

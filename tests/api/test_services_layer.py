@@ -148,3 +148,25 @@ def test_close_position_and_close_all_through_the_services(market_api) -> None:
     assert change.state is TradingState.REDUCE_ONLY and change.previous is TradingState.ACTIVE
     assert Reader(api.system, SCOPED).state_in_force("demo", "paper-binance")[0] is (
         TradingState.REDUCE_ONLY)
+
+
+def test_deposit_and_withdraw_are_audited_and_bounded(market_api) -> None:
+    from app.services import accounts
+    from app.store.tables import AuditRow
+
+    api = market_api
+    before = Reader(api.system, ANYONE).summaries(["demo"], "paper-binance")[0].wallet
+    call(api, accounts.deposit, api.system, ANYONE, "demo", "paper-binance", D("100"),
+         "top up")
+    call(api, accounts.withdraw, api.system, ANYONE, "demo", "paper-binance", D("40"),
+         "pay out")
+    after = Reader(api.system, ANYONE).summaries(["demo"], "paper-binance")[0].wallet
+    assert after - before == D("60")
+    error = refusal(api, accounts.withdraw, api.system, ANYONE, "demo", "paper-binance",
+                    D("1000000000"), "too much")
+    assert (error.status, error.code) == (400, "INSUFFICIENT_BALANCE")
+    error = refusal(api, accounts.deposit, api.system, SCOPED, "demo-2", "paper-binance",
+                    D("1"), "not mine")
+    assert (error.status, error.code) == (403, "CLIENT_FORBIDDEN")
+    actions = [r.action for r in api.rows(AuditRow) if r.action in ("deposit", "withdraw")]
+    assert actions == ["deposit", "withdraw", "withdraw"]  # the refused one too
