@@ -298,8 +298,9 @@ class CommandBus:
                 log.exception("engine failed on %r", work.command or work.update)
                 work.error = exc
             events.extend(work.events)
-            if self.host is not None and (work.events or work.update is not None
-                                          or work.tick):
+            # No strategy ever created: nothing for the host (records are never removed).
+            if self.host is not None and engine.state.strategies and (
+                    work.events or work.update is not None or work.tick):
                 work.reactions = self._react(engine, now, work, audits)
                 events.extend(work.reactions)
         self.last_processed_at = now

@@ -37,6 +37,7 @@ from app.services.errors import ServiceError
 from app.services.scope import visible_clients
 from app.store.event_log import Recorded
 from app.store.tables import ClosedTradeRow, EventRow, FillRow
+from app.venues.base import MarketView as VenueMarket
 
 # Orders a page examines at most, matching or not: a page costs the same from any
 # cursor, however sparse the matches (a page may then come back short, with a
@@ -104,7 +105,7 @@ def markets(system: TradingSystem) -> list[MarketView]:
     return out
 
 
-def _top_of_book(venue: Any, symbol: str
+def _top_of_book(venue: VenueMarket, symbol: str
                  ) -> tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]:
     """Bid, ask, last trade and mark of ``symbol`` on ``venue``."""
     book = venue.book(symbol)

@@ -95,6 +95,7 @@ class _Running:
     record: StrategyRecord
     strategy: Strategy
     params: object  # what it was built from (a change rebuilds it)
+    every: timedelta | None  # its kind's timer
     next_timer: datetime | None
 
 
@@ -133,8 +134,9 @@ class StrategyHost:
             ctx = StrategyContext(running.record, engine, now)
             if update is not None and update.venue == running.record.venue:
                 self._call(engine, now, running, ctx, result, budget, _on_market(update))
-            if running.next_timer is not None and now >= running.next_timer:
-                running.next_timer = self._next_timer(running, now)
+            if (running.every is not None and running.next_timer is not None
+                    and now >= running.next_timer):
+                running.next_timer = _grid_after(now, running.every)
                 self._call(engine, now, running, ctx, result, budget, _on_timer)
         # What their calls just produced (fills of their own orders) goes round too.
         delivered = delivered + result.events if result.events else delivered
@@ -182,20 +184,11 @@ class StrategyHost:
             except Exception as exc:
                 self._fail(engine, now, record, f"cannot build: {_describe(exc)}", result)
                 continue
-            running = _Running(record, strategy, record.params,
-                               self._first_timer(kind.timer, now))
+            running = _Running(record, strategy, record.params, kind.timer,
+                               None if kind.timer is None else _grid_after(now, kind.timer))
             self._running[sid] = running
             ctx = StrategyContext(record, engine, now)
             self._call(engine, now, running, ctx, result, None, _on_start)
-
-    def _first_timer(self, every: timedelta | None, now: datetime) -> datetime | None:
-        if every is None:
-            return None
-        return _grid_after(now, every)
-
-    def _next_timer(self, running: _Running, now: datetime) -> datetime | None:
-        kind = self.kinds.get(running.record.kind)
-        return None if kind is None or kind.timer is None else _grid_after(now, kind.timer)
 
     # ---- calls ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from app.api.controls import close_result_json
 from app.api.deps import (
     check_csrf,
     end_session,
@@ -505,11 +506,7 @@ def _change_view(change: controls.StateChange, close_all: bool = False) -> dict[
     if not close_all:
         view["changed"] = change.changed
         return view
-    view["results"] = [
-        {"client": r.client, "venue": r.venue, "symbol": r.symbol,
-         "qty_before": format(r.qty_before, "f"), "filled_qty": format(r.filled_qty, "f"),
-         "avg_price": None if r.avg_price is None else format(r.avg_price, "f"),
-         "status": r.status, "message": r.message} for r in change.results]
+    view["results"] = [close_result_json(r) for r in change.results]
     return view
 
 
