@@ -263,11 +263,10 @@ class Engine:
             positions = {(c, s): p.qty for (c, v, s), p in self.state.positions.items()
                          if v == name and p.qty}
             reports = venue.restore(orders, positions, now)
-            for order in orders:
-                state, _ = self.trading_state(order.spec.client, name)
-                if state is not TradingState.ACTIVE:
-                    venue.enforce_reduce_only(order.order_id)
             self._on_reports(reports, out)
+        for client, venue_name, symbol in sorted({
+                (o.spec.client, o.spec.venue, o.spec.symbol) for o in self._open_orders()}):
+            self._police_reduce_only(client, venue_name, symbol, now, out)
         return out
 
     # ---- reading ----------------------------------------------------------------
@@ -341,6 +340,8 @@ class Engine:
             self._emit(OrderFilled(
                 order.order_id, self.state.last_fill_id + 1, spec.client, spec.venue,
                 spec.symbol, spec.side, r.qty, r.price, r.fee, r.liquidity, r.at), out)
+            if self.state.trading_states:  # most of the time no scope is restricted
+                self._police_reduce_only(spec.client, spec.venue, spec.symbol, r.at, out)
 
     def _on_accepted(self, r: Accepted, order: Order, out: list[Event]) -> None:
         if order.status is OrderStatus.NEW or (
@@ -358,6 +359,9 @@ class Engine:
     def _on_triggered(self, r: Triggered, order: Order, out: list[Event]) -> None:
         if order.is_open and order.triggered_at is None:
             self._emit(OrderTriggered(r.order_id, r.price, r.at), out)
+            if self.state.trading_states:  # a stop joins the working orders' budget
+                spec = order.spec
+                self._police_reduce_only(spec.client, spec.venue, spec.symbol, r.at, out)
 
     def _on_cancel_refused(self, r: CancelRefused, order: Order, out: list[Event]) -> None:
         if order.cancel_in_flight:  # answer the request, even if the order is done
@@ -432,6 +436,8 @@ class Engine:
         if rejection is not None:
             self._emit(OrderRejected(oid, rejection.code, rejection.message, now), out)
             return order
+        # In a restricted scope the order goes out reduce-only, as a live venue's
+        # reduceOnly flag: the venue itself then never lets it grow the position.
         enforce = ctx.trading_state is not TradingState.ACTIVE
         reports = self.venues[spec.venue].submit(order, now, enforce)
         if reports:
@@ -600,16 +606,46 @@ class Engine:
     def _restrict_open_orders(self, scope: Scope, new: TradingState, actor: str,
                               now: datetime, out: list[Event]) -> None:
         """Cancel what could add exposure; the rest may only reduce from now on."""
-        for order in self._matching_open_orders(scope.client, scope.venue):
-            if not order.is_open or order.status in _PENDING:
+        for client, venue, symbol in sorted({
+                (o.spec.client, o.spec.venue, o.spec.symbol)
+                for o in self._matching_open_orders(scope.client, scope.venue)}):
+            self._police_reduce_only(client, venue, symbol, now, out,
+                                     actor=actor, reason=f"trading state {new.value}")
+
+    def _police_reduce_only(self, client: str, venue: str, symbol: str, now: datetime,
+                            out: list[Event], *, actor: str = "risk",
+                            reason: str = "reduce-only: exceeds the position") -> None:
+        """Reduce-only as engine policy, whatever the venue can do: in a restricted
+        scope, the working orders of one account and symbol may together at most
+        close the position, never grow or flip it.
+
+        Orders on the growing side are canceled. On the reducing side, the oldest
+        are kept while their remaining quantities fit in the position; the rest are
+        canceled. Working orders and untriggered stops are budgeted separately:
+        a take-profit and a stop-loss for the whole position can't both execute in
+        one price move, and a kill switch must not strip a position of its stop.
+        A stop that triggers joins the working orders first in line (the market has
+        come to it; the others are further away). Run when the scope becomes
+        restricted, after every fill (the position shrank, so the budget did) and
+        trigger in it, and when orders are handed back after a restart.
+        """
+        state, _ = self.trading_state(client, venue)
+        if state is TradingState.ACTIVE:
+            return
+        position = self.state.positions.get((client, venue, symbol))
+        qty = position.qty if position is not None else ZERO
+        reducing = Side.SELL if qty > 0 else Side.BUY
+        budgets = {False: abs(qty), True: abs(qty)}  # keyed by "is an untriggered stop"
+        orders = sorted((o for o in self.state.open_orders.get((client, venue), {}).values()
+                         if o.spec.symbol == symbol and o.status not in _PENDING),
+                        key=lambda o: (o.triggered_at is None, o.order_id))
+        for order in orders:
+            lane = order.spec.type.is_stop and order.triggered_at is None
+            remaining = order.remaining_qty
+            if qty and order.spec.side is reducing and remaining <= budgets[lane]:
+                budgets[lane] -= remaining
                 continue
-            spec = order.spec
-            pos = self.state.positions.get((spec.client, spec.venue, spec.symbol))
-            reduces = pos is not None and pos.qty and (pos.qty > 0) != (spec.side is Side.BUY)
-            if reduces:
-                self.venues[spec.venue].enforce_reduce_only(order.order_id)
-            else:
-                self._request_cancel(order, now, actor, f"trading state {new.value}", out)
+            self._request_cancel(order, now, actor, reason, out)
 
     def _close_all(self, cmd: CloseAll, now: datetime, out: list[Event]) -> None:
         self._change_state(cmd.scope, TradingState.REDUCE_ONLY, cmd.reason, cmd.actor, now, out)

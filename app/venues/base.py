@@ -107,13 +107,16 @@ class Execution(Protocol):
 
     def add_instrument(self, instrument: Instrument) -> None: ...
 
+    # ``enforce_reduce_only``: send the order reduce-only (a live venue's reduceOnly
+    # flag) though its spec does not ask it; the engine does when the account's
+    # trading state is restricted. Orders already working are policed by the
+    # engine itself (Engine._police_reduce_only), since no venue can add the flag
+    # to a live order.
     def submit(self, order: Order, now: datetime, enforce_reduce_only: bool = False
                ) -> list[Report]: ...
 
     def cancel(self, order_id: int, now: datetime, reason: str = "canceled"
                ) -> list[Report]: ...
-
-    def enforce_reduce_only(self, order_id: int) -> None: ...
 
     def on_market(self, update: MarketUpdate, now: datetime) -> list[Report]: ...
 

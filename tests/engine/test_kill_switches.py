@@ -71,8 +71,6 @@ def test_reduce_only_cancels_adding_orders_and_keeps_reducing_ones(long_half, pl
     ]
     assert adding.status is S.CANCELED
     assert reducing.status is S.ACCEPTED
-    working = engine.venues["paper-binance"].working(reducing.order_id)
-    assert working is not None and working.reduce_only  # enforced at the venue
     assert engine.trading_state("demo", "paper-binance") == (TS.REDUCE_ONLY, ACCOUNT)
 
 
@@ -87,27 +85,50 @@ def test_reduce_only_when_flat_cancels_every_resting_order(quoted_engine, place,
 def test_kept_reducing_orders_can_no_longer_flip_the_position(through, long_half, market,
                                                               place, at) -> None:
     engine = long_half
-    # 0.3 + 0.4 = 0.7 of sells against a 0.5 long: together they would flip it.
+    # 0.3 + 0.4 = 0.7 of sells against a 0.5 long: together they would flip it. The
+    # engine (not the venue, which cannot make a live order reduce-only) keeps the
+    # oldest that fit and cancels the rest.
     first, _ = place(engine, at(1), side="sell", qty="0.3", price="61000.0")
     second, _ = place(engine, at(1), side="sell", qty="0.4", price="61000.0")
     set_state(engine, ACCOUNT, TS.REDUCE_ONLY, at(2))
+    assert first.status is S.ACCEPTED
+    assert second.status is S.CANCELED
+    assert second.cancel_reason == "trading state reduce_only"
     if through == "quote":  # the bid moves up through both
         events = market.quote(engine, at(3), bid="62000.0", ask="62000.1", bid_size="5")
     else:  # a buyer trades through the price
         events = market.trade(engine, at(3), "61000.1", "5", "buy")
-    running, seen = Decimal("0.5"), []
+    running = Decimal("0.5")
     for e in events:
         if isinstance(e, OrderFilled):
-            assert e.side is Side.SELL and e.price == Decimal("61000.0")
             after = running - e.qty
-            assert abs(after) <= abs(running) and after >= 0  # never grows, never flips
+            assert e.side is Side.SELL and 0 <= after < running  # never grows or flips
             running = after
-            seen.append(e.qty)
-    assert sum(seen) == Decimal("0.5") and running == 0 == pos(engine)
-    assert {first.status, second.status} == {S.FILLED, S.CANCELED}
-    capped = first if first.status is S.CANCELED else second
-    assert capped.cancel_reason == "reduce-only: nothing left to reduce"
-    assert first.filled_qty + second.filled_qty == Decimal("0.5")
+    assert first.status is S.FILLED and running == Decimal("0.2") == pos(engine)
+
+
+def test_a_fill_shrinks_what_the_kept_orders_may_close(long_half, place, at) -> None:
+    engine = long_half
+    older, _ = place(engine, at(1), side="sell", qty="0.3", price="61000.0")
+    newer, _ = place(engine, at(1), side="sell", qty="0.2", price="62000.0")
+    set_state(engine, ACCOUNT, TS.REDUCE_ONLY, at(2))
+    assert older.status is newer.status is S.ACCEPTED  # 0.3 + 0.2 close the 0.5 exactly
+    closing, _ = place(engine, at(3), side="sell", type="market", qty="0.1")
+    assert closing.status is S.FILLED and pos(engine) == Decimal("0.4")
+    # 0.4 left: the older 0.3 still fits, the newer 0.2 would take the long past flat.
+    assert older.status is S.ACCEPTED
+    assert newer.status is S.CANCELED
+    assert newer.cancel_reason == "reduce-only: exceeds the position"
+
+
+def test_a_kill_switch_keeps_both_the_take_profit_and_the_stop(long_half, place,
+                                                              at) -> None:
+    engine = long_half
+    take_profit, _ = place(engine, at(1), side="sell", qty="0.5", price="61000.0")
+    stop_loss, _ = place(engine, at(1), side="sell", type="stop", qty="0.5",
+                         trigger="59000.0")
+    set_state(engine, ACCOUNT, TS.REDUCE_ONLY, at(2))
+    assert take_profit.status is S.ACCEPTED and stop_loss.status is S.ACCEPTED
 
 
 def test_reduce_only_rejects_orders_that_increase(long_half, place, at) -> None:
@@ -122,6 +143,7 @@ def test_reduce_only_accepts_reducing_orders(long_half, place, at) -> None:
     set_state(long_half, ACCOUNT, TS.REDUCE_ONLY, at(2))
     resting, _ = place(long_half, at(3), side="sell", qty="0.2", price="61000.0")
     assert resting.status is S.ACCEPTED
+    # Sent reduce-only, as a live venue's reduceOnly flag.
     assert long_half.venues["paper-binance"].working(resting.order_id).reduce_only
     taking, _ = place(long_half, at(4), side="sell", type="market", qty="0.1")
     assert taking.status is S.FILLED and taking.avg_fill_price == Decimal("60000.0")

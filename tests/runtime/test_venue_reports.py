@@ -62,9 +62,6 @@ class AsyncVenue:
     def cancel(self, order_id: int, now: datetime, reason: str = "canceled") -> list[Report]:
         return []
 
-    def enforce_reduce_only(self, order_id: int) -> None:
-        pass
-
     def on_market(self, update: MarketUpdate, now: datetime) -> list[Report]:
         return []
 

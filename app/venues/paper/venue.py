@@ -195,11 +195,6 @@ class PaperVenue:
         self._cancel_now(order_id, now, reason, out)
         return self._respond(out, now)
 
-    def enforce_reduce_only(self, order_id: int) -> None:
-        work = self._by_id.get(order_id)
-        if work is not None:
-            work.reduce_only = True
-
     def restore(self, open_orders: list[Order], positions: dict[tuple[str, str], Decimal],
                 now: datetime) -> list[Report]:
         """Rebuild live orders after a restart; their queue place is re-estimated.
