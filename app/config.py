@@ -22,10 +22,10 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import defaults
@@ -34,6 +34,14 @@ from app.domain.instruments import (
     InstrumentKind,
     LeverageBracket,
     VenueCapabilities,
+)
+from app.domain.risk import (
+    Breaker,
+    BreakerPolicy,
+    RiskProfile,
+    SizingMode,
+    SizingPolicy,
+    SymbolLimits,
 )
 from app.engine.risk import RiskLimits
 
@@ -144,11 +152,131 @@ class LimitsConfig(BaseModel):
     max_position_notional: Decimal | None = None
 
 
+# ---- risk profiles (YAML ``risk:`` and PUT /api/v1/risk/{client} share these) ----------
+
+def _decimal(default: Decimal | None, *, le: Decimal | int, gt: int | None = 0,
+             ge: int | None = None) -> Any:
+    """A bounded decimal setting (digits and range): no NaN, no 40-digit inputs."""
+    return Field(default=default, gt=gt, ge=ge, le=le, max_digits=24, decimal_places=12,
+                 allow_inf_nan=False)
+
+
+def _amount() -> Any:
+    return _decimal(None, le=Decimal(10) ** 12)
+
+
+class SizingConfig(BaseModel):
+    """Impact-aware sizing and seed 000's liquidity filters (null: filter off)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: SizingMode = SizingMode.NONE
+    max_impact_bps: Decimal = _decimal(Decimal(50), le=10_000)
+    aggressive_max_impact_bps: Decimal = _decimal(Decimal(150), le=10_000)
+    max_spread_bps: Decimal | None = _decimal(None, le=10_000)
+    min_l1_depth_notional: Decimal | None = _amount()
+    min_volume_1m_notional: Decimal | None = _amount()
+
+    def to_domain(self) -> SizingPolicy:
+        return SizingPolicy(**self.model_dump())
+
+
+class BreakersConfig(BaseModel):
+    """Seed 004's circuit breakers (null: that breaker is off)."""
+
+    model_config = ConfigDict(extra="forbid")
+    consecutive_losses: int | None = Field(default=3, ge=1, le=10_000)
+    daily_loss_pct: Decimal | None = _decimal(Decimal(5), le=100)
+    max_drawdown_pct: Decimal | None = _decimal(Decimal(10), le=100)
+    session_max_trades: int | None = Field(default=None, ge=1, le=10_000_000)
+    session_max_runtime_minutes: int | None = Field(default=None, ge=1, le=525_600)
+    # Breakers whose trip halts the client; the others move it to reduce-only.
+    halt_on: list[Breaker] = Field(default_factory=list, max_length=len(Breaker))
+
+    def to_domain(self) -> BreakerPolicy:
+        values = self.model_dump()
+        values["halt_on"] = tuple(dict.fromkeys(self.halt_on))
+        return BreakerPolicy(**values)
+
+
+class SymbolLimitsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_order_qty: Decimal | None = _amount()
+    max_order_notional: Decimal | None = _amount()
+    max_position_size: Decimal | None = _amount()
+    max_position_notional: Decimal | None = _amount()
+
+
+class RiskProfileConfig(BaseModel):
+    """One client's risk profile (app/domain/risk.py); the defaults are the seeds'."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_order_qty: Decimal | None = _amount()
+    max_order_notional: Decimal | None = _amount()
+    max_leverage: Decimal | None = _decimal(None, gt=None, ge=1, le=200)
+    price_band_pct: Decimal | None = _decimal(Decimal(5), le=100)
+    max_open_orders: int | None = Field(default=200, ge=1, le=100_000)
+    orders_per_second: int | None = Field(default=None, ge=1, le=100_000)
+    orders_per_minute: int | None = Field(default=None, ge=1, le=6_000_000)
+    max_margin_ratio: Decimal | None = _decimal(Decimal("0.80"), le=1)
+    symbols: dict[Annotated[str, StringConstraints(min_length=1, max_length=32,
+                                                   pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")],
+                  SymbolLimitsConfig] = Field(default_factory=dict, max_length=500)
+    sizing: SizingConfig = Field(default_factory=SizingConfig)
+    breakers: BreakersConfig = Field(default_factory=BreakersConfig)
+
+    def to_domain(self) -> RiskProfile:
+        return RiskProfile(
+            max_order_qty=self.max_order_qty, max_order_notional=self.max_order_notional,
+            max_leverage=self.max_leverage, price_band_pct=self.price_band_pct,
+            max_open_orders=self.max_open_orders, orders_per_second=self.orders_per_second,
+            orders_per_minute=self.orders_per_minute, margin_ratio_cap=self.max_margin_ratio,
+            symbols=tuple(SymbolLimits(symbol, **limits.model_dump())
+                          for symbol, limits in sorted(self.symbols.items())),
+            sizing=self.sizing.to_domain(), breakers=self.breakers.to_domain())
+
+    @classmethod
+    def of(cls, profile: RiskProfile) -> RiskProfileConfig:
+        """The configuration that gives ``profile`` (for showing and editing it)."""
+        return cls(
+            max_order_qty=profile.max_order_qty, max_order_notional=profile.max_order_notional,
+            max_leverage=profile.max_leverage, price_band_pct=profile.price_band_pct,
+            max_open_orders=profile.max_open_orders,
+            orders_per_second=profile.orders_per_second,
+            orders_per_minute=profile.orders_per_minute,
+            max_margin_ratio=profile.margin_ratio_cap,
+            symbols={s.symbol: SymbolLimitsConfig(
+                max_order_qty=s.max_order_qty, max_order_notional=s.max_order_notional,
+                max_position_size=s.max_position_size,
+                max_position_notional=s.max_position_notional) for s in profile.symbols},
+            sizing=SizingConfig(**{f: getattr(profile.sizing, f)
+                                   for f in SizingConfig.model_fields}),
+            breakers=BreakersConfig(
+                consecutive_losses=profile.breakers.consecutive_losses,
+                daily_loss_pct=profile.breakers.daily_loss_pct,
+                max_drawdown_pct=profile.breakers.max_drawdown_pct,
+                session_max_trades=profile.breakers.session_max_trades,
+                session_max_runtime_minutes=profile.breakers.session_max_runtime_minutes,
+                halt_on=list(profile.breakers.halt_on)))
+
+
+class RiskConfig(BaseModel):
+    """``risk:`` in the YAML: the profile of every client without its own, and
+    per-client profiles (each replaces the default whole)."""
+
+    model_config = ConfigDict(extra="forbid")
+    default: RiskProfileConfig = Field(default_factory=RiskProfileConfig)
+    clients: dict[str, RiskProfileConfig] = Field(default_factory=dict)
+
+
 class TradingConfig(BaseModel):
     venues: list[VenueConfig]
     instruments: list[InstrumentConfig]
     clients: list[ClientConfig]
     limits: dict[str, LimitsConfig] = Field(default_factory=dict)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+
+    def risk_profiles(self) -> dict[str, RiskProfile]:
+        return {c: p.to_domain() for c, p in self.risk.clients.items()}
 
     def risk_limits(self) -> dict[str, RiskLimits]:
         return {s: RiskLimits(v.max_position_size, v.max_position_notional)

@@ -27,6 +27,7 @@ from app.api import (
     openapi,
     orders,
     portfolio,
+    risk,
     session,
     strategies,
     ws,
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
-    for module in (orders, portfolio, controls, session, leverage, strategies):
+    for module in (orders, portfolio, controls, session, leverage, strategies, risk):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)

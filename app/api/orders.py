@@ -21,6 +21,7 @@ from app.api.schemas import (
     OrderReplace,
     order_json,
     order_spec,
+    sizing_request,
 )
 from app.auth.principal import Principal, Role
 from app.domain.orders import OrderStatus, Side
@@ -60,7 +61,8 @@ async def place_response(system: TradingSystem, principal: Principal, body: Orde
     order as its 400 with the reason code (returned, not raised: under a kill switch
     most orders are refused, and each raised error left a traceback cycle for the
     garbage collector)."""
-    placed = await orders.place(system, principal, order_spec(body), body.clip_to_position)
+    placed = await orders.place(system, principal, order_spec(body), body.clip_to_position,
+                                sizing_request(body))
     if placed.rejected:
         return error_response(orders.rejection_error(placed.order))
     return json_response(order_json(placed.order), 201 if placed.created else 200)

@@ -6,7 +6,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
 from app.api.inputs import (
     ClientOrderId,
@@ -15,6 +22,7 @@ from app.api.inputs import (
     PositiveAmount,
     Reason,
     SymbolName,
+    parse_decimal,
 )
 from app.domain.instruments import InstrumentKind
 from app.domain.orders import (
@@ -28,6 +36,7 @@ from app.domain.orders import (
     TimeInForce,
     TriggerSource,
 )
+from app.domain.risk import SizingMode, SizingRequest
 from app.domain.trading_state import TradingState
 
 Dec = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str,
@@ -43,6 +52,17 @@ class OrderTagsIn(Strict):
     signal_id: Name | None = None
     parent_trade_id: Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9._:/-]+$")
                                ] | None = None
+
+
+class SizingIn(Strict):
+    """Impact-aware sizing for this order (seed 000 §2): ``conservative`` downsizes
+    to fit ``max_impact_bps`` (the client's default when left out), ``strict``
+    rejects ``IMPACT_TOO_HIGH``, ``aggressive`` allows up to the client's higher cap,
+    ``none`` turns it off."""
+
+    mode: SizingMode
+    max_impact_bps: Annotated[Decimal, BeforeValidator(parse_decimal),
+                              Field(gt=0, le=10_000)] | None = None
 
 
 class OrderCreate(Strict):
@@ -66,6 +86,13 @@ class OrderCreate(Strict):
         default=False, description="in reduce-only, shrink an order that would flip the "
                                    "position to the position's size instead of rejecting it")
     tags: OrderTagsIn | None = None
+    sizing: SizingIn | None = None
+
+
+def sizing_request(body: OrderCreate) -> SizingRequest | None:
+    if body.sizing is None:
+        return None
+    return SizingRequest(body.sizing.mode, body.sizing.max_impact_bps)
 
 
 def order_spec(body: OrderCreate) -> OrderSpec:

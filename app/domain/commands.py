@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.domain.orders import OrderSpec, Side
+from app.domain.risk import ResetBreaker, SetRiskProfile, SizingRequest
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
@@ -22,6 +23,7 @@ class SubmitOrder:
     # flip the position down to the position's size instead of rejecting it.
     clip_to_position: bool = False
     actor: str = "system"
+    sizing: SizingRequest | None = None  # None: the client's default (strategies: conservative)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +110,5 @@ Command = (
     SubmitOrder | CancelOrder | ReplaceOrder | CancelAll | SetTradingState | CloseAll
     | Deposit | Withdraw | SetLeverage
     | CreateStrategy | StartStrategy | StopStrategy | ConfigureStrategy
+    | SetRiskProfile | ResetBreaker
 )

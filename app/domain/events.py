@@ -12,6 +12,13 @@ from decimal import Decimal
 
 from app.domain.orders import Liquidity, OrderSpec, Side
 from app.domain.positions import ClosedTrade
+from app.domain.risk import (
+    BreakerReset,
+    BreakerTripped,
+    OrderSizedDown,
+    RiskProfileChanged,
+    RiskStateRecorded,
+)
 from app.domain.strategies import (
     StrategyConfigured,
     StrategyCreated,
@@ -270,4 +277,5 @@ Event = (
     | TradingStateChanged | CloseAllCompleted | LeverageChanged | PositionLiquidated
     | FundingRateMissing
     | StrategyCreated | StrategyStarted | StrategyStopped | StrategyConfigured
+    | RiskProfileChanged | BreakerTripped | BreakerReset | RiskStateRecorded | OrderSizedDown
 )

@@ -44,6 +44,19 @@ class RejectCode(StrEnum):
     BOOK_NOT_READY = "BOOK_NOT_READY"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     INVALID_AMOUNT = "INVALID_AMOUNT"
+    # Risk controls (app/domain/risk.py): a client's pre-trade limits, ...
+    MAX_ORDER_SIZE = "MAX_ORDER_SIZE"
+    MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
+    MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
+    PRICE_OUT_OF_BAND = "PRICE_OUT_OF_BAND"
+    MARGIN_RATIO_CAP = "MARGIN_RATIO_CAP"
+    RATE_LIMITED = "RATE_LIMITED"
+    # ... impact-aware sizing and the liquidity filters of seed 000.
+    IMPACT_TOO_HIGH = "IMPACT_TOO_HIGH"
+    SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
+    DEPTH_TOO_THIN = "DEPTH_TOO_THIN"
+    VOLUME_TOO_LOW = "VOLUME_TOO_LOW"
+    BREAKER_NOT_TRIPPED = "BREAKER_NOT_TRIPPED"
     UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
     # A strategy id already names another definition (kind, account or parameters).
     DUPLICATE_STRATEGY = "DUPLICATE_STRATEGY"

@@ -57,7 +57,7 @@ from app.domain.events import (
     TradingStateChanged,
 )
 from app.domain.instruments import Instrument, Rounding
-from app.domain.market import FundingRate, MarketUpdate, MarkPrice
+from app.domain.market import FundingRate, MarketUpdate, MarkPrice, TradePrint
 from app.domain.orders import (
     Order,
     OrderSpec,
@@ -69,6 +69,14 @@ from app.domain.orders import (
 )
 from app.domain.positions import Position
 from app.domain.rejections import CommandRefused, RejectCode
+from app.domain.risk import (
+    UNLIMITED,
+    OrderSizedDown,
+    ResetBreaker,
+    RiskProfile,
+    SetRiskProfile,
+    SizingRequest,
+)
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
@@ -83,6 +91,7 @@ from app.domain.strategies import (
 from app.domain.trading_state import Scope, TradingState, effective_state
 from app.engine.retention import DEFAULT_RETAIN_FINISHED, DEFAULT_RETAIN_TRADES
 from app.engine.risk import OrderContext, RiskLimits, check_order
+from app.engine.risk_controls import RiskControls
 from app.engine.state import EngineState
 from app.venues.base import (
     Accepted,
@@ -102,6 +111,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How long after an instant a rate may still arrive before the gap is reported.
 FUNDING_GRACE = timedelta(minutes=1)
 _PENDING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
+# Rejections a smaller order might not get (impact-aware sizing may shrink it).
+_SIZE_DEPENDENT = frozenset({RejectCode.INSUFFICIENT_MARGIN, RejectCode.MAX_POSITION_SIZE,
+                             RejectCode.MAX_POSITION_NOTIONAL,
+                             RejectCode.MAX_POSITION_AT_LEVERAGE})
 _REPLACE_SUFFIX = re.compile(r"^(?P<base>.*)\.r(?P<n>\d+)$")
 R = RejectCode
 
@@ -122,6 +135,10 @@ class EngineConfig:
     # Finished orders and closed trades per client kept in memory (app/engine/retention.py).
     retain_finished: int = DEFAULT_RETAIN_FINISHED
     retain_trades: int = DEFAULT_RETAIN_TRADES
+    # Clients' risk profiles (app/domain/risk.py) from the configuration, and the one
+    # for clients without their own; RiskProfileChanged events override both.
+    risk_profiles: dict[str, RiskProfile] = field(default_factory=dict)
+    default_risk_profile: RiskProfile = UNLIMITED
 
     def limits_for(self, client: str, symbol: str) -> RiskLimits:
         return self.client_limits.get((client, symbol)) or self.limits.get(symbol) or _NO_LIMITS
@@ -161,6 +178,7 @@ class Engine:
                              tuple[Decimal | None, dict[str, Decimal]]] = {}
         # The next time funding work is due; the first call sets up the schedule.
         self._next_funding_at = EPOCH
+        self.risk = RiskControls(self, config.risk_profiles, config.default_risk_profile)
         # Dispatch by exact type: one dict lookup to a bound method, as cheap as an
         # ``is`` chain's first test, and each handler is typed for its own kind.
         self._commands: dict[type, _CommandHandler] = dict([
@@ -177,6 +195,8 @@ class Engine:
             _on_command(StartStrategy, self._start_strategy),
             _on_command(StopStrategy, self._stop_strategy),
             _on_command(ConfigureStrategy, self._configure_strategy),
+            _on_command(SetRiskProfile, self.risk.set_profile),
+            _on_command(ResetBreaker, self.risk.reset),
         ])
         self._reports: dict[type, _ReportHandler] = dict([
             _on_report(Filled, self._on_filled),
@@ -196,6 +216,8 @@ class Engine:
         returned as ``OrderRejected`` events on a recorded order."""
         out: list[Event] = []
         self._commands[type(command)](command, now, out)
+        if self.risk.due:
+            self.risk.after_step(now, out)
         return out
 
     def on_reports(self, reports: list[Report], now: datetime) -> list[Event]:
@@ -206,12 +228,16 @@ class Engine:
         ignored, as a duplicate or late report must be."""
         out: list[Event] = []
         self._on_reports(reports, out)
+        if self.risk.due:
+            self.risk.after_step(now, out)
         return out
 
     def on_market(self, update: MarketUpdate, now: datetime) -> list[Event]:
         venue = self.venues.get(update.venue)
         if venue is None:
             return []
+        if self.risk.track_volume and type(update) is TradePrint:
+            self.risk.on_trade_print(update)
         reports = venue.on_market(update, now)
         if not reports and now < self._next_funding_at:
             kind = type(update)
@@ -226,6 +252,9 @@ class Engine:
             self._settle_funding(now, out)
         if type(update) is MarkPrice:
             self._check_liquidations(update.venue, update.symbol, now, out)
+            self.risk.on_mark(update.venue, update.symbol, now, out)
+        if self.risk.due:
+            self.risk.after_step(now, out)
         return out
 
     def advance(self, now: datetime) -> list[Event]:
@@ -237,6 +266,9 @@ class Engine:
                 self._on_reports(reports, out)
         if now >= self._next_funding_at:
             self._settle_funding(now, out)
+        self.risk.on_time(now)
+        if self.risk.due:
+            self.risk.after_step(now, out)
         return out
 
     def recover(self, events: Iterable[Event], now: datetime) -> list[Event]:
@@ -324,6 +356,7 @@ class Engine:
             closed = TradeClosed(outcome.closed_trade, event.at)
             self.state.apply(closed)
             out.append(closed)
+            self.risk.note(closed)
 
     def _on_reports(self, reports: list[Report], out: list[Event]) -> None:
         orders, handlers = self.state.orders, self._reports
@@ -410,11 +443,13 @@ class Engine:
                     f"client_order_id {spec.client_order_id!r} is already used by order "
                     f"{existing.order_id} with different parameters",
                     order_id=str(existing.order_id))
-        self._place(spec, now, out, clip=cmd.clip_to_position, actor=cmd.actor)
+        self._place(spec, now, out, clip=cmd.clip_to_position, actor=cmd.actor,
+                    sizing=cmd.sizing)
 
     def _place(self, spec: OrderSpec, now: datetime, out: list[Event], *,
                order_id: int | None = None, replaces: int | None = None, clip: bool = False,
-               bypass_halt: bool = False, actor: str = "system") -> Order:
+               bypass_halt: bool = False, actor: str = "system",
+               sizing: SizingRequest | None = None) -> Order:
         """Record an order, run the pre-trade checks, and send it if they pass."""
         state = self.state
         oid = order_id if order_id is not None else state.last_order_id + 1
@@ -428,11 +463,30 @@ class Engine:
             return state.orders[oid]
         ctx = self._context(spec, inst, now, clip, bypass_halt, exclude=replaces)
         rejection, qty = check_order(spec, ctx)
+        sized = None
+        if not bypass_halt and (rejection is None or rejection.code in _SIZE_DEPENDENT):
+            # The client's own limits, filters and sizing; the engine's own closing
+            # orders (close-all, liquidation) are never held to them. An order refused
+            # only for its size may fit once sizing has shrunk it: it is checked again
+            # at the size that would go out.
+            asked = replace(spec, qty=qty) if rejection is None and qty != spec.qty else spec
+            limited, sized_qty, sized = self.risk.check(asked, asked.qty, ctx, sizing, now)
+            if sized is not None:
+                rejection, qty = check_order(replace(spec, qty=sized_qty), ctx)
+                if rejection is not None:
+                    sized = None  # refused all the same: nothing was sized
+            elif rejection is None:
+                rejection, qty = limited, sized_qty
         requested = None
         if rejection is None and qty != spec.qty:
             requested, spec = spec.qty, replace(spec, qty=qty)
         self._emit(OrderSubmitted(oid, spec, now, replaces, actor, requested), out)
         order = state.orders[oid]
+        if sized is not None:
+            self._emit(OrderSizedDown(oid, spec.client, spec.venue, spec.symbol,
+                                      sized.requested_qty, sized.qty,
+                                      sized.requested_impact_bps, sized.impact_bps,
+                                      sized.max_impact_bps, sized.mode, now), out)
         if rejection is not None:
             self._emit(OrderRejected(oid, rejection.code, rejection.message, now), out)
             return order
@@ -448,6 +502,7 @@ class Engine:
                  bypass_halt: bool, exclude: int | None) -> OrderContext:
         client, venue = spec.client, spec.venue
         account = self.state.accounts[(client, venue)]
+        summary = self.summary(client, venue, exclude_order=exclude)
         trading_state, _ = self.trading_state(client, venue)
         leverage = account.leverage_for(spec.symbol, inst)
         position = self.state.positions.get((client, venue, spec.symbol)) or Position(
@@ -464,11 +519,21 @@ class Engine:
             position=position, trading_state=trading_state,
             reference_price=self.venues[venue].reference_price(spec.symbol),
             leverage=leverage,
-            available=self.summary(client, venue, exclude_order=exclude).available,
-            resting_qty=resting_qty, limits=self.config.limits_for(client, spec.symbol),
+            available=summary.available, resting_qty=resting_qty,
+            limits=self._position_limits(client, spec.symbol),
             clip_to_position=clip, bypass_halt=bypass_halt,
             max_notional_at_leverage=inst.max_notional_at(leverage) if inst.is_perp else None,
+            margin_in_use=summary.margin_used + summary.order_margin, equity=summary.equity,
         )
+
+    def _position_limits(self, client: str, symbol: str) -> RiskLimits:
+        """A client's own per-symbol position limits (its risk profile) where it has
+        them, else the configuration's for the client or the symbol."""
+        own = self.risk.profile(client).for_symbol(symbol)
+        if own is not None and (own.max_position_size is not None
+                                or own.max_position_notional is not None):
+            return RiskLimits(own.max_position_size, own.max_position_notional)
+        return self.config.limits_for(client, symbol)
 
     def _generated_client_id(self, spec: OrderSpec, order_id: int) -> str:
         candidate, n = f"pd-{order_id}", 0

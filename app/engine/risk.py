@@ -50,6 +50,10 @@ class OrderContext:
     # The largest position notional the instrument's tiers allow at ``leverage``
     # (None: no tiers apply, e.g. spot).
     max_notional_at_leverage: Decimal | None = None
+    # The account's margin in use (positions and what open orders reserve) and its
+    # equity: the client's margin-ratio cap on entries compares them.
+    margin_in_use: Decimal = ZERO
+    equity: Decimal = ZERO
 
 
 # The engine's own bound on prices and quantities, whoever sends them (the API is

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from app.domain.accounts import Account, AccountKey
@@ -41,6 +42,16 @@ from app.domain.events import (
 )
 from app.domain.orders import Order, OrderSpec, OrderStatus
 from app.domain.positions import ClosedTrade, FillOutcome, Position
+from app.domain.risk import (
+    Breaker,
+    BreakerReset,
+    BreakerTripped,
+    ClientRiskState,
+    OrderSizedDown,
+    RiskProfile,
+    RiskProfileChanged,
+    RiskStateRecorded,
+)
 from app.domain.strategies import (
     StrategyConfigured,
     StrategyCreated,
@@ -95,6 +106,10 @@ class EngineState:
         default_factory=dict)
     # Strategies on the host, by id: what they are and whether they run.
     strategies: dict[str, StrategyRecord] = field(default_factory=dict)
+    # Risk controls (app/domain/risk.py): each client's profile, and what its
+    # breakers track.
+    risk_profiles: dict[str, RiskProfile] = field(default_factory=dict)
+    risk: dict[str, ClientRiskState] = field(default_factory=dict)
     last_order_id: int = 0
     last_fill_id: int = 0
     # Bounded memory (app/engine/retention.py): finished orders, oldest first, of which
@@ -157,6 +172,8 @@ class EngineState:
             "last_order_id": self.last_order_id,
             "last_fill_id": self.last_fill_id,
             "strategies": self.strategies,
+            "risk_profiles": self.risk_profiles,
+            "risk": self.risk,
             "finished": list(self.finished),
             "evicted_ids": self.evicted_ids,
             "evicted_orders": self.evicted_orders,
@@ -170,9 +187,50 @@ class EngineState:
 
     def _deposited(self, e: FundsDeposited) -> None:
         self.accounts[(e.client, e.venue)].deposit(e.amount)
+        self._shift_equity_references(e.client, e.amount)
 
     def _withdrawn(self, e: FundsWithdrawn) -> None:
         self.accounts[(e.client, e.venue)].withdraw(e.amount)
+        self._shift_equity_references(e.client, -e.amount)
+
+    def risk_of(self, client: str) -> ClientRiskState:
+        state = self.risk.get(client)
+        if state is None:
+            state = self.risk[client] = ClientRiskState()
+        return state
+
+    def _shift_equity_references(self, client: str, amount: Decimal) -> None:
+        # Money moved in or out is neither profit nor loss: the drawdown and daily-loss
+        # references move with it.
+        state = self.risk.get(client)
+        if state is not None:
+            if state.peak_equity is not None:
+                state.peak_equity += amount
+            if state.day_open_equity is not None:
+                state.day_open_equity += amount
+
+    def _risk_profile_changed(self, e: RiskProfileChanged) -> None:
+        self.risk_profiles[e.client] = e.profile
+
+    def _breaker_tripped(self, e: BreakerTripped) -> None:
+        self.risk_of(e.client).tripped[e.breaker] = e
+
+    def _breaker_reset(self, e: BreakerReset) -> None:
+        state = self.risk_of(e.client)
+        state.tripped.pop(e.breaker, None)
+        if e.breaker is Breaker.CONSECUTIVE_LOSSES:
+            state.consecutive_losses = 0
+        elif e.breaker is Breaker.DRAWDOWN:
+            state.peak_equity = e.equity
+        elif e.breaker is Breaker.DAILY_LOSS:
+            state.day_open_equity = e.equity
+        else:  # a session breaker: a new session
+            state.session_started, state.session_trades = e.at, 0
+
+    def _risk_state_recorded(self, e: RiskStateRecorded) -> None:
+        state = self.risk_of(e.client)
+        state.peak_equity, state.day, state.day_open_equity = (
+            e.peak_equity, e.day, e.day_open_equity)
 
     def _submitted(self, e: OrderSubmitted) -> None:
         spec = e.spec
@@ -292,6 +350,14 @@ class EngineState:
             del self.closed_trades[:-self.retain_trades]
         count, wins = self.trade_counts.get(trade.client, (0, 0))
         self.trade_counts[trade.client] = (count + 1, wins + trade.is_win)
+        risk = self.risk_of(trade.client)
+        if trade.net_pnl < 0:
+            risk.consecutive_losses += 1
+        elif trade.net_pnl > 0:
+            risk.consecutive_losses = 0
+        risk.session_trades += 1
+        if risk.session_started is None:
+            risk.session_started = trade.opened_at
 
     def _leverage_changed(self, e: LeverageChanged) -> None:
         self.accounts[(e.client, e.venue)].symbol_leverage[e.symbol] = e.leverage
@@ -424,4 +490,9 @@ _APPLY: dict[type, _Applier] = dict([
     _applier(StrategyStarted, EngineState._strategy_started),
     _applier(StrategyStopped, EngineState._strategy_stopped),
     _applier(StrategyConfigured, EngineState._strategy_configured),
+    _applier(RiskProfileChanged, EngineState._risk_profile_changed),
+    _applier(BreakerTripped, EngineState._breaker_tripped),
+    _applier(BreakerReset, EngineState._breaker_reset),
+    _applier(RiskStateRecorded, EngineState._risk_state_recorded),
+    _applier(OrderSizedDown, EngineState._noop),
 ])

@@ -38,6 +38,7 @@ from app.domain.commands import CloseAll, Command, SetTradingState
 from app.domain.events import Event
 from app.domain.market import BookSnapshot, FundingRate, MarketUpdate, MarkPrice, Quote
 from app.domain.rejections import CommandRefused
+from app.domain.risk import BreakerTripped
 from app.domain.trading_state import Scope, TradingState
 from app.engine import Engine
 from app.runtime.broadcast import Broadcaster
@@ -303,6 +304,8 @@ class CommandBus:
                     work.events or work.update is not None or work.tick):
                 work.reactions = self._react(engine, now, work, audits)
                 events.extend(work.reactions)
+        if engine.risk.trips:
+            audits.extend(_trip_audits(engine.risk.take_trips()))
         self.last_processed_at = now
         records: list[Recorded] = []
         try:
@@ -494,3 +497,13 @@ class CommandBus:
         for client, venue in sorted(accounts):
             messages.append(account_message(last_seq, engine.summary(client, venue)))
         self.broadcaster.publish(messages)
+
+
+def _trip_audits(trips: list[BreakerTripped]) -> list[AuditRow]:
+    """A breaker's trip is audited in the commit that records it, with its figures."""
+    return [AuditRow(at=datetime.now(UTC), actor=f"breaker:{t.breaker.value}",
+                     action="breaker-trip", scope=Scope(t.client, None).describe(),
+                     reason=t.message[:500], previous=None,
+                     details={"breaker": t.breaker.value, "state": t.state.value,
+                              "figures": dict(t.figures)})
+            for t in trips]

@@ -17,12 +17,15 @@ from typing import Any
 from app.config import Settings, TradingConfig
 from app.domain.commands import Deposit
 from app.domain.market import MarketUpdate, MarkPrice
+from app.domain.rate_limits import OrderRates
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
 from app.runtime.alerts import AlertMonitor
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
 from app.runtime.feeds import ClockTask, FeedTask, synthetic_feed
+from app.runtime.safety_log import WATCHED as SAFETY_EVENTS
+from app.runtime.safety_log import log_safety
 from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import upgrade
 from app.strategies.host import StrategyHost
@@ -49,6 +52,8 @@ class TradingSystem:
         self.clock = ClockTask(self.bus.tick)
         self.alerts = AlertMonitor(self, self.broadcaster)
         self.bus.post_commit.on("alerts", self.alerts.on_records)
+        self.bus.post_commit.on("safety log", log_safety, *SAFETY_EVENTS)
+        self.order_rates = OrderRates()  # the API's order rate limits, per client
         self.housekeeping = ClockTask(self._housekeep, every=1.0)
         self.housekeepers: list = []  # more once-a-second jobs (e.g. the dashboard's)
         self.first_start = False
@@ -76,7 +81,9 @@ class TradingSystem:
                     for v in venues]
         return Engine(EngineConfig(self.instruments, accounts, self.trading.risk_limits(),
                                    retain_finished=self.settings.retain_finished_orders,
-                                   retain_trades=self.settings.retain_closed_trades),
+                                   retain_trades=self.settings.retain_closed_trades,
+                                   risk_profiles=self.trading.risk_profiles(),
+                                   default_risk_profile=self.trading.risk.default.to_domain()),
                       venues)
 
     def _rebuilt_engine(self) -> Engine:

@@ -16,11 +16,13 @@ from app.auth.principal import Principal
 from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
 from app.domain.events import Event, OrderCanceled, OrderSubmitted
 from app.domain.orders import Order, OrderSpec, OrderStatus, Side
+from app.domain.risk import SizingRequest
 from app.runtime.system import TradingSystem
 from app.services import history
 from app.services.commands import run
 from app.services.errors import ServiceError, status_for
 from app.services.queries import Reader
+from app.services.risk import check_order_rate
 from app.services.scope import check_client, visible_clients
 
 
@@ -45,13 +47,18 @@ def rejection_error(order: Order) -> ServiceError:
 
 
 async def place(system: TradingSystem, principal: Principal, spec: OrderSpec,
-                clip_to_position: bool = False) -> Placed:
+                clip_to_position: bool = False, sizing: SizingRequest | None = None
+                ) -> Placed:
     """Place ``spec`` for ``principal``; return once it is durable. Idempotent on the
     client order id: the same id with the same parameters answers the first order."""
     check_client(principal, spec.client)
     earlier = await _evicted_retry(system, spec)
     if earlier is not None:
         return earlier
+    coid = spec.client_order_id
+    if coid is None or system.engine.state.order_by_client_id(spec.client, spec.venue,
+                                                              coid) is None:
+        check_order_rate(system, spec)  # a retry of a known order is not a new order
 
     def respond(events: list[Event]) -> Placed:
         state = system.engine.state
@@ -65,7 +72,8 @@ async def place(system: TradingSystem, principal: Principal, spec: OrderSpec,
         return Placed(copy.copy(order), False)
 
     committed = await run(system, SubmitOrder(spec, clip_to_position=clip_to_position,
-                                              actor=principal.actor), respond=respond)
+                                              actor=principal.actor, sizing=sizing),
+                          respond=respond)
     placed: Placed = committed.response
     return placed
 

@@ -7,7 +7,7 @@ touches engine state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +15,7 @@ from typing import Protocol
 
 from app.domain.instruments import Instrument, VenueCapabilities
 from app.domain.market import MarketUpdate
-from app.domain.orders import Liquidity, Order
+from app.domain.orders import Liquidity, Order, Side
 
 
 @dataclass(slots=True)
@@ -95,6 +95,12 @@ class MarketView(Protocol):
     def book(self, symbol: str) -> TopOfBook: ...
 
     def reference_price(self, symbol: str) -> Decimal | None: ...
+
+    def liquidity(self, symbol: str, taker_side: Side) -> Iterator[tuple[Decimal, Decimal]]:
+        """The (price, size) levels a taker on ``taker_side`` would meet now, best
+        first, net of what our own orders already took (impact-aware sizing walks
+        them). Empty when the book is not fit to walk (invalid or never fed)."""
+        ...
 
 
 class Execution(Protocol):

@@ -52,6 +52,7 @@ from app.domain.orders import (
     TimeInForce,
     TriggerSource,
 )
+from app.domain.risk import UNLIMITED, RiskProfile
 from app.engine.engine import AccountSetup, Engine, EngineConfig
 from app.engine.risk import RiskLimits
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
@@ -102,6 +103,7 @@ def build_engine(
     deposits: dict[tuple[str, str], Num] | None = None,
     limits: dict[str, RiskLimits] | None = None,
     client_limits: dict[tuple[str, str], RiskLimits] | None = None,
+    risk_profile: RiskProfile | None = None,
 ) -> Engine:
     """An engine with paper venues for every venue its instruments name.
 
@@ -111,6 +113,7 @@ def build_engine(
       ``extra_accounts`` adds.
     * ``deposits`` (default: 20,000 to every account) are made at ``T0``.
     * ``limits`` are per-symbol risk limits, ``client_limits`` per (client, symbol).
+    * ``risk_profile`` is every client's risk profile (default: none, ``UNLIMITED``).
     """
     insts = [*(instruments if instruments is not None else [instrument()]), *extra_instruments]
     setups = [*(accounts if accounts is not None
@@ -122,7 +125,8 @@ def build_engine(
     venues = {name: PaperVenue(name, configs.get(name)) for name in sorted(names)}
     engine = Engine(
         EngineConfig(instruments=insts, accounts=setups, limits=dict(limits or {}),
-                     client_limits=dict(client_limits or {})),
+                     client_limits=dict(client_limits or {}),
+                     default_risk_profile=risk_profile or UNLIMITED),
         venues,  # type: ignore[arg-type]
     )
     if deposits is None:

@@ -69,6 +69,7 @@ from app.domain.market import FundingRate, MarketUpdate, MarkPrice, Quote, Trade
 from app.domain.orders import Liquidity, OrderSpec, OrderType, Side, TimeInForce, TriggerSource
 from app.domain.rejections import CommandRefused
 from app.domain.trading_state import Scope, TradingState
+from app.domain.risk import UNLIMITED, Breaker, BreakerPolicy, BreakerTripped, RiskProfile
 from app.engine import Engine, EngineConfig, EngineState
 from app.engine.engine import AccountSetup
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
@@ -117,7 +118,15 @@ SCOPES = (
 )
 
 
-def make_engine(latency_b: timedelta = NO_LATENCY) -> Engine:
+# Breakers set to trip often: one losing trade, 0.5 % down on the day or from the peak.
+TIGHT_BREAKERS = RiskProfile(
+    price_band_pct=None, max_open_orders=None, margin_ratio_cap=None,
+    breakers=BreakerPolicy(consecutive_losses=1, daily_loss_pct=Decimal("0.5"),
+                           max_drawdown_pct=Decimal("0.5"), halt_on=(Breaker.DAILY_LOSS,)))
+
+
+def make_engine(latency_b: timedelta = NO_LATENCY, profile: RiskProfile = UNLIMITED
+                ) -> Engine:
     """Two perps on two paper venues; ``paper-b`` optionally has submit and response latency."""
     instruments = [
         Instrument(symbol=c.symbol, venue=venue, kind=InstrumentKind.PERP, base=c.base,
@@ -131,7 +140,7 @@ def make_engine(latency_b: timedelta = NO_LATENCY) -> Engine:
                                                       response_latency=latency_b)),
     }
     setups = [AccountSetup(client, venue, lev) for (client, venue), lev in LEVERAGE.items()]
-    return Engine(EngineConfig(instruments, setups), venues)
+    return Engine(EngineConfig(instruments, setups, default_risk_profile=profile), venues)
 
 
 def replay(events: list[Event]) -> EngineState:
@@ -610,8 +619,8 @@ def log(message: str) -> None:
 
 
 class Harness:
-    def __init__(self, latency_b: timedelta = NO_LATENCY):
-        self.engine = make_engine(latency_b)
+    def __init__(self, latency_b: timedelta = NO_LATENCY, profile: RiskProfile = UNLIMITED):
+        self.engine = make_engine(latency_b, profile)
         self.now = T0
         self.events: list[Event] = []
         latent = frozenset({VENUE_B}) if latency_b > NO_LATENCY else frozenset()
@@ -811,6 +820,10 @@ class Harness:
         """Property 7: a step changes only the accounts its events belong to, and those
         events belong only to the accounts the step addressed."""
         touched = set()
+        # A breaker acts on its client as a whole (equity and streaks are the client's,
+        # across venues): a trip opens every account of that client to the step.
+        allowed = allowed | {(c, v) for e in events if isinstance(e, BreakerTripped)
+                             for c, v in ACCOUNTS if c == e.client}
         for event in events:
             key = self.ledger.account_of(event)
             if key is None:
@@ -926,8 +939,9 @@ def scanned_order_margin(engine: Engine, client: str, venue: str) -> Decimal:
     return total
 
 
-def run_scenario(scenario: list[Step], latency_b: timedelta = NO_LATENCY) -> Harness:
-    harness = Harness(latency_b)
+def run_scenario(scenario: list[Step], latency_b: timedelta = NO_LATENCY,
+                 profile: RiskProfile = UNLIMITED) -> Harness:
+    harness = Harness(latency_b, profile)
     for i, step in enumerate(scenario):
         harness.run(step)
         if i == len(scenario) // 2:
@@ -961,6 +975,15 @@ def test_invariants_hold_with_venue_latency(scenario: list[Step]) -> None:
 @given(kill_switch_sessions())
 def test_kill_switches_hold_resting_orders_to_reducing(scenario: list[Step]) -> None:
     run_scenario(scenario)
+
+
+@FAST
+@given(scenarios | kill_switch_sessions())
+def test_no_fill_grows_a_position_a_breaker_restricted(scenario: list[Step]) -> None:
+    """Breakers move accounts to reduce-only or halted on their own (the trading-state
+    events say so); the ledger's property 5 then holds every fill to shrinking, and the
+    risk state (trips, peaks, losing streaks) must replay exactly."""
+    run_scenario(scenario, profile=TIGHT_BREAKERS)
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -173,6 +173,16 @@ class PaperVenue:
 
     def book(self, symbol: str) -> Book:
         return self.books[symbol]
+
+    def liquidity(self, symbol: str, taker_side: Side) -> Iterator[tuple[Decimal, Decimal]]:
+        book = self.books.get(symbol)
+        if book is None or not book.valid:
+            return
+        book_side = taker_side.opposite
+        for price, size in book.levels(book_side):
+            free = book.available(book_side, price, size)
+            if free > 0:
+                yield price, free
 
     # ---- order entry ----------------------------------------------------
 
