@@ -19,13 +19,14 @@ Environment (prefix ``PERPDESK_``): ``DATABASE_URL``, ``CONFIG`` (YAML path),
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import defaults
@@ -154,6 +155,25 @@ class LimitsConfig(BaseModel):
 
 # ---- risk profiles (YAML ``risk:`` and PUT /api/v1/risk/{client} share these) ----------
 
+_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def plain_decimal(value: Any) -> Any:
+    """A setting's decimal: a number, or plain decimal text (no sign, exponent or spaces:
+    ``"0.8"``, not ``"8e-1"``); YAML's floats are taken by their shortest text."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    if isinstance(value, str) and not _PLAIN.fullmatch(value):
+        raise ValueError("must be plain decimal text such as \"0.8\" (no sign, exponent "
+                         "or spaces)")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+DecimalSetting = Annotated[Decimal, BeforeValidator(plain_decimal)]
+
+
 def _decimal(default: Decimal | None, *, le: Decimal | int, gt: int | None = 0,
              ge: int | None = None) -> Any:
     """A bounded decimal setting (digits and range): no NaN, no 40-digit inputs."""
@@ -170,11 +190,11 @@ class SizingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     mode: SizingMode = SizingMode.NONE
-    max_impact_bps: Decimal = _decimal(Decimal(50), le=10_000)
-    aggressive_max_impact_bps: Decimal = _decimal(Decimal(150), le=10_000)
-    max_spread_bps: Decimal | None = _decimal(None, le=10_000)
-    min_l1_depth_notional: Decimal | None = _amount()
-    min_volume_1m_notional: Decimal | None = _amount()
+    max_impact_bps: DecimalSetting = _decimal(Decimal(50), le=10_000)
+    aggressive_max_impact_bps: DecimalSetting = _decimal(Decimal(150), le=10_000)
+    max_spread_bps: DecimalSetting | None = _decimal(None, le=10_000)
+    min_l1_depth_notional: DecimalSetting | None = _amount()
+    min_volume_1m_notional: DecimalSetting | None = _amount()
 
     def to_domain(self) -> SizingPolicy:
         return SizingPolicy(**self.model_dump())
@@ -185,8 +205,8 @@ class BreakersConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     consecutive_losses: int | None = Field(default=3, ge=1, le=10_000)
-    daily_loss_pct: Decimal | None = _decimal(Decimal(5), le=100)
-    max_drawdown_pct: Decimal | None = _decimal(Decimal(10), le=100)
+    daily_loss_pct: DecimalSetting | None = _decimal(Decimal(5), le=100)
+    max_drawdown_pct: DecimalSetting | None = _decimal(Decimal(10), le=100)
     session_max_trades: int | None = Field(default=None, ge=1, le=10_000_000)
     session_max_runtime_minutes: int | None = Field(default=None, ge=1, le=525_600)
     # Breakers whose trip halts the client; the others move it to reduce-only.
@@ -200,24 +220,24 @@ class BreakersConfig(BaseModel):
 
 class SymbolLimitsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_order_qty: Decimal | None = _amount()
-    max_order_notional: Decimal | None = _amount()
-    max_position_size: Decimal | None = _amount()
-    max_position_notional: Decimal | None = _amount()
+    max_order_qty: DecimalSetting | None = _amount()
+    max_order_notional: DecimalSetting | None = _amount()
+    max_position_size: DecimalSetting | None = _amount()
+    max_position_notional: DecimalSetting | None = _amount()
 
 
 class RiskProfileConfig(BaseModel):
     """One client's risk profile (app/domain/risk.py); the defaults are the seeds'."""
 
     model_config = ConfigDict(extra="forbid")
-    max_order_qty: Decimal | None = _amount()
-    max_order_notional: Decimal | None = _amount()
-    max_leverage: Decimal | None = _decimal(None, gt=None, ge=1, le=200)
-    price_band_pct: Decimal | None = _decimal(Decimal(5), le=100)
+    max_order_qty: DecimalSetting | None = _amount()
+    max_order_notional: DecimalSetting | None = _amount()
+    max_leverage: DecimalSetting | None = _decimal(None, gt=None, ge=1, le=200)
+    price_band_pct: DecimalSetting | None = _decimal(Decimal(5), le=100)
     max_open_orders: int | None = Field(default=200, ge=1, le=100_000)
     orders_per_second: int | None = Field(default=None, ge=1, le=100_000)
     orders_per_minute: int | None = Field(default=None, ge=1, le=6_000_000)
-    max_margin_ratio: Decimal | None = _decimal(Decimal("0.80"), le=1)
+    max_margin_ratio: DecimalSetting | None = _decimal(Decimal("0.80"), le=1)
     symbols: dict[Annotated[str, StringConstraints(min_length=1, max_length=32,
                                                    pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")],
                   SymbolLimitsConfig] = Field(default_factory=dict, max_length=500)

@@ -15,6 +15,7 @@ Every line is ``TAG key=value ...`` on the ``perpdesk.safety`` logger.
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from app.domain.events import OrderRejected
 from app.domain.rejections import RejectCode
@@ -53,3 +54,19 @@ def log_safety(records: list[Recorded]) -> None:
             if tag is not None:
                 log.warning("%s client=%s order=%d code=%s %s", tag, record.client,
                             e.order_id, e.code, e.message)
+
+
+class SizedDownFeed:
+    """The newest orders impact-aware sizing shrank, for the risk page (seed 003's
+    ``sized_down_events``); bounded, newest first."""
+
+    def __init__(self, size: int = 200):
+        self.events: deque[OrderSizedDown] = deque(maxlen=size)
+
+    def on_records(self, records: list[Recorded]) -> None:
+        for record in records:
+            if type(record.event) is OrderSizedDown:
+                self.events.appendleft(record.event)
+
+    def recent(self, clients: list[str], limit: int = 20) -> list[OrderSizedDown]:
+        return [e for e in self.events if e.client in clients][:limit]

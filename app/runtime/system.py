@@ -17,6 +17,7 @@ from typing import Any
 from app.config import Settings, TradingConfig
 from app.domain.commands import Deposit
 from app.domain.market import MarketUpdate, MarkPrice
+from app.domain.risk import OrderSizedDown
 from app.domain.rate_limits import OrderRates
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
@@ -25,7 +26,7 @@ from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
 from app.runtime.feeds import ClockTask, FeedTask, synthetic_feed
 from app.runtime.safety_log import WATCHED as SAFETY_EVENTS
-from app.runtime.safety_log import log_safety
+from app.runtime.safety_log import SizedDownFeed, log_safety
 from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import upgrade
 from app.strategies.host import StrategyHost
@@ -53,6 +54,8 @@ class TradingSystem:
         self.alerts = AlertMonitor(self, self.broadcaster)
         self.bus.post_commit.on("alerts", self.alerts.on_records)
         self.bus.post_commit.on("safety log", log_safety, *SAFETY_EVENTS)
+        self.sized_down = SizedDownFeed()
+        self.bus.post_commit.on("sized down", self.sized_down.on_records, OrderSizedDown)
         self.order_rates = OrderRates()  # the API's order rate limits, per client
         self.housekeeping = ClockTask(self._housekeep, every=1.0)
         self.housekeepers: list = []  # more once-a-second jobs (e.g. the dashboard's)

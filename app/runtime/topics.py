@@ -7,7 +7,7 @@ from typing import Any
 from app.store.event_log import Recorded
 
 TOPICS = frozenset({"orders", "fills", "positions", "portfolio", "trades", "funding",
-                    "balances", "trading_states", "alerts", "strategies"})
+                    "balances", "trading_states", "alerts", "strategies", "risk"})
 
 _TOPIC_BY_EVENT = {
     "OrderFilled": "fills",
@@ -25,6 +25,11 @@ _TOPIC_BY_EVENT = {
     "StrategyStarted": "strategies",
     "StrategyStopped": "strategies",
     "StrategyConfigured": "strategies",
+    "RiskProfileChanged": "risk",
+    "BreakerTripped": "risk",
+    "BreakerReset": "risk",
+    "RiskStateRecorded": "risk",
+    "OrderSizedDown": "risk",
 }
 
 

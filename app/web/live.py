@@ -69,10 +69,11 @@ STALE_BY_TOPIC: dict[str, set[str]] = {
     "trades": {"exits", "summary"},
     "funding": {"positions", "summary"},
     "balances": {"summary"},
-    "trading_states": {"banner", "controls"},
+    "trading_states": {"banner", "controls", "risk"},
     "alerts": {"alerts"},
+    "risk": {"risk"},
 }
-PERIODIC = {"marks", "positions", "summary", "equity"}
+PERIODIC = {"marks", "positions", "summary", "equity", "risk"}
 
 # Which fragments each page shows.
 PAGE_FRAGMENTS: dict[str, set[str]] = {
@@ -83,6 +84,7 @@ PAGE_FRAGMENTS: dict[str, set[str]] = {
     "positions": {"banner", "positions", "summary"},
     "trades": {"banner", "exits"},
     "audit": {"banner"},
+    "risk": {"banner", "risk"},
 }
 
 ViewKey = tuple

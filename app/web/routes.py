@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request, Response, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.api.controls import close_result_json
 from app.api.deps import (
@@ -32,13 +32,16 @@ from app.api.deps import (
     start_session,
 )
 from app.api.errors import ApiError
+from app.api.inputs import Name, Reason
 from app.api.positions import PositionClose
 from app.api.schemas import ControlRequest, OrderCreate, OrderReplace, order_json, order_spec
 from app.auth.login_guard import LoginRefused, guard_for
 from app.auth.principal import Principal, Role
 from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, TriggerSource
+from app.domain.risk import Breaker
 from app.domain.trading_state import Scope, TradingState
-from app.services import audit_log, controls, orders, positions
+from app.services import audit_log, controls, orders, positions, rejections
+from app.services import risk as risk_service
 from app.services.audit_log import AuditFilters
 from app.services.queries import Reader
 from app.web import views
@@ -117,6 +120,9 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
         ctx["series"] = json.dumps(system.equity.series(clients))
     elif name == "controls":
         ctx["scopes"] = views.scopes(reader)
+    elif name == "risk":
+        ctx["cards"] = views.risk_cards(system, principal, clients)
+        ctx["sized_down"] = system.sized_down.recent(clients)
     elif name == "legouts":
         ctx["legouts"] = []  # filled by the arbitrage feature's LegOutDetected events
     return ctx
@@ -234,6 +240,17 @@ async def orders_page(request: Request) -> Response:
 @router.get("/positions", response_class=HTMLResponse)
 async def positions_page(request: Request) -> Response:
     return _page(request, "positions.html", "positions")
+
+
+@router.get("/risk", response_class=HTMLResponse)
+async def risk_page(request: Request) -> Response:
+    """Limits and their usage, breakers, sized-down orders (live), and the rejection
+    breakdown of the last 24 hours (as of the page load)."""
+    principal = session_principal(request)
+    if principal is None:
+        return _login_redirect(request)
+    found = await rejections.breakdown(_system(request), principal)
+    return _page(request, "risk.html", "risk", rejections=found)
 
 
 @router.get("/trades", response_class=HTMLResponse)
@@ -551,6 +568,32 @@ async def close_position(request: Request, client: str = Form(""), venue: str = 
     html = templates.get_template("fragments/toast.html").render(
         level="ok" if closed.flat else "error", message=message)
     return HTMLResponse(html)
+
+
+@router.post("/ui/risk/reset-breaker", response_class=HTMLResponse)
+async def reset_breaker(request: Request, client: str = Form(""), breaker: str = Form(""),
+                        reason: str = Form("")) -> Response:
+    """Reset a tripped breaker from the risk page (POST /api/v1/risk/{client}/reset-breaker)."""
+    try:
+        principal = _actor(request, Role.OPERATOR)
+        body = BreakerResetForm.model_validate({"client": client, "breaker": breaker,
+                                                "reason": reason.strip()})
+        await risk_service.reset_breaker(_system(request), principal, body.client,
+                                         body.breaker, body.reason)
+    except ValidationError as exc:
+        return _error_fragment(exc.errors()[0]["msg"], 422)
+    except ApiError as exc:
+        return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
+    html = templates.get_template("fragments/toast.html").render(
+        level="ok", message=f"{body.breaker.value.replace('_', ' ')} breaker of "
+                            f"{body.client} reset")
+    return HTMLResponse(html)
+
+
+class BreakerResetForm(BaseModel):
+    client: Name
+    breaker: Breaker
+    reason: Reason
 
 
 # ---- live ----------------------------------------------------------------------------------

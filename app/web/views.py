@@ -12,6 +12,7 @@ from typing import Any
 from app.domain.trading_state import GLOBAL, Scope, TradingState, effective_state
 from app.runtime.system import TradingSystem
 from app.services.audit_log import AUDIT_ACTIONS as AUDIT_ACTIONS
+from app.services import risk as risk_service
 from app.services.queries import Reader, equity_by_client, markets, utc_now
 
 ZERO = Decimal(0)
@@ -385,3 +386,64 @@ def _plain(value: Any) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items()) or "—"
     return "—" if value is None else str(value)
+
+
+# ---- the risk page ------------------------------------------------------------------------
+
+def _bar(label: str, used: Any, limit: Any, shown: str) -> dict[str, Any]:
+    """One usage bar: how much of ``limit`` is used (None: no limit, no bar)."""
+    if limit is None or used is None:
+        return {"label": label, "shown": shown, "pct": None, "level": "none"}
+    pct = min(Decimal(used) / Decimal(limit) * 100, Decimal(100)) if limit else Decimal(100)
+    level = "critical" if pct >= 90 else "warning" if pct >= 60 else "ok"
+    return {"label": label, "shown": shown, "pct": f"{pct:.0f}", "level": level}
+
+
+def risk_cards(system: Any, principal: Any, clients: list[str]) -> list[dict[str, Any]]:
+    """Per client: usage bars per limit, breaker states (with what tripped them), the
+    sizing defaults and where the profile comes from."""
+    cards = []
+    for client in clients:
+        view = risk_service.risk_view(system, principal, client)
+        usage, p = view.usage, view.profile
+        bars = [
+            _bar("Open orders", usage["open_orders"], p.max_open_orders,
+                 f"{usage['open_orders']} / {p.max_open_orders or '∞'}"),
+            _bar("Orders last second", usage["orders_last_second"], p.orders_per_second,
+                 f"{usage['orders_last_second']} / {p.orders_per_second or '∞'}"),
+            _bar("Orders last minute", usage["orders_last_minute"], p.orders_per_minute,
+                 f"{usage['orders_last_minute']} / {p.orders_per_minute or '∞'}"),
+        ]
+        for m in usage["margin"]:
+            ratio = m["ratio"]
+            cap = p.margin_ratio_cap
+            bars.append(_bar(f"Margin · {m['venue']}", ratio, cap,
+                             f"{ratio * 100:.1f}% / {cap * 100:.0f}%" if ratio is not None
+                             and cap is not None else "—"))
+        for pos in usage["positions"]:
+            bars.append(_bar(f"{pos['symbol']} size · {pos['venue']}", pos["size"],
+                             pos["max_size"], f"{pos['size']} / {pos['max_size'] or '∞'}"))
+            if pos["notional"] is not None:
+                bars.append(_bar(f"{pos['symbol']} notional · {pos['venue']}",
+                                 pos["notional"], pos["max_notional"],
+                                 f"{pos['notional']:.2f} / {pos['max_notional'] or '∞'}"))
+        drawdown = None
+        if view.peak_equity and view.peak_equity > 0:
+            drawdown = (view.peak_equity - view.equity) / view.peak_equity * 100
+        cards.append({
+            "client": client, "source": view.source, "bars": bars,
+            "equity": f"{view.equity:.2f}",
+            "peak": f"{view.peak_equity:.2f}" if view.peak_equity is not None else "—",
+            "drawdown": f"{max(drawdown, Decimal(0)):.2f}%" if drawdown is not None else "—",
+            "breakers": [{"name": b.breaker.value.replace("_", " "), "key": b.breaker.value,
+                          "limit": b.limit or "off", "current": b.current,
+                          "action": b.action.replace("_", "-"), "tripped": b.tripped,
+                          "figures": dict(b.tripped.figures) if b.tripped else {}}
+                         for b in view.breakers],
+            "sizing": {"mode": p.sizing.mode.value, "max_impact_bps": p.sizing.max_impact_bps,
+                       "aggressive": p.sizing.aggressive_max_impact_bps,
+                       "max_spread_bps": p.sizing.max_spread_bps,
+                       "min_l1": p.sizing.min_l1_depth_notional,
+                       "min_volume": p.sizing.min_volume_1m_notional},
+        })
+    return cards
