@@ -45,6 +45,14 @@ class RejectCode(StrEnum):
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     INVALID_AMOUNT = "INVALID_AMOUNT"
     UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
+    # Venue profiles (app/domain/venue_profiles.py), named after the exchanges' rules:
+    # a conditional order whose trigger is already reached (Binance -2021 "Order would
+    # immediately trigger"); a limit price too far from the mark (Binance PERCENT_PRICE,
+    # -4016 / -4024); a GTD expiry sooner than the venue allows (Binance: goodTillDate
+    # at least 600 s ahead).
+    WOULD_IMMEDIATELY_TRIGGER = "WOULD_IMMEDIATELY_TRIGGER"
+    PRICE_OUT_OF_BAND = "PRICE_OUT_OF_BAND"
+    GTD_TOO_SOON = "GTD_TOO_SOON"
     # A strategy id already names another definition (kind, account or parameters).
     DUPLICATE_STRATEGY = "DUPLICATE_STRATEGY"
 
