@@ -71,6 +71,18 @@ class VenueProfile:
     amend_types: frozenset[str] = _ALL_TYPES - {"market"}
 
     @cached_property
+    def adds_entry_checks(self) -> bool:
+        """Does it add pre-trade checks (``app/engine/venue_rules.py``)? Orders on
+        venues without any skip them (the order path is hot)."""
+        return bool(self.gtd_min_lead or self.reject_immediate_trigger
+                    or self.price_band is not None)
+
+    @cached_property
+    def refuses_unrecorded(self) -> bool:
+        """Does the venue answer some orders with an error before any order exists?"""
+        return Outcome.REFUSE in (self.post_only_cross, self.fok_unfillable)
+
+    @cached_property
     def _coid(self) -> re.Pattern[str]:
         return re.compile(f"^[{self.client_order_id_chars}]{{1,36}}$")
 

@@ -78,7 +78,9 @@ def _reject(code: RejectCode, message: str) -> tuple[Rejection, Decimal]:
 def check_order(spec: OrderSpec, ctx: OrderContext) -> tuple[Rejection | None, Decimal]:
     """Return ``(rejection, qty)``: the first failed check, or None and the qty to send
     (smaller than asked only when clipping to the position was requested)."""
-    shape = _check_shape(spec, ctx) or check_profile(spec, ctx)
+    shape = _check_shape(spec, ctx)
+    if shape is None and ctx.capabilities.profile.adds_entry_checks:
+        shape = check_profile(spec, ctx)
     if shape is not None:
         return shape, ZERO
     inst = ctx.instrument

@@ -223,6 +223,8 @@ class PaperVenue:
         ``REFUSE`` outcomes, e.g. Binance's -5022 and -5021), judged on the book as it
         is now; None if it would take the order. With submit latency the order is
         judged again when it arrives (and then rejected as a recorded order)."""
+        if not self.profile.refuses_unrecorded:
+            return None
         book = self.books.get(spec.symbol)
         if book is None or not spec.type.has_limit_price or spec.type.is_conditional:
             return None
