@@ -6,6 +6,7 @@ Environment (prefix ``PERPDESK_``): ``DATABASE_URL``, ``CONFIG`` (YAML path),
 
     venues:
       - name: paper-binance
+        profile: binance-usdm            # the exchange's order rules (venue_profiles.py)
         submit_latency_ms: 5
         time_in_force: [gtc, ioc]        # gate FOK and GTD on this venue
     clients:
@@ -44,6 +45,7 @@ from app.domain.risk import (
     SizingPolicy,
     SymbolLimits,
 )
+from app.domain.venue_profiles import PROFILES
 from app.engine.risk import RiskLimits
 
 
@@ -77,11 +79,13 @@ class Settings(BaseSettings):
 class VenueConfig(BaseModel):
     name: str
     kind: str = "paper"
+    # Whose order-entry rules the paper venue follows (app/domain/venue_profiles.py).
+    profile: Literal["generic", "binance-usdm", "bybit-v5"] = "generic"
     submit_latency_ms: int = 0
     response_latency_ms: int = 0
-    order_types: list[str] = Field(default_factory=lambda: ["market", "limit", "stop",
-                                                            "stop_limit"])
-    time_in_force: list[str] = Field(default_factory=lambda: ["gtc", "ioc", "fok", "gtd"])
+    # Left out: what the profile offers.
+    order_types: list[str] | None = None
+    time_in_force: list[str] | None = None
     post_only: bool = True
     reduce_only: bool = True
     queue_model: str = "queue_position"
@@ -93,9 +97,13 @@ class VenueConfig(BaseModel):
 
     @property
     def capabilities(self) -> VenueCapabilities:
-        return VenueCapabilities(order_types=frozenset(self.order_types),
-                                 time_in_force=frozenset(self.time_in_force),
-                                 post_only=self.post_only, reduce_only=self.reduce_only)
+        profile = PROFILES[self.profile]
+        return VenueCapabilities(
+            order_types=(profile.order_types if self.order_types is None
+                         else frozenset(self.order_types)),
+            time_in_force=(profile.time_in_force if self.time_in_force is None
+                           else frozenset(self.time_in_force)),
+            post_only=self.post_only, reduce_only=self.reduce_only, profile=profile)
 
     @property
     def submit_latency(self) -> timedelta:
@@ -304,7 +312,7 @@ class TradingConfig(BaseModel):
 
 
 def default_trading_config() -> TradingConfig:
-    venues = [VenueConfig(name=v) for v in defaults.VENUES]
+    venues = [VenueConfig(name=v, profile=defaults.VENUE_PROFILES[v]) for v in defaults.VENUES]
     instruments = [
         InstrumentConfig(symbol=i.symbol, venue=i.venue, kind=i.kind, base=i.base,
                          quote=i.quote, tick_size=i.tick_size, step_size=i.step_size,

@@ -1,6 +1,7 @@
 """The built-in demo configuration: venues, instruments, clients and limits.
 
-``perpdesk`` runs on this with no configuration file: two paper venues, four
+``perpdesk`` runs on this with no configuration file: two paper venues (following
+Binance USD-M's and Bybit v5's order rules), four
 perps on each, clients ``demo`` and ``demo-2`` with 20,000 USDT per venue, and
 seed 003's conservative per-symbol position limits.
 """
@@ -8,11 +9,15 @@ seed 003's conservative per-symbol position limits.
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Literal
 
 from app.domain.instruments import Instrument, InstrumentKind
 from app.engine.risk import RiskLimits
 
 VENUES = ("paper-binance", "paper-bybit")
+# Each demo venue follows its exchange's order rules (app/domain/venue_profiles.py).
+VENUE_PROFILES: dict[str, Literal["generic", "binance-usdm", "bybit-v5"]] = {
+    "paper-binance": "binance-usdm", "paper-bybit": "bybit-v5"}
 CLIENTS = ("demo", "demo-2")
 STARTING_BALANCE = D(20000)
 DEFAULT_LEVERAGE = D(5)

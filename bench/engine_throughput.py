@@ -38,7 +38,10 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 def build_engine() -> Engine:
     instrument = Instrument(SYMBOL, VENUE, InstrumentKind.PERP, "BTC", "USDT", TICK, STEP,
                             min_qty=STEP, min_notional=Decimal(5))
-    config = EngineConfig([instrument], [AccountSetup(CLIENT, VENUE, Decimal(20))])
+    # 5x: (c) keeps buying at the touch, and by 1M ticks its position (~3 BTC) is past
+    # the 50,000 notional that 20x allows (the default tiers): at 20x its replaces were
+    # refused MAX_POSITION_AT_LEVERAGE and the run stopped.
+    config = EngineConfig([instrument], [AccountSetup(CLIENT, VENUE, Decimal(5))])
     engine = Engine(config, {VENUE: PaperVenue(VENUE)})
     engine.handle(Deposit(CLIENT, VENUE, Decimal(10) ** 9), START)
     return engine

@@ -1,4 +1,4 @@
-"""/api/v1/orders: place, list, read, cancel, replace, cancel-all.
+"""/api/v1/orders: place, list, read, cancel, replace, amend, cancel-all.
 
 Thin: validate, call the use case (app/services/orders.py), render."""
 
@@ -15,6 +15,7 @@ from app.api.openapi import Responses
 from app.api.responses import json_response
 from app.api.schemas import (
     CancelAllResult,
+    OrderAmend,
     OrderCreate,
     OrderPage,
     OrderPublic,
@@ -106,6 +107,20 @@ async def replace_order(order_id: OrderIdPath, body: OrderReplace, principal: Tr
     if successor.status is OrderStatus.REJECTED:
         raise orders.rejection_error(successor)
     return json_response(order_json(successor))
+
+
+@router.patch("/{order_id}", response_model=OrderPublic, responses=ERRORS,
+              summary="Amend an order in place (price and/or qty)")
+async def amend_order(order_id: OrderIdPath, body: OrderAmend, principal: Trader,
+                      system: System) -> Response:
+    """Same order id and client order id. ``qty`` is the new total (what has filled
+    included): a decrease keeps the order's queue place where the venue allows it (not
+    on Binance, which requeues every amend); a price change or an increase goes to the
+    back. A qty at or below what has filled cancels the rest, and a post-only order
+    amended to a price that would cross is canceled: the answer shows the order as it
+    ended. Use ``/replace`` for anything else."""
+    order = await orders.amend(system, principal, order_id, price=body.price, qty=body.qty)
+    return json_response(order_json(order))
 
 
 @router.delete("", response_model=CancelAllResult,

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    model_validator,
 )
 
 from app.api.inputs import (
@@ -73,9 +74,13 @@ class OrderCreate(Strict):
     symbol: SymbolName
     side: Side
     type: OrderType
-    qty: PositiveAmount
+    qty: PositiveAmount | None = Field(
+        default=None, description="required, except for a close_position order (it closes "
+                                  "whatever position there is when it triggers)")
     price: PositiveAmount | None = None
-    trigger_price: PositiveAmount | None = None
+    trigger_price: PositiveAmount | None = Field(
+        default=None, description="stop: buys trigger at or above it, sells at or below; "
+                                  "take_profit: the other way round")
     trigger_source: TriggerSource = TriggerSource.LAST
     time_in_force: TimeInForce = TimeInForce.GTC
     expire_at: Instant | None = None
@@ -86,7 +91,22 @@ class OrderCreate(Strict):
         default=False, description="in reduce-only, shrink an order that would flip the "
                                    "position to the position's size instead of rejecting it")
     tags: OrderTagsIn | None = None
+    callback_rate: PositiveAmount | None = Field(
+        default=None, description="trailing_stop: the callback in percent, 0.1 to 10")
+    activation_price: PositiveAmount | None = Field(
+        default=None, description="trailing_stop: the price that arms it (default: at once)")
+    close_position: bool = Field(
+        default=False, description="stop or take_profit (market) without qty: closes the "
+                                   "whole position when it triggers (reduce-only)")
     sizing: SizingIn | None = None
+
+    @model_validator(mode="after")
+    def _qty_unless_closing(self) -> OrderCreate:
+        if self.qty is None and not self.close_position:
+            raise ValueError("qty is required (only a close_position order has none)")
+        if self.qty is not None and self.close_position:
+            raise ValueError("a close_position order takes no qty: it closes the position")
+        return self
 
 
 def sizing_request(body: OrderCreate) -> SizingRequest | None:
@@ -100,16 +120,27 @@ def order_spec(body: OrderCreate) -> OrderSpec:
     tags = OrderTags(**body.tags.model_dump()) if body.tags else NO_TAGS
     return OrderSpec(
         client=body.client, venue=body.venue, symbol=body.symbol, side=body.side,
-        type=body.type, qty=body.qty, price=body.price, trigger_price=body.trigger_price,
+        type=body.type, qty=Decimal(0) if body.qty is None else body.qty, price=body.price,
+        trigger_price=body.trigger_price,
         trigger_source=body.trigger_source, time_in_force=body.time_in_force,
         expire_at=body.expire_at, post_only=body.post_only, reduce_only=body.reduce_only,
-        client_order_id=body.client_order_id, tags=tags)
+        client_order_id=body.client_order_id, tags=tags, callback_rate=body.callback_rate,
+        activation_price=body.activation_price, close_position=body.close_position)
 
 
 class OrderReplace(Strict):
     price: PositiveAmount | None = None
     qty: PositiveAmount | None = None
     trigger_price: PositiveAmount | None = None
+
+
+class OrderAmend(Strict):
+    """An amend in place: the same order id and client order id."""
+
+    price: PositiveAmount | None = None
+    qty: PositiveAmount | None = Field(
+        default=None, description="the order's new total qty (filled included); at or "
+                                  "below what has filled, the rest is canceled")
 
 
 class OrderPublic(BaseModel):
@@ -129,6 +160,9 @@ class OrderPublic(BaseModel):
     expire_at: datetime | None
     post_only: bool
     reduce_only: bool
+    callback_rate: Dec | None
+    activation_price: Dec | None
+    close_position: bool
     filled_qty: Dec
     remaining_qty: Dec
     avg_fill_price: Dec | None
@@ -170,6 +204,8 @@ def order_json(o: Order) -> dict[str, Any]:
         "trigger_price": _dec(s.trigger_price), "trigger_source": s.trigger_source.value,
         "time_in_force": s.time_in_force.value, "expire_at": _instant(s.expire_at),
         "post_only": s.post_only, "reduce_only": s.reduce_only,
+        "callback_rate": _dec(s.callback_rate), "activation_price": _dec(s.activation_price),
+        "close_position": s.close_position,
         "filled_qty": _dec(o.filled_qty), "remaining_qty": _dec(o.remaining_qty),
         "avg_fill_price": None if avg is None else _dec(avg.quantize(_AVG_PLACES).normalize()),
         "fees": _dec(o.fees), "reason": o.reject_code, "reason_message": o.reject_message,

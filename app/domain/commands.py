@@ -52,6 +52,19 @@ class ReplaceOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class AmendOrder:
+    """Change a working order's price and/or total qty in place: the same order id
+    and client order id. ``new_qty`` is the order's new total (what has filled
+    included); one at or below the filled qty cancels the rest (as Binance does).
+    Whether the order keeps its place in the queue is the venue's rule."""
+
+    order_id: int
+    new_price: Decimal | None = None
+    new_qty: Decimal | None = None
+    actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
 class CancelAll:
     client: str | None = None
     venue: str | None = None
@@ -107,7 +120,7 @@ class SetLeverage:
 
 
 Command = (
-    SubmitOrder | CancelOrder | ReplaceOrder | CancelAll | SetTradingState | CloseAll
+    SubmitOrder | CancelOrder | ReplaceOrder | AmendOrder | CancelAll | SetTradingState | CloseAll
     | Deposit | Withdraw | SetLeverage
     | CreateStrategy | StartStrategy | StopStrategy | ConfigureStrategy
     | SetRiskProfile | ResetBreaker

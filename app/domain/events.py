@@ -78,6 +78,8 @@ class OrderTriggered:
     order_id: int
     trigger_price: Decimal  # the last or mark price that crossed the trigger
     at: datetime
+    # A close-position order: the position it closes, now its qty (None: unchanged).
+    qty: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,40 @@ class OrderReplaceRequested:
     # No new qty was asked for: the successor takes what is left when the cancel is
     # confirmed (fills may arrive while it is on its way), not ``new_spec.qty``.
     qty_from_remaining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmendRequested:
+    """An amend in place was sent to the venue (the order keeps its ids)."""
+
+    order_id: int
+    qty: Decimal | None
+    price: Decimal | None
+    at: datetime
+    actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmended:
+    """The venue took an amend: the order's total qty and price are now these.
+    ``kept_priority``: it kept its place in the queue (a qty decrease, where the venue
+    allows it); otherwise it went to the back at its (new) price."""
+
+    order_id: int
+    qty: Decimal
+    price: Decimal | None
+    kept_priority: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAmendRejected:
+    """The venue refused an amend (the order was done, or the change was not allowed);
+    the order is as it was."""
+
+    order_id: int
+    reason: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +308,7 @@ class PositionLiquidated:
 Event = (
     FundsDeposited | FundsWithdrawn | OrderSubmitted | OrderAccepted | OrderRejected
     | OrderTriggered | OrderFilled | OrderCancelRequested | OrderReplaceRequested
+    | OrderAmendRequested | OrderAmended | OrderAmendRejected
     | OrderCanceled | OrderCancelRejected | OrderExpired | FundingApplied | FundingSettled
     | TradeClosed
     | TradingStateChanged | CloseAllCompleted | LeverageChanged | PositionLiquidated

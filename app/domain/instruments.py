@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
+from app.domain.venue_profiles import GENERIC, VenueProfile
+
 
 class InstrumentKind(StrEnum):
     SPOT = "spot"
@@ -150,7 +152,9 @@ class VenueCapabilities:
     FOK and GTD on some venues)."""
 
     order_types: frozenset[str] = field(
-        default_factory=lambda: frozenset({"market", "limit", "stop", "stop_limit"})
+        default_factory=lambda: frozenset({"market", "limit", "stop", "stop_limit",
+                                           "take_profit", "take_profit_limit",
+                                           "trailing_stop"})
     )
     time_in_force: frozenset[str] = field(
         default_factory=lambda: frozenset({"gtc", "ioc", "fok", "gtd"})
@@ -158,3 +162,5 @@ class VenueCapabilities:
     post_only: bool = True
     reduce_only: bool = True
     trigger_sources: frozenset[str] = field(default_factory=lambda: frozenset({"last", "mark"}))
+    # The exchange's order-entry rules the venue follows (app/domain/venue_profiles.py).
+    profile: VenueProfile = GENERIC

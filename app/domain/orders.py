@@ -31,14 +31,51 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"  # stop-market
     STOP_LIMIT = "stop_limit"
+    # Take-profit: a stop whose trigger lies the other way (a sell triggers when the
+    # price rises to it, a buy when it falls to it): Binance TAKE_PROFIT_MARKET and
+    # TAKE_PROFIT, Bybit conditional orders with the other triggerDirection.
+    TAKE_PROFIT = "take_profit"  # take-profit market
+    TAKE_PROFIT_LIMIT = "take_profit_limit"
+    # A stop-market whose trigger follows the best price since activation at
+    # ``callback_rate`` percent (Binance TRAILING_STOP_MARKET).
+    TRAILING_STOP = "trailing_stop"
 
     @property
     def has_limit_price(self) -> bool:
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        return self in _LIMIT_PRICED
 
     @property
     def is_stop(self) -> bool:
+        """A stop-loss (market or limit): buys trigger on a rise, sells on a fall."""
         return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+
+    @property
+    def is_take_profit(self) -> bool:
+        return self in (OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT)
+
+    @property
+    def is_conditional(self) -> bool:
+        """Waits for a trigger before it acts (stop, take-profit, trailing stop)."""
+        return self in _CONDITIONAL
+
+    @property
+    def executes_at_market(self) -> bool:
+        """Takes the book with no limit once live (market, or a triggered *-market)."""
+        return self in _AT_MARKET
+
+
+_LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+_CONDITIONAL = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT,
+                          OrderType.TAKE_PROFIT_LIMIT, OrderType.TRAILING_STOP})
+_AT_MARKET = frozenset({OrderType.MARKET, OrderType.STOP, OrderType.TAKE_PROFIT,
+                        OrderType.TRAILING_STOP})
+
+
+def triggers_on_rise(order_type: OrderType, side: Side) -> bool:
+    """Does a conditional order of this type and side trigger when the price rises to
+    its trigger (else: when it falls to it)? A stop buys on a rise and sells on a fall
+    (it chases the move); a take-profit is the other way round (it takes the move)."""
+    return (side is Side.BUY) != order_type.is_take_profit
 
 
 class TimeInForce(StrEnum):
@@ -161,6 +198,14 @@ class OrderSpec:
     reduce_only: bool = False
     client_order_id: str | None = None
     tags: OrderTags = NO_TAGS
+    # Trailing stop: the callback in percent (0.1-10, Binance's callbackRate) and the
+    # price that arms it (None: armed at once, from the price when it arrives).
+    callback_rate: Decimal | None = None
+    activation_price: Decimal | None = None
+    # Close-position (Binance closePosition): no qty; at the trigger it closes whatever
+    # position there is on the side it reduces (reduce-only by nature). Its qty is 0
+    # until then, and becomes the position's size when it triggers.
+    close_position: bool = False
 
     @property
     def account(self) -> tuple[str, str]:
@@ -192,10 +237,13 @@ class Order:
     # A cancel (or replace) was requested and the venue has not answered yet;
     # the answer may come after the order filled.
     cancel_in_flight: bool = False
+    # The spec as submitted, once an amend (or a close-position's trigger) changed it:
+    # a retry of the submission is still the same request.
+    submitted: OrderSpec | None = None
 
     def same_request(self, spec: OrderSpec) -> bool:
         """Would ``spec`` (a retry) have produced this order?"""
-        mine = self.spec
+        mine = self.submitted or self.spec
         if self.requested_qty is not None:
             mine = replace(mine, qty=self.requested_qty)
         return mine == replace(spec, client_order_id=self.client_order_id)
@@ -213,6 +261,18 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status not in TERMINAL_STATUSES
+
+    def respec(self, spec: OrderSpec, at: datetime) -> None:
+        """Take a new price and/or qty in place (an amend, or a close-position's size at
+        its trigger). The qty must stay above what has filled: an amend never makes an
+        order more than filled (the venue cancels one amended down to its fills)."""
+        if spec.qty <= self.filled_qty:
+            raise IllegalTransition(
+                f"order {self.order_id}: qty {spec.qty} is not above filled {self.filled_qty}")
+        if self.submitted is None:
+            self.submitted = self.spec
+        self.spec = spec
+        self.updated_at = at
 
     def transition(self, new: OrderStatus, at: datetime) -> None:
         if new not in TRANSITIONS[self.status]:

@@ -48,7 +48,6 @@ class RejectCode(StrEnum):
     MAX_ORDER_SIZE = "MAX_ORDER_SIZE"
     MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
     MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
-    PRICE_OUT_OF_BAND = "PRICE_OUT_OF_BAND"
     MARGIN_RATIO_CAP = "MARGIN_RATIO_CAP"
     RATE_LIMITED = "RATE_LIMITED"
     # ... impact-aware sizing and the liquidity filters of seed 000.
@@ -58,6 +57,14 @@ class RejectCode(StrEnum):
     VOLUME_TOO_LOW = "VOLUME_TOO_LOW"
     BREAKER_NOT_TRIPPED = "BREAKER_NOT_TRIPPED"
     UNKNOWN_STRATEGY = "UNKNOWN_STRATEGY"
+    # Venue profiles (app/domain/venue_profiles.py), named after the exchanges' rules:
+    # a conditional order whose trigger is already reached (Binance -2021 "Order would
+    # immediately trigger"); a limit price too far from the mark (Binance PERCENT_PRICE,
+    # -4016 / -4024); a GTD expiry sooner than the venue allows (Binance: goodTillDate
+    # at least 600 s ahead). PRICE_OUT_OF_BAND is also a client's fat-finger band.
+    WOULD_IMMEDIATELY_TRIGGER = "WOULD_IMMEDIATELY_TRIGGER"
+    PRICE_OUT_OF_BAND = "PRICE_OUT_OF_BAND"
+    GTD_TOO_SOON = "GTD_TOO_SOON"
     # A strategy id already names another definition (kind, account or parameters).
     DUPLICATE_STRATEGY = "DUPLICATE_STRATEGY"
 

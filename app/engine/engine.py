@@ -11,7 +11,6 @@ Timers (GTD expiry, latency, funding) advance on the clock the caller passes:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from typing import TypeVar, cast
 
 from app.domain.accounts import Account, AccountSummary, summarize
 from app.domain.commands import (
+    AmendOrder,
     CancelAll,
     CancelOrder,
     CloseAll,
@@ -43,6 +43,8 @@ from app.domain.events import (
     FundsWithdrawn,
     LeverageChanged,
     OrderAccepted,
+    OrderAmended,
+    OrderAmendRejected,
     OrderCanceled,
     OrderCancelRejected,
     OrderCancelRequested,
@@ -89,12 +91,15 @@ from app.domain.strategies import (
     StrategyStopped,
 )
 from app.domain.trading_state import Scope, TradingState, effective_state
+from app.engine.amend import amend_order
 from app.engine.retention import DEFAULT_RETAIN_FINISHED, DEFAULT_RETAIN_TRADES
 from app.engine.risk import OrderContext, RiskLimits, check_order
 from app.engine.risk_controls import RiskControls
 from app.engine.state import EngineState
 from app.venues.base import (
     Accepted,
+    Amended,
+    AmendRefused,
     Canceled,
     CancelRefused,
     Expired,
@@ -115,7 +120,6 @@ _PENDING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
 _SIZE_DEPENDENT = frozenset({RejectCode.INSUFFICIENT_MARGIN, RejectCode.MAX_POSITION_SIZE,
                              RejectCode.MAX_POSITION_NOTIONAL,
                              RejectCode.MAX_POSITION_AT_LEVERAGE})
-_REPLACE_SUFFIX = re.compile(r"^(?P<base>.*)\.r(?P<n>\d+)$")
 R = RejectCode
 
 
@@ -185,6 +189,7 @@ class Engine:
             _on_command(SubmitOrder, self._submit),
             _on_command(CancelOrder, self._cancel),
             _on_command(ReplaceOrder, self._replace),
+            _on_command(AmendOrder, self._amend),
             _on_command(CancelAll, self._cancel_all),
             _on_command(SetTradingState, self._set_trading_state),
             _on_command(CloseAll, self._close_all),
@@ -206,6 +211,8 @@ class Engine:
             _on_report(Triggered, self._on_triggered),
             _on_report(CancelRefused, self._on_cancel_refused),
             _on_report(Expired, self._on_expired),
+            _on_report(Amended, self._on_amended),
+            _on_report(AmendRefused, self._on_amend_refused),
         ])
 
     # ---- public entry points ---------------------------------------------------
@@ -391,7 +398,7 @@ class Engine:
 
     def _on_triggered(self, r: Triggered, order: Order, out: list[Event]) -> None:
         if order.is_open and order.triggered_at is None:
-            self._emit(OrderTriggered(r.order_id, r.price, r.at), out)
+            self._emit(OrderTriggered(r.order_id, r.price, r.at, r.qty), out)
             if self.state.trading_states:  # a stop joins the working orders' budget
                 spec = order.spec
                 self._police_reduce_only(spec.client, spec.venue, spec.symbol, r.at, out)
@@ -403,6 +410,13 @@ class Engine:
     def _on_expired(self, r: Expired, order: Order, out: list[Event]) -> None:
         if order.is_open:
             self._emit(OrderExpired(r.order_id, r.at), out)
+
+    def _on_amended(self, r: Amended, order: Order, out: list[Event]) -> None:
+        if order.is_open and r.qty > order.filled_qty:
+            self._emit(OrderAmended(r.order_id, r.qty, r.price, r.kept_priority, r.at), out)
+
+    def _on_amend_refused(self, r: AmendRefused, order: Order, out: list[Event]) -> None:
+        self._emit(OrderAmendRejected(r.order_id, r.reason, r.at), out)
 
     def _on_canceled(self, order: Order, reason: str, at: datetime, out: list[Event]) -> None:
         pending = self.state.pending_replaces.get(order.order_id)
@@ -428,11 +442,18 @@ class Engine:
             # Not even recordable as a rejected order: no symbol is that long or holds
             # control characters (the API refuses them first; this guards strategies).
             raise CommandRefused(R.UNKNOWN_SYMBOL, f"no such symbol on {spec.venue}")
+        venue = self.venues[spec.venue]
         if spec.client_order_id is not None:
             if not valid_client_order_id(spec.client_order_id):
                 raise CommandRefused(
                     R.INVALID_CLIENT_ORDER_ID,
                     "client_order_id must be 1-36 characters of A-Z a-z 0-9 . _ : / -")
+            profile = venue.capabilities.profile
+            if not profile.valid_client_order_id(spec.client_order_id):
+                raise CommandRefused(
+                    R.INVALID_CLIENT_ORDER_ID,
+                    f"client_order_id must be 1-36 characters of "
+                    f"{profile.client_order_id_chars} on {spec.venue} ({profile.name})")
             existing = self.state.order_by_client_id(spec.client, spec.venue,
                                                      spec.client_order_id)
             if existing is not None:
@@ -443,6 +464,9 @@ class Engine:
                     f"client_order_id {spec.client_order_id!r} is already used by order "
                     f"{existing.order_id} with different parameters",
                     order_id=str(existing.order_id))
+        refusal = venue.precheck(spec, now)
+        if refusal is not None:  # the venue's own "no": no order exists, the id is free
+            raise CommandRefused(refusal.code, refusal.message)
         self._place(spec, now, out, clip=cmd.clip_to_position, actor=cmd.actor,
                     sizing=cmd.sizing)
 
@@ -508,6 +532,7 @@ class Engine:
         position = self.state.positions.get((client, venue, spec.symbol)) or Position(
             client, venue, spec.symbol)
         resting = self.state.resting.group(client, venue, spec.symbol, spec.side)
+        venue_view = self.venues[venue]
         resting_qty = ZERO
         if resting is not None:
             resting_qty = resting.qty
@@ -524,6 +549,8 @@ class Engine:
             clip_to_position=clip, bypass_halt=bypass_halt,
             max_notional_at_leverage=inst.max_notional_at(leverage) if inst.is_perp else None,
             margin_in_use=summary.margin_used + summary.order_margin, equity=summary.equity,
+            last_price=venue_view.last.get(spec.symbol),
+            mark_price=venue_view.marks.get(spec.symbol),
         )
 
     def _position_limits(self, client: str, symbol: str) -> RiskLimits:
@@ -601,12 +628,17 @@ class Engine:
         inst = self.instruments[(spec.venue, spec.symbol)]
         ctx = self._context(new_spec, inst, now, False, False, exclude=order.order_id)
         rejection, _ = check_order(new_spec, ctx)
+        if rejection is None:
+            rejection = self.venues[spec.venue].precheck(new_spec, now)
         if rejection is not None:  # nothing is half-applied: the original stays as it was
             raise CommandRefused(rejection.code, f"replacement refused: {rejection.message}")
         new_id = self.state.last_order_id + 1
         self._emit(OrderReplaceRequested(order.order_id, new_id, new_spec, now, cmd.actor,
                                          qty_from_remaining=cmd.new_qty is None), out)
         self._on_reports(self.venues[spec.venue].cancel(order.order_id, now, "replaced"), out)
+
+    def _amend(self, cmd: AmendOrder, now: datetime, out: list[Event]) -> None:
+        amend_order(self, cmd, now, out)
 
     def _successor_spec(self, order: Order) -> OrderSpec | None:
         """What ``order`` is being (or was) replaced with, if it was replaced."""
@@ -621,13 +653,15 @@ class Engine:
 
     def _derived_client_id(self, order: Order) -> str:
         """``abc`` -> ``abc.r1`` -> ``abc.r2``: deterministic, so a retried replace
-        maps to the same successor (seed 000 §1.3), and within the 36-char limit."""
-        match = _REPLACE_SUFFIX.match(order.client_order_id)
-        base, n = (match["base"], int(match["n"])) if match else (order.client_order_id, 0)
+        maps to the same successor (seed 000 §1.3), and within the 36-char limit. The
+        separator is the venue's (``abc-r1`` where ``.`` is not allowed, on Bybit)."""
         spec = order.spec
+        profile = self.venues[spec.venue].capabilities.profile
+        match = profile.replace_suffix.match(order.client_order_id)
+        base, n = (match["base"], int(match["n"])) if match else (order.client_order_id, 0)
         while True:
             n += 1
-            suffix = f".r{n}"
+            suffix = f"{profile.replace_separator}r{n}"
             candidate = base[: 36 - len(suffix)] + suffix
             if (spec.client, spec.venue, candidate) not in self.state.by_client_order_id:
                 return candidate

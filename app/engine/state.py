@@ -11,7 +11,7 @@ import heapq
 from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
@@ -27,6 +27,9 @@ from app.domain.events import (
     FundsWithdrawn,
     LeverageChanged,
     OrderAccepted,
+    OrderAmended,
+    OrderAmendRejected,
+    OrderAmendRequested,
     OrderCanceled,
     OrderCancelRejected,
     OrderCancelRequested,
@@ -40,7 +43,7 @@ from app.domain.events import (
     TradeClosed,
     TradingStateChanged,
 )
-from app.domain.orders import Order, OrderSpec, OrderStatus
+from app.domain.orders import Order, OrderSpec, OrderStatus, OrderType
 from app.domain.positions import ClosedTrade, FillOutcome, Position
 from app.domain.risk import (
     Breaker,
@@ -270,6 +273,8 @@ class EngineState:
 
     def _triggered(self, e: OrderTriggered) -> None:
         order = self.orders[e.order_id]
+        if e.qty is not None:  # a close-position order: now the size it closes
+            self._respec(order, replace(order.spec, qty=e.qty), e.at)
         order.triggered_at = e.at
         if order.status is OrderStatus.ACCEPTED:
             order.transition(OrderStatus.TRIGGERED, e.at)
@@ -303,6 +308,18 @@ class EngineState:
                                                            e.qty_from_remaining)
         if e.new_order_id > self.last_order_id:
             self.last_order_id = e.new_order_id
+
+    def _amended(self, e: OrderAmended) -> None:
+        order = self.orders[e.order_id]
+        self._respec(order, replace(order.spec, qty=e.qty, price=e.price), e.at)
+
+    def _respec(self, order: Order, spec: OrderSpec, at: datetime) -> None:
+        # Out of its resting group and in again: the group's sums follow the new qty
+        # and price.
+        self.resting.remove(order)
+        order.respec(spec, at)
+        if order.is_open:
+            self.resting.add(order)
 
     def _canceled(self, e: OrderCanceled) -> None:
         order = self.orders[e.order_id]
@@ -446,8 +463,13 @@ def exit_reason_of(order: Order) -> str:
     """Why a position-reducing fill happened, for the closed-trade record."""
     if order.spec.tags.exit_reason:
         return order.spec.tags.exit_reason
-    if order.spec.type.is_stop:
+    kind = order.spec.type
+    if kind.is_stop:
         return "stop"
+    if kind.is_take_profit:
+        return "take_profit"
+    if kind is OrderType.TRAILING_STOP:
+        return "trailing_stop"
     return "manual"
 
 
@@ -475,6 +497,9 @@ _APPLY: dict[type, _Applier] = dict([
     _applier(OrderFilled, EngineState._filled),
     _applier(OrderCancelRequested, EngineState._cancel_requested),
     _applier(OrderReplaceRequested, EngineState._replace_requested),
+    _applier(OrderAmendRequested, EngineState._noop),  # a request: the order waits
+    _applier(OrderAmended, EngineState._amended),
+    _applier(OrderAmendRejected, EngineState._noop),  # refused: the order is as it was
     _applier(OrderCanceled, EngineState._canceled),
     _applier(OrderCancelRejected, EngineState._cancel_rejected),
     _applier(OrderExpired, EngineState._expired),

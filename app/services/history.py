@@ -128,7 +128,9 @@ def order_from_row(row: OrderRow) -> Order:
                      trigger_source=TriggerSource(row.trigger_source),
                      time_in_force=TimeInForce(row.time_in_force), expire_at=row.expire_at,
                      post_only=row.post_only, reduce_only=row.reduce_only,
-                     client_order_id=row.client_order_id, tags=tags)
+                     client_order_id=row.client_order_id, tags=tags,
+                     callback_rate=row.callback_rate, activation_price=row.activation_price,
+                     close_position=row.close_position)
     avg = row.avg_fill_price
     return Order(order_id=row.order_id, spec=spec, client_order_id=row.client_order_id,
                  created_at=row.created_at, status=OrderStatus(row.status),

@@ -1,4 +1,4 @@
-"""Orders: place, cancel, replace, cancel-all.
+"""Orders: place, cancel, replace, amend, cancel-all.
 
 Each answer is the order *as it was at the commit* (a copy taken right then:
 the live order may change in the next batch), so an acknowledgement never shows
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.auth.principal import Principal
-from app.domain.commands import CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
-from app.domain.events import Event, OrderCanceled, OrderSubmitted
+from app.domain.commands import AmendOrder, CancelAll, CancelOrder, ReplaceOrder, SubmitOrder
+from app.domain.events import Event, OrderAmendRejected, OrderCanceled, OrderSubmitted
 from app.domain.orders import Order, OrderSpec, OrderStatus, Side
 from app.domain.risk import SizingRequest
 from app.runtime.system import TradingSystem
@@ -151,6 +151,36 @@ async def replace(system: TradingSystem, principal: Principal, order_id: int, *,
         raise answer
     successor: Order = answer
     return successor
+
+
+async def amend(system: TradingSystem, principal: Principal, order_id: int, *,
+                price: Decimal | None = None, qty: Decimal | None = None) -> Order:
+    """Amend an order in place (same order id and client order id): a new price and/or
+    total qty. Returns the order as it was at the commit: amended, canceled (a qty at or
+    below its fills, or a post-only amend that would cross), or unchanged while the venue
+    has not answered yet. Refused (nothing done) with the reason's code otherwise; a
+    retry of an amend that took effect changes nothing and answers the order."""
+    order = await Reader(system, principal).find_order(order_id)
+    if order is not system.engine.state.orders.get(order_id):
+        raise ServiceError(409, "ORDER_NOT_OPEN",
+                           f"order {order_id} is {order.status.value}; it cannot be amended",
+                           order=order)
+
+    def respond(events: list[Event]) -> Order | ServiceError:
+        refused = next((e for e in events if type(e) is OrderAmendRejected), None)
+        if refused is not None:
+            return ServiceError(409, "ORDER_NOT_OPEN",
+                                f"order {order_id} could not be amended: {refused.reason}",
+                                order=copy.copy(order))
+        return copy.copy(order)
+
+    committed = await run(system, AmendOrder(order.order_id, price, qty, actor=principal.actor),
+                          respond=respond)
+    answer = committed.response
+    if isinstance(answer, ServiceError):
+        raise answer
+    amended: Order = answer
+    return amended
 
 
 async def cancel_all(system: TradingSystem, principal: Principal, client: str | None = None,

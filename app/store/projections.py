@@ -38,10 +38,12 @@ ORDER_COLUMNS = (
     "qty", "price", "trigger_price", "time_in_force", "post_only", "reduce_only",
     "filled_qty", "avg_fill_price", "fees", "reject_code", "reject_message", "cancel_reason",
     "replaces", "replaced_by", "created_at", "updated_at", "trigger_source", "expire_at",
-    "strategy")
-# What an order's later events can change (everything else is fixed at submission).
+    "strategy", "callback_rate", "activation_price", "close_position")
+# What an order's later events can change (everything else is fixed at submission;
+# an amend changes qty and price, a close-position's trigger its qty).
 ORDER_CHANGE_COLUMNS = ("status", "filled_qty", "avg_fill_price", "fees", "reject_code",
-                        "reject_message", "cancel_reason", "replaced_by", "updated_at")
+                        "reject_message", "cancel_reason", "replaced_by", "updated_at",
+                        "qty", "price")
 FILL_COLUMNS = ("fill_id", "order_id", "client", "venue", "symbol", "side", "qty", "price",
                 "fee", "liquidity", "at")
 POSITION_COLUMNS = ("client", "venue", "symbol", "qty", "avg_entry", "realized_pnl", "fees",
@@ -122,13 +124,15 @@ def _order_row(o: Order, ts: Any) -> Row:
             text(o.avg_fill_price), text(o.fees), o.reject_code, _fit(o.reject_message, 500),
             _fit(o.cancel_reason, 200), o.replaces, o.replaced_by, ts(o.created_at),
             ts(o.updated_at or o.created_at), s.trigger_source.value,
-            None if s.expire_at is None else ts(s.expire_at), s.tags.strategy)
+            None if s.expire_at is None else ts(s.expire_at), s.tags.strategy,
+            text(s.callback_rate), text(s.activation_price), s.close_position)
 
 
 def _order_change(o: Order, ts: Any) -> Row:
     return (o.status.value, text(o.filled_qty), text(o.avg_fill_price), text(o.fees),
             o.reject_code, _fit(o.reject_message, 500), _fit(o.cancel_reason, 200),
-            o.replaced_by, ts(o.updated_at or o.created_at), o.order_id)
+            o.replaced_by, ts(o.updated_at or o.created_at), text(o.spec.qty),
+            text(o.spec.price), o.order_id)
 
 
 def _fit(message: str | None, width: int) -> str | None:

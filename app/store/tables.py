@@ -104,6 +104,11 @@ class OrderRow(SQLModel, table=True):
     trigger_source: str = Field(default="last", max_length=8)
     expire_at: datetime | None = _ts(nullable=True)
     strategy: str | None = Field(default=None, max_length=64, index=True)
+    # Trailing stops and close-position stops (migration 0006).
+    callback_rate: Decimal | None = _dec(nullable=True)
+    activation_price: Decimal | None = _dec(nullable=True)
+    close_position: bool = Field(default=False, sa_column=sa.Column(
+        sa.Boolean, nullable=False, server_default=sa.false()))
 
 
 class FillRow(SQLModel, table=True):

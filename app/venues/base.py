@@ -15,7 +15,8 @@ from typing import Protocol
 
 from app.domain.instruments import Instrument, VenueCapabilities
 from app.domain.market import MarketUpdate
-from app.domain.orders import Liquidity, Order, Side
+from app.domain.orders import Liquidity, Order, OrderSpec, Side
+from app.domain.rejections import Rejection
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class Triggered:
     order_id: int
     price: Decimal
     at: datetime
+    qty: Decimal | None = None  # a close-position order: the position it now closes
 
 
 @dataclass(slots=True)
@@ -69,7 +71,26 @@ class Expired:
     at: datetime
 
 
-Report = Accepted | Rejected | Triggered | Filled | Canceled | CancelRefused | Expired
+@dataclass(slots=True)
+class Amended:
+    """An amend took effect: the order's total qty and price are now these."""
+
+    order_id: int
+    qty: Decimal
+    price: Decimal | None
+    kept_priority: bool
+    at: datetime
+
+
+@dataclass(slots=True)
+class AmendRefused:
+    order_id: int
+    reason: str
+    at: datetime
+
+
+Report = (Accepted | Rejected | Triggered | Filled | Canceled | CancelRefused | Expired
+          | Amended | AmendRefused)
 
 
 class TopOfBook(Protocol):
@@ -123,6 +144,14 @@ class Execution(Protocol):
 
     def cancel(self, order_id: int, now: datetime, reason: str = "canceled"
                ) -> list[Report]: ...
+
+    def amend(self, order_id: int, qty: Decimal | None, price: Decimal | None,
+              now: datetime) -> list[Report]: ...
+
+    def precheck(self, spec: OrderSpec, now: datetime) -> Rejection | None:
+        """A refusal the venue answers at once, before any order exists (its
+        profile's ``REFUSE`` outcomes), or None."""
+        ...
 
     def on_market(self, update: MarketUpdate, now: datetime) -> list[Report]: ...
 

@@ -159,7 +159,9 @@ def test_instrument_defaults():
 
 def test_venue_capabilities_default_to_everything():
     caps = VenueCapabilities()
-    assert caps.order_types == {"market", "limit", "stop", "stop_limit"}
+    assert caps.order_types == {"market", "limit", "stop", "stop_limit", "take_profit",
+                                "take_profit_limit", "trailing_stop"}
+    assert caps.profile.name == "generic"
     assert caps.time_in_force == {"gtc", "ioc", "fok", "gtd"}
     assert caps.trigger_sources == {"last", "mark"}
     assert caps.post_only and caps.reduce_only

@@ -26,13 +26,16 @@ R = RejectCode
 QTY = Decimal("1.5")
 
 # Prices per side: "marketable" sits on the far touch (only 1 there), "passive"
-# is away from it, stops trigger away from the market (buy above, sell below).
+# is away from it, stops trigger away from the market (buy above, sell below),
+# take-profits the other way (buy below, sell above).
 PRICES = {
     Side.BUY: {"marketable": Decimal("60000.1"), "passive": Decimal("59990.0"),
-               "trigger": Decimal("61000.0")},
+               "trigger": Decimal("61000.0"), "tp_trigger": Decimal("59000.0")},
     Side.SELL: {"marketable": Decimal("60000.0"), "passive": Decimal("60010.0"),
-                "trigger": Decimal("59000.0")},
+                "trigger": Decimal("59000.0"), "tp_trigger": Decimal("61000.0")},
 }
+# Trailing stops have their own tests (tests/venues/test_conditional_orders.py).
+TYPES = (T.MARKET, T.LIMIT, T.STOP, T.STOP_LIMIT, T.TAKE_PROFIT, T.TAKE_PROFIT_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -80,14 +83,14 @@ class Case:
 
 def expected(case: Case) -> Outcome:
     """The rule table, in the order the checks apply."""
-    takes_no_price = case.type in (T.MARKET, T.STOP)
+    takes_no_price = case.type.executes_at_market
     if case.post_only and (takes_no_price or case.tif in (TIF.IOC, TIF.FOK)):
         return rejected(R.INVALID_ORDER)  # post-only needs a resting limit
     if takes_no_price and case.tif is TIF.GTD:
         return rejected(R.INVALID_ORDER)  # market orders cannot be GTD
     if case.reduce_only and case.position == "flat":
         return rejected(R.REDUCE_ONLY_WOULD_INCREASE)
-    if case.type.is_stop:
+    if case.type.is_conditional:
         return Outcome(S.ACCEPTED, expires=case.tif is TIF.GTD)  # rests until triggered
     if case.type is T.MARKET:
         return Outcome(S.FILLED, filled=QTY)  # walks the touch (1) and the next level
@@ -99,7 +102,7 @@ def expected(case: Case) -> Outcome:
 def all_cases() -> list[Case]:
     cases = []
     for side, type_, tif, po, ro, pos in itertools.product(
-            Side, T, TIF, (False, True), (False, True), ("flat", "opposite")):
+            Side, TYPES, TIF, (False, True), (False, True), ("flat", "opposite")):
         prices = ("marketable", "passive") if type_.has_limit_price else (None,)
         cases.extend(Case(side, type_, tif, po, ro, p, pos) for p in prices)
     return cases
@@ -109,8 +112,8 @@ CASES = all_cases()
 
 
 def test_the_matrix_is_complete() -> None:
-    # 2 sides × (2 priceless types + 2 priced types × 2 prices) × 4 TIF × 2 × 2 × 2 positions
-    assert len(CASES) == 2 * (2 + 2 * 2) * 4 * 2 * 2 * 2
+    # 2 sides × (3 priceless types + 3 priced types × 2 prices) × 4 TIF × 2 × 2 × 2 positions
+    assert len(CASES) == 2 * (3 + 3 * 2) * 4 * 2 * 2 * 2
     assert {expected(c).status for c in CASES} == {
         S.REJECTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED}
     assert {expected(c).code for c in CASES} == {
@@ -135,7 +138,8 @@ def test_order_matrix(case: Case, make_engine, market, place, at) -> None:
     order, events = place(
         engine, now, side=case.side, type=case.type, qty=QTY,
         price=prices[case.price] if case.price else None,
-        trigger=prices["trigger"] if case.type.is_stop else None,
+        trigger=(prices["trigger"] if case.type.is_stop
+                 else prices["tp_trigger"] if case.type.is_take_profit else None),
         tif=case.tif, expire_at=expire_at if case.tif is TIF.GTD else None,
         post_only=case.post_only, reduce_only=case.reduce_only)
     want = expected(case)

@@ -1,8 +1,9 @@
 """Property-based tests: random command and market-data sequences against the engine.
 
 Hypothesis builds sequences of up to 60 steps (quotes, trade prints, marks,
-funding, order submits of every kind, cancels, replaces, cancel-all, kill
-switches, close-all, deposits, withdrawals, clock advances) and runs them
+funding, order submits of every kind, cancels, replaces, amends in place,
+market gaps that liquidate, cancel-all, kill switches, close-all, deposits,
+withdrawals, clock advances) and runs them
 against a real engine with two paper venues. After *every* step the harness
 checks the invariants of DESIGN.md and the seeds against a reference model
 rebuilt from the event stream alone:
@@ -12,7 +13,8 @@ rebuilt from the event stream alone:
    wallet = deposits − withdrawals + realized − fees + funding;
 3. replaying the events into a fresh state rebuilds the live state
    (checked mid-way and at the end of each example);
-4. no order fills more than its quantity;
+4. no order fills more than its quantity, whatever amends did to it (an
+   amend never sets a qty at or below what has filled);
 5. in REDUCE_ONLY or HALTED no fill grows or flips a position;
 6. realized P&L = Σ closed trades + Σ realized of still-open trades
    (seed 001 property 5);
@@ -32,7 +34,7 @@ generated sequence is meaningful and shrinks to a short readable example.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -42,6 +44,7 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
 from app.domain.commands import (
+    AmendOrder,
     CancelAll,
     CancelOrder,
     CloseAll,
@@ -57,10 +60,13 @@ from app.domain.events import (
     FundingApplied,
     FundsDeposited,
     FundsWithdrawn,
+    OrderAmended,
     OrderExpired,
     OrderFilled,
     OrderReplaceRequested,
     OrderSubmitted,
+    OrderTriggered,
+    PositionLiquidated,
     TradeClosed,
     TradingStateChanged,
 )
@@ -220,6 +226,22 @@ class Replace:
 
 
 @dataclass(frozen=True)
+class Amend:
+    pick: int
+    aggression_ticks: int | None
+    qty_units: int | None
+
+
+@dataclass(frozen=True)
+class MarkShock:
+    """The market gaps: quote and mark move ``percent`` at once (liquidations)."""
+
+    venue: str
+    symbol: str
+    percent: int
+
+
+@dataclass(frozen=True)
 class CancelEverything:
     client: str | None
     venue: str | None
@@ -262,8 +284,8 @@ class AdvanceClock:
 
 Step = (
     MoveQuote | PrintTrade | PublishMark | AnnounceFunding | Submit | Cancel | Replace
-    | CancelEverything | ChangeState | ResumeTrading | Flatten | DepositFunds | WithdrawFunds
-    | AdvanceClock
+    | Amend | MarkShock | CancelEverything | ChangeState | ResumeTrading | Flatten
+    | DepositFunds | WithdrawFunds | AdvanceClock
 )
 
 # ---- strategies -------------------------------------------------------------------------
@@ -294,7 +316,8 @@ def order_submits(draw: st.DrawFn) -> Submit:
     """Any order type and side; the time in force and post-only fit the type (the
     malformed combinations are unit-tested elsewhere), reduce-only now and then."""
     order_type = draw(st.sampled_from((OrderType.LIMIT, OrderType.MARKET, OrderType.STOP,
-                                       OrderType.STOP_LIMIT)))
+                                       OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT,
+                                       OrderType.TAKE_PROFIT_LIMIT)))
     if order_type.has_limit_price:
         tif = draw(st.sampled_from((TimeInForce.GTC, TimeInForce.GTD, TimeInForce.IOC,
                                     TimeInForce.FOK)))
@@ -315,6 +338,11 @@ cancels = st.builds(Cancel, pick=st.integers(0, 20))
 replaces = st.builds(
     Replace, pick=st.integers(0, 20), aggression_ticks=st.none() | st.integers(-4, 4),
     qty_units=st.none() | st.integers(1, 3000), trigger_ticks=st.none() | st.integers(-5, 5))
+amends = st.builds(
+    Amend, pick=st.integers(0, 20), aggression_ticks=st.none() | st.integers(-4, 4),
+    qty_units=st.none() | st.integers(1, 3000))
+mark_shocks = st.builds(MarkShock, venue=venues, symbol=symbols,
+                        percent=st.sampled_from((-75, -50, -25, 25, 50, 75)))
 cancel_alls = st.builds(
     CancelEverything, client=st.none() | st.sampled_from(("alice", "bob")),
     venue=st.none() | venues, symbol=st.none() | symbols, side=st.none() | sides)
@@ -344,7 +372,8 @@ def weighted(*choices: tuple[int, st.SearchStrategy[Step]]) -> st.SearchStrategy
 # often as it is restricted) so most of a run trades.
 steps: st.SearchStrategy[Step] = weighted(
     (4, order_submits()), (5, quote_moves), (4, trade_prints), (1, mark_prices),
-    (1, funding_rates), (1, cancels), (2, replaces), (1, clock_advances), (1, deposits),
+    (1, funding_rates), (1, cancels), (2, replaces), (2, amends), (1, mark_shocks),
+    (1, clock_advances), (1, deposits),
     (1, withdrawals), (1, cancel_alls), (1, kill_switches), (1, resumes),
 )
 # A length first, then that many steps: plain st.lists averages only a handful of steps.
@@ -512,6 +541,14 @@ class Ledger:
                 self.effective_state(*e.spec.account) is not TradingState.ACTIVE)
         elif isinstance(e, OrderReplaceRequested):
             self.specs[e.new_order_id] = e.new_spec
+        elif isinstance(e, OrderAmended):
+            # An amend never leaves an order at or below what has filled.
+            assert e.qty > self.filled[e.order_id], (e, self.filled[e.order_id])
+            self.specs[e.order_id] = replace(self.specs[e.order_id], qty=e.qty, price=e.price)
+        elif isinstance(e, OrderTriggered) and e.qty is not None:
+            self.specs[e.order_id] = replace(self.specs[e.order_id], qty=e.qty)
+        elif isinstance(e, PositionLiquidated):
+            self.accounts[(e.client, e.venue)].fees += e.fee
         elif isinstance(e, OrderFilled):
             self._filled(e)
         elif isinstance(e, FundingApplied):
@@ -523,7 +560,7 @@ class Ledger:
             self._trade_closed(e)
         elif isinstance(e, OrderExpired):
             spec = self.specs[e.order_id]
-            if spec.type in (OrderType.MARKET, OrderType.STOP):
+            if spec.type.executes_at_market:
                 pass  # larger than the book: the rest expires, as Binance reports it
             else:
                 assert spec.time_in_force is TimeInForce.GTD, ("only GTD orders expire", e)
@@ -659,6 +696,19 @@ class Harness:
             log(f"advance to {self.now.isoformat()}")
             self.funding_due = self.funding.settle_due(self.now)
             return engine.advance(self.now), set(ACCOUNTS), None
+        if isinstance(step, MarkShock):
+            c = CONTRACTS[step.symbol]
+            bid, ask = self.touch[(step.venue, step.symbol)]
+            moved = max((bid * (100 + step.percent) / 100).quantize(c.tick), c.tick)
+            self.touch[(step.venue, step.symbol)] = (moved, moved + (ask - bid))
+            quote = Quote(step.venue, step.symbol, moved, 2000 * c.step, moved + (ask - bid),
+                          2000 * c.step, self.now)
+            mark = MarkPrice(step.venue, step.symbol, moved, self.now)
+            log(f"market shock {quote} {mark}")
+            self.funding_due = self.funding.settle_due(self.now)
+            on_venue = {k for k in ACCOUNTS if k[1] == step.venue}
+            return (engine.on_market(quote, self.now) + engine.on_market(mark, self.now),
+                    on_venue, step.venue)
         if isinstance(step, MoveQuote | PrintTrade | PublishMark | AnnounceFunding):
             update = self.market_update(step, first)
             log(f"market {update}")
@@ -715,12 +765,14 @@ class Harness:
     def command(self, step: Step) -> tuple[Command, set[AccountKey]]:
         if isinstance(step, Submit):
             return SubmitOrder(self.order_spec(step), clip_to_position=step.clip), {step.account}
-        if isinstance(step, Cancel | Replace):
+        if isinstance(step, Cancel | Replace | Amend):
             order_id = self.pick_order(step.pick)
             allowed = {self.ledger.specs[order_id].account} if order_id in self.ledger.specs \
                 else set()
             if isinstance(step, Cancel):
                 return CancelOrder(order_id), allowed
+            if isinstance(step, Amend):
+                return self.amend_command(step, order_id), allowed
             return self.replace_command(step, order_id), allowed
         if isinstance(step, CancelEverything):
             allowed = {k for k in ACCOUNTS if (step.client in (None, k[0]))
@@ -763,7 +815,7 @@ class Harness:
         price = trigger = expire_at = None
         if step.type.has_limit_price:
             price = self.limit_price(venue, step.symbol, step.side, step.aggression_ticks)
-        if step.type.is_stop:
+        if step.type.is_conditional:
             trigger = self.trigger_price(venue, step.symbol, step.trigger_ticks)
         if step.tif is TimeInForce.GTD:
             expire_at = self.now + timedelta(seconds=step.expire_in_s)
@@ -785,6 +837,17 @@ class Harness:
             new_qty=None if step.qty_units is None else step.qty_units * c.step,
             new_trigger_price=None if step.trigger_ticks is None else self.trigger_price(
                 spec.venue, spec.symbol, step.trigger_ticks))
+
+    def amend_command(self, step: Amend, order_id: int) -> AmendOrder:
+        spec = self.ledger.specs.get(order_id)
+        if spec is None:
+            return AmendOrder(order_id, new_qty=Decimal(1))
+        c = CONTRACTS[spec.symbol]
+        price = None
+        if step.aggression_ticks is not None and spec.type.has_limit_price:
+            price = self.limit_price(spec.venue, spec.symbol, spec.side, step.aggression_ticks)
+        return AmendOrder(order_id, new_price=price,
+                          new_qty=None if step.qty_units is None else step.qty_units * c.step)
 
     def drain(self) -> None:
         """Let every latency queue empty out (and funding come due), checking as usual."""
@@ -951,6 +1014,24 @@ def run_scenario(scenario: list[Step], latency_b: timedelta = NO_LATENCY,
     return harness
 
 
+@st.composite
+def liquidation_sessions(draw: st.DrawFn) -> list[Step]:
+    """A leveraged position, orders around it, then the market gaps against it (the venue
+    liquidates on the new mark), the book runs on, then anything at all."""
+    account = draw(st.sampled_from(ACCOUNTS))
+    venue, symbol = account[1], draw(symbols)
+    opened = draw(sides)
+    against = -1 if opened is Side.BUY else 1
+    return [
+        submit(account, symbol, opened, OrderType.MARKET, draw(st.integers(1500, 3000))),
+        *draw(st.lists(resting_orders(account, symbol, opened), max_size=4)),
+        *draw(st.lists(amends, max_size=2)),
+        MarkShock(venue, symbol, against * draw(st.sampled_from((25, 50, 75)))),
+        *draw(st.lists(sweeps(venue, symbol), max_size=5)),
+        *draw(st.lists(steps, max_size=10)),
+    ]
+
+
 # ---- the tests ----------------------------------------------------------------------------
 
 FAST = settings(max_examples=200, deadline=None,
@@ -969,6 +1050,15 @@ def test_invariants_hold_after_every_step(scenario: list[Step]) -> None:
 @given(scenarios)
 def test_invariants_hold_with_venue_latency(scenario: list[Step]) -> None:
     run_scenario(scenario, latency_b=SOME_LATENCY)
+
+
+@FAST
+@given(liquidation_sessions())
+def test_capital_conservation_and_replay_hold_through_liquidations(
+        scenario: list[Step]) -> None:
+    """Liquidations (reduce-only market orders and a fee, from the venue's mark) keep
+    every invariant: capital conservation, equity reconciliation, replay identity."""
+    run_scenario(scenario)
 
 
 @FAST

@@ -55,6 +55,7 @@ COVERED = {
     R.MAX_ORDER_SIZE, R.MAX_ORDER_NOTIONAL, R.MAX_OPEN_ORDERS, R.PRICE_OUT_OF_BAND,
     R.MARGIN_RATIO_CAP, R.RATE_LIMITED, R.IMPACT_TOO_HIGH, R.SPREAD_TOO_WIDE,
     R.DEPTH_TOO_THIN, R.VOLUME_TOO_LOW, R.BREAKER_NOT_TRIPPED,
+    R.WOULD_IMMEDIATELY_TRIGGER, R.GTD_TOO_SOON,
 }
 
 
@@ -526,3 +527,42 @@ def test_book_not_ready(quoted_engine, place, at) -> None:
     assert order.status is OrderStatus.REJECTED and order.reject_code == R.BOOK_NOT_READY
     assert order.reject_message == (
         "the BTC-PERP order book is stale (last update 31 s ago, limit 30 s)")
+
+
+# ---- venue profiles' own codes (binance-usdm; more in tests/venues/test_venue_profiles.py)
+
+
+def _binance(make_engine, market, at):
+    from app.domain.venue_profiles import BINANCE_USDM
+
+    engine = make_engine(venue_config=PaperVenueConfig(
+        capabilities=VenueCapabilities(profile=BINANCE_USDM)))
+    market.quote(engine, at(0))
+    market.mark(engine, at(0), "60000.0")
+    market.trade(engine, at(0), "60000.0", "0.1", "sell")
+    return engine
+
+
+def test_would_immediately_trigger(make_engine, market, place, at) -> None:
+    engine = _binance(make_engine, market, at)
+    order, events = place(engine, at(1), side="buy", type="stop", qty="0.1",
+                          trigger="59990.0")
+    assert_rejected(order, events, R.WOULD_IMMEDIATELY_TRIGGER,
+                    "the last price 60000.0 has already reached the trigger 59990.0")
+
+
+def test_price_out_of_band(make_engine, market, place, at) -> None:
+    engine = _binance(make_engine, market, at)
+    order, events = place(engine, at(1), side="buy", qty="0.1", price="56999.9")
+    assert_rejected(order, events, R.PRICE_OUT_OF_BAND,
+                    "price 56999.9 is more than 5.00% from the mark 60000.0 "
+                    "(allowed 57000.000 to 63000.000)")
+
+
+def test_gtd_too_soon(make_engine, market, place, at) -> None:
+    engine = _binance(make_engine, market, at)
+    order, events = place(engine, at(1), price="59990.0", tif="gtd", expire_at=at(600))
+    assert_rejected(order, events, R.GTD_TOO_SOON,
+                    "paper-binance needs expire_at at least 600 s ahead (binance-usdm)")
+    order, _ = place(engine, at(1), price="59990.0", tif="gtd", expire_at=at(601))
+    assert order.status is OrderStatus.ACCEPTED

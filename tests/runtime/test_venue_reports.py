@@ -16,6 +16,7 @@ from app.domain.events import OrderFilled
 from app.domain.instruments import Instrument, InstrumentKind, VenueCapabilities
 from app.domain.market import MarketUpdate
 from app.domain.orders import Liquidity, Order, OrderSpec, OrderStatus, OrderType, Side
+from app.domain.rejections import Rejection
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
 from app.runtime.broadcast import Broadcaster
@@ -61,6 +62,13 @@ class AsyncVenue:
 
     def cancel(self, order_id: int, now: datetime, reason: str = "canceled") -> list[Report]:
         return []
+
+    def amend(self, order_id: int, qty: Decimal | None, price: Decimal | None,
+              now: datetime) -> list[Report]:
+        return []  # answered later, like everything else here
+
+    def precheck(self, spec: OrderSpec, now: datetime) -> Rejection | None:
+        return None
 
     def on_market(self, update: MarketUpdate, now: datetime) -> list[Report]:
         return []

@@ -55,6 +55,18 @@ def bare_spec() -> OrderSpec:
                      type=OrderType.MARKET, qty=D("200.0"), client_order_id="pd-1")
 
 
+def trailing_spec() -> OrderSpec:
+    return OrderSpec(client="demo", venue="paper-binance", symbol="BTC-PERP", side=Side.SELL,
+                     type=OrderType.TRAILING_STOP, qty=D("0.010"), client_order_id="tr-1",
+                     callback_rate=D("0.5"), activation_price=D("61000.0"))
+
+
+def close_position_spec() -> OrderSpec:
+    return OrderSpec(client="demo", venue="paper-binance", symbol="BTC-PERP", side=Side.SELL,
+                     type=OrderType.TAKE_PROFIT, qty=D(0), trigger_price=D("62000.0"),
+                     close_position=True, client_order_id="tp-all")
+
+
 def closed_trade() -> ClosedTrade:
     return ClosedTrade(
         trade_id="demo:paper-binance:BTC-PERP:3", client="demo", venue="paper-binance",
@@ -77,6 +89,14 @@ def sample_events() -> list[Any]:
         ev.OrderAccepted(2, T),
         ev.OrderRejected(3, "POST_ONLY_WOULD_CROSS", "post-only buy at 1 would take", T),
         ev.OrderTriggered(2, D("60000.0"), T),
+        ev.OrderTriggered(12, D("59000.0"), T, qty=D("0.750")),
+        ev.OrderSubmitted(12, trailing_spec(), T),
+        ev.OrderSubmitted(13, close_position_spec(), T),
+        ev.OrderAmendRequested(2, D("0.200"), None, T, actor="key:ab12"),
+        ev.OrderAmendRequested(2, None, D("59980.0"), T),
+        ev.OrderAmended(2, D("0.200"), D("59980.0"), False, T),
+        ev.OrderAmended(14, D("3"), None, True, T),
+        ev.OrderAmendRejected(2, "order is not open at the venue", T),
         ev.OrderFilled(2, 7, "demo", "paper-binance", "BTC-PERP", Side.SELL, D("0.025"),
                        D("59990.1"), D("0.2999505"), Liquidity.MAKER, T),
         ev.OrderFilled(4, 8, "demo", "paper-binance", "BTC-PERP", Side.BUY, D("3"),

@@ -258,7 +258,8 @@ def assert_projections_match(db: sa.Engine, state: EngineState, events: list[Eve
             "replaced_by": o.replaced_by, "created_at": o.created_at,
             "updated_at": o.updated_at or o.created_at,
             "trigger_source": s.trigger_source.value, "expire_at": s.expire_at,
-            "strategy": s.tags.strategy,
+            "strategy": s.tags.strategy, "callback_rate": s.callback_rate,
+            "activation_price": s.activation_price, "close_position": s.close_position,
         }, f"order {oid}"
 
     fills = sorted(table_rows(db, FillRow), key=lambda r: r["fill_id"])

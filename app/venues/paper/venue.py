@@ -10,9 +10,12 @@ What it models, and why:
   them is gone (see ``queue.py``); a book that moves through the price
   fills them as maker at their own price, up to the crossing size.
 * **Exchange rules** — post-only that would cross is rejected (Binance
-  GTX), IOC remainders are canceled, FOK is all or nothing, GTD expires,
-  stops trigger on last or mark, reduce-only never increases the venue's
-  own view of the position.
+  GTX) or canceled (Bybit), IOC remainders are canceled, FOK is all or
+  nothing, GTD expires, stops, take-profits and trailing stops trigger on
+  last or mark, close-position stops close what is there at the trigger,
+  reduce-only never increases the venue's own view of the position, amends
+  keep or lose queue priority as the venue's profile says
+  (``app/domain/venue_profiles.py``).
 * **Latency** — submit latency delays arrival at the matching engine,
   response latency delays when reports become visible, both on the
   simulated clock, so the same inputs always give the same outputs.
@@ -43,10 +46,22 @@ from app.domain.market import (
     Quote,
     TradePrint,
 )
-from app.domain.orders import Liquidity, Order, OrderType, Side, TimeInForce, TriggerSource
-from app.domain.rejections import RejectCode
+from app.domain.orders import (
+    Liquidity,
+    Order,
+    OrderSpec,
+    OrderType,
+    Side,
+    TimeInForce,
+    TriggerSource,
+    triggers_on_rise,
+)
+from app.domain.rejections import RejectCode, Rejection
+from app.domain.venue_profiles import Outcome
 from app.venues.base import (
     Accepted,
+    Amended,
+    AmendRefused,
     Canceled,
     CancelRefused,
     Expired,
@@ -57,6 +72,7 @@ from app.venues.base import (
 )
 from app.venues.paper.book import Book
 from app.venues.paper.queue import QueueModel, QueuePosition
+from app.venues.paper.trailing import arm_and_trail
 
 ZERO = Decimal(0)
 NO_DELAY = timedelta(0)
@@ -103,10 +119,18 @@ class Working:
     post_only: bool
     reduce_only: bool
     remaining: Decimal
+    qty: Decimal = ZERO  # the order's total (what has filled is qty - remaining)
     accepted: bool = False
     queue_ahead: Decimal | None = None
     depth_at_entry: Decimal = ZERO
     traded_at_price: Decimal = ZERO
+    close_position: bool = False
+    # Trailing stops: the callback (percent), the arming price, whether it is armed and
+    # the best price seen since (the high for a sell, the low for a buy).
+    callback_rate: Decimal | None = None
+    activation_price: Decimal | None = None
+    armed: bool = False
+    extreme: Decimal | None = None
 
     @classmethod
     def of(cls, order: Order, enforce_reduce_only: bool) -> Working:
@@ -115,8 +139,10 @@ class Working:
             order_id=order.order_id, client=s.client, symbol=s.symbol, side=s.side,
             type=s.type, price=s.price, trigger_price=s.trigger_price,
             trigger_source=s.trigger_source, tif=s.time_in_force, expire_at=s.expire_at,
-            post_only=s.post_only, reduce_only=s.reduce_only or enforce_reduce_only,
-            remaining=order.remaining_qty,
+            post_only=s.post_only,
+            reduce_only=s.reduce_only or s.close_position or enforce_reduce_only,
+            remaining=order.remaining_qty, qty=s.qty, close_position=s.close_position,
+            callback_rate=s.callback_rate, activation_price=s.activation_price,
         )
 
 
@@ -128,6 +154,10 @@ class PaperVenue:
         self.name = name
         self.config = config or PaperVenueConfig()
         self.capabilities = self.config.capabilities
+        self.profile = self.capabilities.profile
+        # Accounts and symbols whose position changed: their reduce-only orders are
+        # looked at once the step is done (profiles that expire them at once).
+        self._moved: set[tuple[str, str]] = set()
         self.queue_model: QueueModel = queue_model or QueuePosition()
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, Book] = {}
@@ -139,8 +169,8 @@ class PaperVenue:
         self._by_id: dict[int, Working] = {}
         self._expiries: list[tuple[datetime, int]] = []
         # What is on its way to the matching engine (submit latency), in arrival order:
-        # an order, or a cancel as (order_id, reason).
-        self._inflight: list[tuple[datetime, int, Working | tuple[int, str]]] = []
+        # an order, a cancel as (order_id, reason), or an amend.
+        self._inflight: list[tuple[datetime, int, Working | tuple[int, str] | _Amend]] = []
         self._outbox: deque[Report] = deque()
         self._seq = count()
         self._delay_out = self.config.response_latency > NO_DELAY
@@ -195,6 +225,45 @@ class PaperVenue:
             return []
         out: list[Report] = []
         self._arrive(work, now, out)
+        self._settle_reduce_only(now, out)
+        return self._respond(out, now)
+
+    def precheck(self, spec: OrderSpec, now: datetime) -> Rejection | None:
+        """What the venue answers at once, before any order exists (the profile's
+        ``REFUSE`` outcomes, e.g. Binance's -5022 and -5021), judged on the book as it
+        is now; None if it would take the order. With submit latency the order is
+        judged again when it arrives (and then rejected as a recorded order)."""
+        if not self.profile.refuses_unrecorded:
+            return None
+        book = self.books.get(spec.symbol)
+        if book is None or not spec.type.has_limit_price or spec.type.is_conditional:
+            return None
+        price = spec.price
+        if price is None:
+            return None
+        profile = self.profile
+        if (profile.post_only_cross is Outcome.REFUSE and spec.post_only
+                and self._crosses(book, spec.side, price)):
+            return Rejection(RejectCode.POST_ONLY_WOULD_CROSS,
+                             f"post-only {spec.side.value} at {price} would take liquidity; "
+                             "no order was placed")
+        if profile.fok_unfillable is Outcome.REFUSE and spec.time_in_force is TimeInForce.FOK:
+            fillable = sum((q for _, q in book.plan_take(spec.side, spec.qty, price)), ZERO)
+            if fillable < spec.qty:
+                return Rejection(RejectCode.FOK_NOT_FILLABLE,
+                                 f"only {fillable} of {spec.qty} fillable now; "
+                                 "no order was placed")
+        return None
+
+    def amend(self, order_id: int, qty: Decimal | None, price: Decimal | None, now: datetime
+              ) -> list[Report]:
+        """Change a working order's total qty and/or price in place (see ``_amend_now``)."""
+        if self.config.submit_latency > NO_DELAY:
+            self._schedule(now + self.config.submit_latency, _Amend(order_id, qty, price))
+            return []
+        out: list[Report] = []
+        self._amend_now(_Amend(order_id, qty, price), now, out)
+        self._settle_reduce_only(now, out)
         return self._respond(out, now)
 
     def cancel(self, order_id: int, now: datetime, reason: str = "canceled") -> list[Report]:
@@ -220,7 +289,9 @@ class PaperVenue:
             self._by_id[work.order_id] = work
             if not work.accepted:
                 self._arrive(work, now, out)
-            elif work.type.is_stop and order.triggered_at is None:
+            elif work.type.is_conditional and order.triggered_at is None:
+                # (A trailing stop re-arms from the prices it sees from now on: the best
+                # price before the restart is not kept.)
                 self._stops[work.symbol][work.order_id] = work
                 self._schedule_expiry(work)
             elif work.price is None:
@@ -244,19 +315,22 @@ class PaperVenue:
             at, _, payload = heapq.heappop(self._inflight)
             if isinstance(payload, Working):
                 self._arrive(payload, at, out)
+            elif isinstance(payload, _Amend):
+                self._amend_now(payload, at, out)
             else:
                 order_id, reason = payload
                 self._cancel_now(order_id, at, reason, out)
         while self._expiries and self._expiries[0][0] <= now:
             at, order_id = heapq.heappop(self._expiries)
             work = self._by_id.get(order_id)
-            if work is not None and work.remaining > 0:
+            if work is not None and self._live(work):
                 self._remove(work)
                 out.append(Expired(order_id, at))
+        self._settle_reduce_only(now, out)
         self._queue_out(out, now)
         return self._release(now)
 
-    def _schedule(self, at: datetime, payload: Working | tuple[int, str]) -> None:
+    def _schedule(self, at: datetime, payload: Working | tuple[int, str] | _Amend) -> None:
         heapq.heappush(self._inflight, (at, next(self._seq), payload))
 
     def _respond(self, out: list[Report], now: datetime) -> list[Report]:
@@ -289,6 +363,9 @@ class PaperVenue:
         if self._inflight or self._expiries or self._outbox:
             out = self.advance(now)
         more = self._handlers[type(update)](update, now)
+        if self._moved:
+            more = more or []
+            self._settle_reduce_only(now, more)
         if more:
             if self._delay_out:
                 self._queue_out(more, now)
@@ -385,7 +462,7 @@ class PaperVenue:
     # ---- matching ---------------------------------------------------------
 
     def _arrive(self, work: Working, now: datetime, out: list[Report]) -> None:
-        if work.type.is_stop:
+        if work.type.is_conditional:
             work.accepted = True
             out.append(Accepted(work.order_id, now))
             self._stops[work.symbol][work.order_id] = work
@@ -397,7 +474,7 @@ class PaperVenue:
     def _execute(self, work: Working, now: datetime, out: list[Report]) -> None:
         """Match an arriving (or just triggered) order, then rest, cancel or reject the rest."""
         book = self.books[work.symbol]
-        is_market = work.type in (OrderType.MARKET, OrderType.STOP)
+        is_market = work.type.executes_at_market
         limit = None if is_market else work.price
         if is_market and not book.has_liquidity:
             self._refuse(work, RejectCode.NO_MARKET_DATA,
@@ -409,7 +486,8 @@ class PaperVenue:
             return
         if work.post_only and limit is not None and self._crosses(book, work.side, limit):
             self._refuse(work, RejectCode.POST_ONLY_WOULD_CROSS,
-                         f"post-only {work.side.value} at {limit} would take liquidity", now, out)
+                         f"post-only {work.side.value} at {limit} would take liquidity", now, out,
+                         self.profile.post_only_cross)
             return
         cap = self._reduce_cap(work)
         want = min(work.remaining, cap)
@@ -422,7 +500,8 @@ class PaperVenue:
             fillable = sum((q for _, q in slices), ZERO)
             if fillable < work.remaining:
                 self._refuse(work, RejectCode.FOK_NOT_FILLABLE,
-                             f"only {fillable} of {work.remaining} fillable now", now, out)
+                             f"only {fillable} of {work.remaining} fillable now", now, out,
+                             self.profile.fok_unfillable)
                 return
         if not work.accepted:
             work.accepted = True
@@ -446,7 +525,7 @@ class PaperVenue:
         elif work.tif in (TimeInForce.IOC, TimeInForce.FOK):
             self._cancel_rest(work, "ioc remainder", now, out)
         elif work.reduce_only and self._reduce_cap(work) <= 0:
-            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+            self._unreducible(work, now, out)
         else:
             self._rest(work, limit, book)
 
@@ -538,14 +617,14 @@ class PaperVenue:
             book.take(work.side, slices)
             self._fill_resting(work, price, qty, now, out)
         elif want <= 0:
-            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+            self._unreducible(work, now, out)
 
     def _fill_resting(self, work: Working, price: Decimal, qty: Decimal, now: datetime,
                       out: list[Report]) -> None:
         """Fill a resting order as maker at its own ``price``."""
         cap = self._reduce_cap(work)
         if cap <= 0:
-            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+            self._unreducible(work, now, out)
             return
         qty = min(qty, cap)
         rate = self.instruments[work.symbol].maker_fee_rate
@@ -553,7 +632,7 @@ class PaperVenue:
         if work.remaining <= 0:
             self._remove(work)
         elif work.reduce_only and self._reduce_cap(work) <= 0:
-            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+            self._unreducible(work, now, out)
 
     def _fill(self, work: Working, qty: Decimal, price: Decimal, fee: Decimal,
               liquidity: Liquidity, now: datetime, out: list[Report]) -> None:
@@ -561,6 +640,8 @@ class PaperVenue:
         key = (work.client, work.symbol)
         self.positions[key] = self.positions.get(key, ZERO) + (
             qty if work.side is Side.BUY else -qty)
+        if self.profile.expire_unreducible:
+            self._moved.add(key)
         out.append(Filled(work.order_id, qty, price, fee, liquidity, now))
 
     def _reduce_cap(self, work: Working) -> Decimal:
@@ -580,21 +661,39 @@ class PaperVenue:
         mark = self.marks.get(symbol, mid)
         for work in list(stops.values()):
             px = mark if work.trigger_source is TriggerSource.MARK else last
-            trigger = work.trigger_price
-            if px is None or trigger is None:
+            if px is None:
                 continue
-            hit = px >= trigger if work.side is Side.BUY else px <= trigger
-            if not hit:
-                continue
+            if work.type is OrderType.TRAILING_STOP:
+                if not arm_and_trail(work, px):
+                    continue
+            else:
+                trigger = work.trigger_price
+                if trigger is None:
+                    continue
+                rises = triggers_on_rise(work.type, work.side)
+                if not (px >= trigger if rises else px <= trigger):
+                    continue
             del stops[work.order_id]
-            out.append(Triggered(work.order_id, px, now))
+            if work.close_position:
+                # At its trigger it takes the size of the position it closes; with none
+                # on that side there is nothing to close, and it expires.
+                pos = self.positions.get((work.client, work.symbol), ZERO)
+                size = pos if work.side is Side.SELL else -pos
+                if size <= 0:
+                    self._forget(work)
+                    out.append(Expired(work.order_id, now))
+                    continue
+                work.remaining = work.qty = size
+                out.append(Triggered(work.order_id, px, now, qty=size))
+            else:
+                out.append(Triggered(work.order_id, px, now))
             self._execute(work, now, out)
 
     # ---- removal ----------------------------------------------------------
 
     def _cancel_now(self, order_id: int, now: datetime, reason: str, out: list[Report]) -> None:
         work = self._by_id.get(order_id)
-        if work is None or work.remaining <= 0:
+        if work is None or not self._live(work):
             out.append(CancelRefused(order_id, "order is not open at the venue", now))
             return
         self._cancel_rest(work, reason, now, out)
@@ -604,12 +703,81 @@ class PaperVenue:
         out.append(Canceled(work.order_id, reason, now))
 
     def _refuse(self, work: Working, code: str, message: str, now: datetime,
-                out: list[Report]) -> None:
+                out: list[Report], outcome: Outcome = Outcome.REJECT) -> None:
         self._forget(work)
+        if outcome is Outcome.CANCEL and not work.accepted:
+            # Created, then canceled (Bybit: a PostOnly that would take liquidity).
+            work.accepted = True
+            out.append(Accepted(work.order_id, now))
         if work.accepted:  # a triggered stop that can no longer execute
             out.append(Canceled(work.order_id, f"{code}: {message}", now))
         else:
             out.append(Rejected(work.order_id, code, message, now))
+
+    def _unreducible(self, work: Working, now: datetime, out: list[Report]) -> None:
+        """A reduce-only order with nothing left to reduce: expired on profiles that say
+        so (Binance), else canceled."""
+        if self.profile.expire_unreducible:
+            self._remove(work)
+            out.append(Expired(work.order_id, now))
+        else:
+            self._cancel_rest(work, "reduce-only: nothing left to reduce", now, out)
+
+    def _settle_reduce_only(self, now: datetime, out: list[Report]) -> None:
+        """After a step that moved positions: on profiles that expire reduce-only
+        orders as soon as they can no longer reduce (Binance), expire them now, not
+        when the market next reaches them."""
+        if not self._moved:
+            return
+        moved, self._moved = self._moved, set()
+        for client, symbol in sorted(moved):
+            for book in (self._resting.get(symbol, {}), self._stops.get(symbol, {})):
+                for work in list(book.values()):
+                    if (work.client == client and work.reduce_only and not work.close_position
+                            and self._reduce_cap(work) <= 0):
+                        self._unreducible(work, now, out)
+
+    def _live(self, work: Working) -> bool:
+        """Still working (an untriggered close-position order has no qty yet)."""
+        return work.remaining > 0 or (work.close_position
+                                      and work.order_id in self._stops[work.symbol])
+
+    # ---- amend ------------------------------------------------------------
+
+    def _amend_now(self, amend: _Amend, now: datetime, out: list[Report]) -> None:
+        """Amend in place. The venue's own view decides (fills may have come first):
+        a qty at or below what has filled cancels the rest (Binance Modify Order);
+        a qty decrease keeps the queue place where the profile says so; a price
+        change or qty increase goes to the back of the queue at the (new) price, and
+        a post-only one that would now cross is canceled."""
+        work = self._by_id.get(amend.order_id)
+        if work is None or not self._live(work):
+            out.append(AmendRefused(amend.order_id, "order is not open at the venue", now))
+            return
+        filled = work.qty - work.remaining
+        qty = work.qty if amend.qty is None else amend.qty
+        price = work.price if amend.price is None else amend.price
+        if qty <= filled:
+            self._cancel_rest(work, "amended to no more than its filled qty", now, out)
+            return
+        waiting = work.order_id in self._stops[work.symbol]
+        book = self.books[work.symbol]
+        if (not waiting and work.post_only and price is not None
+                and self._crosses(book, work.side, price)):
+            self._cancel_rest(work, "post-only amend would cross", now, out)
+            return
+        resting = self._resting[work.symbol]
+        keeps = (waiting or (price == work.price and qty < work.qty
+                             and self.profile.amend_keeps_priority))
+        work.qty, work.remaining, work.price = qty, qty - filled, price
+        out.append(Amended(work.order_id, qty, price, keeps, now))
+        if waiting or keeps or work.order_id not in resting:
+            return
+        # To the back of the queue: off the book and in again as if it just arrived
+        # (it may take liquidity now, as a limit moved through the touch does).
+        del resting[work.order_id]
+        work.queue_ahead = None
+        self._execute(work, now, out)
 
     def _remove(self, work: Working) -> None:
         self._resting[work.symbol].pop(work.order_id, None)
@@ -624,6 +792,13 @@ class PaperVenue:
 
     def working(self, order_id: int) -> Working | None:
         return self._by_id.get(order_id)
+
+
+@dataclass(slots=True)
+class _Amend:
+    order_id: int
+    qty: Decimal | None
+    price: Decimal | None
 
 
 _UpdateHandler = Callable[[MarketUpdate, datetime], list[Report] | None]
