@@ -18,6 +18,7 @@ from app.domain.instruments import Instrument
 from app.domain.positions import Position
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 AccountKey = tuple[str, str]  # (client, venue)
 
@@ -105,12 +106,16 @@ def summarize(
     marks: Mapping[str, Decimal],
     order_margin: Decimal = ZERO,
     instruments: Mapping[str, Instrument] | None = None,
+    initial_multiplier: Decimal = ONE,
+    maintenance_multiplier: Decimal = ONE,
 ) -> AccountSummary:
     """Value ``account`` given its positions and the mark per symbol (and, to apply each
     symbol's leverage cap and maintenance tiers, the instruments by symbol).
 
     A position whose symbol has no mark yet is valued at its entry price
-    (zero unrealized) rather than at zero, which would invent a loss.
+    (zero unrealized) rather than at zero, which would invent a loss. The
+    multipliers are a margin window's (``MarginWindow``): they scale the initial
+    and maintenance requirements (``order_margin`` comes scaled already).
     """
     unrealized = ZERO
     margin_used = ZERO
@@ -125,6 +130,10 @@ def summarize(
         margin_used += notional / account.leverage_for(p.symbol, inst)
         if inst is not None:
             maintenance += inst.maintenance_margin(notional)
+    if initial_multiplier != ONE:
+        margin_used *= initial_multiplier
+    if maintenance_multiplier != ONE:
+        maintenance *= maintenance_multiplier
     equity = account.wallet + unrealized
     available = equity - margin_used - order_margin
     if equity > 0:

@@ -15,6 +15,8 @@ from app.domain.positions import ClosedTrade
 from app.domain.risk import (
     BreakerReset,
     BreakerTripped,
+    MarginWindowChanged,
+    MarginWindowWarning,
     OrderSizedDown,
     RiskProfileChanged,
     RiskStateRecorded,
@@ -315,4 +317,5 @@ Event = (
     | FundingRateMissing
     | StrategyCreated | StrategyStarted | StrategyStopped | StrategyConfigured
     | RiskProfileChanged | BreakerTripped | BreakerReset | RiskStateRecorded | OrderSizedDown
+    | MarginWindowChanged | MarginWindowWarning
 )

@@ -12,7 +12,7 @@ utilization. A profile is replaced whole by ``SetRiskProfile``; the engine recor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -218,6 +218,84 @@ class OrderSizedDown:
     impact_bps: Decimal
     max_impact_bps: Decimal
     mode: SizingMode
+    at: datetime
+
+
+# ---- margin windows (seed 003) ----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MarginWindow:
+    """A time of day in which a venue asks more (or less) margin, as Coinbase's
+    derivatives do overnight: each position's initial and maintenance margin are
+    multiplied. ``start`` and ``end`` are UTC times of day; an ``end`` at or before
+    ``start`` wraps past midnight. Outside every window the multipliers are 1."""
+
+    name: str
+    start: time
+    end: time
+    initial_multiplier: Decimal = Decimal(1)
+    maintenance_multiplier: Decimal = Decimal(1)
+
+    def covers(self, at: datetime) -> bool:
+        t = at.timetz().replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+def window_at(windows: tuple[MarginWindow, ...], at: datetime) -> MarginWindow | None:
+    """The window in force at ``at`` (the first listed that covers it)."""
+    return next((w for w in windows if w.covers(at)), None)
+
+
+def next_boundary(windows: tuple[MarginWindow, ...], at: datetime) -> datetime | None:
+    """The next instant after ``at`` at which some window starts or ends."""
+    best: datetime | None = None
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    for w in windows:
+        for moment in (w.start, w.end):
+            for days in (0, 1):
+                candidate = day + timedelta(days=days, hours=moment.hour,
+                                            minutes=moment.minute, seconds=moment.second)
+                if candidate > at and (best is None or candidate < best):
+                    best = candidate
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class MarginSnapshot:
+    """One account at a window change: its margin utilization (margin in use over
+    equity) under the requirements before and after it."""
+
+    client: str
+    equity: Decimal
+    utilization_before: Decimal
+    utilization_after: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class MarginWindowChanged:
+    venue: str
+    previous: str | None  # window names; None: no window (the base requirements)
+    current: str | None
+    initial_multiplier: Decimal
+    maintenance_multiplier: Decimal
+    snapshots: tuple[MarginSnapshot, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MarginWindowWarning:
+    """Ahead of a window that raises requirements beyond an account's headroom: the
+    margin the account would need then exceeds its equity less what is in use now."""
+
+    venue: str
+    client: str
+    window: str | None
+    starts_at: datetime
+    equity: Decimal
+    margin_now: Decimal
+    margin_then: Decimal
     at: datetime
 
 

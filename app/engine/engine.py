@@ -73,6 +73,7 @@ from app.domain.positions import Position
 from app.domain.rejections import CommandRefused, RejectCode
 from app.domain.risk import (
     UNLIMITED,
+    MarginWindow,
     OrderSizedDown,
     ResetBreaker,
     RiskProfile,
@@ -94,6 +95,7 @@ from app.domain.trading_state import Scope, TradingState, effective_state
 from app.engine.amend import amend_order
 from app.engine.retention import DEFAULT_RETAIN_FINISHED, DEFAULT_RETAIN_TRADES
 from app.engine.risk import OrderContext, RiskLimits, check_order
+from app.engine.margin_windows import MarginWindows
 from app.engine.risk_controls import RiskControls
 from app.engine.state import EngineState
 from app.venues.base import (
@@ -143,6 +145,8 @@ class EngineConfig:
     # for clients without their own; RiskProfileChanged events override both.
     risk_profiles: dict[str, RiskProfile] = field(default_factory=dict)
     default_risk_profile: RiskProfile = UNLIMITED
+    # Venues' margin windows (seed 003), by venue.
+    margin_windows: dict[str, tuple[MarginWindow, ...]] = field(default_factory=dict)
 
     def limits_for(self, client: str, symbol: str) -> RiskLimits:
         return self.client_limits.get((client, symbol)) or self.limits.get(symbol) or _NO_LIMITS
@@ -183,6 +187,7 @@ class Engine:
         # The next time funding work is due; the first call sets up the schedule.
         self._next_funding_at = EPOCH
         self.risk = RiskControls(self, config.risk_profiles, config.default_risk_profile)
+        self.margin = MarginWindows(self, config.margin_windows)
         # Dispatch by exact type: one dict lookup to a bound method, as cheap as an
         # ``is`` chain's first test, and each handler is typed for its own kind.
         self._commands: dict[type, _CommandHandler] = dict([
@@ -273,6 +278,7 @@ class Engine:
                 self._on_reports(reports, out)
         if now >= self._next_funding_at:
             self._settle_funding(now, out)
+        self.margin.step(now, out)
         self.risk.on_time(now)
         if self.risk.due:
             self.risk.after_step(now, out)
@@ -348,7 +354,9 @@ class Engine:
                 reserved += group.margin(positions.get(symbol), prices.get(symbol),
                                          leverage, exclude_order)
         marks = {s: p for s, p in prices.items() if p is not None}
-        return summarize(account, positions.values(), marks, reserved, instruments)
+        initial, maintenance = self.margin.multipliers(venue)
+        return summarize(account, positions.values(), marks, reserved * initial, instruments,
+                         initial, maintenance)
 
     def _open_orders(self) -> Iterator[Order]:
         for orders in self.state.open_orders.values():
@@ -549,6 +557,7 @@ class Engine:
             clip_to_position=clip, bypass_halt=bypass_halt,
             max_notional_at_leverage=inst.max_notional_at(leverage) if inst.is_perp else None,
             margin_in_use=summary.margin_used + summary.order_margin, equity=summary.equity,
+            margin_multiplier=self.margin.multipliers(venue)[0],
             last_price=venue_view.last.get(spec.symbol),
             mark_price=venue_view.marks.get(spec.symbol),
         )

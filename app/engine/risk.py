@@ -55,6 +55,8 @@ class OrderContext:
     # equity: the client's margin-ratio cap on entries compares them.
     margin_in_use: Decimal = ZERO
     equity: Decimal = ZERO
+    # A margin window's initial-margin multiplier on this venue (1: none in force).
+    margin_multiplier: Decimal = Decimal(1)
     # Last trade and mark, for the venue profile's trigger and price-band rules.
     last_price: Decimal | None = None
     mark_price: Decimal | None = None
@@ -145,7 +147,8 @@ def check_order(spec: OrderSpec, ctx: OrderContext) -> tuple[Rejection | None, D
                                f"a position of {exposure:.2f} is above the {cap} allowed at "
                                f"{ctx.leverage}x; lower the leverage or the size")
         added = qty - reducible_qty(position, spec.side)
-        needed = added * price / ctx.leverage + qty * price * inst.taker_fee_rate
+        needed = added * price / ctx.leverage * ctx.margin_multiplier \
+            + qty * price * inst.taker_fee_rate
         if needed > ctx.available and (profile.margin_check_untriggered
                                        or not spec.type.is_conditional):
             return _reject(R.INSUFFICIENT_MARGIN,

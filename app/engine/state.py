@@ -50,6 +50,8 @@ from app.domain.risk import (
     BreakerReset,
     BreakerTripped,
     ClientRiskState,
+    MarginWindowChanged,
+    MarginWindowWarning,
     OrderSizedDown,
     RiskProfile,
     RiskProfileChanged,
@@ -113,6 +115,8 @@ class EngineState:
     # breakers track.
     risk_profiles: dict[str, RiskProfile] = field(default_factory=dict)
     risk: dict[str, ClientRiskState] = field(default_factory=dict)
+    # The margin window in force per venue (by name; absent: none), as last recorded.
+    margin_windows: dict[str, str | None] = field(default_factory=dict)
     last_order_id: int = 0
     last_fill_id: int = 0
     # Bounded memory (app/engine/retention.py): finished orders, oldest first, of which
@@ -177,6 +181,7 @@ class EngineState:
             "strategies": self.strategies,
             "risk_profiles": self.risk_profiles,
             "risk": self.risk,
+            "margin_windows": self.margin_windows,
             "finished": list(self.finished),
             "evicted_ids": self.evicted_ids,
             "evicted_orders": self.evicted_orders,
@@ -229,6 +234,9 @@ class EngineState:
             state.day_open_equity = e.equity
         else:  # a session breaker: a new session
             state.session_started, state.session_trades = e.at, 0
+
+    def _margin_window_changed(self, e: MarginWindowChanged) -> None:
+        self.margin_windows[e.venue] = e.current
 
     def _risk_state_recorded(self, e: RiskStateRecorded) -> None:
         state = self.risk_of(e.client)
@@ -520,4 +528,6 @@ _APPLY: dict[type, _Applier] = dict([
     _applier(BreakerReset, EngineState._breaker_reset),
     _applier(RiskStateRecorded, EngineState._risk_state_recorded),
     _applier(OrderSizedDown, EngineState._noop),
+    _applier(MarginWindowChanged, EngineState._margin_window_changed),
+    _applier(MarginWindowWarning, EngineState._noop),
 ])

@@ -30,6 +30,8 @@ _TOPIC_BY_EVENT = {
     "BreakerReset": "risk",
     "RiskStateRecorded": "risk",
     "OrderSizedDown": "risk",
+    "MarginWindowChanged": "risk",
+    "MarginWindowWarning": "risk",
 }
 
 

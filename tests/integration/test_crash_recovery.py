@@ -43,8 +43,17 @@ STORM_SECONDS = 2.0
 READY_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 5.0
 MONEY = D("0.00000001")
-# No position limits: the storm is about durability, not about the demo's tiny limits.
-CONFIG_YAML = "limits: {}\n"
+# No position limits and no risk controls: the storm is about durability, not about the
+# demo's tiny limits or its losing streaks tripping a breaker.
+CONFIG_YAML = """\
+limits: {}
+risk:
+  default:
+    price_band_pct: null
+    max_open_orders: null
+    max_margin_ratio: null
+    breakers: {consecutive_losses: null, daily_loss_pct: null, max_drawdown_pct: null}
+"""
 
 
 def reachable(status: OrderStatus) -> set[OrderStatus]:
