@@ -15,6 +15,8 @@ Environment (prefix ``PERPDESK_``): ``DATABASE_URL``, ``CONFIG`` (YAML path),
     instruments: [...]                   # symbol, venue, tick_size, step_size, ...
     limits:
       BTC-PERP: {max_position_size: "0.5", max_position_notional: "30000"}
+    alerts:                              # thresholds and sinks (README "Alerts")
+      sinks: [{type: log}, {type: webhook, url: "https://hooks.example/perpdesk"}]
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import defaults
@@ -144,11 +146,80 @@ class LimitsConfig(BaseModel):
     max_position_notional: Decimal | None = None
 
 
+# ---- alerts (README "Alerts"): thresholds and sinks ---------------------------------------
+
+AlertSeverity = Literal["info", "warning", "error", "critical"]
+_SINK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"  # a /metrics label: short, plain
+_HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,100}$")]
+_HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{0,2000}$")]
+
+
+class LogSinkConfig(BaseModel):
+    """One ``ALERT[...]`` / ``ALERT_RESOLVED[...]`` log line per alert event."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["log"] = "log"
+    name: str = Field(default="log", pattern=_SINK_NAME)
+    min_severity: AlertSeverity = "info"
+
+
+class WebhookSinkConfig(BaseModel):
+    """HTTP POST of each alert event as JSON, from its own task, with retries."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["webhook"]
+    name: str = Field(default="webhook", pattern=_SINK_NAME)
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    min_severity: AlertSeverity = "info"
+    headers: dict[_HeaderName, _HeaderValue] = Field(default_factory=dict, max_length=20)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    queue_size: int = Field(default=1000, ge=1, le=100_000)  # full: the oldest is dropped
+    backoff_initial_s: float = Field(default=0.5, gt=0, le=60)
+    backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+    # An event not delivered this long after it was raised is dropped (and counted).
+    retry_horizon_s: float = Field(default=600.0, gt=0, le=86_400)
+
+
+AlertSinkConfig = Annotated[LogSinkConfig | WebhookSinkConfig, Field(discriminator="type")]
+
+
+def _default_sinks() -> list[AlertSinkConfig]:
+    return [LogSinkConfig()]
+
+
+class AlertsConfig(BaseModel):
+    """Alert thresholds (seed 003, issue 11's liquidation risk) and where alerts go. The
+    mark-staleness limit is ``PERPDESK_STALE_MARK_SECONDS`` (shared with /readyz)."""
+
+    model_config = ConfigDict(extra="forbid")
+    margin_warning: Decimal = Field(default=Decimal("0.20"), gt=0)  # margin used / equity
+    margin_critical: Decimal = Field(default=Decimal("0.50"), gt=0)
+    liquidation_warning: Decimal = Field(default=Decimal("0.50"), gt=0)  # maint. / equity
+    liquidation_critical: Decimal = Field(default=Decimal("0.80"), gt=0)
+    max_drift: Decimal = Field(default=Decimal(1), ge=0)  # reconciliation, in the quote
+    reconcile_every_s: float = Field(default=60.0, ge=1, le=86_400)
+    reconciliation_history: int = Field(default=10_000, ge=10, le=1_000_000)
+    history: int = Field(default=1_000, ge=10, le=100_000)  # alerts kept in memory
+    sinks: list[AlertSinkConfig] = Field(default_factory=_default_sinks, max_length=20)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertsConfig:
+        if self.margin_warning >= self.margin_critical:
+            raise ValueError("margin_warning must be below margin_critical")
+        if self.liquidation_warning >= self.liquidation_critical:
+            raise ValueError("liquidation_warning must be below liquidation_critical")
+        names = [s.name for s in self.sinks]
+        if len(set(names)) != len(names):
+            raise ValueError("alert sinks need distinct names")
+        return self
+
+
 class TradingConfig(BaseModel):
     venues: list[VenueConfig]
     instruments: list[InstrumentConfig]
     clients: list[ClientConfig]
     limits: dict[str, LimitsConfig] = Field(default_factory=dict)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     def risk_limits(self) -> dict[str, RiskLimits]:
         return {s: RiskLimits(v.max_position_size, v.max_position_notional)

@@ -47,7 +47,7 @@ class TradingSystem:
         self.marks_at: dict[tuple[str, str], datetime] = {}
         self.feeds: list[FeedTask] = []
         self.clock = ClockTask(self.bus.tick)
-        self.alerts = AlertMonitor(self, self.broadcaster)
+        self.alerts = AlertMonitor(self, self.broadcaster, config=trading.alerts)
         self.bus.post_commit.on("alerts", self.alerts.on_records)
         self.housekeeping = ClockTask(self._housekeep, every=1.0)
         self.housekeepers: list = []  # more once-a-second jobs (e.g. the dashboard's)
@@ -101,6 +101,7 @@ class TradingSystem:
             await asyncio.to_thread(upgrade, self.settings.database_url)
         await asyncio.to_thread(self._recover)
         self.bus.start()
+        await self.alerts.start()  # the webhook sinks' tasks
         await self._fund_new_accounts()
         if self.settings.feed == "synthetic":
             feed = synthetic_feed(self.instruments, self.on_market, seed=self.settings.feed_seed,
@@ -119,6 +120,7 @@ class TradingSystem:
         await self.clock.stop()
         await self.housekeeping.stop()
         await self.bus.stop()
+        await self.alerts.stop()  # after the bus: the last alerts get a chance to go out
         self.db.dispose()
 
     def _recover(self) -> None:
@@ -145,8 +147,7 @@ class TradingSystem:
         await asyncio.gather(*(self.bus.execute(d) for d in deposits))
 
     def _housekeep(self) -> None:
-        self.alerts.check_marks()
-        self.alerts.check_accounts()
+        self.alerts.housekeep()
         for job in self.housekeepers:
             job()
 

@@ -39,6 +39,7 @@ from app.auth.principal import Principal, Role
 from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, TriggerSource
 from app.domain.trading_state import Scope, TradingState
 from app.services import audit_log, controls, orders, positions
+from app.services.alerts import dashboard_alerts
 from app.services.audit_log import AuditFilters
 from app.services.queries import Reader
 from app.web import views
@@ -110,7 +111,7 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
         ctx["exits"] = views.exits(reader, clients,
                                    limit=min(int(limit), 1000) if limit.isdecimal() else 20)
     elif name == "alerts":
-        ctx["alerts"] = system.alerts.recent(clients)
+        ctx["alerts"] = dashboard_alerts(reader)
     elif name == "marks":
         ctx["marks"] = views.marks(reader)
     elif name == "equity":
