@@ -305,7 +305,7 @@ class AlertMonitor:
         elif value > warning:
             self.raise_alert("warning", title, message, client, key=key)
         elif self.book.active(key) is not None:
-            self.resolve(key, f"{message} (at or below {warning * 100:g}%)")
+            self.resolve(key, f"{message} (at or below {_percent(warning)}%)")
 
     def check_marks(self, now: datetime | None = None) -> None:
         """Instruments without a fresh mark: one alert each while stale."""
@@ -339,3 +339,8 @@ class AlertMonitor:
                 self.raise_alert("error", "Reconciliation drift", text, client, key=key)
             elif self.book.active(key) is not None:
                 self.resolve(key, text)
+
+
+def _percent(share: Decimal) -> str:
+    """0.20 -> "20", 0.125 -> "12.5"."""
+    return format((share * 100).normalize(), "f")

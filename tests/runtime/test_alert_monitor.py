@@ -134,7 +134,7 @@ def test_a_ratio_threshold_raises_once_escalates_and_resolves(
     resolved = m.book.get(alert.id)
     assert resolved is not None and resolved.state == "resolved"
     assert resolved.resolved_at == world.clock[0] and resolved.level == "critical"
-    assert f"{warning * 100:.1f}%" in resolved.resolution
+    assert f"(at or below {int(warning * 100)}%)" in resolved.resolution
     assert world.sink.kinds()[-1] == ("resolved", "critical", key)
     at(D(0))  # resolving twice is a no-op
     assert len(world.sink.events) == 3
