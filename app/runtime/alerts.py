@@ -287,25 +287,31 @@ class AlertMonitor:
             if keys is not None and (client, venue) not in keys:
                 continue
             s = engine.summary(client, venue)
-            where = f"{client} on {venue}"
             ratio = s.margin_ratio if s.margin_ratio.is_finite() else Decimal(1)
             self._threshold(f"margin_utilization:{client}:{venue}", "Margin utilization",
-                            ratio, c.margin_warning, c.margin_critical, client,
-                            f"{where}: {ratio * 100:.1f}% of equity in use")
+                            ratio, c.margin_warning, c.margin_critical, client, venue,
+                            "{where}: {pct}% of equity in use")
             near = s.maintenance_ratio if s.maintenance_ratio.is_finite() else Decimal(1)
             self._threshold(f"liquidation_risk:{client}:{venue}", "Liquidation risk", near,
-                            c.liquidation_warning, c.liquidation_critical, client,
-                            f"{where}: maintenance margin is {near * 100:.1f}% of equity "
+                            c.liquidation_warning, c.liquidation_critical, client, venue,
+                            "{where}: maintenance margin is {pct}% of equity "
                             "(liquidation at 100%)")
 
     def _threshold(self, key: str, title: str, value: Decimal, warning: Decimal,
-                   critical: Decimal, client: str, message: str) -> None:
-        if value > critical:
-            self.raise_alert("critical", title, message, client, key=key)
-        elif value > warning:
-            self.raise_alert("warning", title, message, client, key=key)
-        elif self.book.active(key) is not None:
+                   critical: Decimal, client: str, venue: str, template: str) -> None:
+        # This runs after every commit for the accounts it touched: the message is only
+        # written when something is raised, escalated or resolved.
+        level = "critical" if value > critical else "warning" if value > warning else None
+        current = self.book.active(key)
+        if level is None and current is None:
+            return
+        if level is not None and current is not None and RANK[level] <= RANK[current.level]:
+            return
+        message = template.format(where=f"{client} on {venue}", pct=f"{value * 100:.1f}")
+        if level is None:
             self.resolve(key, f"{message} (at or below {_percent(warning)}%)")
+        else:
+            self.raise_alert(level, title, message, client, key=key)
 
     def check_marks(self, now: datetime | None = None) -> None:
         """Instruments without a fresh mark: one alert each while stale."""

@@ -164,15 +164,22 @@ class WebhookSink:
                         left)
 
     async def _run(self) -> None:
-        async with self._client_factory() as client:
-            while True:
-                if self._inflight is None:
-                    if not self._queue:
-                        self._wake.clear()
-                        await self._wake.wait()
-                        continue
-                    self._inflight = self._queue.popleft()
-                await self._deliver_inflight(client)
+        while True:
+            try:
+                async with self._client_factory() as client:
+                    while True:
+                        if self._inflight is None:
+                            if not self._queue:
+                                self._wake.clear()
+                                await self._wake.wait()
+                                continue
+                            self._inflight = self._queue.popleft()
+                        await self._deliver_inflight(client)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the task must outlive its bugs: what is queued waits
+                log.exception("alert webhook %s: sender failed; restarting", self.name)
+                await asyncio.sleep(1.0)
 
     async def _deliver_inflight(self, client: httpx.AsyncClient) -> None:
         """Try the event in flight until it is delivered, refused or too old."""
