@@ -92,7 +92,6 @@ class Metrics:
             self.client_scopes.labels(state.value).set(n)
 
 
-
 class AlertMetrics(Collector):
     """Alerts active by severity, alert events, and each sink's deliveries, retries,
     queue and drops (a full webhook queue drops its oldest event: ``overflow``)."""
