@@ -16,18 +16,27 @@ Environment (prefix ``PERPDESK_``): ``DATABASE_URL``, ``CONFIG`` (YAML path),
     instruments: [...]                   # symbol, venue, tick_size, step_size, ...
     limits:
       BTC-PERP: {max_position_size: "0.5", max_position_notional: "30000"}
+    alerts:                              # thresholds and sinks (README "Alerts")
+      sinks: [{type: log}, {type: webhook, url: "https://hooks.example/perpdesk"}]
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import defaults
@@ -40,6 +49,7 @@ from app.domain.instruments import (
 from app.domain.risk import (
     Breaker,
     BreakerPolicy,
+    MarginWindow,
     RiskProfile,
     SizingMode,
     SizingPolicy,
@@ -76,8 +86,59 @@ class Settings(BaseSettings):
     retain_closed_trades: int = Field(default=1_000, ge=10, le=1_000_000)
 
 
+# ---- bounded decimal settings (YAML and the API's risk profile) ---------------------------
+
+_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def plain_decimal(value: Any) -> Any:
+    """A setting's decimal: a number, or plain decimal text (no sign, exponent or spaces:
+    ``"0.8"``, not ``"8e-1"``); YAML's floats are taken by their shortest text."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    if isinstance(value, str) and not _PLAIN.fullmatch(value):
+        raise ValueError("must be plain decimal text such as \"0.8\" (no sign, exponent "
+                         "or spaces)")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+DecimalSetting = Annotated[Decimal, BeforeValidator(plain_decimal)]
+
+
+def _decimal(default: Decimal | None, *, le: Decimal | int, gt: int | None = 0,
+             ge: int | None = None) -> Any:
+    """A bounded decimal setting (digits and range): no NaN, no 40-digit inputs."""
+    return Field(default=default, gt=gt, ge=ge, le=le, max_digits=24, decimal_places=12,
+                 allow_inf_nan=False)
+
+
+def _amount() -> Any:
+    return _decimal(None, le=Decimal(10) ** 12)
+
+
+class MarginWindowConfig(BaseModel):
+    """A time of day (UTC) in which the venue scales margin (seed 003; e.g. Coinbase's
+    overnight requirements): ``start``/``end`` as HH:MM, ``end`` before ``start``
+    wraps past midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    start: time
+    end: time
+    initial_multiplier: DecimalSetting = _decimal(Decimal(1), le=100)
+    maintenance_multiplier: DecimalSetting = _decimal(Decimal(1), le=100)
+
+    def to_domain(self) -> MarginWindow:
+        return MarginWindow(self.name, self.start.replace(tzinfo=None),
+                            self.end.replace(tzinfo=None), self.initial_multiplier,
+                            self.maintenance_multiplier)
+
+
 class VenueConfig(BaseModel):
     name: str
+    margin_windows: list[MarginWindowConfig] = Field(default_factory=list, max_length=24)
     kind: str = "paper"
     # Whose order-entry rules the paper venue follows (app/domain/venue_profiles.py).
     profile: Literal["generic", "binance-usdm", "bybit-v5"] = "generic"
@@ -162,36 +223,6 @@ class LimitsConfig(BaseModel):
 
 
 # ---- risk profiles (YAML ``risk:`` and PUT /api/v1/risk/{client} share these) ----------
-
-_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-def plain_decimal(value: Any) -> Any:
-    """A setting's decimal: a number, or plain decimal text (no sign, exponent or spaces:
-    ``"0.8"``, not ``"8e-1"``); YAML's floats are taken by their shortest text."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true/false")
-    if isinstance(value, str) and not _PLAIN.fullmatch(value):
-        raise ValueError("must be plain decimal text such as \"0.8\" (no sign, exponent "
-                         "or spaces)")
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return value
-
-
-DecimalSetting = Annotated[Decimal, BeforeValidator(plain_decimal)]
-
-
-def _decimal(default: Decimal | None, *, le: Decimal | int, gt: int | None = 0,
-             ge: int | None = None) -> Any:
-    """A bounded decimal setting (digits and range): no NaN, no 40-digit inputs."""
-    return Field(default=default, gt=gt, ge=ge, le=le, max_digits=24, decimal_places=12,
-                 allow_inf_nan=False)
-
-
-def _amount() -> Any:
-    return _decimal(None, le=Decimal(10) ** 12)
-
 
 class SizingConfig(BaseModel):
     """Impact-aware sizing and seed 000's liquidity filters (null: filter off)."""
@@ -294,6 +325,72 @@ class RiskConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default: RiskProfileConfig = Field(default_factory=RiskProfileConfig)
     clients: dict[str, RiskProfileConfig] = Field(default_factory=dict)
+# ---- alerts (README "Alerts"): thresholds and sinks ---------------------------------------
+
+AlertSeverity = Literal["info", "warning", "error", "critical"]
+_SINK_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"  # a /metrics label: short, plain
+_HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,100}$")]
+_HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{0,2000}$")]
+
+
+class LogSinkConfig(BaseModel):
+    """One ``ALERT[...]`` / ``ALERT_RESOLVED[...]`` log line per alert event."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["log"] = "log"
+    name: str = Field(default="log", pattern=_SINK_NAME)
+    min_severity: AlertSeverity = "info"
+
+
+class WebhookSinkConfig(BaseModel):
+    """HTTP POST of each alert event as JSON, from its own task, with retries."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["webhook"]
+    name: str = Field(default="webhook", pattern=_SINK_NAME)
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    min_severity: AlertSeverity = "info"
+    headers: dict[_HeaderName, _HeaderValue] = Field(default_factory=dict, max_length=20)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    queue_size: int = Field(default=1000, ge=1, le=100_000)  # full: the oldest is dropped
+    backoff_initial_s: float = Field(default=0.5, gt=0, le=60)
+    backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+    # An event not delivered this long after it was raised is dropped (and counted).
+    retry_horizon_s: float = Field(default=600.0, gt=0, le=86_400)
+
+
+AlertSinkConfig = Annotated[LogSinkConfig | WebhookSinkConfig, Field(discriminator="type")]
+
+
+def _default_sinks() -> list[AlertSinkConfig]:
+    return [LogSinkConfig()]
+
+
+class AlertsConfig(BaseModel):
+    """Alert thresholds (seed 003, issue 11's liquidation risk) and where alerts go. The
+    mark-staleness limit is ``PERPDESK_STALE_MARK_SECONDS`` (shared with /readyz)."""
+
+    model_config = ConfigDict(extra="forbid")
+    margin_warning: Decimal = Field(default=Decimal("0.20"), gt=0)  # margin used / equity
+    margin_critical: Decimal = Field(default=Decimal("0.50"), gt=0)
+    liquidation_warning: Decimal = Field(default=Decimal("0.50"), gt=0)  # maint. / equity
+    liquidation_critical: Decimal = Field(default=Decimal("0.80"), gt=0)
+    max_drift: Decimal = Field(default=Decimal(1), ge=0)  # reconciliation, in the quote
+    reconcile_every_s: float = Field(default=60.0, ge=1, le=86_400)
+    reconciliation_history: int = Field(default=10_000, ge=10, le=1_000_000)
+    history: int = Field(default=1_000, ge=10, le=100_000)  # alerts kept in memory
+    sinks: list[AlertSinkConfig] = Field(default_factory=_default_sinks, max_length=20)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertsConfig:
+        if self.margin_warning >= self.margin_critical:
+            raise ValueError("margin_warning must be below margin_critical")
+        if self.liquidation_warning >= self.liquidation_critical:
+            raise ValueError("liquidation_warning must be below liquidation_critical")
+        names = [s.name for s in self.sinks]
+        if len(set(names)) != len(names):
+            raise ValueError("alert sinks need distinct names")
+        return self
 
 
 class TradingConfig(BaseModel):
@@ -302,6 +399,7 @@ class TradingConfig(BaseModel):
     clients: list[ClientConfig]
     limits: dict[str, LimitsConfig] = Field(default_factory=dict)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     def risk_profiles(self) -> dict[str, RiskProfile]:
         return {c: p.to_domain() for c, p in self.risk.clients.items()}

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from app.api import (
+    alerts,
     controls,
     docs,
     errors,
@@ -116,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
-    for module in (orders, portfolio, controls, session, leverage, strategies, risk):
+    for module in (orders, portfolio, controls, session, leverage, strategies, risk,
+                   alerts):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)

@@ -1,5 +1,5 @@
 """Prometheus metrics: order outcomes by reason, fills, command latency,
-WebSocket clients, trading states, event-log lag.
+WebSocket clients, trading states, event-log lag, alerts and their sinks.
 
 ``/metrics`` needs no login (scrapers), so nothing in it names a client: the
 trading state is labelled for the global scope and for venues, and the kill
@@ -9,10 +9,16 @@ per state.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app.domain.events import Event, OrderAccepted, OrderFilled, OrderRejected
 from app.domain.trading_state import GLOBAL, TradingState
+from app.runtime.alerts_store import SEVERITIES
 from app.runtime.system import TradingSystem
 from app.services.queries import Recorded, trading_states
 
@@ -42,6 +48,7 @@ class Metrics:
                              registry=r)
         self.last_seq = Gauge("perpdesk_event_log_last_seq", "Last committed event sequence",
                               registry=r)
+        self._alerts: AlertMetrics | None = None
 
     def observe_records(self, records: list[Recorded]) -> None:
         """A post-commit handler (registered for fills, acceptances and rejections)."""
@@ -64,6 +71,9 @@ class Metrics:
             self.batch.observe(events)
 
     def refresh(self, system: TradingSystem, ws_clients: int) -> None:
+        if self._alerts is None:  # read from the monitor at each scrape
+            self._alerts = AlertMetrics(system.alerts)
+            self.registry.register(self._alerts)
         self.ws_clients.set(ws_clients)
         self.log_lag.set(system.bus.backlog)
         self.last_seq.set(system.bus.last_committed_seq)
@@ -81,3 +91,40 @@ class Metrics:
         for state, n in restricted.items():
             self.client_scopes.labels(state.value).set(n)
 
+
+class AlertMetrics(Collector):
+    """Alerts active by severity, alert events, and each sink's deliveries, retries,
+    queue and drops (a full webhook queue drops its oldest event: ``overflow``)."""
+
+    def __init__(self, monitor: Any):
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.monitor
+        active = GaugeMetricFamily("perpdesk_alerts_active", "Active alerts by severity",
+                                   labels=["severity"])
+        levels = [a.level for a in m.book.active_alerts()]
+        for severity in SEVERITIES:
+            active.add_metric([severity], levels.count(severity))
+        events = CounterMetricFamily("perpdesk_alert_events",
+                                     "Alert events: raised, escalated, resolved",
+                                     labels=["event"])
+        for kind in ("raised", "escalated", "resolved"):
+            events.add_metric([kind], m.events_total[kind])
+        delivered = CounterMetricFamily("perpdesk_alert_sink_delivered",
+                                        "Alert events a sink delivered", labels=["sink"])
+        retries = CounterMetricFamily("perpdesk_alert_sink_retries",
+                                      "Delivery attempts a sink retried", labels=["sink"])
+        dropped = CounterMetricFamily("perpdesk_alert_sink_dropped",
+                                      "Alert events a sink dropped: overflow (queue full), "
+                                      "expired (retry horizon), rejected (4xx)",
+                                      labels=["sink", "reason"])
+        queued = GaugeMetricFamily("perpdesk_alert_sink_queue",
+                                   "Alert events waiting in a sink", labels=["sink"])
+        for stats in m.sink_stats():
+            delivered.add_metric([stats.name], stats.delivered)
+            retries.add_metric([stats.name], stats.retries)
+            queued.add_metric([stats.name], stats.queued)
+            for reason in ("overflow", "expired", "rejected"):
+                dropped.add_metric([stats.name, reason], stats.dropped.get(reason, 0))
+        yield from (active, events, delivered, retries, dropped, queued)

@@ -93,9 +93,9 @@ from app.domain.strategies import (
 )
 from app.domain.trading_state import Scope, TradingState, effective_state
 from app.engine.amend import amend_order
+from app.engine.margin_windows import MarginWindows
 from app.engine.retention import DEFAULT_RETAIN_FINISHED, DEFAULT_RETAIN_TRADES
 from app.engine.risk import OrderContext, RiskLimits, check_order
-from app.engine.margin_windows import MarginWindows
 from app.engine.risk_controls import RiskControls
 from app.engine.state import EngineState
 from app.venues.base import (

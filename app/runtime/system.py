@@ -17,10 +17,11 @@ from typing import Any
 from app.config import Settings, TradingConfig
 from app.domain.commands import Deposit
 from app.domain.market import MarketUpdate, MarkPrice
-from app.domain.risk import OrderSizedDown
 from app.domain.rate_limits import OrderRates
+from app.domain.risk import OrderSizedDown
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
+from app.runtime import risk_alerts
 from app.runtime.alerts import AlertMonitor
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
@@ -51,8 +52,9 @@ class TradingSystem:
         self.marks_at: dict[tuple[str, str], datetime] = {}
         self.feeds: list[FeedTask] = []
         self.clock = ClockTask(self.bus.tick)
-        self.alerts = AlertMonitor(self, self.broadcaster)
+        self.alerts = AlertMonitor(self, self.broadcaster, config=trading.alerts)
         self.bus.post_commit.on("alerts", self.alerts.on_records)
+        risk_alerts.install(self.alerts)
         self.bus.post_commit.on("safety log", log_safety, *SAFETY_EVENTS)
         self.sized_down = SizedDownFeed()
         self.bus.post_commit.on("sized down", self.sized_down.on_records, OrderSizedDown)
@@ -86,7 +88,10 @@ class TradingSystem:
                                    retain_finished=self.settings.retain_finished_orders,
                                    retain_trades=self.settings.retain_closed_trades,
                                    risk_profiles=self.trading.risk_profiles(),
-                                   default_risk_profile=self.trading.risk.default.to_domain()),
+                                   default_risk_profile=self.trading.risk.default.to_domain(),
+                                   margin_windows={v.name: tuple(w.to_domain()
+                                                                 for w in v.margin_windows)
+                                                   for v in self.trading.venues}),
                       venues)
 
     def _rebuilt_engine(self) -> Engine:
@@ -110,7 +115,9 @@ class TradingSystem:
         if self.settings.migrate:
             await asyncio.to_thread(upgrade, self.settings.database_url)
         await asyncio.to_thread(self._recover)
+        risk_alerts.raise_standing(self.alerts, self.engine)
         self.bus.start()
+        await self.alerts.start()  # the webhook sinks' tasks
         await self._fund_new_accounts()
         if self.settings.feed == "synthetic":
             feed = synthetic_feed(self.instruments, self.on_market, seed=self.settings.feed_seed,
@@ -129,6 +136,7 @@ class TradingSystem:
         await self.clock.stop()
         await self.housekeeping.stop()
         await self.bus.stop()
+        await self.alerts.stop()  # after the bus: the last alerts get a chance to go out
         self.db.dispose()
 
     def _recover(self) -> None:
@@ -155,8 +163,7 @@ class TradingSystem:
         await asyncio.gather(*(self.bus.execute(d) for d in deposits))
 
     def _housekeep(self) -> None:
-        self.alerts.check_marks()
-        self.alerts.check_accounts()
+        self.alerts.housekeep()
         for job in self.housekeepers:
             job()
 

@@ -122,7 +122,20 @@ def _usage(system: TradingSystem, client: str, profile: RiskProfile) -> dict[str
                               "max_size": size_limit,
                               "notional": abs(position.qty) * mark if mark else None,
                               "max_notional": notional_limit})
+    windows = []
+    now = utc_now()
+    for venue in accounts:
+        if not engine.margin.windows.get(venue):
+            continue
+        current = engine.margin.current(venue)
+        at, coming = engine.margin.upcoming(venue, now)
+        windows.append({"venue": venue, "current": current.name if current else None,
+                        "initial_multiplier": current.initial_multiplier if current
+                        else Decimal(1),
+                        "next_change_at": at.isoformat() if at else None,
+                        "next": coming.name if coming else None})
     return {"open_orders": open_orders, "max_open_orders": profile.max_open_orders,
+            "margin_windows": windows,
             "orders_last_second": per_second, "orders_per_second": profile.orders_per_second,
             "orders_last_minute": per_minute, "orders_per_minute": profile.orders_per_minute,
             "margin": margin, "max_margin_ratio": profile.margin_ratio_cap,

@@ -42,6 +42,7 @@ from app.domain.risk import Breaker
 from app.domain.trading_state import Scope, TradingState
 from app.services import audit_log, controls, orders, positions, rejections
 from app.services import risk as risk_service
+from app.services.alerts import dashboard_alerts
 from app.services.audit_log import AuditFilters
 from app.services.queries import Reader
 from app.web import views
@@ -113,7 +114,7 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
         ctx["exits"] = views.exits(reader, clients,
                                    limit=min(int(limit), 1000) if limit.isdecimal() else 20)
     elif name == "alerts":
-        ctx["alerts"] = system.alerts.recent(clients)
+        ctx["alerts"] = dashboard_alerts(reader)
     elif name == "marks":
         ctx["marks"] = views.marks(reader)
     elif name == "equity":

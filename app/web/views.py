@@ -11,8 +11,8 @@ from typing import Any
 
 from app.domain.trading_state import GLOBAL, Scope, TradingState, effective_state
 from app.runtime.system import TradingSystem
-from app.services.audit_log import AUDIT_ACTIONS as AUDIT_ACTIONS
 from app.services import risk as risk_service
+from app.services.audit_log import AUDIT_ACTIONS as AUDIT_ACTIONS
 from app.services.queries import Reader, equity_by_client, markets, utc_now
 
 ZERO = Decimal(0)
@@ -432,7 +432,7 @@ def risk_cards(system: Any, principal: Any, clients: list[str]) -> list[dict[str
             drawdown = (view.peak_equity - view.equity) / view.peak_equity * 100
         cards.append({
             "client": client, "source": view.source, "bars": bars,
-            "equity": f"{view.equity:.2f}",
+            "equity": f"{view.equity:.2f}", "windows": usage["margin_windows"],
             "peak": f"{view.peak_equity:.2f}" if view.peak_equity is not None else "—",
             "drawdown": f"{max(drawdown, Decimal(0)):.2f}%" if drawdown is not None else "—",
             "breakers": [{"name": b.breaker.value.replace("_", " "), "key": b.breaker.value,

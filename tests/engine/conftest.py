@@ -52,7 +52,7 @@ from app.domain.orders import (
     TimeInForce,
     TriggerSource,
 )
-from app.domain.risk import UNLIMITED, RiskProfile
+from app.domain.risk import UNLIMITED, MarginWindow, RiskProfile
 from app.engine.engine import AccountSetup, Engine, EngineConfig
 from app.engine.risk import RiskLimits
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
@@ -104,6 +104,7 @@ def build_engine(
     limits: dict[str, RiskLimits] | None = None,
     client_limits: dict[tuple[str, str], RiskLimits] | None = None,
     risk_profile: RiskProfile | None = None,
+    margin_windows: dict[str, tuple[MarginWindow, ...]] | None = None,
 ) -> Engine:
     """An engine with paper venues for every venue its instruments name.
 
@@ -126,7 +127,8 @@ def build_engine(
     engine = Engine(
         EngineConfig(instruments=insts, accounts=setups, limits=dict(limits or {}),
                      client_limits=dict(client_limits or {}),
-                     default_risk_profile=risk_profile or UNLIMITED),
+                     default_risk_profile=risk_profile or UNLIMITED,
+                     margin_windows=dict(margin_windows or {})),
         venues,  # type: ignore[arg-type]
     )
     if deposits is None:
