@@ -108,7 +108,19 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     metrics = document.get("paths", {}).get("/metrics", {}).get("get")
     if metrics is not None:
         metrics["responses"]["200"]["content"] = {_METRICS_TEXT: {"schema": {"type": "string"}}}
-    return document
+    return _whole_numbers(document)
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Bounds as integers: FastAPI's schema model types every ``minimum``/``maximum`` as
+    a float (``10000.0``), and the document, like every answer, carries no floats."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 def install(app: FastAPI) -> None:
