@@ -65,12 +65,12 @@ def engine(data_dir) -> Engine:
                       STEP, D(5), max_leverage=D(50))
     profile = replace(UNLIMITED, sizing=SizingPolicy(SizingMode.CONSERVATIVE, D(5),
                                                      aggressive_max_impact_bps=D(60)))
-    engine = Engine(EngineConfig([inst], [AccountSetup("desk", VENUE, D(10))],
+    engine = Engine(EngineConfig([inst], [AccountSetup("desk", VENUE, D(1))],
                                  default_risk_profile=profile),
                     {VENUE: PaperVenue(VENUE)})
     updates = list(read_bybit_book(data_dir / BYBIT, venue=VENUE, symbol=SYMBOL))
     now = updates[-1].ts
-    engine.handle(Deposit("desk", VENUE, D(10_000_000)), now)
+    engine.handle(Deposit("desk", VENUE, D(50_000_000)), now)  # 1x: the tiers allow most
     for update in updates:
         engine.on_market(update, now)
     engine.on_market(MarkPrice(VENUE, SYMBOL, D("1.9537"), now), now)
