@@ -42,15 +42,14 @@ def check_client_limits(spec: OrderSpec, qty: Decimal, price: Decimal, increases
             return Rejection(R.MAX_ORDER_NOTIONAL,
                              f"order notional {notional:.2f} is above the limit {limit}")
     band = profile.price_band_pct
-    if band is not None and usage.mark:
-        for name, value in (("price", spec.price), ("trigger_price", spec.trigger_price)):
-            if value is None:
-                continue
-            off = abs(value - usage.mark) / usage.mark * HUNDRED
-            if off > band:
-                return Rejection(R.PRICE_OUT_OF_BAND,
-                                 f"{name} {value} is {off:.2f}% from the mark {usage.mark}; "
-                                 f"the band is {band}%")
+    # The fat-finger band is for limit prices (as Binance's PERCENT_PRICE filter):
+    # a protective stop's trigger lies far from the market by design.
+    if band is not None and usage.mark and spec.price is not None:
+        off = abs(spec.price - usage.mark) / usage.mark * HUNDRED
+        if off > band:
+            return Rejection(R.PRICE_OUT_OF_BAND,
+                             f"price {spec.price} is {off:.2f}% from the mark {usage.mark}; "
+                             f"the band is {band}%")
     if profile.max_open_orders is not None and usage.open_orders >= profile.max_open_orders:
         return Rejection(R.MAX_OPEN_ORDERS,
                          f"{usage.open_orders} orders are open; the limit is "

@@ -1,7 +1,7 @@
 """OHLCV bar files of any interval, and funding-rate files, as market updates.
 
-What a file may look like (CSV with a header row; Parquet is not supported:
-neither pyarrow nor pandas is a dependency):
+What a file may look like (CSV with a header row, or Parquet — ``.parquet`` /
+``.pq``, read with pyarrow into the same rows: app/marketdata/parquet_rows.py):
 
 * columns are found by name, case and punctuation ignored: the bar's start
   ``timestamp`` / ``time`` / ``open_time`` / ``date`` / ``datetime`` / ``ts``;
@@ -16,7 +16,8 @@ neither pyarrow nor pandas is a dependency):
 * any bar interval: given, or detected as the most common gap between
   consecutive bars (so a few missing bars do not fool it).
 
-Numbers go from the file's text straight to ``Decimal``, never through float.
+Numbers go from the file's text straight to ``Decimal``, never through float (a
+Parquet double goes through its shortest round-trip text, as a CSV writer prints it).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 from app.domain.instruments import Rounding, round_to_increment
 from app.domain.market import FundingRate, MarkPrice, Quote, TradePrint
 from app.domain.orders import Side
+from app.marketdata.parquet_rows import parquet_rows
 
 StrPath = str | os.PathLike[str]
 
@@ -146,8 +148,8 @@ def format_interval(interval: timedelta) -> str:
 def _open_csv(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]:
     """(line number, row, header) for each data row of a CSV file with a header."""
     if Path(path).suffix.lower() in (".parquet", ".pq"):
-        raise ValueError(f"{path}: Parquet is not supported (no pyarrow or pandas "
-                         "installed); convert it to CSV")
+        yield from parquet_rows(path)
+        return
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         header = list(reader.fieldnames or [])

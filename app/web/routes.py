@@ -34,7 +34,14 @@ from app.api.deps import (
 from app.api.errors import ApiError
 from app.api.inputs import Name, Reason
 from app.api.positions import PositionClose
-from app.api.schemas import ControlRequest, OrderCreate, OrderReplace, order_json, order_spec
+from app.api.schemas import (
+    ControlRequest,
+    OrderCreate,
+    OrderReplace,
+    order_json,
+    order_spec,
+    sizing_request,
+)
 from app.auth.login_guard import LoginRefused, guard_for
 from app.auth.principal import Principal, Role
 from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, TriggerSource
@@ -377,14 +384,19 @@ async def ticket_submit(request: Request) -> Response:
     values = {k: str(v) for k, v in form.items()}
     raw: dict[str, str | bool] = {k: v for k, v in values.items()
                                   if v != "" and k in OrderCreate.model_fields}
-    for flag in ("post_only", "reduce_only", "clip_to_position"):
+    for flag in ("post_only", "reduce_only", "clip_to_position", "close_position"):
         raw[flag] = flag in values
+    if values.get("sizing_mode"):
+        sizing: dict[str, str] = {"mode": values["sizing_mode"]}
+        if values.get("sizing_max_impact_bps"):
+            sizing["max_impact_bps"] = values["sizing_max_impact_bps"]
+        raw["sizing"] = sizing  # type: ignore[assignment]
     errors: dict[str, str] = {}
     result = None
     try:
         body = OrderCreate.model_validate(raw)
         placed = await orders.place(_system(request), principal, order_spec(body),
-                                    body.clip_to_position)
+                                    body.clip_to_position, sizing_request(body))
         if placed.rejected:
             raise orders.rejection_error(placed.order)
         order = order_json(placed.order)

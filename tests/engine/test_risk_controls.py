@@ -91,9 +91,9 @@ def test_fat_finger_price_band_against_mark(risky, place, at) -> None:
              "price 56000.0 is 6.67% from the mark 60000.0; the band is 5%")
     edge, _ = place(engine, at(1), qty="0.001", price="57000.0")  # exactly 5 %
     assert edge.status is OrderStatus.ACCEPTED
+    # A protective stop's trigger is not a fat finger: it lies far away by design.
     stop, _ = place(engine, at(1), side="sell", type="stop", qty="0.001", trigger="50000.0")
-    rejected(stop, R.PRICE_OUT_OF_BAND,
-             "trigger_price 50000.0 is 16.67% from the mark 60000.0; the band is 5%")
+    assert stop.status is OrderStatus.ACCEPTED
 
 
 def test_max_open_orders(risky, place, at) -> None:

@@ -214,9 +214,33 @@ def test_bars_out_of_order_or_closer_than_the_interval_are_refused(tmp_path: Pat
         list(read_bars(minute, venue="v", symbol="S", tick=Decimal(1), interval=5 * MINUTE))
 
 
-def test_parquet_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="Parquet is not supported"):
-        list(read_bars(tmp_path / "bars.parquet", venue="v", symbol="S", tick=Decimal(1)))
+def test_a_parquet_file_reads_exactly_as_its_csv(tmp_path: Path, data_dir: Path) -> None:
+    """The real BTC 1-minute file, written to Parquet as a data shop would (a timestamp
+    column, doubles for prices and volume), gives the very same updates."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    with open(data_dir / BARS, newline="") as f:
+        rows = list(csv.DictReader(f))[:3000]
+    table = pa.table({
+        "open_time": pa.array([datetime.fromisoformat(r["timestamp"]) for r in rows],
+                              pa.timestamp("ms")),
+        **{name: pa.array([float(r[name]) for r in rows], pa.float64())
+           for name in ("open", "high", "low", "close", "volume")},
+    })
+    parquet = tmp_path / "btc.parquet"
+    pq.write_table(table, parquet, row_group_size=1000)  # several row groups
+    short_csv = write(tmp_path / "btc.csv", list(rows[0]), [list(r.values()) for r in rows])
+    from_csv = list(read_bars(short_csv, venue="v", symbol="BTC-PERP", tick=Decimal("0.1")))
+    from_parquet = list(read_bars(parquet, venue="v", symbol="BTC-PERP", tick=Decimal("0.1")))
+    assert from_parquet == from_csv and len(from_csv) > 3000
+    assert detect_interval(parquet) == MINUTE
+
+
+def test_a_broken_parquet_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    broken = tmp_path / "bars.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with pytest.raises(ValueError, match="not a readable Parquet file"):
+        list(read_bars(broken, venue="v", symbol="S", tick=Decimal(1)))
 
 
 # ---- funding ----------------------------------------------------------------------------
