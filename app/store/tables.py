@@ -83,7 +83,7 @@ class OrderRow(SQLModel, table=True):
     symbol: str = Field(max_length=32)
     client_order_id: str = Field(max_length=36)
     side: str = Field(max_length=4)
-    type: str = Field(max_length=12)
+    type: str = Field(max_length=20)  # "take_profit_limit" (migration 0007)
     status: str = Field(max_length=20, index=True)
     qty: Decimal = _dec()
     price: Decimal | None = _dec(nullable=True)

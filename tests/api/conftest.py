@@ -50,6 +50,9 @@ with warnings.catch_warnings():  # starlette nags about httpx2; httpx is what we
     from starlette.testclient import TestClient, WebSocketTestSession
 
 SESSION_SECRET = "perpdesk-api-tests-fixed-session-secret-0123456789"
+# The demo without the default risk profile's controls (tests/no_risk_controls.yaml);
+# ``make_api(config=None)`` gives the built-in default, seed risk profile and all.
+NO_RISK_CONTROLS = Path(__file__).resolve().parent.parent / "no_risk_controls.yaml"
 VENUES = ("paper-binance", "paper-bybit")
 ROLES = ("viewer", "trader", "operator", "admin")
 BID, ASK, MARK = Decimal("60000.0"), Decimal("60000.1"), Decimal("60000.0")
@@ -88,7 +91,7 @@ def assert_json_no_floats(text: str) -> Any:
 
 def api_settings(db_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": f"sqlite:///{db_path}", "config": None, "migrate": True,
+        "database_url": f"sqlite:///{db_path}", "config": NO_RISK_CONTROLS, "migrate": True,
         "feed": "none", "demo_credentials": False, "rate_limit_per_s": 0,
         "session_secret": SESSION_SECRET, "stale_mark_seconds": 3600.0,
     }

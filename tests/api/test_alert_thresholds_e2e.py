@@ -31,6 +31,11 @@ CONFIG = """
 clients:
 - {name: demo, leverage: '5', deposits: {paper-binance: '20000', paper-bybit: '20000'}}
 - {name: demo-2, leverage: '5', deposits: {paper-binance: '100', paper-bybit: '100'}}
+risk:
+  default:
+    price_band_pct: null
+    max_margin_ratio: null
+    breakers: {consecutive_losses: null, daily_loss_pct: null, max_drawdown_pct: null}
 """
 
 

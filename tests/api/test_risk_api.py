@@ -22,7 +22,8 @@ def profile(**fields: Any) -> dict[str, Any]:
     return body
 
 
-def test_the_defaults_are_the_seeds(api) -> None:
+def test_the_defaults_are_the_seeds(make_api) -> None:
+    api = make_api(config=None)  # the built-in configuration
     body = api.ok(api.get(RISK, who="viewer"))
     assert body["source"] == "default"
     p = body["profile"]
@@ -105,6 +106,10 @@ def test_a_breaker_trips_shows_and_resets_over_http(market_api) -> None:
     [audit] = api.rows(AuditRow, AuditRow.action == "breaker-trip")
     assert audit.actor == "breaker:consecutive_losses"
     assert audit.details["figures"] == {"consecutive_losses": "1", "limit": "1"}
+    alerts = api.ok(api.get("/api/v1/alerts?key_prefix=breaker:&state=active"))
+    [alert] = alerts["items"]
+    assert alert["key"] == "breaker:consecutive_losses:demo"
+    assert alert["severity"] == "critical" and alert["client"] == "demo"
 
     reset = api.ok(api.post(f"{RISK}/reset-breaker", who="operator",
                             json={"breaker": "consecutive_losses", "reason": "reviewed"}))
@@ -112,6 +117,8 @@ def test_a_breaker_trips_shows_and_resets_over_http(market_api) -> None:
     assert api.order(qty="0.001").status_code == 201
     [row] = api.rows(AuditRow, AuditRow.action == "breaker-reset")
     assert row.reason == "reviewed" and row.previous == "reduce_only"
+    resolved = api.ok(api.get("/api/v1/alerts?key_prefix=breaker:&state=resolved"))
+    assert [a["key"] for a in resolved["items"]] == ["breaker:consecutive_losses:demo"]
 
 
 def test_api_order_rate_limit_answers_429_with_retry_after(market_api) -> None:

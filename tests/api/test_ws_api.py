@@ -341,7 +341,8 @@ class _LiveServer:
     """The app under uvicorn on 127.0.0.1 (as ``perpdesk serve`` runs it), synthetic feed."""
 
     def __init__(self, db_path: Path):
-        settings = Settings(database_url=f"sqlite:///{db_path}", config=None, migrate=True,
+        no_risk = Path(__file__).resolve().parent.parent / "no_risk_controls.yaml"
+        settings = Settings(database_url=f"sqlite:///{db_path}", config=no_risk, migrate=True,
                             feed="synthetic", demo_credentials=False, rate_limit_per_s=0,
                             session_secret="perpdesk-ws-tests-fixed-session-secret-012345678")
         self.app = create_app(settings)

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain import events as ev
+from app.domain import risk
 from app.domain.orders import (
     Liquidity,
     OrderSpec,
@@ -149,6 +150,27 @@ def sample_events() -> list[Any]:
                            T, "host"),
         ev.StrategyConfigured("demo-1", "demo", "paper-binance", (("seed", "8"),),
                               (("seed", "7"),), T, "op"),
+        risk.RiskProfileChanged("demo", risk.RiskProfile(
+            max_order_qty=D("0.5"), orders_per_second=5,
+            symbols=(risk.SymbolLimits("BTC-PERP", max_position_notional=D(500)),),
+            sizing=risk.SizingPolicy(risk.SizingMode.STRICT, D(25)),
+            breakers=risk.BreakerPolicy(3, None, D(10), halt_on=(risk.Breaker.DRAWDOWN,))),
+            "desk limits", "op", T),
+        risk.RiskProfileChanged("demo-2", risk.UNLIMITED, "open", "op", T),
+        risk.BreakerTripped("demo", risk.Breaker.DRAWDOWN, TradingState.HALTED,
+                            "equity 900.00 is 10.00% below its peak 1000.00 (limit 10%)",
+                            (("peak_equity", "1000.00"), ("equity", "900.00")), T),
+        risk.BreakerReset("demo", risk.Breaker.DRAWDOWN, "reviewed", "op", D("900.5"), T),
+        risk.RiskStateRecorded("demo", D("1000.25"), "2024-03-01", D("990"), T),
+        risk.OrderSizedDown(7, "demo", "paper-binance", "BTC-PERP", D(1), D("0.271"),
+                            D("5.16"), D("4.98"), D(5), risk.SizingMode.CONSERVATIVE, T),
+        risk.OrderSizedDown(8, "demo", "paper-binance", "BTC-PERP", D(9), D(2), None,
+                            D("49.1"), D(50), risk.SizingMode.AGGRESSIVE, T),
+        risk.MarginWindowChanged("paper-binance", None, "overnight", D(2), D("1.5"),
+                                 (risk.MarginSnapshot("demo", D(20000), D("0.3"), D("0.6")),),
+                                 T),
+        risk.MarginWindowWarning("paper-binance", "demo", "overnight", T, D(20000),
+                                 D(12000), D(24000), T),
     ]
 
 

@@ -120,6 +120,9 @@ class Server:
             "PERPDESK_DEMO_CREDENTIALS": "0",
             "PERPDESK_SESSION_SECRET": SESSION_SECRET,
             "PERPDESK_FEED": "synthetic",
+            # The demo without the default risk profile's breakers and caps: the tests
+            # of a module share a server, and their round trips must not trip one.
+            "PERPDESK_CONFIG": str(ROOT / "tests" / "no_risk_controls.yaml"),
         })
         return env
 

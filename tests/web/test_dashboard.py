@@ -53,6 +53,15 @@ def test_dashboard_fills_with_live_data_by_push(page: Page, server: Server) -> N
     assert page.js_errors == []  # type: ignore[attr-defined]
 
 
+def _passive(server: Server) -> str:
+    """A buy price 3 % under the bid: it rests (inside the venue's 5 % band)."""
+    status, markets = server.api("GET", "/markets")
+    assert status == 200, markets
+    bid = next(m["bid"] for m in markets
+               if m["symbol"] == "BTC-PERP" and m["venue"] == "paper-binance")
+    return str((Decimal(bid) * Decimal("0.97")).quantize(Decimal("0.1")))
+
+
 def _place(server: Server, **fields: str) -> dict:
     body = {"client": "demo", "venue": "paper-binance", "symbol": "BTC-PERP", "side": "buy",
             "type": "limit", "qty": "0.001", **fields}
@@ -62,7 +71,7 @@ def _place(server: Server, **fields: str) -> dict:
 
 
 def test_viewer_sees_no_action_buttons(page: Page, server: Server) -> None:
-    order = _place(server, price="30000.0", client_order_id="viewer-sees-this")
+    order = _place(server, price=_passive(server), client_order_id="viewer-sees-this")
     login(page, server, "viewer", "/controls")
     wait_live(page)
     expect(page.locator('tr[data-scope="global"]')).to_have_count(1)
@@ -86,8 +95,8 @@ def test_viewer_sees_no_action_buttons(page: Page, server: Server) -> None:
 
 
 def test_scoped_trader_has_ticket_but_no_kill_switches(page: Page, server: Server) -> None:
-    mine = _place(server, price="30000.0", client_order_id="trader-own")
-    other = _place(server, client="demo-2", price="30000.0", client_order_id="trader-other")
+    mine = _place(server, price=_passive(server), client_order_id="trader-own")
+    other = _place(server, client="demo-2", price=_passive(server), client_order_id="trader-other")
     login(page, server, "trader", "/orders")
     wait_live(page)
     expect(page.locator("#ticket")).to_have_count(1)
@@ -129,7 +138,7 @@ def _check_layout(page: Page, width: int, height: int) -> None:
 
 
 def test_layout_desktop_and_phone(page: Page, server: Server) -> None:
-    _place(server, price="30000.0", client_order_id="layout-order")
+    _place(server, price=_passive(server), client_order_id="layout-order")
     login(page, server, "op")
     wait_live(page)
     expect(page.locator("#marks tbody tr")).to_have_count(8)
@@ -158,7 +167,7 @@ def _cancel_button_outside(page: Page, table: str, order_id: int) -> str | None:
 def test_cancel_buttons_reachable_at_1366(page: Page, server: Server) -> None:
     """At the desktop size the Cancel button of an open order is on screen, on the
     dashboard's open orders and on the blotter, without scrolling a table sideways."""
-    order = _place(server, price="30000.0", client_order_id="reachable")
+    order = _place(server, price=_passive(server), client_order_id="reachable")
     try:
         login(page, server, "op")
         wait_live(page)

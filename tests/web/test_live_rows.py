@@ -25,8 +25,9 @@ def _market(server: Server, symbol: str = "BTC-PERP", venue: str = "paper-binanc
     return Decimal(m["bid"]), Decimal(m["ask"])
 
 
-def _passive_price(server: Server, factor: str = "0.9") -> str:
-    """A buy price far under the bid (BTC's tick is 0.1): it rests."""
+def _passive_price(server: Server, factor: str = "0.97") -> str:
+    """A buy price well under the bid (BTC's tick is 0.1): it rests, inside the venue's
+    5 % band around the mark."""
     bid, _ = _market(server)
     return str((bid * Decimal(factor)).quantize(Decimal("0.1")))
 
@@ -70,7 +71,7 @@ def test_a_replace_via_the_api_shows_the_successor(page: Page, server: Server) -
     expect(page.locator(f'#orders tr[data-order-id="{original["id"]}"]')).to_have_count(1)
     expect(blotter.locator(f'#blotter tr[data-order-id="{original["id"]}"]')).to_have_count(1)
 
-    new_price = _passive_price(server, "0.89")
+    new_price = _passive_price(server, "0.965")
     status, successor = server.api("POST", f"/orders/{original['id']}/replace",
                                    {"price": new_price})
     assert status == 200 and successor["status"] == "accepted", successor
@@ -140,7 +141,7 @@ def test_the_replace_button_shows_the_successor(page: Page, server: Server) -> N
     expect(dialog).to_be_visible()
     expect(blotter.locator("#replace-price")).to_have_value(original["price"])
     expect(blotter.locator("#replace-price")).to_be_focused()
-    new_price = _passive_price(server, "0.88")
+    new_price = _passive_price(server, "0.96")
     blotter.fill("#replace-price", new_price)
     blotter.fill("#replace-qty", "0.002")
     with blotter.expect_response(lambda r: r.url.endswith(f"/ui/orders/{original['id']}"
