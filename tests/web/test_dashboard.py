@@ -199,7 +199,7 @@ def test_readme_dashboard_screenshot(page: Page, server: Server) -> None:
     ):
         status, order = server.api("POST", "/orders", body)
         assert status in (200, 201) and order["status"] == "filled", (status, order)
-    resting = _place(server, price="55000.0", client_order_id="readme-bid")
+    resting = _place(server, price=_passive(server), client_order_id="readme-bid")
     login(page, server, "op")
     wait_live(page)
     expect(page.locator("#positions tbody tr[data-symbol]")).to_have_count(3)
