@@ -868,18 +868,30 @@ class Engine:
         summary = summary or self.summary(client, venue)
         mark = self.prices(venue).get(symbol) or position.avg_entry
         notional = position.notional(mark)
-        tier = inst.bracket(notional)
+        # A margin window scales maintenance (the summary's total is scaled already).
+        _, m = self.margin.multipliers(venue)
         # Equity and maintenance of everything else, this position taken out.
         rest_equity = summary.equity - position.unrealized_pnl(mark)
-        rest_maintenance = summary.maintenance_margin - inst.maintenance_margin(notional)
+        rest_maintenance = summary.maintenance_margin - m * inst.maintenance_margin(notional)
         q = position.qty
-        # rest_equity + q (p - entry) = rest_maintenance + |q| p rate - amount
-        denominator = q - abs(q) * tier.maintenance_rate
-        if not denominator:
-            return None
-        price = (q * position.avg_entry - rest_equity + rest_maintenance
-                 - tier.maintenance_amount) / denominator
-        if price <= 0:
+        tier = inst.bracket(notional)
+        price = None
+        # Solve with the tier of the notional at the answer: start from the current
+        # one and move to the tier the price found falls in (tiers are few).
+        for _ in range(len(inst.margin_table) + 1):
+            # rest_equity + q (p - entry) = rest_maintenance + m (|q| p rate - amount)
+            denominator = q - m * abs(q) * tier.maintenance_rate
+            if not denominator:
+                return None
+            price = (q * position.avg_entry - rest_equity + rest_maintenance
+                     - m * tier.maintenance_amount) / denominator
+            if price <= 0:
+                return None
+            at_price = inst.bracket(abs(q) * price)
+            if at_price == tier:
+                break
+            tier = at_price
+        if price is None or price <= 0:
             return None
         # The first tick at which it happens: at or below the exact price for a long,
         # at or above it for a short.

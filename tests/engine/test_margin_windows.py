@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 from decimal import Decimal as D
 
-from app.domain.events import FundsDeposited
+from app.domain.events import FundsDeposited, PositionLiquidated
 from app.domain.orders import OrderStatus
 from app.domain.rejections import RejectCode
 from app.domain.risk import MarginWindow, MarginWindowChanged, MarginWindowWarning
@@ -112,3 +112,40 @@ def test_windows_wrap_midnight() -> None:
     assert OVERNIGHT.covers(day + timedelta(hours=3))
     assert not OVERNIGHT.covers(day + timedelta(hours=9))
     assert not OVERNIGHT.covers(day + timedelta(hours=20, minutes=59))
+
+
+def test_the_liquidation_price_follows_the_windows_maintenance(make_engine, market, place,
+                                                               at) -> None:
+    engine = windowed(make_engine, market, at)
+    engine.advance(at(hours(10)))  # daytime: base requirements
+    market.quote(engine, at(hours(10)))
+    place(engine, at(hours(10)), type="market", qty="1")
+    base = engine.liquidation_price("demo", VENUE, "BTC-PERP")  # crosses a tier, too
+    engine.advance(at(hours(21)))  # overnight: 1.5x the maintenance margin
+    overnight = engine.liquidation_price("demo", VENUE, "BTC-PERP")
+    assert base is not None and overnight is not None and overnight > base  # closer
+    # A tick above it the account stands; at it, equity meets the scaled maintenance
+    # margin and the venue liquidates.
+    market.quote(engine, at(hours(21) + 1))
+    above = market.mark(engine, at(hours(21) + 1), str(overnight + D("0.1")))
+    assert not [e for e in above if isinstance(e, PositionLiquidated)]
+    at_price = market.mark(engine, at(hours(21) + 3), str(overnight))
+    assert [e for e in at_price if isinstance(e, PositionLiquidated)]
+
+
+def test_the_liquidation_price_is_solved_in_the_tier_it_falls_in(make_engine, market, place,
+                                                                 at) -> None:
+    """1 BTC at 60,000 sits in the 10x tier (5 %, 1,250); at its liquidation price
+    (about 41,600) the notional is back in the 20x tier (2.5 %): the price must be
+    solved there, or the account is liquidated above the price shown."""
+    engine = make_engine()
+    market.quote(engine, at(1))
+    market.mark(engine, at(1), "60000.0")
+    place(engine, at(1), type="market", qty="1")
+    price = engine.liquidation_price("demo", VENUE, "BTC-PERP")
+    assert price is not None
+    market.quote(engine, at(2))
+    above = market.mark(engine, at(2), str(price + D("0.1")))
+    assert not [e for e in above if isinstance(e, PositionLiquidated)]
+    at_price = market.mark(engine, at(4), str(price))
+    assert [e for e in at_price if isinstance(e, PositionLiquidated)]
