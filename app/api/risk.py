@@ -6,7 +6,7 @@
 * ``PUT /risk/{client}`` (operator): replace the profile, with a reason; audited,
   in force from the next order and kept across restarts.
 * ``POST /risk/{client}/reset-breaker`` (operator): clear a tripped breaker,
-  with a reason; audited.
+  with a reason; audited; idempotent (``changed`` says whether it was tripped).
 * ``GET /rejections``: rejected orders by code, client, symbol and strategy.
 """
 
@@ -113,13 +113,17 @@ async def put_risk(client: ClientPath, body: RiskUpdate, principal: Operator, sy
     return risk_json(view)
 
 
-@router.post("/risk/{client}/reset-breaker", response_model=RiskPublic,
-             responses={**ERRORS, 400: {"description": "BREAKER_NOT_TRIPPED"}},
-             summary="Clear a tripped breaker (operator)")
+class BreakerResetPublic(RiskPublic):
+    changed: bool  # False: the breaker was not tripped (a retried reset changes nothing)
+
+
+@router.post("/risk/{client}/reset-breaker", response_model=BreakerResetPublic,
+             responses=ERRORS, summary="Clear a tripped breaker (operator; idempotent)")
 async def reset_breaker(client: ClientPath, body: BreakerResetIn, principal: Operator,
                         system: System) -> dict[str, Any]:
-    view = await risk.reset_breaker(system, principal, client, body.breaker, body.reason)
-    return risk_json(view)
+    view, changed = await risk.reset_breaker(system, principal, client, body.breaker,
+                                             body.reason)
+    return {**risk_json(view), "changed": changed}
 
 
 @router.get("/rejections", response_model=RejectionsPublic,

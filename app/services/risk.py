@@ -188,9 +188,11 @@ async def set_profile(system: TradingSystem, principal: Principal, client: str,
 
 
 async def reset_breaker(system: TradingSystem, principal: Principal, client: str,
-                        breaker: Breaker, reason: str) -> RiskView:
+                        breaker: Breaker, reason: str) -> tuple[RiskView, bool]:
     """Clear a tripped breaker (operator, with a reason); trading comes back if the
-    trip is what held the client and no other trip does."""
+    trip is what held the client and no other trip does. Idempotent, as the kill
+    switches are: resetting a breaker that is not tripped changes nothing and says so
+    (``False``), so a retried reset is not an error."""
     ensure_role(principal, Role.OPERATOR)
     known_account(system, principal, client, None)
     trip = (system.engine.state.risk.get(client) or ClientRiskState()).tripped.get(breaker)
@@ -203,8 +205,14 @@ async def reset_breaker(system: TradingSystem, principal: Principal, client: str
                                   "tripped_at": trip.at.isoformat() if trip else None,
                                   "figures": dict(trip.figures) if trip else {}})]
 
-    await run(system, ResetBreaker(client, breaker, reason, principal.actor), audit=audit)
-    return risk_view(system, principal, client)
+    try:
+        await run(system, ResetBreaker(client, breaker, reason, principal.actor),
+                  audit=audit)
+    except ServiceError as exc:
+        if exc.code != "BREAKER_NOT_TRIPPED":
+            raise
+        return risk_view(system, principal, client), False
+    return risk_view(system, principal, client), True
 
 
 def _jsonable(profile: RiskProfile) -> dict[str, Any]:

@@ -591,15 +591,16 @@ async def reset_breaker(request: Request, client: str = Form(""), breaker: str =
         principal = _actor(request, Role.OPERATOR)
         body = BreakerResetForm.model_validate({"client": client, "breaker": breaker,
                                                 "reason": reason.strip()})
-        await risk_service.reset_breaker(_system(request), principal, body.client,
-                                         body.breaker, body.reason)
+        _, changed = await risk_service.reset_breaker(_system(request), principal,
+                                                      body.client, body.breaker, body.reason)
     except ValidationError as exc:
         return _error_fragment(exc.errors()[0]["msg"], 422)
     except ApiError as exc:
         return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
+    name = body.breaker.value.replace("_", " ")
     html = templates.get_template("fragments/toast.html").render(
-        level="ok", message=f"{body.breaker.value.replace('_', ' ')} breaker of "
-                            f"{body.client} reset")
+        level="ok", message=f"{name} breaker of {body.client} reset" if changed
+        else f"{name} breaker of {body.client} was not tripped")
     return HTMLResponse(html)
 
 

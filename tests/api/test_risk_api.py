@@ -79,11 +79,10 @@ def test_scoped_callers_see_and_change_only_their_clients(api) -> None:
     assert api.get(RISK, who="scoped").status_code == 200
 
 
-def test_reset_of_an_untripped_breaker_is_refused(api) -> None:
-    response = api.post(f"{RISK}/reset-breaker", who="operator",
-                        json={"breaker": "drawdown", "reason": "check"})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "BREAKER_NOT_TRIPPED"
+def test_reset_of_an_untripped_breaker_changes_nothing_and_says_so(api) -> None:
+    body = api.ok(api.post(f"{RISK}/reset-breaker", who="operator",
+                           json={"breaker": "drawdown", "reason": "check"}))
+    assert body["changed"] is False  # idempotent, as the kill switches are
     assert api.post(f"{RISK}/reset-breaker", who="trader",
                     json={"breaker": "drawdown", "reason": "x"}).status_code == 403
     assert api.post(f"{RISK}/reset-breaker", json={"breaker": "nope", "reason": "x"}
@@ -113,9 +112,13 @@ def test_a_breaker_trips_shows_and_resets_over_http(market_api) -> None:
 
     reset = api.ok(api.post(f"{RISK}/reset-breaker", who="operator",
                             json={"breaker": "consecutive_losses", "reason": "reviewed"}))
+    assert reset["changed"] is True
     assert all(b["tripped"] is None for b in reset["breakers"])
+    again = api.ok(api.post(f"{RISK}/reset-breaker", who="operator",
+                            json={"breaker": "consecutive_losses", "reason": "retry"}))
+    assert again["changed"] is False  # a retried reset is not an error
     assert api.order(qty="0.001").status_code == 201
-    [row] = api.rows(AuditRow, AuditRow.action == "breaker-reset")
+    row = api.rows(AuditRow, AuditRow.action == "breaker-reset")[0]
     assert row.reason == "reviewed" and row.previous == "reduce_only"
     resolved = api.ok(api.get("/api/v1/alerts?key_prefix=breaker:&state=resolved"))
     assert [a["key"] for a in resolved["items"]] == ["breaker:consecutive_losses:demo"]
