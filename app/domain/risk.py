@@ -99,8 +99,10 @@ class RiskProfile:
     max_order_qty: Decimal | None = None  # any symbol; a symbol's own limit is checked too
     max_order_notional: Decimal | None = None
     max_leverage: Decimal | None = None
-    price_band_pct: Decimal | None = Decimal(5)  # limit and trigger prices against mark
-    max_open_orders: int | None = 200
+    # A limit price this far from the mark is a fat finger (the venues' own bands, e.g.
+    # binance-usdm's 5 %, apply besides); an extra digit is caught, a deep bid is not.
+    price_band_pct: Decimal | None = Decimal(10)
+    max_open_orders: int | None = 1000
     orders_per_second: int | None = None  # API callers; strategies default to seed 004's 5/s
     orders_per_minute: int | None = None  # ... and 60/min
     margin_ratio_cap: Decimal | None = Decimal("0.80")  # entries blocked above (seed 004)

@@ -28,7 +28,7 @@ def test_the_defaults_are_the_seeds(make_api) -> None:
     assert body["source"] == "default"
     p = body["profile"]
     assert (p["price_band_pct"], p["max_margin_ratio"], p["max_open_orders"]) == (
-        "5", "0.80", 200)
+        "10", "0.80", 1000)
     assert p["sizing"]["max_impact_bps"] == "50"
     assert p["breakers"]["consecutive_losses"] == 3
     assert (p["breakers"]["daily_loss_pct"], p["breakers"]["max_drawdown_pct"]) == ("5", "10")
