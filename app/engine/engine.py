@@ -264,7 +264,6 @@ class Engine:
             self._settle_funding(now, out)
         if type(update) is MarkPrice:
             self._check_liquidations(update.venue, update.symbol, now, out)
-            self.risk.on_mark(update.venue, update.symbol, now, out)
         if self.risk.due:
             self.risk.after_step(now, out)
         return out
@@ -553,7 +552,7 @@ class Engine:
             reference_price=self.venues[venue].reference_price(spec.symbol),
             leverage=leverage,
             available=summary.available, resting_qty=resting_qty,
-            limits=self._position_limits(client, spec.symbol),
+            limits=self.position_limits(client, spec.symbol),
             clip_to_position=clip, bypass_halt=bypass_halt,
             max_notional_at_leverage=inst.max_notional_at(leverage) if inst.is_perp else None,
             margin_in_use=summary.margin_used + summary.order_margin, equity=summary.equity,
@@ -562,7 +561,7 @@ class Engine:
             mark_price=venue_view.marks.get(spec.symbol),
         )
 
-    def _position_limits(self, client: str, symbol: str) -> RiskLimits:
+    def position_limits(self, client: str, symbol: str) -> RiskLimits:
         """A client's own per-symbol position limits (its risk profile) where it has
         them, else the configuration's for the client or the symbol."""
         own = self.risk.profile(client).for_symbol(symbol)
@@ -809,6 +808,7 @@ class Engine:
         for (client, v, s), position in list(self.state.positions.items()):
             if v != venue or s != symbol or not position.qty:
                 continue
+            self.risk.marked(client, now)  # its equity moved: breakers may be due
             summary = self.summary(client, venue)
             if summary.equity > summary.maintenance_margin:
                 continue

@@ -251,12 +251,12 @@ class RiskControls:
         if type(event) is TradeClosed:
             self._dirty.add(event.trade.client)
 
-    def on_mark(self, venue: str, symbol: str, now: datetime, out: list[Event]) -> None:
-        for (client, v, s), position in self.engine.state.positions.items():
-            if v == venue and s == symbol and position.qty:
-                last = self._evaluated_at.get(client)
-                if last is None or now - last >= MARK_EVALUATION_INTERVAL:
-                    self._dirty.add(client)
+    def marked(self, client: str, now: datetime) -> None:
+        """A new mark for a symbol ``client`` holds (the engine's liquidation pass
+        calls this per holder): due again at most once a second of engine time."""
+        last = self._evaluated_at.get(client)
+        if last is None or now - last >= MARK_EVALUATION_INTERVAL:
+            self._dirty.add(client)
 
     def on_time(self, now: datetime) -> None:
         """Session runtime limits trip with time alone."""

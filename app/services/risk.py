@@ -88,10 +88,11 @@ def risk_view(system: TradingSystem, principal: Principal, client: str) -> RiskV
     source = "set" if client in engine.state.risk_profiles else \
         "configured" if client in engine.risk.configured else "default"
     state = engine.state.risk.get(client) or ClientRiskState()
-    equity = engine.risk.client_equity(client)
+    usage = _usage(system, client, profile)
+    # The breakers' equity (the client's, all venues) from the valuations usage made.
+    equity = sum((m["equity"] for m in usage["margin"]), Decimal(0))
     return RiskView(client, profile, source, equity, state.peak_equity, state.day_open_equity,
-                    _usage(system, client, profile),
-                    _breakers(profile, state, equity, utc_now()))
+                    usage, _breakers(profile, state, equity, utc_now()))
 
 
 def _usage(system: TradingSystem, client: str, profile: RiskProfile) -> dict[str, Any]:
@@ -111,17 +112,12 @@ def _usage(system: TradingSystem, client: str, profile: RiskProfile) -> dict[str
         for symbol, position in sorted(engine.positions_of(client, venue).items()):
             if not position.qty:
                 continue
-            own = profile.for_symbol(symbol)
-            limits = engine.config.limits_for(client, symbol)
-            size_limit = own.max_position_size if own and own.max_position_size \
-                is not None else limits.max_position_size
-            notional_limit = own.max_position_notional if own and \
-                own.max_position_notional is not None else limits.max_position_notional
+            limits = engine.position_limits(client, symbol)  # what the checks use
             mark = prices.get(symbol)
             positions.append({"venue": venue, "symbol": symbol, "size": abs(position.qty),
-                              "max_size": size_limit,
+                              "max_size": limits.max_position_size,
                               "notional": abs(position.qty) * mark if mark else None,
-                              "max_notional": notional_limit})
+                              "max_notional": limits.max_position_notional})
     windows = []
     now = utc_now()
     for venue in accounts:
