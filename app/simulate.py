@@ -281,3 +281,68 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--order-every", type=float, default=5.0,
                    help="simulated seconds between demo orders")
     p.set_defaults(run=run)
+
+
+# ---- the funding-rate arbitrage on the synthetic market (tests and bench/arb_cycle.py) ----
+
+ARB_CLIENT = "arb"
+ARB_STRATEGY = "funding-arb"
+
+
+@dataclass(slots=True)
+class ArbRun:
+    """A finished arbitrage run: the engine, the events, how many updates it took."""
+
+    engine: Engine
+    events: list[Event]
+    updates: int
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+
+
+def build_arb_engine(instruments: list[Instrument], venues: tuple[str, ...],
+                     venue_configs: dict[str, PaperVenueConfig] | None = None,
+                     balance: Decimal = STARTING_BALANCE) -> Engine:
+    """The arbitrage's client on ``venues`` (no per-symbol caps: its size is its own
+    capital's), funded at ``START``."""
+    config = EngineConfig(
+        instruments=instruments,
+        accounts=[AccountSetup(ARB_CLIENT, v, DEFAULT_LEVERAGE) for v in venues])
+    configs = venue_configs or {}
+    engine = Engine(config, {v: PaperVenue(v, configs.get(v)) for v in venues})
+    for venue in venues:
+        engine.handle(Deposit(ARB_CLIENT, venue, balance), START)
+    return engine
+
+
+def run_arbitrage(feed: Iterable[MarketUpdate], engine: Engine, *,
+                  params: dict[str, object] | None = None, hours: float | None = None,
+                  keep_events: bool = True, host: StrategyHost | None = None,
+                  on_step: object = None) -> ArbRun:
+    """Run the ``funding_arb`` strategy over ``feed`` for ``hours`` of market time (None:
+    until the feed ends), on the strategy host after every engine step."""
+    from app.strategies.arbitrage import FUNDING_ARB
+
+    venues = tuple(sorted(engine.venues))
+    validated = FUNDING_ARB.validate({"venues": list(venues), **(params or {})})
+    host = host or StrategyHost()
+    events: list[Event] = []
+    events += engine.handle(CreateStrategy(ARB_STRATEGY, FUNDING_ARB.name, ARB_CLIENT,
+                                           venues[0], validated, "simulate"), START)
+    events += engine.handle(StartStrategy(ARB_STRATEGY, "simulate"), START)
+    run = ArbRun(engine, events if keep_events else [], 0)
+    limit = None if hours is None else timedelta(hours=hours)
+    for update in feed:
+        now = update.ts
+        run.first_at = run.first_at or now
+        if limit is not None and now - run.first_at > limit:
+            break
+        run.last_at = now
+        run.updates += 1
+        produced = engine.on_market(update, now)
+        produced += host.step(engine, now, produced, update).events
+        if keep_events:
+            events += produced
+        if callable(on_step):
+            on_step(engine, now, produced)
+    return run

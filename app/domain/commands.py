@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from app.domain.arbitrage import RecordArbTrade, RecordLegOut
 from app.domain.orders import OrderSpec, Side
 from app.domain.risk import ResetBreaker, SetRiskProfile, SizingRequest
 from app.domain.strategies import (
@@ -124,4 +125,5 @@ Command = (
     | Deposit | Withdraw | SetLeverage
     | CreateStrategy | StartStrategy | StopStrategy | ConfigureStrategy
     | SetRiskProfile | ResetBreaker
+    | RecordArbTrade | RecordLegOut
 )

@@ -28,6 +28,8 @@ _WHERE: dict[type, tuple[str | None, str | None]] = {}
 
 def _where(cls: type) -> tuple[str | None, str | None]:
     names = {f.name for f in dataclasses.fields(cls)}
+    if {"client", "venue"} <= names:
+        return "", "order_id" if "order_id" in names else None
     holder = next((h for h in ("spec", "trade", "scope") if h in names),
                   "" if names & {"client", "venue"} else None)
     return holder, "order_id" if "order_id" in names else None

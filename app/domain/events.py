@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from app.domain.arbitrage import ArbTradeUpdated, LegOutDetected
 from app.domain.orders import Liquidity, OrderSpec, Side
 from app.domain.positions import ClosedTrade
 from app.domain.risk import (
@@ -318,4 +319,5 @@ Event = (
     | StrategyCreated | StrategyStarted | StrategyStopped | StrategyConfigured
     | RiskProfileChanged | BreakerTripped | BreakerReset | RiskStateRecorded | OrderSizedDown
     | MarginWindowChanged | MarginWindowWarning
+    | ArbTradeUpdated | LegOutDetected
 )

@@ -67,6 +67,8 @@ class RejectCode(StrEnum):
     GTD_TOO_SOON = "GTD_TOO_SOON"
     # A strategy id already names another definition (kind, account or parameters).
     DUPLICATE_STRATEGY = "DUPLICATE_STRATEGY"
+    # An arbitrage trade recorded out of its state machine (app/domain/arbitrage.py).
+    INVALID_TRANSITION = "INVALID_TRANSITION"
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,14 @@ from app.domain.risk import (
     SetRiskProfile,
     SizingRequest,
 )
+from app.domain.arbitrage import (
+    TRANSITIONS,
+    ArbStatus,
+    ArbTradeUpdated,
+    LegOutDetected,
+    RecordArbTrade,
+    RecordLegOut,
+)
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
@@ -207,6 +215,8 @@ class Engine:
             _on_command(ConfigureStrategy, self._configure_strategy),
             _on_command(SetRiskProfile, self.risk.set_profile),
             _on_command(ResetBreaker, self.risk.reset),
+            _on_command(RecordArbTrade, self._record_arb_trade),
+            _on_command(RecordLegOut, self._record_leg_out),
         ])
         self._reports: dict[type, _ReportHandler] = dict([
             _on_report(Filled, self._on_filled),
@@ -946,6 +956,37 @@ class Engine:
         if cmd.params != record.params:
             self._emit(StrategyConfigured(record.strategy_id, record.client, record.venue,
                                           cmd.params, record.params, now, cmd.actor), out)
+
+    # ---- arbitrage trades (recorded by their strategy: app/strategies/arbitrage) -------
+
+    def _record_arb_trade(self, cmd: RecordArbTrade, now: datetime, out: list[Event]
+                          ) -> None:
+        trade = cmd.trade
+        record = self._strategy(trade.strategy_id)
+        if record.client != trade.client:
+            raise CommandRefused(R.UNKNOWN_STRATEGY,
+                                 f"strategy {trade.strategy_id!r} trades for {record.client}")
+        book = self.state.arb.get(trade.strategy_id)
+        before = book.open.get(trade.trade_id) if book is not None else None
+        if before is None:
+            if book is not None and any(t.trade_id == trade.trade_id for t in book.closed):
+                raise CommandRefused(R.INVALID_TRANSITION,
+                                     f"trade {trade.trade_id} is closed already")
+            if trade.status is not ArbStatus.PENDING:
+                raise CommandRefused(R.INVALID_TRANSITION,
+                                     f"a new trade starts pending, not {trade.status}")
+        elif trade.status not in TRANSITIONS[before.status]:
+            raise CommandRefused(R.INVALID_TRANSITION,
+                                 f"trade {trade.trade_id}: {before.status} -> {trade.status}")
+        self._emit(ArbTradeUpdated(record.client, record.venue, trade, cmd.change[:200], now),
+                   out)
+
+    def _record_leg_out(self, cmd: RecordLegOut, now: datetime, out: list[Event]) -> None:
+        record = self._strategy(cmd.leg_out.strategy_id)
+        if record.client != cmd.leg_out.client:
+            raise CommandRefused(R.UNKNOWN_STRATEGY,
+                                 f"strategy {record.strategy_id!r} trades for {record.client}")
+        self._emit(LegOutDetected(record.client, record.venue, cmd.leg_out, now), out)
 
     def _deposit(self, cmd: Deposit, now: datetime, out: list[Event]) -> None:
         self._account_for(cmd.client, cmd.venue)

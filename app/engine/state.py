@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from app.domain.accounts import Account, AccountKey
+from app.domain.arbitrage import ArbBook, ArbTradeUpdated, LegOutDetected
 from app.domain.events import (
     CloseAllCompleted,
     Event,
@@ -111,6 +112,9 @@ class EngineState:
         default_factory=dict)
     # Strategies on the host, by id: what they are and whether they run.
     strategies: dict[str, StrategyRecord] = field(default_factory=dict)
+    # Funding-rate arbitrage (app/domain/arbitrage.py): each arbitrage strategy's
+    # trades, leg-outs and totals, by strategy id.
+    arb: dict[str, ArbBook] = field(default_factory=dict)
     # Risk controls (app/domain/risk.py): each client's profile, and what its
     # breakers track.
     risk_profiles: dict[str, RiskProfile] = field(default_factory=dict)
@@ -179,6 +183,7 @@ class EngineState:
             "last_order_id": self.last_order_id,
             "last_fill_id": self.last_fill_id,
             "strategies": self.strategies,
+            "arb": self.arb,
             "risk_profiles": self.risk_profiles,
             "risk": self.risk,
             "margin_windows": self.margin_windows,
@@ -423,6 +428,12 @@ class EngineState:
         record = self.strategies[e.strategy_id]
         record.params, record.updated_at = e.params, e.at
 
+    def _arb_trade_updated(self, e: ArbTradeUpdated) -> None:
+        self.arb.setdefault(e.trade.strategy_id, ArbBook()).apply_trade(e.trade)
+
+    def _leg_out_detected(self, e: LegOutDetected) -> None:
+        self.arb.setdefault(e.leg_out.strategy_id, ArbBook()).apply_leg_out(e.leg_out)
+
     def _closed(self, order: Order) -> None:
         key = order.spec.account
         open_for_account = self.open_orders.get(key)
@@ -530,4 +541,6 @@ _APPLY: dict[type, _Applier] = dict([
     _applier(OrderSizedDown, EngineState._noop),
     _applier(MarginWindowChanged, EngineState._margin_window_changed),
     _applier(MarginWindowWarning, EngineState._noop),
+    _applier(ArbTradeUpdated, EngineState._arb_trade_updated),
+    _applier(LegOutDetected, EngineState._leg_out_detected),
 ])

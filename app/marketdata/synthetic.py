@@ -50,8 +50,22 @@ _MEAN_REVERSION = 0.0005
 _MARK_ALPHA = 0.2
 _SPREADS = (1, 2, 3)
 _SPREAD_WEIGHTS = (6, 3, 1)
-_MAX_FUNDING_MICROS = 300  # |rate| <= 0.0003
 _RATE_QUANTUM = Decimal("0.000001")
+# Cross-venue structure: one fair price per symbol, shared by every venue that lists
+# it; each venue's mid sits a small basis off it that decays back (the spread an
+# arbitrage sees: a few bps, gone in tens of seconds).
+_BASIS_DECAY = 0.01  # per step
+_BASIS_SHOCK = 2.5e-5  # relative, per step: about 1.8 bps of basis at rest
+# Funding: a rate per symbol common to all venues (the market's tilt) plus a premium
+# per venue, each persistent (updated once a minute, drifting back slowly), so the
+# venues' rates diverge for hours at a time and converge now and then. Capped at
+# ±0.75 % per interval, as venues cap them.
+_COMMON_RATE_MEAN = 0.0001
+_COMMON_RATE_DECAY = 0.02  # per minute
+_COMMON_RATE_SHOCK = 0.00002
+_PREMIUM_DECAY = 0.003  # per minute: a half-life of about four hours
+_PREMIUM_SHOCK = 0.00003  # about 0.04 % of premium at rest
+_MAX_RATE = 0.0075
 
 
 def default_initial_price(symbol: str) -> Decimal:
@@ -96,6 +110,18 @@ class _InstrumentState:
     shown_bids: dict[int, int] = field(default_factory=dict)  # as the consumers have it
     shown_asks: dict[int, int] = field(default_factory=dict)
     trade_seq: int = 0
+    basis: float = 0.0  # relative offset of this venue's mid from the symbol's fair price
+    premium: float = 0.0  # this venue's funding premium over the symbol's common rate
+
+
+@dataclass(slots=True)
+class _SymbolState:
+    """What the venues listing one symbol share: its fair price and common rate."""
+
+    rng: random.Random
+    fair: float  # relative to the anchor: 1.0 at the start
+    rate: float = _COMMON_RATE_MEAN
+    step: int = -1  # the step it was last moved on
 
 
 class SyntheticMarket:
@@ -123,6 +149,7 @@ class SyntheticMarket:
         volatility_bps: Decimal | float = Decimal("0.5"),
         snapshot_every: int = 240,
         trade_probability: float = 0.3,
+        books: bool = True,
     ) -> None:
         if step <= timedelta(0):
             raise ValueError("step must be positive")
@@ -134,6 +161,9 @@ class SyntheticMarket:
         self._volatility = float(volatility_bps) / 10_000
         self._snapshot_every = snapshot_every
         self._trade_probability = trade_probability
+        # Without books, only quotes (and trades, marks, funding): a paper venue then
+        # synthesizes depth around each quote. Lighter, for long simulations.
+        self._books = books
         # "About once a second / a minute" whatever the step: at least every step.
         self._mark_every = max(1, round(timedelta(seconds=1) / step))
         self._funding_every = max(1, round(timedelta(minutes=1) / step))
@@ -141,6 +171,8 @@ class SyntheticMarket:
         self._states = [
             self._new_state(inst, seed, prices.get(inst.symbol)) for inst in instruments
         ]
+        self._symbols = {inst.symbol: _SymbolState(random.Random(f"{seed}:{inst.symbol}"), 1.0)
+                         for inst in instruments}
         self._updates = self._generate()
 
     def _new_state(self, inst: Instrument, seed: int, price: Decimal | None) -> _InstrumentState:
@@ -175,8 +207,9 @@ class SyntheticMarket:
         self, st: _InstrumentState, index: int, ts: datetime
     ) -> list[MarketUpdate]:
         inst, rng = st.instrument, st.rng
-        st.mid += rng.gauss(0.0, st.mid * self._volatility)
-        st.mid += _MEAN_REVERSION * (st.anchor - st.mid)
+        common = self._symbol_at(inst.symbol, index)
+        st.basis += rng.gauss(0.0, _BASIS_SHOCK) - _BASIS_DECAY * st.basis
+        st.mid = st.anchor * common.fair * (1.0 + st.basis)
         # Keep the deepest bid level above zero.
         st.mid = max(st.mid, self._levels + 2.0)
         spread = rng.choices(_SPREADS, _SPREAD_WEIGHTS)[0]
@@ -187,7 +220,8 @@ class SyntheticMarket:
         asks = self._side(st, st.asks, range(best_ask, best_ask + self._levels))
         # Index 0 is a multiple too: consumers always start from a snapshot.
         snapshot = index % self._snapshot_every == 0
-        out: list[MarketUpdate] = [self._book_update(st, bids, asks, snapshot, ts)]
+        out: list[MarketUpdate] = (
+            [self._book_update(st, bids, asks, snapshot, ts)] if self._books else [])
         st.bids, st.asks = dict(bids), dict(asks)
         st.shown_bids, st.shown_asks = bids, asks
 
@@ -209,10 +243,26 @@ class SyntheticMarket:
         if index % self._mark_every == 0:
             out.append(MarkPrice(inst.venue, inst.symbol, self._px(st, round(st.mark_mid)), ts))
         if inst.is_perp and index % self._funding_every == 0:
-            rate = rng.randint(-_MAX_FUNDING_MICROS, _MAX_FUNDING_MICROS) * _RATE_QUANTUM
+            st.premium += rng.gauss(0.0, _PREMIUM_SHOCK) - _PREMIUM_DECAY * st.premium
+            raw = max(-_MAX_RATE, min(_MAX_RATE, common.rate + st.premium))
+            rate = Decimal(round(raw / 1e-6)) * _RATE_QUANTUM
             funding_at = next_funding_at(ts, inst.funding_interval)
             out.append(FundingRate(inst.venue, inst.symbol, rate, funding_at, ts))
         return out
+
+    def _symbol_at(self, symbol: str, index: int) -> _SymbolState:
+        """The symbol's shared state, moved once per step (by whichever venue's
+        instrument comes first) and once a minute for its common rate."""
+        common = self._symbols[symbol]
+        if common.step != index:
+            common.step = index
+            rng = common.rng
+            common.fair *= 1.0 + rng.gauss(0.0, self._volatility)
+            common.fair += _MEAN_REVERSION * (1.0 - common.fair)
+            if index % self._funding_every == 0:
+                common.rate += (rng.gauss(0.0, _COMMON_RATE_SHOCK)
+                                + _COMMON_RATE_DECAY * (_COMMON_RATE_MEAN - common.rate))
+        return common
 
     def _side(self, st: _InstrumentState, previous: dict[int, int], ticks: range) -> dict[int, int]:
         """New levels for one side: resting levels mostly keep their size, new

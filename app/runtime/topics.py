@@ -7,7 +7,7 @@ from typing import Any
 from app.store.event_log import Recorded
 
 TOPICS = frozenset({"orders", "fills", "positions", "portfolio", "trades", "funding",
-                    "balances", "trading_states", "alerts", "strategies", "risk"})
+                    "balances", "trading_states", "alerts", "strategies", "risk", "arb"})
 
 _TOPIC_BY_EVENT = {
     "OrderFilled": "fills",
@@ -22,6 +22,8 @@ _TOPIC_BY_EVENT = {
     "TradingStateChanged": "trading_states",
     "CloseAllCompleted": "trading_states",
     "StrategyCreated": "strategies",
+    "ArbTradeUpdated": "arb",
+    "LegOutDetected": "arb",
     "StrategyStarted": "strategies",
     "StrategyStopped": "strategies",
     "StrategyConfigured": "strategies",

@@ -11,7 +11,7 @@ market data does the same thing in the server, in ``simulate`` and in backtests.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -20,15 +20,19 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.domain.accounts import AccountSummary
+from app.domain.arbitrage import ArbBook, ArbTrade, LegOut, RecordArbTrade, RecordLegOut
 from app.domain.commands import CancelOrder, Command, ReplaceOrder, SubmitOrder
 from app.domain.events import Event
 from app.domain.instruments import Instrument
 from app.domain.market import MarketUpdate
 from app.domain.orders import Order, OrderSpec, OrderTags, OrderType, Side, TimeInForce
 from app.domain.positions import Position
+from app.domain.risk import SizingRequest
 from app.domain.strategies import Params, StrategyRecord
+from app.domain.trading_state import TradingState
 from app.engine import Engine
 from app.engine.risk import RiskLimits
+from app.venues.base import TopOfBook
 
 Commands = Sequence[Command] | None
 
@@ -113,6 +117,12 @@ class StrategyKind:
     def build(self, params: Params) -> Strategy:
         return self.factory(self.parse(params))
 
+    def venues_of(self, record: StrategyRecord) -> frozenset[str]:
+        """The venues a strategy trades on: its own, and those its parameters name
+        (a ``venues`` parameter: an arbitrage trades two)."""
+        extra = getattr(self.parse(record.params), "venues", ())
+        return frozenset((record.venue, *extra))
+
 
 def params_dict(params: Params) -> dict[str, Any]:
     """Stored parameters as plain values (for the API)."""
@@ -120,14 +130,20 @@ def params_dict(params: Params) -> dict[str, Any]:
 
 
 class StrategyContext:
-    """What one strategy may read and ask for, at one engine step."""
+    """What one strategy may read and ask for, at one engine step.
 
-    __slots__ = ("_engine", "now", "record")
+    A strategy trades its client's accounts on its venues: its own (``venue``) and,
+    for kinds that trade several (an arbitrage), those its parameters name. Reads
+    and orders default to its own venue."""
 
-    def __init__(self, record: StrategyRecord, engine: Engine, now: datetime):
+    __slots__ = ("_engine", "now", "record", "venues")
+
+    def __init__(self, record: StrategyRecord, engine: Engine, now: datetime,
+                 venues: frozenset[str] | None = None):
         self.record = record
         self._engine = engine
         self.now = now
+        self.venues = venues if venues is not None else frozenset((record.venue,))
 
     @property
     def strategy_id(self) -> str:
@@ -143,29 +159,53 @@ class StrategyContext:
 
     # ---- reads ----------------------------------------------------------------------
 
-    def instrument(self, symbol: str) -> Instrument | None:
-        return self._engine.instruments.get((self.venue, symbol))
+    def instrument(self, symbol: str, venue: str | None = None) -> Instrument | None:
+        return self._engine.instruments.get((venue or self.venue, symbol))
 
-    def instruments(self) -> list[Instrument]:
-        return [i for (v, _), i in sorted(self._engine.instruments.items()) if v == self.venue]
+    def instruments(self, venue: str | None = None) -> list[Instrument]:
+        venue = venue or self.venue
+        return [i for (v, _), i in sorted(self._engine.instruments.items()) if v == venue]
 
-    def price(self, symbol: str) -> Decimal | None:
+    def price(self, symbol: str, venue: str | None = None) -> Decimal | None:
         """The venue's reference price (mark, else last, else mid)."""
-        return self._engine.venues[self.venue].reference_price(symbol)
+        return self._engine.venues[venue or self.venue].reference_price(symbol)
 
-    def position(self, symbol: str) -> Position | None:
-        return self._engine.state.positions.get((self.client, self.venue, symbol))
+    def book(self, symbol: str, venue: str | None = None) -> TopOfBook:
+        """The venue's best bid and offer (and when its book last changed)."""
+        return self._engine.venues[venue or self.venue].book(symbol)
 
-    def position_qty(self, symbol: str) -> Decimal:
-        position = self.position(symbol)
+    def liquidity(self, symbol: str, taker_side: Side, venue: str | None = None
+                  ) -> Iterator[tuple[Decimal, Decimal]]:
+        """The (price, size) levels a taker on ``taker_side`` would meet, best first
+        (lazily: take what you need)."""
+        return self._engine.venues[venue or self.venue].liquidity(symbol, taker_side)
+
+    def funding(self, symbol: str, venue: str | None = None
+                ) -> tuple[Decimal | None, datetime | None]:
+        """The venue's announced next funding rate (None: none yet) and when it settles."""
+        return self._engine.funding_schedule(venue or self.venue, symbol)
+
+    def trading_state(self, venue: str | None = None) -> TradingState:
+        """The kill-switch state in force for this client on the venue."""
+        return self._engine.trading_state(self.client, venue or self.venue)[0]
+
+    def position(self, symbol: str, venue: str | None = None) -> Position | None:
+        return self._engine.state.positions.get((self.client, venue or self.venue, symbol))
+
+    def position_qty(self, symbol: str, venue: str | None = None) -> Decimal:
+        position = self.position(symbol, venue)
         return position.qty if position is not None else Decimal(0)
 
-    def open_orders(self, symbol: str | None = None) -> list[Order]:
-        """This strategy's own open orders (by their strategy tag), oldest first."""
-        orders = self._engine.state.open_orders.get((self.client, self.venue), {})
-        return [o for o in orders.values()
-                if o.spec.tags.strategy == self.strategy_id
-                and (symbol is None or o.spec.symbol == symbol)]
+    def open_orders(self, symbol: str | None = None, venue: str | None = None) -> list[Order]:
+        """This strategy's own open orders (by their strategy tag), oldest first, on
+        ``venue`` or on all its venues."""
+        found: list[Order] = []
+        for v in sorted(self.venues) if venue is None else (venue,):
+            orders = self._engine.state.open_orders.get((self.client, v), {})
+            found.extend(o for o in orders.values()
+                         if o.spec.tags.strategy == self.strategy_id
+                         and (symbol is None or o.spec.symbol == symbol))
+        return sorted(found, key=lambda o: o.order_id) if venue is None else found
 
     def order(self, order_id: int) -> Order | None:
         order = self._engine.state.orders.get(order_id)
@@ -173,12 +213,23 @@ class StrategyContext:
             return None
         return order
 
+    def order_by_client_id(self, client_order_id: str, venue: str | None = None
+                           ) -> Order | None:
+        """One of its account's orders by client order id (None: never placed, or
+        finished so long ago that it left memory)."""
+        return self._engine.state.order_by_client_id(self.client, venue or self.venue,
+                                                     client_order_id)
+
     def limits(self, symbol: str) -> RiskLimits:
         """The account's pre-trade limits on ``symbol``."""
         return self._engine.config.limits_for(self.client, symbol)
 
-    def summary(self) -> AccountSummary:
-        return self._engine.summary(self.client, self.venue)
+    def summary(self, venue: str | None = None) -> AccountSummary:
+        return self._engine.summary(self.client, venue or self.venue)
+
+    def arb_book(self) -> ArbBook | None:
+        """This strategy's arbitrage trades and totals, as recorded (None: none yet)."""
+        return self._engine.state.arb.get(self.strategy_id)
 
     # ---- asks ------------------------------------------------------------------------
 
@@ -186,16 +237,17 @@ class StrategyContext:
                price: Decimal | None = None, trigger_price: Decimal | None = None,
                time_in_force: TimeInForce = TimeInForce.GTC, post_only: bool = False,
                reduce_only: bool = False, client_order_id: str | None = None,
-               signal_id: str | None = None, exit_reason: str | None = None
-               ) -> SubmitOrder:
+               signal_id: str | None = None, exit_reason: str | None = None,
+               venue: str | None = None, parent_trade_id: str | None = None,
+               sizing: SizingRequest | None = None) -> SubmitOrder:
         """An order of this strategy (tagged with its id) on its account."""
         tags = OrderTags(strategy=self.strategy_id, signal_id=signal_id,
-                         exit_reason=exit_reason)
+                         parent_trade_id=parent_trade_id, exit_reason=exit_reason)
         return SubmitOrder(OrderSpec(
-            self.client, self.venue, symbol, side, type, qty, price=price,
+            self.client, venue or self.venue, symbol, side, type, qty, price=price,
             trigger_price=trigger_price, time_in_force=time_in_force, post_only=post_only,
             reduce_only=reduce_only, client_order_id=client_order_id, tags=tags),
-            actor=self.actor)
+            actor=self.actor, sizing=sizing)
 
     def cancel(self, order_id: int, reason: str = "strategy") -> CancelOrder:
         return CancelOrder(order_id, actor=self.actor, reason=reason)
@@ -203,6 +255,13 @@ class StrategyContext:
     def replace(self, order_id: int, price: Decimal | None = None,
                 qty: Decimal | None = None) -> ReplaceOrder:
         return ReplaceOrder(order_id, price, qty, actor=self.actor)
+
+    def record_trade(self, trade: ArbTrade, change: str) -> RecordArbTrade:
+        """Record an arbitrage trade's new state (an event in the log)."""
+        return RecordArbTrade(trade, change, actor=self.actor)
+
+    def record_leg_out(self, leg_out: LegOut) -> RecordLegOut:
+        return RecordLegOut(leg_out, actor=self.actor)
 
     @property
     def actor(self) -> str:

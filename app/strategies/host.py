@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from app.domain.arbitrage import RecordArbTrade, RecordLegOut
 from app.domain.commands import CancelOrder, Command, ReplaceOrder, SubmitOrder
 from app.domain.event_accounts import account_of
 from app.domain.events import Event
@@ -97,6 +98,10 @@ class _Running:
     params: object  # what it was built from (a change rebuilds it)
     every: timedelta | None  # its kind's timer
     next_timer: datetime | None
+    venues: frozenset[str]  # where it trades (its own venue, and any its kind adds)
+
+    def context(self, engine: Engine, now: datetime) -> StrategyContext:
+        return StrategyContext(self.record, engine, now, self.venues)
 
 
 class StrategyHost:
@@ -131,8 +136,8 @@ class StrategyHost:
             running = self._running.get(sid)
             if running is None:
                 continue
-            ctx = StrategyContext(running.record, engine, now)
-            if update is not None and update.venue == running.record.venue:
+            ctx = running.context(engine, now)
+            if update is not None and update.venue in running.venues:
                 self._call(engine, now, running, ctx, result, budget, _on_market(update))
             if (running.every is not None and running.next_timer is not None
                     and now >= running.next_timer):
@@ -164,7 +169,8 @@ class StrategyHost:
             running = self._running.pop(sid)
             if record is not None and record.status is StrategyStatus.STOPPED:
                 # Stopped by an operator: it may tidy up (cancel its orders, say).
-                ctx = StrategyContext(record, engine, now)
+                running.record = record
+                ctx = running.context(engine, now)
                 self._call(engine, now, running, ctx, result, None, _on_stop)
         for sid in sorted(records):
             record = records[sid]
@@ -181,13 +187,15 @@ class StrategyHost:
                 continue
             try:
                 strategy = kind.build(record.params)
+                venues = kind.venues_of(record)
             except Exception as exc:
                 self._fail(engine, now, record, f"cannot build: {_describe(exc)}", result)
                 continue
             running = _Running(record, strategy, record.params, kind.timer,
-                               None if kind.timer is None else _grid_after(now, kind.timer))
+                               None if kind.timer is None else _grid_after(now, kind.timer),
+                               venues)
             self._running[sid] = running
-            ctx = StrategyContext(record, engine, now)
+            ctx = running.context(engine, now)
             self._call(engine, now, running, ctx, result, None, _on_start)
 
     # ---- calls ------------------------------------------------------------------------
@@ -195,17 +203,18 @@ class StrategyHost:
     def _deliver(self, engine: Engine, now: datetime, events: list[Event],
                  result: StepResult, budget: dict[str, int]) -> None:
         orders = engine.state.orders
-        by_account: dict[tuple[str | None, str | None], list[Event]] = {}
-        for event in events:
-            by_account.setdefault(account_of(event, orders), []).append(event)
+        accounts = [account_of(event, orders) for event in events]
         for sid in sorted(self._running):
             running = self._running.get(sid)
             if running is None:
                 continue
-            mine = by_account.get((running.record.client, running.record.venue))
+            client, venues = running.record.client, running.venues
+            # Its client's events on its venues, in the order they happened.
+            mine = [e for e, (c, v) in zip(events, accounts, strict=True)
+                    if c == client and v in venues]
             if not mine:
                 continue
-            ctx = StrategyContext(running.record, engine, now)
+            ctx = running.context(engine, now)
             for event in mine:
                 if sid not in self._running:
                     break
@@ -238,7 +247,7 @@ class StrategyHost:
                                result)
                     return
                 budget[sid] -= 1
-            problem = _foreign(command, running.record, engine)
+            problem = _foreign(command, running.record, running.venues, engine)
             if problem is not None:
                 self._fail(engine, now, running.record, problem, result)
                 return
@@ -259,23 +268,30 @@ class StrategyHost:
                 now))
 
 
-def _foreign(command: Command, record: StrategyRecord, engine: Engine) -> str | None:
+def _foreign(command: Command, record: StrategyRecord, venues: frozenset[str],
+             engine: Engine) -> str | None:
     """Why a strategy may not run ``command`` (another account's order, a command
-    that is not an order's), or None. Its orders carry its id whatever it set."""
+    that is not an order's or its own record's), or None. Its orders carry its id
+    whatever it set."""
     if isinstance(command, SubmitOrder):
         spec = command.spec
-        if (spec.client, spec.venue) != (record.client, record.venue):
+        if spec.client != record.client or spec.venue not in venues:
             return f"an order for {spec.client} on {spec.venue}, not its own account"
         if spec.tags.strategy != record.strategy_id:
             return "an order without its strategy id (use ctx.submit)"
         return None
     if isinstance(command, CancelOrder | ReplaceOrder):
         order = engine.state.orders.get(command.order_id)
-        if order is not None and (order.spec.client, order.spec.venue) != (record.client,
-                                                                            record.venue):
+        if order is not None and (order.spec.client != record.client
+                                  or order.spec.venue not in venues):
             return f"order {command.order_id} is not of its own account"
         return None
-    return f"a {type(command).__name__} (strategies place, cancel and replace orders)"
+    if isinstance(command, RecordArbTrade | RecordLegOut):
+        owner = (command.trade.strategy_id if isinstance(command, RecordArbTrade)
+                 else command.leg_out.strategy_id)
+        return None if owner == record.strategy_id else f"a record of strategy {owner!r}"
+    return (f"a {type(command).__name__} (strategies place, cancel and replace orders "
+            "and record their trades)")
 
 
 def _grid_after(now: datetime, every: timedelta) -> datetime:

@@ -102,6 +102,11 @@ class TopOfBook(Protocol):
     @property
     def ask(self) -> Decimal | None: ...
 
+    @property
+    def updated_at(self) -> datetime | None:
+        """The exchange time of the book's last update (None: never fed)."""
+        ...
+
 
 class MarketView(Protocol):
     """What a venue shows of its market, apart from execution: the last trade, mark
