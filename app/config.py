@@ -211,15 +211,17 @@ class InstrumentConfig(BaseModel):
                           self.liquidation_fee_rate)
 
 
+class LimitsConfig(BaseModel):
+    max_position_size: Decimal | None = None
+    max_position_notional: Decimal | None = None
+
+
 class ClientConfig(BaseModel):
     name: str
     leverage: Decimal = defaults.DEFAULT_LEVERAGE
     deposits: dict[str, Decimal] = Field(default_factory=dict)  # venue -> initial deposit
-
-
-class LimitsConfig(BaseModel):
-    max_position_size: Decimal | None = None
-    max_position_notional: Decimal | None = None
+    # This client's position limits by symbol, in place of the top-level ``limits``.
+    limits: dict[str, LimitsConfig] = Field(default_factory=dict)
 
 
 # ---- risk profiles (YAML ``risk:`` and PUT /api/v1/risk/{client} share these) ----------
@@ -393,6 +395,20 @@ class AlertsConfig(BaseModel):
         return self
 
 
+class ArbitrageConfig(BaseModel):
+    """``arbitrage:`` in the YAML: the funding-rate arbitrage that ``/api/v1/arb``
+    starts and stops (a ``funding_arb`` strategy; seed 001). ``params`` are the
+    kind's (validated when the arbitrage is created or reconfigured); unset ones
+    take the seed's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy_id: str = Field(default="funding-arb", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    client: str = defaults.ARB_CLIENT
+    autostart: bool = False  # start it with the server (created on first start)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class TradingConfig(BaseModel):
     venues: list[VenueConfig]
     instruments: list[InstrumentConfig]
@@ -400,6 +416,7 @@ class TradingConfig(BaseModel):
     limits: dict[str, LimitsConfig] = Field(default_factory=dict)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    arbitrage: ArbitrageConfig = Field(default_factory=ArbitrageConfig)
 
     def risk_profiles(self) -> dict[str, RiskProfile]:
         return {c: p.to_domain() for c, p in self.risk.clients.items()}
@@ -407,6 +424,10 @@ class TradingConfig(BaseModel):
     def risk_limits(self) -> dict[str, RiskLimits]:
         return {s: RiskLimits(v.max_position_size, v.max_position_notional)
                 for s, v in self.limits.items()}
+
+    def client_limits(self) -> dict[tuple[str, str], RiskLimits]:
+        return {(c.name, s): RiskLimits(v.max_position_size, v.max_position_notional)
+                for c in self.clients for s, v in c.limits.items()}
 
 
 def default_trading_config() -> TradingConfig:
@@ -421,11 +442,22 @@ def default_trading_config() -> TradingConfig:
     clients = [ClientConfig(name=c, deposits={v: defaults.STARTING_BALANCE
                                               for v in defaults.VENUES})
                for c in defaults.CLIENTS]
+    clients.append(ClientConfig(
+        name=defaults.ARB_CLIENT, deposits={v: defaults.STARTING_BALANCE for v in defaults.VENUES},
+        limits={s: LimitsConfig(max_position_size=lim.max_position_size,
+                                max_position_notional=lim.max_position_notional)
+                for s, lim in defaults.ARB_LIMITS.items()}))
+    # A hedged pair closes one leg at a loss as often as not: the consecutive-loss
+    # breaker means nothing for it, the loss and drawdown breakers do. Its hedges
+    # come in bursts, so its strategy may send more than seed 004's 5 orders a second.
+    risk = RiskConfig(clients={defaults.ARB_CLIENT: RiskProfileConfig(
+        orders_per_second=20, orders_per_minute=600,
+        breakers=BreakersConfig(consecutive_losses=None))})
     limits = {s: LimitsConfig(max_position_size=lim.max_position_size,
                               max_position_notional=lim.max_position_notional)
               for s, lim in defaults.DEMO_LIMITS.items()}
     return TradingConfig(venues=venues, instruments=instruments, clients=clients,
-                         limits=limits)
+                         limits=limits, risk=risk)
 
 
 def load_trading_config(path: Path | None) -> TradingConfig:

@@ -19,6 +19,9 @@ VENUES = ("paper-binance", "paper-bybit")
 VENUE_PROFILES: dict[str, Literal["generic", "binance-usdm", "bybit-v5"]] = {
     "paper-binance": "binance-usdm", "paper-bybit": "bybit-v5"}
 CLIENTS = ("demo", "demo-2")
+# The funding-rate arbitrage's own client (seed 001's $20,000 of capital per venue),
+# kept apart from the demo traders' so its positions are its own.
+ARB_CLIENT = "arb"
 STARTING_BALANCE = D(20000)
 DEFAULT_LEVERAGE = D(5)
 
@@ -38,6 +41,11 @@ DEMO_LIMITS = {
     "SOL-PERP": RiskLimits(max_position_size=D(10), max_position_notional=D(100)),
     "XRP-PERP": RiskLimits(max_position_size=D(200), max_position_notional=D(100)),
 }
+
+
+# The arbitrage sizes to its capital (up to half of $20,000 a leg), not to seed 003's
+# conservative demo limits.
+ARB_LIMITS = {symbol: RiskLimits(max_position_notional=D(10000)) for symbol in _CONTRACTS}
 
 
 def demo_instruments(venues: tuple[str, ...] = VENUES) -> list[Instrument]:

@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +31,7 @@ from app.domain.commands import Deposit
 from app.domain.events import Event, OrderFilled, OrderRejected, TradeClosed
 from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarketUpdate
+from app.domain.risk import UNLIMITED
 from app.domain.strategies import CreateStrategy, StartStrategy
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
@@ -307,7 +308,10 @@ def build_arb_engine(instruments: list[Instrument], venues: tuple[str, ...],
     capital's), funded at ``START``."""
     config = EngineConfig(
         instruments=instruments,
-        accounts=[AccountSetup(ARB_CLIENT, v, DEFAULT_LEVERAGE) for v in venues])
+        accounts=[AccountSetup(ARB_CLIENT, v, DEFAULT_LEVERAGE) for v in venues],
+        # As the server's built-in profile for it: hedges come in bursts.
+        risk_profiles={ARB_CLIENT: replace(UNLIMITED, orders_per_second=20,
+                                           orders_per_minute=600)})
     configs = venue_configs or {}
     engine = Engine(config, {v: PaperVenue(v, configs.get(v)) for v in venues})
     for venue in venues:

@@ -125,6 +125,10 @@ class ArbTrade:
     funding_delta_entry: Decimal  # short venue's rate minus long venue's, per 8 h
     projected_profit: Decimal  # net of the four legs' fees and slippage, over the horizon
     confidence: int
+    # The entry prices the decision assumed: a hedge may cost at most its slippage
+    # allowance beyond its leg's (a market that ran away is a leg-out, not a chase).
+    planned_long_price: Decimal = ZERO
+    planned_short_price: Decimal = ZERO
     position_size_usd: Decimal = ZERO  # capital allocated while active
     orders: tuple[ArbOrder, ...] = ()
     funding_long: Decimal = ZERO  # funding the long leg received (+) or paid (−)

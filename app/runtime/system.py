@@ -85,6 +85,7 @@ class TradingSystem:
         accounts = [AccountSetup(c.name, v, c.leverage) for c in self.trading.clients
                     for v in venues]
         return Engine(EngineConfig(self.instruments, accounts, self.trading.risk_limits(),
+                                   client_limits=self.trading.client_limits(),
                                    retain_finished=self.settings.retain_finished_orders,
                                    retain_trades=self.settings.retain_closed_trades,
                                    risk_profiles=self.trading.risk_profiles(),

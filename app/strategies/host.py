@@ -114,6 +114,11 @@ class StrategyHost:
     def running(self) -> list[str]:
         return sorted(self._running)
 
+    def instance(self, strategy_id: str) -> Strategy | None:
+        """A running strategy's object (for read-only views), or None."""
+        running = self._running.get(strategy_id)
+        return running.strategy if running is not None else None
+
     def reset(self) -> None:
         """Forget every instance (the engine was rebuilt: start them afresh)."""
         self._running.clear()

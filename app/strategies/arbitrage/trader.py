@@ -253,7 +253,10 @@ class FundingArbTrader(BaseStrategy):
         unhedged = filled - hedged - in_flight
         qty = round_down_to(unhedged, ei.step_size)
         deadline_passed = t.deadline is not None and now >= t.deadline
+        # An IOC hedge that came back short is tried again at the next event or tick,
+        # not in a loop within one instant.
         if (qty >= ei.min_qty and not deadline_passed and in_flight == 0
+                and not _failed_at(t, OrderRole.HEDGE, now)
                 and len(t.orders) < MAX_TRADE_ORDERS):
             t = self._hedge(ctx, t, ei, qty, out)
             return t
@@ -267,8 +270,8 @@ class FundingArbTrader(BaseStrategy):
                            note="the harder leg did not fill in time")
         debt = filled - hedged
         if debt >= ei.min_qty:
-            return self._begin_leg_out(ctx, t, "timeout" if deadline_passed else "rejected",
-                                       out)
+            # Unhedged: tried again until the deadline, then legged out.
+            return self._begin_leg_out(ctx, t, "timeout", out) if deadline_passed else t
         if debt != 0:
             if hedged == 0:
                 return self._begin_leg_out(ctx, t, "below_minimum", out)
@@ -283,12 +286,16 @@ class FundingArbTrader(BaseStrategy):
     def _hedge(self, ctx: StrategyContext, t: ArbTrade, ei: Instrument, qty: Decimal,
                out: list[Command]) -> ArbTrade:
         side = t.side_on(ei.venue)
-        top = ctx.book(t.symbol, ei.venue)
-        touch = top.ask if side is Side.BUY else top.bid
-        if touch is None:
-            return t
+        planned = t.planned_long_price if side is Side.BUY else t.planned_short_price
+        if planned <= 0:
+            top = ctx.book(t.symbol, ei.venue)
+            touch = top.ask if side is Side.BUY else top.bid
+            if touch is None:
+                return t
+            planned = touch
         slip = self.p.hedge_slippage_bps / BPS
-        limit = ei.round_price(touch * (1 + slip) if side is Side.BUY else touch * (1 - slip),
+        limit = ei.round_price(planned * (1 + slip) if side is Side.BUY
+                               else planned * (1 - slip),
                                Rounding.DOWN if side is Side.BUY else Rounding.UP)
         return self._submit(ctx, t, ei.venue, side, OrderType.LIMIT, qty, OrderRole.HEDGE,
                             out, price=limit, tif=TimeInForce.IOC)
@@ -482,7 +489,8 @@ class FundingArbTrader(BaseStrategy):
             harder_venue=o.harder_venue, status=ArbStatus.PENDING, created_at=ctx.now,
             target_qty=o.qty, entry_spread_bps=o.spread_bps,
             funding_delta_entry=o.funding_delta, projected_profit=o.projected_profit,
-            confidence=o.confidence)
+            confidence=o.confidence, planned_long_price=o.long_price,
+            planned_short_price=o.short_price)
         side = t.side_on(o.harder_venue)
         price = o.long_price if side is Side.BUY else o.short_price
         t = self._submit(ctx, t, o.harder_venue, side, OrderType.LIMIT, o.qty,
@@ -531,12 +539,14 @@ class FundingArbTrader(BaseStrategy):
             return t  # nothing but cancels may go out: wait for the switch to lift
         if len(t.orders) >= MAX_TRADE_ORDERS:
             return replace(t, note="order budget spent: needs an operator")
+        if _failed_at(t, OrderRole.CLOSE, ctx.now):
+            return t  # refused or short just now: again at the next tick
         for venue in (t.long_venue, t.short_venue):
             qty = t.position_on(venue)
             if matched:
                 if venue != t.harder_venue:
                     continue
-                qty = qty - (t.matched_qty * qty.copy_sign(Decimal(1)))
+                qty = qty - t.matched_qty * Decimal(1).copy_sign(qty)
             if not qty:
                 continue
             side = Side.SELL if qty > 0 else Side.BUY
@@ -561,6 +571,14 @@ class FundingArbTrader(BaseStrategy):
     def _restricted(self, ctx: StrategyContext, t: ArbTrade) -> bool:
         return any(ctx.trading_state(v) is not TradingState.ACTIVE
                    for v in (t.long_venue, t.short_venue))
+
+
+def _failed_at(t: ArbTrade, role: OrderRole, now: datetime) -> bool:
+    """Did an order of ``role`` placed at ``now`` come back short (refused, or an IOC
+    that found too little)? It is tried again at the next event or tick, not in a
+    loop within one instant."""
+    return any(o.role is role and o.placed_at == now and o.done and o.filled < o.qty
+               for o in t.orders)
 
 
 def _change(before: ArbTrade, after: ArbTrade) -> str:
