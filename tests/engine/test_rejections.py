@@ -51,6 +51,8 @@ COVERED = {
     R.NO_MARKET_DATA, R.INSUFFICIENT_BALANCE, R.INVALID_AMOUNT, R.INVALID_ORDER,
     R.MAX_POSITION_AT_LEVERAGE, R.LEVERAGE_TOO_HIGH, R.BOOK_NOT_READY,
     R.UNKNOWN_STRATEGY, R.DUPLICATE_STRATEGY,
+    # Arbitrage records out of their state machine: tests/strategies/test_arbitrage_records.py.
+    R.INVALID_TRANSITION,
     # A client's risk controls: their tests are in test_risk_controls.py.
     R.MAX_ORDER_SIZE, R.MAX_ORDER_NOTIONAL, R.MAX_OPEN_ORDERS, R.PRICE_OUT_OF_BAND,
     R.MARGIN_RATIO_CAP, R.RATE_LIMITED, R.IMPACT_TOO_HIGH, R.SPREAD_TOO_WIDE,

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.domain import arbitrage as arb
 from app.domain import events as ev
 from app.domain import risk
 from app.domain.orders import (
@@ -171,7 +172,24 @@ def sample_events() -> list[Any]:
                                  T),
         risk.MarginWindowWarning("paper-binance", "demo", "overnight", T, D(20000),
                                  D(12000), D(24000), T),
+        arb.ArbTradeUpdated("arb", "paper-binance", ARB_TRADE, "hedged 0.05", T),
+        arb.LegOutDetected("arb", "paper-binance", arb.LegOut(
+            "BTC-1", "funding-arb", "arb", "BTC-PERP", "entry", "short", "paper-bybit",
+            "long", "paper-binance", T, T, D("0.05"), D("60000.1"), D("0.05"), True,
+            D("0.05"), D("60000.0"), D("0.61"), "timeout", T), T),
     ]
+
+
+ARB_TRADE = arb.ArbTrade(
+    "BTC-1", "funding-arb", "arb", "BTC-PERP", "paper-binance", "paper-bybit", "paper-bybit",
+    arb.ArbStatus.ACTIVE, T, D("0.111"), D("1.25"), D("0.0009"), D("16.40"), 74,
+    planned_long_price=D("60000.1"), planned_short_price=D("60000.1"),
+    position_size_usd=D("6660.01"),
+    orders=(arb.ArbOrder("BTC-1-0", 7, "paper-bybit", Side.SELL, arb.OrderRole.ENTRY,
+                         D("0.111"), T, D("0.111"), D("6660.011"), D("1.33"), True),
+            arb.ArbOrder("BTC-1-1", None, "paper-binance", Side.BUY, arb.OrderRole.HEDGE,
+                         D("0.111"), T)),
+    funding_short=D("6.6"), first_fill_at=T, entered_at=T)
 
 
 def roundtrip(event: Any) -> tuple[Any, Any, str]:
