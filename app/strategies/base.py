@@ -26,6 +26,7 @@ from app.domain.instruments import Instrument
 from app.domain.market import MarketUpdate
 from app.domain.orders import Order, OrderSpec, OrderTags, OrderType, Side, TimeInForce
 from app.domain.positions import Position
+from app.domain.risk import SizingRequest
 from app.domain.strategies import Params, StrategyRecord
 from app.engine import Engine
 from app.engine.risk import RiskLimits
@@ -186,16 +187,17 @@ class StrategyContext:
                price: Decimal | None = None, trigger_price: Decimal | None = None,
                time_in_force: TimeInForce = TimeInForce.GTC, post_only: bool = False,
                reduce_only: bool = False, client_order_id: str | None = None,
-               signal_id: str | None = None, exit_reason: str | None = None
-               ) -> SubmitOrder:
-        """An order of this strategy (tagged with its id) on its account."""
+               signal_id: str | None = None, exit_reason: str | None = None,
+               sizing: SizingRequest | None = None) -> SubmitOrder:
+        """An order of this strategy (tagged with its id) on its account; ``sizing``
+        chooses the engine's impact-aware sizing mode (None: the client's default)."""
         tags = OrderTags(strategy=self.strategy_id, signal_id=signal_id,
                          exit_reason=exit_reason)
         return SubmitOrder(OrderSpec(
             self.client, self.venue, symbol, side, type, qty, price=price,
             trigger_price=trigger_price, time_in_force=time_in_force, post_only=post_only,
             reduce_only=reduce_only, client_order_id=client_order_id, tags=tags),
-            actor=self.actor)
+            actor=self.actor, sizing=sizing)
 
     def cancel(self, order_id: int, reason: str = "strategy") -> CancelOrder:
         return CancelOrder(order_id, actor=self.actor, reason=reason)

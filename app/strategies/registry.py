@@ -17,7 +17,7 @@ def register(kind: StrategyKind) -> StrategyKind:
 
 def kinds() -> dict[str, StrategyKind]:
     """Every registered kind (the built-in ones are always there)."""
-    from app.strategies import demo  # noqa: F401  (registers itself)
+    from app.strategies import atr_trend, demo, ma_crossover  # noqa: F401  (register themselves)
 
     return dict(sorted(_KINDS.items()))
 
