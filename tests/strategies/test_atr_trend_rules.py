@@ -23,8 +23,8 @@ from app.strategies.atr_trend import (
     risk_scale,
     stop_and_targets,
 )
-from app.strategies.base import InvalidParams
 from app.strategies.bars import Bar
+from app.strategies.base import InvalidParams
 
 T0 = datetime(2022, 1, 10, 12, 0, tzinfo=UTC)
 FIVE = timedelta(minutes=5)
