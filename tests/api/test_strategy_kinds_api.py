@@ -57,3 +57,24 @@ def test_bad_parameters_are_refused_naming_the_field(api, kind, params, field):
         "kind": kind, "client": "demo", "venue": "paper-binance", "params": params})
     assert response.status_code == 422
     assert field in response.text
+
+
+def test_the_dashboard_panel_shows_each_strategy_with_state_position_and_signal(api):
+    from app.auth.principal import Principal, Role
+    from app.web.routes import render_fragment
+
+    api.ok(api.post("/api/v1/strategies", json={
+        "kind": "atr_trend", "client": "demo", "venue": "paper-binance",
+        "params": {"symbol": "BTC-PERP"}, "id": "trend-btc", "start": True}), 201)
+    api.ok(api.post("/api/v1/strategies", json={
+        "kind": "ma_crossover", "client": "demo-2", "venue": "paper-bybit",
+        "params": {"symbol": "ETH-PERP"}, "id": "cross-eth"}), 201)
+    admin = Principal("admin", Role.ADMIN, None, "session")
+    html = render_fragment(api.system, "strategies", admin, {}, oob=False)
+    assert 'data-strategy="trend-btc"' in html and 'data-strategy="cross-eth"' in html
+    assert "running" in html and "stopped" in html
+    assert "BTC-PERP" in html and "ETH-PERP" in html and "flat" in html
+    # Scoped: a principal of demo-2 sees only its own.
+    scoped = Principal("s", Role.VIEWER, frozenset({"demo-2"}), "session")
+    html = render_fragment(api.system, "strategies", scoped, {}, oob=False)
+    assert "cross-eth" in html and "trend-btc" not in html

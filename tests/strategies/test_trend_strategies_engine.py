@@ -131,6 +131,10 @@ def test_atr_trend_places_stop_and_targets_and_moves_to_breakeven_after_tp1() ->
     assert stop.spec.trigger_price < trade.entry < tp1.spec.price < tp2.spec.price
     assert tp1.spec.qty + tp2.spec.qty == position.qty
     assert tp1.spec.reduce_only and tp2.spec.reduce_only
+    # What the dashboard shows of it: the host reports its last signal and trade.
+    status = run.host.status(SID)
+    assert status is not None and status["last_signal"].signal == 1
+    assert status["trade"] is trade
     # R multiples: TP1 1 R, TP2 2 R from the entry.
     assert abs(tp1.spec.price - (trade.entry + trade.risk)) <= 1
     assert abs(tp2.spec.price - (trade.entry + 2 * trade.risk)) <= 1
