@@ -355,6 +355,8 @@ class AtrTrend(BaseStrategy):
     def _on_entry_bar(self, ctx: StrategyContext, snap: Snapshot) -> list[Command]:
         inst = self._instrument(ctx)
         position = ctx.position_qty(self.p.symbol)
+        if self.trade is None and position > 0 and not entry_pending(ctx, self.p.symbol):
+            self.trade = self._adopt(ctx, inst)  # a long it entered but lost track of
         if self.trade is not None and position > 0:
             bars = int((snap.bar.end - self.trade.opened_at) // self.model.entry_interval)
             why = exit_decision(snap, self.p, bars)

@@ -77,13 +77,22 @@ class SymbolFeed:
     bid_size: Decimal = ZERO
     ask_size: Decimal = ZERO
     mark: Decimal | None = None
+    first_seen: datetime | None = None  # bars that began before it are partial: dropped
     _trades: deque[tuple[datetime, Decimal]] = field(default_factory=deque)
     _volume: Decimal = ZERO
 
     def on_update(self, update: MarketUpdate) -> list[Bar]:
-        """Bars this update closed (none for other symbols)."""
+        """Bars this update closed (none for other symbols). The first bar of each
+        interval after a (re)start is left out when it began before the first update
+        seen: it would hold only part of its interval."""
         if update.symbol != self.symbol:
             return []
+        if self.first_seen is None:
+            self.first_seen = update.ts
+        first = self.first_seen
+        return [b for b in self._bars(update) if b.start >= first]
+
+    def _bars(self, update: MarketUpdate) -> list[Bar]:
         ts = update.ts
         if isinstance(update, TradePrint):
             notional = update.price * update.qty

@@ -193,3 +193,29 @@ def test_rsi_is_100_without_losses_and_indicators_reject_bad_periods() -> None:
         SMA(0)
     with pytest.raises(ValueError):
         ReturnsStdev(1)
+
+
+def test_a_feed_drops_the_partial_first_bar_and_keeps_a_minute_of_volume() -> None:
+    from app.domain.market import Quote, TradePrint
+    from app.domain.orders import Side
+    from app.strategies.common import PriceSource, SymbolFeed
+
+    t0 = datetime(2022, 1, 1, 10, 2, tzinfo=UTC)  # started mid-bar
+    feed = SymbolFeed("BTC-PERP", MultiBars([timedelta(minutes=5)]))
+    closed: list[Bar] = []
+    for minute in range(10):
+        ts = t0 + timedelta(minutes=minute)
+        closed += feed.on_update(TradePrint("v", "BTC-PERP", Decimal(100 + minute),
+                                            Decimal(1), Side.BUY, ts))
+        closed += feed.on_update(Quote("v", "ETH-PERP", Decimal(1), Decimal(1), Decimal(2),
+                                       Decimal(1), ts))  # another symbol: ignored
+    assert [b.start.minute for b in closed] == [5]  # 10:00 was partial; 10:10 still forming
+    assert closed[0].open == 103 and closed[0].close == 107 and closed[0].volume == 525
+    now = t0 + timedelta(minutes=9)
+    assert feed.volume_1m(now) == 109  # only the print at 10:11 is within the minute
+    mids = SymbolFeed("BTC-PERP", MultiBars([timedelta(minutes=1)]), PriceSource.MID)
+    mids.on_update(Quote("v", "BTC-PERP", Decimal(99), Decimal(1), Decimal(101), Decimal(1),
+                         t0))
+    (bar,) = mids.on_update(Quote("v", "BTC-PERP", Decimal(100), Decimal(1), Decimal(102),
+                                  Decimal(1), t0 + timedelta(minutes=1)))
+    assert bar.close == 100 and mids.mid == 101
