@@ -393,6 +393,36 @@ class AlertsConfig(BaseModel):
         return self
 
 
+_StrategyParamValue = (Annotated[str, Field(max_length=200)] | int | bool | None
+                       | Annotated[list[Annotated[str, Field(max_length=64)]],
+                                   Field(max_length=50)])
+
+
+class StrategyConfig(BaseModel):
+    """A strategy created at startup if the log does not know its id yet (later
+    changes go through the strategy API: the log, not the file, is then the truth).
+    ``params`` are the kind's, in snake_case, validated by the kind when loaded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: str = Field(min_length=1, max_length=64)
+    client: str = Field(min_length=1, max_length=64)
+    venue: str = Field(min_length=1, max_length=64)
+    params: dict[str, _StrategyParamValue] = Field(default_factory=dict, max_length=64)
+    start: bool = True
+
+    @model_validator(mode="after")
+    def _kind_accepts(self) -> StrategyConfig:
+        from app.strategies.registry import kind  # the kinds import the engine
+
+        found = kind(self.kind)
+        if found is None:
+            raise ValueError(f"strategy {self.id}: unknown kind {self.kind!r}")
+        found.build(found.validate(self.params))  # InvalidParams is a ValueError
+        return self
+
+
 class TradingConfig(BaseModel):
     venues: list[VenueConfig]
     instruments: list[InstrumentConfig]
@@ -400,6 +430,7 @@ class TradingConfig(BaseModel):
     limits: dict[str, LimitsConfig] = Field(default_factory=dict)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    strategies: list[StrategyConfig] = Field(default_factory=list, max_length=1000)
 
     def risk_profiles(self) -> dict[str, RiskProfile]:
         return {c: p.to_domain() for c, p in self.risk.clients.items()}

@@ -78,3 +78,48 @@ def test_the_dashboard_panel_shows_each_strategy_with_state_position_and_signal(
     scoped = Principal("s", Role.VIEWER, frozenset({"demo-2"}), "session")
     html = render_fragment(api.system, "strategies", scoped, {}, oob=False)
     assert "cross-eth" in html and "trend-btc" not in html
+
+
+STRATEGIES_YAML = """
+strategies:
+  - id: trend-btc
+    kind: atr_trend
+    client: demo
+    venue: paper-binance
+    params: {symbol: BTC-PERP, atr_stop_multiple: "2", max_bars_in_trade: 36,
+             use_rsi_filter: true}
+  - id: cross-eth
+    kind: ma_crossover
+    client: demo-2
+    venue: paper-bybit
+    params: {symbol: ETH-PERP, ma_cross_epsilon_bps: "2", ma_cross_confirm_bars: 1}
+    start: false
+"""
+
+
+def test_strategies_from_the_yaml_file_are_created_once(make_api, tmp_path):
+    path = tmp_path / "with-strategies.yaml"
+    path.write_text(STRATEGIES_YAML)
+    api = make_api(config=path)
+    listed = {s["id"]: s for s in api.ok(api.get("/api/v1/strategies"))}
+    assert listed["trend-btc"]["status"] == "running"
+    assert listed["trend-btc"]["params"]["atr_stop_multiple"] == "2"
+    assert listed["trend-btc"]["params"]["hard_stop_min_pct"] == "0.5"  # the default
+    assert listed["cross-eth"]["status"] == "stopped"
+    assert listed["cross-eth"]["params"]["ma_cross_confirm_bars"] == 1
+
+
+@pytest.mark.parametrize("bad", [
+    "strategies: [{id: a, kind: atr_trend, client: demo, venue: paper-binance, "
+    "params: {atrStopMultiple: '2'}}]",
+    "strategies: [{id: a, kind: nope, client: demo, venue: paper-binance}]",
+    "strategies: [{id: a, kind: ma_crossover, client: demo, venue: paper-binance, "
+    "params: {fast_period: 50, slow_period: 10}}]",
+])
+def test_bad_strategies_in_the_yaml_file_are_refused_at_load(tmp_path, bad):
+    from app.config import load_trading_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad)
+    with pytest.raises(ValueError):
+        load_trading_config(path)
