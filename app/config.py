@@ -395,6 +395,11 @@ class AlertsConfig(BaseModel):
         return self
 
 
+_StrategyParamValue = (Annotated[str, Field(max_length=200)] | int | bool | None
+                       | Annotated[list[Annotated[str, Field(max_length=64)]],
+                                   Field(max_length=50)])
+
+
 class ArbitrageConfig(BaseModel):
     """``arbitrage:`` in the YAML: the funding-rate arbitrage that ``/api/v1/arb``
     starts and stops (a ``funding_arb`` strategy; seed 001). ``params`` are the
@@ -405,8 +410,49 @@ class ArbitrageConfig(BaseModel):
 
     strategy_id: str = Field(default="funding-arb", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     client: str = defaults.ARB_CLIENT
-    autostart: bool = False  # start it with the server (created on first start)
-    params: dict[str, Any] = Field(default_factory=dict)
+    # Start it with the server the first time (later, the log and the API decide).
+    autostart: bool = False
+    params: dict[str, _StrategyParamValue] = Field(default_factory=dict, max_length=64)
+
+    @model_validator(mode="after")
+    def _arbitrage_accepts(self) -> ArbitrageConfig:
+        from app.strategies.arbitrage import FUNDING_ARB  # the kinds import the engine
+
+        FUNDING_ARB.build(FUNDING_ARB.validate(self.params))  # InvalidParams: a ValueError
+        return self
+
+    def strategy(self, venues: list[str]) -> StrategyConfig:
+        """The arbitrage as a strategy entry (on the first two venues by default)."""
+        params = {"venues": venues[:2], **self.params}
+        chosen = params["venues"]
+        venue = chosen[0] if isinstance(chosen, list) and chosen else venues[0]
+        return StrategyConfig(id=self.strategy_id, kind="funding_arb", client=self.client,
+                              venue=venue, params=params, start=True)
+
+
+class StrategyConfig(BaseModel):
+    """A strategy created at startup if the log does not know its id yet (later
+    changes go through the strategy API: the log, not the file, is then the truth).
+    ``params`` are the kind's, in snake_case, validated by the kind when loaded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: str = Field(min_length=1, max_length=64)
+    client: str = Field(min_length=1, max_length=64)
+    venue: str = Field(min_length=1, max_length=64)
+    params: dict[str, _StrategyParamValue] = Field(default_factory=dict, max_length=64)
+    start: bool = True
+
+    @model_validator(mode="after")
+    def _kind_accepts(self) -> StrategyConfig:
+        from app.strategies.registry import kind  # the kinds import the engine
+
+        found = kind(self.kind)
+        if found is None:
+            raise ValueError(f"strategy {self.id}: unknown kind {self.kind!r}")
+        found.build(found.validate(self.params))  # InvalidParams is a ValueError
+        return self
 
 
 class TradingConfig(BaseModel):
@@ -417,6 +463,7 @@ class TradingConfig(BaseModel):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     arbitrage: ArbitrageConfig = Field(default_factory=ArbitrageConfig)
+    strategies: list[StrategyConfig] = Field(default_factory=list, max_length=1000)
 
     def risk_profiles(self) -> dict[str, RiskProfile]:
         return {c: p.to_domain() for c, p in self.risk.clients.items()}

@@ -19,6 +19,7 @@ from app.domain.commands import Deposit
 from app.domain.market import MarketUpdate, MarkPrice
 from app.domain.rate_limits import OrderRates
 from app.domain.risk import OrderSizedDown
+from app.domain.strategies import CreateStrategy, StartStrategy
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
 from app.runtime import risk_alerts
@@ -31,6 +32,7 @@ from app.runtime.safety_log import SizedDownFeed, log_safety
 from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import upgrade
 from app.strategies.host import StrategyHost
+from app.strategies.registry import kinds
 from app.venues.paper.queue import make_queue_model
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
@@ -120,6 +122,7 @@ class TradingSystem:
         self.bus.start()
         await self.alerts.start()  # the webhook sinks' tasks
         await self._fund_new_accounts()
+        await self._create_configured_strategies()
         if self.settings.feed == "synthetic":
             feed = synthetic_feed(self.instruments, self.on_market, seed=self.settings.feed_seed,
                                   step_ms=self.settings.feed_step_ms)
@@ -162,6 +165,22 @@ class TradingSystem:
                     deposits.append(Deposit(client.name, venue, amount, actor="setup"))
         # Queued together, they share one commit.
         await asyncio.gather(*(self.bus.execute(d) for d in deposits))
+
+    async def _create_configured_strategies(self) -> None:
+        """Create (and start, unless told not to) the configuration's strategies whose
+        ids the log does not know yet; once created, the strategy API changes them."""
+        registered = kinds()
+        entries = list(self.trading.strategies)
+        if self.trading.arbitrage.autostart:
+            entries.append(self.trading.arbitrage.strategy(self.venue_names))
+        for entry in entries:
+            if entry.id in self.engine.state.strategies:
+                continue
+            params = registered[entry.kind].validate(entry.params)  # checked at load too
+            await self.bus.execute(CreateStrategy(entry.id, entry.kind, entry.client,
+                                                  entry.venue, params, actor="setup"))
+            if entry.start:
+                await self.bus.execute(StartStrategy(entry.id, actor="setup"))
 
     def _housekeep(self) -> None:
         self.alerts.housekeep()

@@ -47,14 +47,10 @@ async def start(system: TradingSystem, principal: Principal, reason: str = ""
     config = system.trading.arbitrage
     existing = record(system, principal)
     if existing is None:
-        params = {"venues": _default_venues(system), **config.params}
-        venues = params["venues"]
-        if not isinstance(venues, list | tuple) or len(venues) != 2:
-            raise ServiceError(422, "INVALID_PARAMS", "arbitrage.params.venues: two venues",
-                               {"field": "params.venues"})
-        return await strategies.create(system, principal, FUNDING_ARB.name, config.client,
-                                       str(venues[0]), params, config.strategy_id,
-                                       start=True, reason=reason)
+        entry = config.strategy(_default_venues(system))
+        return await strategies.create(system, principal, FUNDING_ARB.name, entry.client,
+                                       entry.venue, entry.params, entry.id, start=True,
+                                       reason=reason)
     if existing.kind != FUNDING_ARB.name:
         raise ServiceError(409, "NOT_AN_ARBITRAGE",
                            f"strategy {existing.strategy_id!r} is a {existing.kind}")

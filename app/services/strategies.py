@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from app.auth.principal import Principal
@@ -38,8 +40,8 @@ from app.strategies.registry import kinds
 
 STRATEGY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-__all__ = ["configure", "create", "kinds", "params_dict", "start", "stop", "strategies",
-           "strategy"]
+__all__ = ["configure", "create", "kinds", "overview", "params_dict", "start", "stop",
+           "strategies", "strategy"]
 
 
 def strategies(system: TradingSystem, principal: Principal) -> list[StrategyRecord]:
@@ -47,6 +49,47 @@ def strategies(system: TradingSystem, principal: Principal) -> list[StrategyReco
     records = system.engine.state.strategies
     return [records[sid] for sid in sorted(records)
             if principal.can_access(records[sid].client)]
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyOverview:
+    """One strategy as the dashboard shows it: its state, the position on its symbol
+    (its account's: one trend strategy per client, venue and symbol), that position's
+    P&L (realized in the current trade and unrealized at the mark) and its last signal
+    (from the running instance; None when stopped or when its kind reports none)."""
+
+    record: StrategyRecord
+    symbol: str | None
+    position_qty: Decimal
+    avg_entry: Decimal | None
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal | None
+    last_signal: int | None
+    last_signal_reason: str
+    last_signal_at: datetime | None
+
+
+def overview(system: TradingSystem, principal: Principal) -> list[StrategyOverview]:
+    """Every strategy ``principal`` may see, with its position, P&L and last signal."""
+    engine = system.engine
+    out: list[StrategyOverview] = []
+    for record in strategies(system, principal):
+        raw = params_dict(record.params).get("symbol")
+        symbol = raw if isinstance(raw, str) else None
+        position = engine.state.positions.get((record.client, record.venue, symbol or ""))
+        qty = position.qty if position is not None else Decimal(0)
+        mark = engine.venues[record.venue].reference_price(symbol) \
+            if symbol and record.venue in engine.venues else None
+        unrealized = position.unrealized_pnl(mark) if position is not None and qty \
+            and mark is not None else (Decimal(0) if not qty else None)
+        status = system.strategy_host.status(record.strategy_id) or {}
+        last = status.get("last_signal")
+        out.append(StrategyOverview(
+            record, symbol, qty, position.avg_entry if position is not None and qty else None,
+            position.realized_pnl if position is not None else Decimal(0), unrealized,
+            getattr(last, "signal", None), str(getattr(last, "reason", "")),
+            getattr(last, "at", None)))
+    return out
 
 
 def strategy(system: TradingSystem, principal: Principal, strategy_id: str) -> StrategyRecord:

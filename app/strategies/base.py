@@ -240,7 +240,9 @@ class StrategyContext:
                signal_id: str | None = None, exit_reason: str | None = None,
                venue: str | None = None, parent_trade_id: str | None = None,
                sizing: SizingRequest | None = None) -> SubmitOrder:
-        """An order of this strategy (tagged with its id) on its account."""
+        """An order of this strategy (tagged with its id) on its account (on ``venue``,
+        one of its venues); ``sizing`` chooses the engine's impact-aware sizing mode
+        (None: the client's default)."""
         tags = OrderTags(strategy=self.strategy_id, signal_id=signal_id,
                          parent_trade_id=parent_trade_id, exit_reason=exit_reason)
         return SubmitOrder(OrderSpec(

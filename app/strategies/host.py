@@ -119,6 +119,16 @@ class StrategyHost:
         running = self._running.get(strategy_id)
         return running.strategy if running is not None else None
 
+    def status(self, strategy_id: str) -> dict[str, object] | None:
+        """What a running strategy reports of itself (its ``status()``, if its kind has
+        one: last signal, indicators, open trade), for the dashboard; None otherwise."""
+        running = self._running.get(strategy_id)
+        report = getattr(running.strategy, "status", None) if running is not None else None
+        if not callable(report):
+            return None
+        result = report()
+        return dict(result) if isinstance(result, dict) else None
+
     def reset(self) -> None:
         """Forget every instance (the engine was rebuilt: start them afresh)."""
         self._running.clear()

@@ -17,7 +17,12 @@ def register(kind: StrategyKind) -> StrategyKind:
 
 def kinds() -> dict[str, StrategyKind]:
     """Every registered kind (the built-in ones are always there)."""
-    from app.strategies import arbitrage, demo  # noqa: F401  (register themselves)
+    from app.strategies import (  # noqa: F401  (register themselves)
+        arbitrage,
+        atr_trend,
+        demo,
+        ma_crossover,
+    )
 
     return dict(sorted(_KINDS.items()))
 

@@ -63,8 +63,9 @@ DASHBOARD_ORDER_ROWS = 50
 
 # Which whole fragments an event topic makes stale (order rows are handled per row).
 STALE_BY_TOPIC: dict[str, set[str]] = {
-    "fills": {"positions", "summary"},
-    "positions": {"positions", "summary"},
+    "fills": {"positions", "summary", "strategies"},
+    "positions": {"positions", "summary", "strategies"},
+    "strategies": {"strategies"},
     "portfolio": {"summary"},
     "trades": {"exits", "summary"},
     "funding": {"positions", "summary"},
@@ -73,12 +74,12 @@ STALE_BY_TOPIC: dict[str, set[str]] = {
     "alerts": {"alerts"},
     "risk": {"risk"},
 }
-PERIODIC = {"marks", "positions", "summary", "equity", "risk"}
+PERIODIC = {"marks", "positions", "summary", "equity", "risk", "strategies"}
 
 # Which fragments each page shows.
 PAGE_FRAGMENTS: dict[str, set[str]] = {
     "dashboard": {"banner", "summary", "positions", "orders", "exits", "alerts", "marks",
-                  "equity", "legouts"},
+                  "equity", "legouts", "strategies"},
     "controls": {"banner", "controls"},
     "orders": {"banner", "blotter"},
     "positions": {"banner", "positions", "summary"},

@@ -49,6 +49,7 @@ from app.domain.risk import Breaker
 from app.domain.trading_state import Scope, TradingState
 from app.services import audit_log, controls, orders, positions, rejections
 from app.services import risk as risk_service
+from app.services import strategies as strategies_service
 from app.services.alerts import dashboard_alerts
 from app.services.audit_log import AuditFilters
 from app.services.queries import Reader
@@ -131,6 +132,8 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
     elif name == "risk":
         ctx["cards"] = views.risk_cards(system, principal, clients)
         ctx["sized_down"] = system.sized_down.recent(clients)
+    elif name == "strategies":
+        ctx["strategies"] = views.strategies(strategies_service.overview(system, principal))
     elif name == "legouts":
         ctx["legouts"] = []  # filled by the arbitrage feature's LegOutDetected events
     return ctx

@@ -108,6 +108,24 @@ def positions(reader: Reader, clients: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def strategies(rows: list[Any]) -> list[dict[str, Any]]:
+    """The strategies panel: ``rows`` from ``services.strategies.overview``."""
+    out = []
+    for v in rows:
+        r = v.record
+        pnl = v.realized_pnl + (v.unrealized_pnl or ZERO)
+        signal = {1: "long", -1: "short", 0: "flat"}.get(v.last_signal, "—") \
+            if v.last_signal is not None else "—"
+        out.append({"id": r.strategy_id, "kind": r.kind, "client": r.client, "venue": r.venue,
+                    "symbol": v.symbol or "—", "status": r.status.value,
+                    "position": price(v.position_qty) if v.position_qty else "flat",
+                    "entry": average(v.avg_entry), "pnl": signed_money(pnl), "tone": tone(pnl),
+                    "signal": signal, "signal_reason": v.last_signal_reason,
+                    "signal_at": v.last_signal_at.strftime("%H:%M:%S")
+                    if v.last_signal_at is not None else ""})
+    return out
+
+
 def open_orders(reader: Reader, clients: list[str], limit: int = 50) -> list[dict[str, Any]]:
     return [order_row(o) for o in reader.open_orders(clients, limit)]
 

@@ -1,0 +1,177 @@
+"""Bars built from the feed, on the engine clock, for any number of intervals.
+
+A ``BarBuilder`` turns price points (trade prints, quote mids or marks, each
+with its exchange time) into OHLCV bars of one interval, aligned on a grid of
+that interval from the Unix epoch (a 1 h bar starts on the hour, a 5 m bar at
+:00, :05, ...). A bar closes when a point of a later bar arrives, or when the
+clock passes its end (``close_due``) — never before its end, so a closed bar is
+final and a replay closes the same bars. An interval in which nothing printed
+makes no bar (indicators see only real bars).
+
+``MultiBars`` feeds several builders at once and hands back what closed in order
+of their ends, the longest interval first among bars that end together, so a
+decision on the 5 m bar that closes at 10:00 already sees the 1 h bar that
+closed with it.
+
+Volume is quote notional (price × qty of trade prints); points without a qty
+(mids, marks) move prices only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ZERO = Decimal(0)
+_INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> timedelta:
+    """``"5m"`` → 5 minutes; units s, m, h, d; at least one second, at most a week."""
+    match = _INTERVAL.match(text)
+    if match is None:
+        raise ValueError(f"not an interval: {text!r} (e.g. 1m, 5m, 1h)")
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if not 1 <= seconds <= 7 * 86400:
+        raise ValueError(f"interval {text!r} is outside 1s..7d")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    start: datetime
+    interval: timedelta
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = ZERO  # quote notional traded
+    points: int = 1
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.interval
+
+
+class BarBuilder:
+    """OHLCV bars of one interval from timestamped price points."""
+
+    __slots__ = (
+        "_close",
+        "_high",
+        "_low",
+        "_open",
+        "_points",
+        "_start",
+        "_volume",
+        "interval",
+    )
+
+    def __init__(self, interval: timedelta):
+        if interval <= timedelta(0):
+            raise ValueError("a bar interval must be positive")
+        self.interval = interval
+        self._start: datetime | None = None
+        self._open = self._high = self._low = self._close = self._volume = ZERO
+        self._points = 0
+
+    def bucket(self, ts: datetime) -> datetime:
+        return EPOCH + ((ts - EPOCH) // self.interval) * self.interval
+
+    def update(self, price: Decimal, ts: datetime, notional: Decimal = ZERO) -> Bar | None:
+        """Add one point; the bar it closed, if any. Points older than the open bar
+        (out of order) are dropped."""
+        start = self.bucket(ts)
+        closed: Bar | None = None
+        if self._start is not None:
+            if start < self._start:
+                return None
+            if start > self._start:
+                closed = self._bar()
+                self._start = None
+        if self._start is None:
+            self._start = start
+            self._open = self._high = self._low = self._close = price
+            self._volume = notional
+            self._points = 1
+            return closed
+        if price > self._high:
+            self._high = price
+        if price < self._low:
+            self._low = price
+        self._close = price
+        self._volume += notional
+        self._points += 1
+        return closed
+
+    def close_due(self, now: datetime) -> Bar | None:
+        """The open bar, closed, if the clock has reached its end."""
+        if self._start is None or now < self._start + self.interval:
+            return None
+        bar = self._bar()
+        self._start = None
+        return bar
+
+    @property
+    def forming(self) -> Bar | None:
+        """The bar still forming (not final)."""
+        return None if self._start is None else self._bar()
+
+    def _bar(self) -> Bar:
+        assert self._start is not None
+        return Bar(self._start, self.interval, self._open, self._high, self._low,
+                   self._close, self._volume, self._points)
+
+
+class MultiBars:
+    """Bars of several intervals from the same points."""
+
+    def __init__(self, intervals: Iterable[timedelta]):
+        self.builders = {i: BarBuilder(i) for i in sorted(set(intervals))}
+
+    def update(self, price: Decimal, ts: datetime, notional: Decimal = ZERO) -> list[Bar]:
+        """Closed bars (by end, the longest first at the same end): the ones due
+        by ``ts`` and any the point itself closed."""
+        out = self.close_due(ts)
+        for builder in self.builders.values():
+            bar = builder.update(price, ts, notional)
+            if bar is not None:
+                out.append(bar)
+        out.sort(key=_order)
+        return out
+
+    def close_due(self, now: datetime) -> list[Bar]:
+        out = [bar for b in self.builders.values() if (bar := b.close_due(now)) is not None]
+        out.sort(key=_order)
+        return out
+
+
+def _order(bar: Bar) -> tuple[datetime, timedelta]:
+    return bar.end, -bar.interval
+
+
+def aggregate(bars: Iterable[Bar], interval: timedelta) -> list[Bar]:
+    """Bars of a longer ``interval`` from shorter ones (for warm-ups and tests)."""
+    out: list[Bar] = []
+    builder = BarBuilder(interval)
+    current: Bar | None = None
+    for bar in bars:
+        start = builder.bucket(bar.start)
+        if current is not None and start != current.start:
+            out.append(current)
+            current = None
+        if current is None:
+            current = Bar(start, interval, bar.open, bar.high, bar.low, bar.close,
+                          bar.volume, bar.points)
+        else:
+            current = Bar(start, interval, current.open, max(current.high, bar.high),
+                          min(current.low, bar.low), bar.close, current.volume + bar.volume,
+                          current.points + bar.points)
+    if current is not None:
+        out.append(current)
+    return out
