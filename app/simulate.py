@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,6 +47,7 @@ from app.marketdata.replay import default_data_dir
 from app.marketdata.synthetic import SyntheticMarket
 from app.strategies.demo import DEMO
 from app.strategies.host import StrategyHost
+from app.venues.paper.queue import make_queue_model
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -303,7 +304,8 @@ class ArbRun:
 
 def build_arb_engine(instruments: list[Instrument], venues: tuple[str, ...],
                      venue_configs: dict[str, PaperVenueConfig] | None = None,
-                     balance: Decimal = STARTING_BALANCE) -> Engine:
+                     balance: Decimal = STARTING_BALANCE, queue_model: str | None = None
+                     ) -> Engine:
     """The arbitrage's client on ``venues`` (no per-symbol caps: its size is its own
     capital's), funded at ``START``."""
     config = EngineConfig(
@@ -313,7 +315,9 @@ def build_arb_engine(instruments: list[Instrument], venues: tuple[str, ...],
         risk_profiles={ARB_CLIENT: replace(UNLIMITED, orders_per_second=20,
                                            orders_per_minute=600)})
     configs = venue_configs or {}
-    engine = Engine(config, {v: PaperVenue(v, configs.get(v)) for v in venues})
+    engine = Engine(config, {v: PaperVenue(v, configs.get(v), make_queue_model(queue_model))
+                             if queue_model else PaperVenue(v, configs.get(v))
+                             for v in venues})
     for venue in venues:
         engine.handle(Deposit(ARB_CLIENT, venue, balance), START)
     return engine
@@ -322,18 +326,22 @@ def build_arb_engine(instruments: list[Instrument], venues: tuple[str, ...],
 def run_arbitrage(feed: Iterable[MarketUpdate], engine: Engine, *,
                   params: dict[str, object] | None = None, hours: float | None = None,
                   keep_events: bool = True, host: StrategyHost | None = None,
-                  on_step: object = None) -> ArbRun:
+                  on_step: Callable[[Engine, datetime, list[Event]], None] | None = None,
+                  create: bool = True) -> ArbRun:
     """Run the ``funding_arb`` strategy over ``feed`` for ``hours`` of market time (None:
-    until the feed ends), on the strategy host after every engine step."""
+    until the feed ends), on the strategy host after every engine step. ``create``:
+    create and start it first (False: it exists, carry on); ``on_step`` is called
+    after every step with what it produced."""
     from app.strategies.arbitrage import FUNDING_ARB
 
     venues = tuple(sorted(engine.venues))
     validated = FUNDING_ARB.validate({"venues": list(venues), **(params or {})})
     host = host or StrategyHost()
     events: list[Event] = []
-    events += engine.handle(CreateStrategy(ARB_STRATEGY, FUNDING_ARB.name, ARB_CLIENT,
-                                           venues[0], validated, "simulate"), START)
-    events += engine.handle(StartStrategy(ARB_STRATEGY, "simulate"), START)
+    if create:
+        events += engine.handle(CreateStrategy(ARB_STRATEGY, FUNDING_ARB.name, ARB_CLIENT,
+                                               venues[0], validated, "simulate"), START)
+        events += engine.handle(StartStrategy(ARB_STRATEGY, "simulate"), START)
     run = ArbRun(engine, events if keep_events else [], 0)
     limit = None if hours is None else timedelta(hours=hours)
     for update in feed:
@@ -347,6 +355,6 @@ def run_arbitrage(feed: Iterable[MarketUpdate], engine: Engine, *,
         produced += host.step(engine, now, produced, update).events
         if keep_events:
             events += produced
-        if callable(on_step):
+        if on_step is not None:
             on_step(engine, now, produced)
     return run

@@ -18,6 +18,14 @@ from decimal import Decimal
 from typing import TypeVar, cast
 
 from app.domain.accounts import Account, AccountSummary, summarize
+from app.domain.arbitrage import (
+    TRANSITIONS,
+    ArbStatus,
+    ArbTradeUpdated,
+    LegOutDetected,
+    RecordArbTrade,
+    RecordLegOut,
+)
 from app.domain.commands import (
     AmendOrder,
     CancelAll,
@@ -79,14 +87,6 @@ from app.domain.risk import (
     RiskProfile,
     SetRiskProfile,
     SizingRequest,
-)
-from app.domain.arbitrage import (
-    TRANSITIONS,
-    ArbStatus,
-    ArbTradeUpdated,
-    LegOutDetected,
-    RecordArbTrade,
-    RecordLegOut,
 )
 from app.domain.strategies import (
     ConfigureStrategy,

@@ -183,7 +183,10 @@ class SyntheticMarket:
         mid = max(float(price / inst.tick_size), self._levels + 2.0)
         touch = max(1, round(_TOUCH_NOTIONAL / (price * inst.step_size)))
         min_units = max(1, math.ceil(inst.min_qty / inst.step_size))
-        return _InstrumentState(inst, rng, mid, mid, mid, max(touch, min_units), min_units)
+        state = _InstrumentState(inst, rng, mid, mid, mid, max(touch, min_units), min_units)
+        # Funding premiums start where they would be at rest, not all at zero.
+        state.premium = rng.gauss(0.0, _PREMIUM_SHOCK / math.sqrt(2 * _PREMIUM_DECAY))
+        return state
 
     def __iter__(self) -> Iterator[MarketUpdate]:
         return self

@@ -10,7 +10,7 @@ import pytest
 
 from app.domain.arbitrage import TRANSITIONS, ArbBook, ArbStatus, ArbTrade, RecordArbTrade
 from app.domain.rejections import CommandRefused, RejectCode
-from tests.strategies.arb_support import A, B, T0, TwoVenues
+from tests.strategies.arb_support import T0, A, B, TwoVenues
 
 TRADE = ArbTrade("BTC-1", "funding-arb", "arb", "BTC-PERP", A, B, B, ArbStatus.PENDING, T0,
                  D("0.1"), D("1"), D("0.0009"), D("10"), 80)

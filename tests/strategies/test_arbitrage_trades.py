@@ -8,11 +8,11 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 from app.domain.arbitrage import ArbStatus, ArbTradeUpdated, LegOutDetected, OrderRole
+from app.domain.commands import SetTradingState
 from app.domain.events import OrderFilled
 from app.domain.orders import Liquidity, Side
 from app.domain.strategies import StopStrategy
 from app.domain.trading_state import Scope, TradingState
-from app.domain.commands import SetTradingState
 from app.simulate import ARB_CLIENT, ARB_STRATEGY
 from app.strategies.host import StrategyHost
 from app.venues.paper.venue import PaperVenueConfig
@@ -240,7 +240,7 @@ def test_every_change_of_a_trade_is_an_event_and_replays_to_the_same_book() -> N
     m.quote(A, "59880.0", "59880.1", size="5")
     m.step(20)
     updates = m.of_type(ArbTradeUpdated)
-    assert [u.trade.status for u in updates][0] is ArbStatus.PENDING
+    assert updates[0].trade.status is ArbStatus.PENDING
     assert updates[-1].trade.status is ArbStatus.CLOSED
     replayed = TwoVenues.make(start=False)
     replayed.engine.replay([e for e in m.events])

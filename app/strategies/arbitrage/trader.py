@@ -199,7 +199,7 @@ class FundingArbTrader(BaseStrategy):
         self._record(ctx, trade, t, out, _change(trade, t))
         return out
 
-    # ---- counting what the orders did --------------------------------------------------------
+    # ---- counting what the orders did ----------------------------------------------------
 
     def _synced(self, ctx: StrategyContext, t: ArbTrade) -> ArbTrade:
         for o in t.orders:
@@ -232,7 +232,7 @@ class FundingArbTrader(BaseStrategy):
             return out
         return None
 
-    # ---- entry ---------------------------------------------------------------------------------
+    # ---- entry ---------------------------------------------------------------------------
 
     def _entering(self, ctx: StrategyContext, t: ArbTrade, out: list[Command]) -> ArbTrade:
         now, harder, easier = ctx.now, t.harder_venue, t.easier_venue
@@ -311,10 +311,12 @@ class FundingArbTrader(BaseStrategy):
 
     def _legging_out(self, ctx: StrategyContext, t: ArbTrade, out: list[Command]) -> ArbTrade:
         if t.working:
-            return self._cancel_working(ctx, t, out)  # cancels pending: wait for them
+            # Cancels pending (wait for the venue to confirm them: a fill may still
+            # come), or market completions on their way.
+            return self._cancel_working(ctx, t, out)
         if t.position_on(t.long_venue) or t.position_on(t.short_venue):
             return self._close_positions(ctx, t, out, only_if_idle=True)
-        profit = t.cash.quantize(Decimal("0.00000001"))
+        profit = t.cash  # exact: the accounts must match it to the last digit
         done = t.moved(ArbStatus.LEGGED_OUT, closed_at=ctx.now, actual_profit=profit,
                        exit_reason="leg_out")
         out.append(ctx.record_leg_out(self._leg_out(ctx, done, "entry", t.note or "timeout")))
@@ -362,9 +364,9 @@ class FundingArbTrader(BaseStrategy):
             filled_at=t.first_fill_at, detected_at=t.exit_started_at or ctx.now,
             filled_qty=qty, filled_price=price, missing_qty=max(ZERO, qty - lagging),
             hedge_executed=hedge_qty > 0, hedge_qty=hedge_qty, hedge_price=hedge_price,
-            loss=loss.quantize(Decimal("0.00000001")), reason=reason, at=ctx.now)
+            loss=loss, reason=reason, at=ctx.now)
 
-    # ---- monitoring and exit -------------------------------------------------------------------
+    # ---- monitoring and exit -------------------------------------------------------------
 
     def _monitor(self, ctx: StrategyContext, t: ArbTrade) -> list[Command]:
         out: list[Command] = []
@@ -428,7 +430,7 @@ class FundingArbTrader(BaseStrategy):
                 return t  # an exit order was refused: complete at its time
             return self._close_positions(ctx, t, out, only_if_idle=True)
         completed = {o.venue for o in t.orders if o.role is OrderRole.CLOSE and o.filled}
-        profit = t.cash.quantize(Decimal("0.00000001"))
+        profit = t.cash  # exact: the accounts must match it to the last digit
         done = t.moved(ArbStatus.CLOSED, closed_at=ctx.now, actual_profit=profit,
                        deadline=None)
         if len(completed) == 1:
@@ -436,7 +438,7 @@ class FundingArbTrader(BaseStrategy):
         self.cooldown_until[t.symbol] = ctx.now + timedelta(seconds=self.p.cooldown_s)
         return done
 
-    # ---- entering new trades -----------------------------------------------------------------------
+    # ---- entering new trades -------------------------------------------------------------
 
     def _scan(self, ctx: StrategyContext) -> list[Command]:
         p = self.p
@@ -500,7 +502,7 @@ class FundingArbTrader(BaseStrategy):
         self.trades[trade_id] = t
         return out
 
-    # ---- orders ------------------------------------------------------------------------------------
+    # ---- orders --------------------------------------------------------------------------
 
     def _submit(self, ctx: StrategyContext, t: ArbTrade, venue: str, side: Side,
                 type: OrderType, qty: Decimal, role: OrderRole, out: list[Command], *,
@@ -523,7 +525,8 @@ class FundingArbTrader(BaseStrategy):
     def _cancel_working(self, ctx: StrategyContext, t: ArbTrade, out: list[Command]
                         ) -> ArbTrade:
         for o in t.working:
-            if not o.cancel_requested:
+            # Market completions are never called back: they are what closes the risk.
+            if not o.cancel_requested and o.role is not OrderRole.CLOSE:
                 t = self._cancel(ctx, t, o, out, "arbitrage leg-out" if
                                  t.status is ArbStatus.LEGGING_OUT else "arbitrage exit")
         return t
@@ -550,11 +553,16 @@ class FundingArbTrader(BaseStrategy):
             if not qty:
                 continue
             side = Side.SELL if qty > 0 else Side.BUY
-            t = self._submit(ctx, t, venue, side, OrderType.MARKET, abs(qty), OrderRole.CLOSE,
+            inst = ctx.instrument(t.symbol, venue)
+            size = abs(qty)
+            if inst is not None:
+                # Whole lots, rounded up: reduce-only never closes more than is there.
+                size = max(inst.round_qty(size, Rounding.UP), inst.min_qty)
+            t = self._submit(ctx, t, venue, side, OrderType.MARKET, size, OrderRole.CLOSE,
                              out, reduce_only=True)
         return t
 
-    # ---- recording ------------------------------------------------------------------------------------
+    # ---- recording -----------------------------------------------------------------------
 
     def _record(self, ctx: StrategyContext, before: ArbTrade, after: ArbTrade,
                 out: list[Command], change: str) -> None:

@@ -64,12 +64,17 @@ class Book:
         "growth",
         "invalid_reason",
         "is_l2",
+        "lot",
         "tick",
         "updated_at",
     )
 
-    def __init__(self, tick: Decimal, depth: int = 20, growth: Decimal = Decimal("0.5")):
+    def __init__(self, tick: Decimal, depth: int = 20, growth: Decimal = Decimal("0.5"),
+                 lot: Decimal | None = None):
         self.tick = tick
+        # Synthesized levels hold whole lots (the instrument's step), as real books do,
+        # so queues and fills against them stay on the step.
+        self.lot = lot
         self.depth = depth
         self.growth = growth  # synthesized level k holds touch size × (1 + growth × k)
         self.is_l2 = False
@@ -230,7 +235,13 @@ class Book:
             price = best + step * k
             if price <= 0:
                 return
-            yield price, size * (1 + self.growth * k)
+            yield price, self._synthesized(size, k)
+
+    def _synthesized(self, touch: Decimal, k: int) -> Decimal:
+        size = touch * (1 + self.growth * k)
+        if self.lot is None or not k:
+            return size
+        return max(touch, size // self.lot * self.lot)
 
     def size_at(self, book_side: Side, price: Decimal) -> Decimal:
         """Displayed size at ``price`` on one side (0 when no such level)."""
@@ -247,7 +258,7 @@ class Book:
         k, off_grid = divmod(gap, self.tick)
         if off_grid or k >= self.depth:
             return ZERO
-        return size * (1 + self.growth * k)
+        return self._synthesized(size, int(k))
 
     def available(self, book_side: Side, price: Decimal, size: Decimal) -> Decimal:
         taken = (self._bid_taken if book_side is Side.BUY else self._ask_taken).get(price)

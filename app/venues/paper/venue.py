@@ -188,7 +188,8 @@ class PaperVenue:
     def add_instrument(self, instrument: Instrument) -> None:
         self.instruments[instrument.symbol] = instrument
         self.books[instrument.symbol] = Book(
-            instrument.tick_size, self.config.synthetic_depth, self.config.synthetic_growth)
+            instrument.tick_size, self.config.synthetic_depth, self.config.synthetic_growth,
+            lot=instrument.step_size)
         self._resting[instrument.symbol] = {}
         self._stops[instrument.symbol] = {}
 
