@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from app.domain.orders import OrderSpec, Side
 from app.domain.risk import ResetBreaker, SetRiskProfile, SizingRequest
+from app.domain.signals import SetSignalParams, SubmitSignal
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
@@ -124,4 +125,5 @@ Command = (
     | Deposit | Withdraw | SetLeverage
     | CreateStrategy | StartStrategy | StopStrategy | ConfigureStrategy
     | SetRiskProfile | ResetBreaker
+    | SubmitSignal | SetSignalParams
 )

@@ -21,6 +21,14 @@ from app.domain.risk import (
     RiskProfileChanged,
     RiskStateRecorded,
 )
+from app.domain.signals import (
+    BracketClosed,
+    BracketLegsPlaced,
+    BracketOpened,
+    SignalParamsChanged,
+    SignalReceived,
+    SignalResolved,
+)
 from app.domain.strategies import (
     StrategyConfigured,
     StrategyCreated,
@@ -318,4 +326,6 @@ Event = (
     | StrategyCreated | StrategyStarted | StrategyStopped | StrategyConfigured
     | RiskProfileChanged | BreakerTripped | BreakerReset | RiskStateRecorded | OrderSizedDown
     | MarginWindowChanged | MarginWindowWarning
+    | SignalReceived | SignalResolved | SignalParamsChanged
+    | BracketOpened | BracketLegsPlaced | BracketClosed
 )

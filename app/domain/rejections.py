@@ -67,6 +67,10 @@ class RejectCode(StrEnum):
     GTD_TOO_SOON = "GTD_TOO_SOON"
     # A strategy id already names another definition (kind, account or parameters).
     DUPLICATE_STRATEGY = "DUPLICATE_STRATEGY"
+    # Signals (app/domain/signals.py): a signal id already names another signal; a
+    # signal that is not 1, 0 or -1 (or a strength outside (0, 1]).
+    DUPLICATE_SIGNAL_ID = "DUPLICATE_SIGNAL_ID"
+    INVALID_SIGNAL = "INVALID_SIGNAL"
 
 
 @dataclass(frozen=True, slots=True)
