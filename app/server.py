@@ -30,6 +30,7 @@ from app.api import (
     portfolio,
     risk,
     session,
+    signals,
     strategies,
     ws,
 )
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
     for module in (orders, portfolio, controls, session, leverage, strategies, risk,
-                   alerts):
+                   alerts, signals):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)

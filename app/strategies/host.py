@@ -31,6 +31,7 @@ from app.domain.event_accounts import account_of
 from app.domain.events import Event
 from app.domain.market import MarketUpdate
 from app.domain.rejections import CommandRefused
+from app.domain.signals import SubmitSignal
 from app.domain.strategies import StopStrategy, StrategyRecord, StrategyStatus
 from app.engine import Engine
 from app.strategies.base import Commands, Strategy, StrategyContext, StrategyKind
@@ -269,13 +270,20 @@ def _foreign(command: Command, record: StrategyRecord, engine: Engine) -> str | 
         if spec.tags.strategy != record.strategy_id:
             return "an order without its strategy id (use ctx.submit)"
         return None
+    if isinstance(command, SubmitSignal):
+        if (command.client, command.venue) != (record.client, record.venue):
+            return f"a signal for {command.client} on {command.venue}, not its own account"
+        if command.strategy != record.strategy_id:
+            return "a signal without its strategy id (use ctx.signal)"
+        return None
     if isinstance(command, CancelOrder | ReplaceOrder):
         order = engine.state.orders.get(command.order_id)
         if order is not None and (order.spec.client, order.spec.venue) != (record.client,
                                                                             record.venue):
             return f"order {command.order_id} is not of its own account"
         return None
-    return f"a {type(command).__name__} (strategies place, cancel and replace orders)"
+    return (f"a {type(command).__name__} (strategies place, cancel and replace orders, "
+            "and submit signals)")
 
 
 def _grid_after(now: datetime, every: timedelta) -> datetime:
