@@ -460,8 +460,10 @@ class SignalDesk:
         if all(fine[k] or not wanted[k] for k in legs):
             return
         kept = {k: legs[k] if fine[k] else None for k in legs}
-        emit(BracketLegsPlaced(b.bracket_id, _id(kept["tp"]), _id(kept["sl"]),
-                               target if any(kept.values()) else ZERO, now), out)
+        if any(leg is not None and not fine[k] for k, leg in legs.items()):
+            # Off the bracket before they are canceled: their end is not a detachment.
+            emit(BracketLegsPlaced(b.bracket_id, _id(kept["tp"]), _id(kept["sl"]),
+                                   target if any(kept.values()) else ZERO, now), out)
         for k, leg in legs.items():
             if leg is not None and not fine[k] and leg.is_open:
                 engine._request_cancel(leg, now, "bracket", "bracket resized", out)
