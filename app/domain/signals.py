@@ -190,6 +190,8 @@ class BracketLegsPlaced:
     still count as exits."""
 
     bracket_id: int
+    client: str
+    venue: str
     take_profit_order_id: int | None
     stop_loss_order_id: int | None
     qty: Decimal
@@ -199,6 +201,8 @@ class BracketLegsPlaced:
 @dataclass(frozen=True, slots=True)
 class BracketClosed:
     bracket_id: int
+    client: str
+    venue: str
     reason: str
     at: datetime
 

@@ -417,7 +417,7 @@ class SignalDesk:
             if leg is None or leg.is_open or leg.status is OrderStatus.FILLED:
                 continue
             other = sl if leg is tp else tp
-            emit(BracketLegsPlaced(b.bracket_id, None, None, ZERO, now), out)
+            emit(BracketLegsPlaced(b.bracket_id, b.client, b.venue, None, None, ZERO, now), out)
             if other is not None and other.is_open and other.status not in _PENDING:
                 engine._request_cancel(other, now, "bracket", f"oco: {name} leg ended", out)
             if (leg.status is OrderStatus.REJECTED and target
@@ -428,18 +428,19 @@ class SignalDesk:
                         b.strategy, b.signal_id,
                         exit_reason="take_profit" if leg is tp else "stop_loss")),
                     now, out, clip=True, bypass_halt=True, actor="bracket")
-                emit(BracketClosed(b.bracket_id, f"the market was past the {name}: closed "
-                                   "at market", now), out)
+                emit(BracketClosed(b.bracket_id, b.client, b.venue,
+                                   f"the market was past the {name}: closed at market",
+                                   now), out)
             else:
                 why = (f"{leg.reject_code}: {leg.reject_message}"
                        if leg.status is OrderStatus.REJECTED
                        else leg.cancel_reason or leg.status.value)
-                emit(BracketClosed(b.bracket_id, f"{name} leg {leg.status.value} ({why})",
-                                   now), out)
+                emit(BracketClosed(b.bracket_id, b.client, b.venue,
+                                   f"{name} leg {leg.status.value} ({why})", now), out)
             return
         if not target:
             if (tp is not None and tp.is_open) or (sl is not None and sl.is_open):
-                emit(BracketLegsPlaced(b.bracket_id, None, None, ZERO, now), out)
+                emit(BracketLegsPlaced(b.bracket_id, b.client, b.venue, None, None, ZERO, now), out)
                 for leg in (tp, sl):
                     if leg is not None and leg.is_open and leg.status not in _PENDING:
                         engine._request_cancel(leg, now, "bracket", "oco: nothing left to "
@@ -447,7 +448,7 @@ class SignalDesk:
             if not entry_open:
                 reason = "the position is closed" if b.entry_filled else \
                     "the entry ended unfilled"
-                emit(BracketClosed(b.bracket_id, reason, now), out)
+                emit(BracketClosed(b.bracket_id, b.client, b.venue, reason, now), out)
             return
         price = b.entry_price
         if price is None:
@@ -462,8 +463,9 @@ class SignalDesk:
         kept = {k: legs[k] if fine[k] else None for k in legs}
         if any(leg is not None and not fine[k] for k, leg in legs.items()):
             # Off the bracket before they are canceled: their end is not a detachment.
-            emit(BracketLegsPlaced(b.bracket_id, _id(kept["tp"]), _id(kept["sl"]),
-                                   target if any(kept.values()) else ZERO, now), out)
+            emit(BracketLegsPlaced(b.bracket_id, b.client, b.venue, _id(kept["tp"]),
+                                   _id(kept["sl"]), target if any(kept.values()) else ZERO,
+                                   now), out)
         for k, leg in legs.items():
             if leg is not None and not fine[k] and leg.is_open:
                 engine._request_cancel(leg, now, "bracket", "bracket resized", out)
@@ -490,8 +492,8 @@ class SignalDesk:
                              tags=OrderTags(b.strategy, b.signal_id, exit_reason=reason))
             placed[k] = engine._place(spec, now, out, clip=True, bypass_halt=True,
                                       actor="bracket")
-        emit(BracketLegsPlaced(b.bracket_id, _id(placed["tp"]), _id(placed["sl"]), target,
-                               now), out)
+        emit(BracketLegsPlaced(b.bracket_id, b.client, b.venue, _id(placed["tp"]),
+                               _id(placed["sl"]), target, now), out)
 
 
 def _working(order: Order | None, qty: Decimal) -> bool:

@@ -192,9 +192,9 @@ def sample_events() -> list[Any]:
             "desk", "op", T),
         sig.BracketOpened(13, "sig:7", "ma-1", "demo", "paper-binance", "BTC-PERP", Side.SELL,
                           D("0.0123"), None, T),
-        sig.BracketLegsPlaced(13, 14, 15, D("0.100"), T),
-        sig.BracketLegsPlaced(13, None, None, D(0), T),
-        sig.BracketClosed(13, "the position is closed", T),
+        sig.BracketLegsPlaced(13, "demo", "paper-binance", 14, 15, D("0.100"), T),
+        sig.BracketLegsPlaced(13, "demo", "paper-binance", None, None, D(0), T),
+        sig.BracketClosed(13, "demo", "paper-binance", "the position is closed", T),
     ]
 
 
