@@ -4,6 +4,7 @@ clients' signal order parameters (operator, audited)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from app.store.tables import AuditRow
 SIGNALS = "/api/v1/signals"
 PARAMS = "/api/v1/signals/params/demo"
 NO_RISK = Path(__file__).resolve().parent.parent / "no_risk_controls.yaml"
+BID, ASK, ONE = Decimal("60000.0"), Decimal("60000.1"), Decimal(1)
 
 
 @pytest.fixture
@@ -147,3 +149,48 @@ def test_signal_events_are_in_the_log_with_their_topic(signal_api) -> None:
                      "BracketLegsPlaced"]
     received = next(e for e in items if e["type"] == "SignalReceived")
     assert received["client"] == "demo" and received["data"]["signal_id"] == "logged"
+
+
+def test_parameters_signals_and_brackets_survive_a_restart(tmp_path) -> None:
+    """Stop the server and start it again on the same database: the parameters an
+    operator set, the signal (idempotency included) and its bracket are back."""
+    import warnings
+
+    from app.auth.principal import Role
+    from app.config import Settings
+    from app.domain.market import MarkPrice, Quote
+    from app.server import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'restart.db'}", config=NO_RISK,
+                        feed="none", demo_credentials=False, rate_limit_per_s=0,
+                        session_secret="x" * 40, stale_mark_seconds=3600.0)
+    update = {"params": {"size_mode": "fixed", "fixed_qty": "0.005",
+                         "exit_mode": "fixed_pct", "take_profit_pct": "3",
+                         "stop_loss_pct": "1.5"}, "reason": "restart test"}
+    sent = body(signal_id="kept")
+    with TestClient(create_app(settings)) as client:
+        key = client.app.state.auth.create_key(Role.ADMIN, name="admin")
+        headers = {"Authorization": f"Bearer {key}"}
+        now = datetime.now(UTC)
+        for update_ in (Quote("paper-binance", "BTC-PERP", BID, ONE, ASK, ONE, now),
+                        MarkPrice("paper-binance", "BTC-PERP", BID, now)):
+            client.portal.call(client.app.state.system.on_market, update_)
+        assert client.put(PARAMS, headers=headers, json=update).status_code == 200
+        first = client.post(SIGNALS, headers=headers, json=sent)
+        assert first.status_code == 201, first.text
+        before = first.json()
+        assert before["bracket"]["take_profit_order_id"] is not None
+    with TestClient(create_app(settings)) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        params = client.get(PARAMS, headers=headers).json()
+        assert params["source"] == "set" and params["params"]["fixed_qty"] == "0.005"
+        after = client.get(f"{SIGNALS}/kept", headers=headers).json()
+        assert after["bracket"] == before["bracket"]
+        assert [o["id"] for o in after["orders"]] == [o["id"] for o in before["orders"]]
+        retry = client.post(SIGNALS, headers=headers, json=sent)
+        assert retry.status_code == 200
+        assert retry.json()["orders"][0]["id"] == before["orders"][0]["id"]
