@@ -181,7 +181,9 @@ async def put_params(client: PathName, body: SignalParamsUpdate, principal: Oper
     return json_response(params_json(view))
 
 
-@router.get("/signals/{signal_id}", response_model=SignalPublic, responses=ERRORS,
+# ``:path``: a signal id may hold "/" (the names' alphabet); the parameters' routes
+# above are matched first.
+@router.get("/signals/{signal_id:path}", response_model=SignalPublic, responses=ERRORS,
             summary="A signal: the orders it placed, or why none")
 async def get_signal(signal_id: PathName, reader: Reads) -> Any:
     return json_response(signal_json(signals.signal_view(reader.system, reader.principal,

@@ -76,6 +76,8 @@ def test_a_signal_without_an_order_says_why(signal_api) -> None:
     read = api.ok(api.get(f"{SIGNALS}/{flat['signal_id']}", "viewer"))
     assert read["reason"] == "NOTHING_TO_CLOSE" and "no BTC-PERP position" in read["message"]
     assert api.get(f"{SIGNALS}/nope", "viewer").json()["error"]["code"] == "UNKNOWN_SIGNAL"
+    slashed = api.ok(api.post(SIGNALS, "trader", json=body(signal=0, signal_id="ma/1:x")), 201)
+    assert api.ok(api.get(f"{SIGNALS}/ma/1:x", "viewer"))["signal_id"] == slashed["signal_id"]
 
 
 def test_signals_need_a_trader_of_the_client(signal_api) -> None:
