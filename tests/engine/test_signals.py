@@ -15,6 +15,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.domain.commands import SetTradingState
 from app.domain.events import FundsDeposited, OrderCanceled, OrderSubmitted
@@ -575,3 +577,40 @@ def test_brackets_and_signals_replay_exactly(limit_entry, make_engine, at) -> No
     assert replayed.state.signals["e"].resolved == engine.state.signals["e"].resolved
     assert replayed.signals.params(CLIENT) == engine.signals.params(CLIENT)
     assert replayed.state.brackets[entry.order_id] == engine.state.brackets[entry.order_id]
+
+
+# ---- the OCO invariant under any order of partial fills ---------------------------------
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["entry", "tp", "sl"]),
+                          st.integers(min_value=1, max_value=300)), max_size=12))
+def test_the_legs_always_protect_exactly_what_is_open(make_engine, market, at, steps
+                                                      ) -> None:
+    """Whatever fills in whatever order, after every step each open leg covers exactly
+    min(entry filled - exits filled, position), never more than the position; once
+    nothing is left to protect no leg is open."""
+    engine = make_engine()
+    t = warm(engine, market, at)
+    params(engine, at, t, order_type=EntryOrder.LIMIT, size_mode=SizeMode.FIXED,
+           fixed_qty=D("0.3"), exit_mode=ExitMode.FIXED_PCT, take_profit_pct=D(3),
+           stop_loss_pct=D("1.5"))
+    resolved, _ = signal(engine, at, t, 1, signal_id="p")
+    (entry,) = orders_of(engine, resolved)
+    for i, (which, thousandths) in enumerate(steps):
+        b, tp, sl = legs(engine, entry.order_id)
+        order = {"entry": entry, "tp": tp, "sl": sl}[which]
+        if order is None or not order.is_open:
+            continue
+        qty = min(D(thousandths) / 1000, order.remaining_qty)
+        fill(engine, order, qty, "60000.0", t + 1 + i, at)
+        b, tp, sl = legs(engine, entry.order_id)
+        held = max(position(engine), D(0))
+        target = min(b.entry_filled - b.exit_filled, held)
+        open_legs = [leg for leg in (tp, sl) if leg is not None and leg.is_open]
+        if target < D("0.001"):
+            assert open_legs == []
+        else:
+            assert [leg.remaining_qty for leg in open_legs] == [target, target]
+        assert all(leg.remaining_qty <= held for leg in open_legs)
+        assert position(engine) >= 0
