@@ -46,6 +46,7 @@ from app.domain.instruments import (
     LeverageBracket,
     VenueCapabilities,
 )
+from app.domain.orders import TimeInForce
 from app.domain.risk import (
     Breaker,
     BreakerPolicy,
@@ -54,6 +55,14 @@ from app.domain.risk import (
     SizingMode,
     SizingPolicy,
     SymbolLimits,
+)
+from app.domain.signals import (
+    EntryOrder,
+    EntryPoint,
+    ExitMode,
+    PositionMode,
+    SignalParams,
+    SizeMode,
 )
 from app.domain.venue_profiles import PROFILES
 from app.engine.risk import RiskLimits
@@ -320,6 +329,67 @@ class RiskProfileConfig(BaseModel):
                 halt_on=list(profile.breakers.halt_on)))
 
 
+# ---- signal order parameters (YAML ``signals:`` and PUT /api/v1/signals/params/{client}) --
+
+class SignalParamsConfig(BaseModel):
+    """One client's signal order parameters (app/domain/signals.py); the defaults are
+    the seeds' (002: market orders, GTC, 10 bps slippage, take_profit_sd 1.0,
+    stop_loss_sd 2.0; 000: limit_price_offset_bps 5)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: PositionMode = PositionMode.LONG_SHORT
+    entry_at: EntryPoint = EntryPoint.CURRENT_OPEN
+    order_type: EntryOrder = EntryOrder.MARKET
+    limit_price_offset_bps: DecimalSetting = _decimal(Decimal(5), gt=None, ge=0, le=10_000)
+    time_in_force: Literal["gtc", "ioc", "fok"] = "gtc"  # of limit entries; market: IOC
+    max_slippage_bps: DecimalSetting | None = _decimal(Decimal(10), le=10_000)
+    size_mode: SizeMode = SizeMode.BALANCE_FRACTION
+    fixed_qty: DecimalSetting | None = _amount()
+    balance_fraction: DecimalSetting = _decimal(Decimal("0.1"), le=100)  # of equity
+    risk_fraction: DecimalSetting = _decimal(Decimal("0.01"), le=1)  # of equity
+    exit_mode: ExitMode = ExitMode.VOLATILITY
+    take_profit_sd: DecimalSetting | None = _decimal(Decimal("1.0"), le=100)
+    stop_loss_sd: DecimalSetting | None = _decimal(Decimal("2.0"), le=100)
+    take_profit_pct: DecimalSetting | None = _decimal(None, le=1000)
+    stop_loss_pct: DecimalSetting | None = _decimal(None, le=99)
+    volatility_window: int = Field(default=20, ge=2, le=1000)
+    scale_by_strength: bool = True
+
+    @model_validator(mode="after")
+    def _complete(self) -> SignalParamsConfig:
+        if self.size_mode is SizeMode.FIXED and self.fixed_qty is None:
+            raise ValueError("size_mode fixed needs fixed_qty")
+        if self.exit_mode is ExitMode.FIXED_PCT and self.take_profit_pct is None \
+                and self.stop_loss_pct is None:
+            raise ValueError("exit_mode fixed_pct needs take_profit_pct and/or stop_loss_pct")
+        if self.exit_mode is ExitMode.VOLATILITY and self.take_profit_sd is None \
+                and self.stop_loss_sd is None:
+            raise ValueError("exit_mode volatility needs take_profit_sd and/or stop_loss_sd")
+        return self
+
+    def to_domain(self) -> SignalParams:
+        values = self.model_dump()
+        values["time_in_force"] = TimeInForce(self.time_in_force)
+        return SignalParams(**values)
+
+    @classmethod
+    def of(cls, params: SignalParams) -> SignalParamsConfig:
+        values = {f: getattr(params, f) for f in cls.model_fields}
+        values["time_in_force"] = params.time_in_force.value
+        return cls(**values)
+
+
+class SignalsConfig(BaseModel):
+    """``signals:`` in the YAML: the candle the signal desk keeps (entry prices and
+    volatility), the parameters of every client without its own, and per-client
+    parameters (each replaces the default whole)."""
+
+    model_config = ConfigDict(extra="forbid")
+    candle_seconds: int = Field(default=60, ge=1, le=86_400)
+    default: SignalParamsConfig = Field(default_factory=SignalParamsConfig)
+    clients: dict[str, SignalParamsConfig] = Field(default_factory=dict)
+
+
 class RiskConfig(BaseModel):
     """``risk:`` in the YAML: the profile of every client without its own, and
     per-client profiles (each replaces the default whole)."""
@@ -464,6 +534,10 @@ class TradingConfig(BaseModel):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     arbitrage: ArbitrageConfig = Field(default_factory=ArbitrageConfig)
     strategies: list[StrategyConfig] = Field(default_factory=list, max_length=1000)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
+
+    def signal_params(self) -> dict[str, SignalParams]:
+        return {c: p.to_domain() for c, p in self.signals.clients.items()}
 
     def risk_profiles(self) -> dict[str, RiskProfile]:
         return {c: p.to_domain() for c, p in self.risk.clients.items()}

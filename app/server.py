@@ -31,6 +31,7 @@ from app.api import (
     portfolio,
     risk,
     session,
+    signals,
     strategies,
     ws,
 )
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
     for module in (orders, portfolio, controls, session, leverage, strategies, risk,
-                   alerts, arbitrage):
+                   alerts, arbitrage, signals):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from app.domain.arbitrage import RecordArbTrade, RecordLegOut
 from app.domain.orders import OrderSpec, Side
 from app.domain.risk import ResetBreaker, SetRiskProfile, SizingRequest
+from app.domain.signals import SetSignalParams, SubmitSignal
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
@@ -126,4 +127,5 @@ Command = (
     | CreateStrategy | StartStrategy | StopStrategy | ConfigureStrategy
     | SetRiskProfile | ResetBreaker
     | RecordArbTrade | RecordLegOut
+    | SubmitSignal | SetSignalParams
 )

@@ -22,6 +22,14 @@ from app.domain.risk import (
     RiskProfileChanged,
     RiskStateRecorded,
 )
+from app.domain.signals import (
+    BracketClosed,
+    BracketLegsPlaced,
+    BracketOpened,
+    SignalParamsChanged,
+    SignalReceived,
+    SignalResolved,
+)
 from app.domain.strategies import (
     StrategyConfigured,
     StrategyCreated,
@@ -320,4 +328,6 @@ Event = (
     | RiskProfileChanged | BreakerTripped | BreakerReset | RiskStateRecorded | OrderSizedDown
     | MarginWindowChanged | MarginWindowWarning
     | ArbTradeUpdated | LegOutDetected
+    | SignalReceived | SignalResolved | SignalParamsChanged
+    | BracketOpened | BracketLegsPlaced | BracketClosed
 )

@@ -69,6 +69,10 @@ class RejectCode(StrEnum):
     DUPLICATE_STRATEGY = "DUPLICATE_STRATEGY"
     # An arbitrage trade recorded out of its state machine (app/domain/arbitrage.py).
     INVALID_TRANSITION = "INVALID_TRANSITION"
+    # Signals (app/domain/signals.py): a signal id already names another signal; a
+    # signal that is not 1, 0 or -1 (or a strength outside (0, 1]).
+    DUPLICATE_SIGNAL_ID = "DUPLICATE_SIGNAL_ID"
+    INVALID_SIGNAL = "INVALID_SIGNAL"
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,7 @@ from app.domain.risk import (
     SetRiskProfile,
     SizingRequest,
 )
+from app.domain.signals import DEFAULT_SIGNAL_PARAMS, SetSignalParams, SignalParams, SubmitSignal
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
@@ -105,7 +106,8 @@ from app.engine.margin_windows import MarginWindows
 from app.engine.retention import DEFAULT_RETAIN_FINISHED, DEFAULT_RETAIN_TRADES
 from app.engine.risk import OrderContext, RiskLimits, check_order
 from app.engine.risk_controls import RiskControls
-from app.engine.state import EngineState
+from app.engine.signals import DEFAULT_INTERVAL, SignalDesk
+from app.engine.state import DEFAULT_RETAIN_SIGNALS, EngineState
 from app.venues.base import (
     Accepted,
     Amended,
@@ -155,6 +157,13 @@ class EngineConfig:
     default_risk_profile: RiskProfile = UNLIMITED
     # Venues' margin windows (seed 003), by venue.
     margin_windows: dict[str, tuple[MarginWindow, ...]] = field(default_factory=dict)
+    # Clients' signal order parameters (app/domain/signals.py) from the configuration,
+    # and those of clients without their own; SignalParamsChanged events override both.
+    signal_params: dict[str, SignalParams] = field(default_factory=dict)
+    default_signal_params: SignalParams = DEFAULT_SIGNAL_PARAMS
+    # The candle of signals' entry prices and volatility (None: no candles kept).
+    signal_interval: timedelta | None = DEFAULT_INTERVAL
+    retain_signals: int = DEFAULT_RETAIN_SIGNALS
 
     def limits_for(self, client: str, symbol: str) -> RiskLimits:
         return self.client_limits.get((client, symbol)) or self.limits.get(symbol) or _NO_LIMITS
@@ -169,7 +178,8 @@ class Engine:
         self.config = config
         self.venues = venues
         self.state = state or EngineState(retain_finished=config.retain_finished,
-                                          retain_trades=config.retain_trades)
+                                          retain_trades=config.retain_trades,
+                                          retain_signals=config.retain_signals)
         self.instruments: dict[tuple[str, str], Instrument] = {}
         self._symbols_by_venue: dict[str, list[str]] = {}
         self._instruments_by_venue: dict[str, dict[str, Instrument]] = {}
@@ -196,6 +206,8 @@ class Engine:
         self._next_funding_at = EPOCH
         self.risk = RiskControls(self, config.risk_profiles, config.default_risk_profile)
         self.margin = MarginWindows(self, config.margin_windows)
+        self.signals = SignalDesk(self, config.signal_params, config.default_signal_params,
+                                  config.signal_interval)
         # Dispatch by exact type: one dict lookup to a bound method, as cheap as an
         # ``is`` chain's first test, and each handler is typed for its own kind.
         self._commands: dict[type, _CommandHandler] = dict([
@@ -217,6 +229,8 @@ class Engine:
             _on_command(ResetBreaker, self.risk.reset),
             _on_command(RecordArbTrade, self._record_arb_trade),
             _on_command(RecordLegOut, self._record_leg_out),
+            _on_command(SubmitSignal, self.signals.submit),
+            _on_command(SetSignalParams, self.signals.set_params),
         ])
         self._reports: dict[type, _ReportHandler] = dict([
             _on_report(Filled, self._on_filled),
@@ -238,6 +252,8 @@ class Engine:
         returned as ``OrderRejected`` events on a recorded order."""
         out: list[Event] = []
         self._commands[type(command)](command, now, out)
+        if self.state.bracket_dirty:
+            self.signals.police(now, out)
         if self.risk.due:
             self.risk.after_step(now, out)
         return out
@@ -250,6 +266,8 @@ class Engine:
         ignored, as a duplicate or late report must be."""
         out: list[Event] = []
         self._on_reports(reports, out)
+        if self.state.bracket_dirty:
+            self.signals.police(now, out)
         if self.risk.due:
             self.risk.after_step(now, out)
         return out
@@ -260,7 +278,11 @@ class Engine:
             return []
         if self.risk.track_volume and type(update) is TradePrint:
             self.risk.on_trade_print(update)
+        signals = self.signals
+        signals.before_market(update.venue, update.symbol, now)
         reports = venue.on_market(update, now)
+        if signals.pending_open:
+            signals.after_market(update.venue, update.symbol)
         if not reports and now < self._next_funding_at:
             kind = type(update)
             if kind is not MarkPrice and kind is not FundingRate:
@@ -274,6 +296,8 @@ class Engine:
             self._settle_funding(now, out)
         if type(update) is MarkPrice:
             self._check_liquidations(update.venue, update.symbol, now, out)
+        if self.state.bracket_dirty:
+            self.signals.police(now, out)
         if self.risk.due:
             self.risk.after_step(now, out)
         return out
@@ -288,6 +312,8 @@ class Engine:
         if now >= self._next_funding_at:
             self._settle_funding(now, out)
         self.margin.step(now, out)
+        if self.state.bracket_dirty:
+            self.signals.police(now, out)
         self.risk.on_time(now)
         if self.risk.due:
             self.risk.after_step(now, out)
@@ -307,6 +333,8 @@ class Engine:
         apply = self.state.apply
         for event in events:
             apply(event)
+        # Each step policed its brackets before it was committed: nothing is owed.
+        self.state.bracket_dirty.clear()
 
     def restore_venues(self, now: datetime) -> list[Event]:
         """Hand every live order and position back to the venues; returns the events
@@ -321,6 +349,8 @@ class Engine:
         for client, venue_name, symbol in sorted({
                 (o.spec.client, o.spec.venue, o.spec.symbol) for o in self._open_orders()}):
             self._police_reduce_only(client, venue_name, symbol, now, out)
+        if self.state.bracket_dirty:
+            self.signals.police(now, out)
         return out
 
     # ---- reading ----------------------------------------------------------------

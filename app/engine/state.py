@@ -58,6 +58,17 @@ from app.domain.risk import (
     RiskProfileChanged,
     RiskStateRecorded,
 )
+from app.domain.signals import (
+    Bracket,
+    BracketClosed,
+    BracketLegsPlaced,
+    BracketOpened,
+    SignalParams,
+    SignalParamsChanged,
+    SignalReceived,
+    SignalRecord,
+    SignalResolved,
+)
 from app.domain.strategies import (
     StrategyConfigured,
     StrategyCreated,
@@ -75,6 +86,8 @@ from app.engine.retention import (
 )
 
 PositionKey = tuple[str, str, str]  # (client, venue, symbol)
+# Signals kept in memory (with their brackets); older ones are in the event log.
+DEFAULT_RETAIN_SIGNALS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +134,19 @@ class EngineState:
     risk: dict[str, ClientRiskState] = field(default_factory=dict)
     # The margin window in force per venue (by name; absent: none), as last recorded.
     margin_windows: dict[str, str | None] = field(default_factory=dict)
+    # Signals (app/domain/signals.py): the newest ``retain_signals`` by id, oldest
+    # first in ``signal_order``; each client's parameters set by an operator; the OCO
+    # brackets by id (the entry's order id), with the open ones indexed by the orders
+    # they hold and by position; positions whose brackets need looking at.
+    signals: dict[str, SignalRecord] = field(default_factory=dict)
+    signal_order: deque[str] = field(default_factory=deque)
+    signal_seq: int = 0
+    retain_signals: int = DEFAULT_RETAIN_SIGNALS
+    signal_params: dict[str, SignalParams] = field(default_factory=dict)
+    brackets: dict[int, Bracket] = field(default_factory=dict)
+    bracket_of_order: dict[int, int] = field(default_factory=dict)
+    brackets_by_key: dict[PositionKey, set[int]] = field(default_factory=dict)
+    bracket_dirty: set[PositionKey] = field(default_factory=set)
     last_order_id: int = 0
     last_fill_id: int = 0
     # Bounded memory (app/engine/retention.py): finished orders, oldest first, of which
@@ -187,6 +213,13 @@ class EngineState:
             "risk_profiles": self.risk_profiles,
             "risk": self.risk,
             "margin_windows": self.margin_windows,
+            "signals": self.signals,
+            "signal_order": list(self.signal_order),
+            "signal_seq": self.signal_seq,
+            "signal_params": self.signal_params,
+            "brackets": self.brackets,
+            "bracket_of_order": self.bracket_of_order,
+            "brackets_by_key": {k: v for k, v in self.brackets_by_key.items() if v},
             "finished": list(self.finished),
             "evicted_ids": self.evicted_ids,
             "evicted_orders": self.evicted_orders,
@@ -298,6 +331,8 @@ class EngineState:
         self.resting.filled(order, e.qty)
         if e.fill_id > self.last_fill_id:
             self.last_fill_id = e.fill_id
+        if self.bracket_of_order:  # most of the time there is no bracket at all
+            self._bracket_fill(e)
         outcome = self.position(e.client, e.venue, e.symbol).apply_fill(
             e.side, e.qty, e.price, e.fee, e.at, exit_reason_of(order))
         account = self.accounts[(e.client, e.venue)]
@@ -434,7 +469,89 @@ class EngineState:
     def _leg_out_detected(self, e: LegOutDetected) -> None:
         self.arb.setdefault(e.leg_out.strategy_id, ArbBook()).apply_leg_out(e.leg_out)
 
+    # ---- signals and brackets ------------------------------------------------
+
+    def _signal_received(self, e: SignalReceived) -> None:
+        self.signals[e.signal_id] = SignalRecord(
+            e.signal_id, e.client, e.venue, e.symbol, e.signal, e.strategy, e.strength,
+            e.signal_at, e.at, e.actor)
+        self.signal_order.append(e.signal_id)
+        self.signal_seq += 1
+        while len(self.signal_order) > self.retain_signals:
+            old = self.signals.pop(self.signal_order.popleft(), None)
+            if old is not None and old.bracket_id is not None:
+                bracket = self.brackets.get(old.bracket_id)
+                if bracket is not None and bracket.closed is not None:
+                    del self.brackets[old.bracket_id]
+
+    def _signal_resolved(self, e: SignalResolved) -> None:
+        record = self.signals.get(e.signal_id)
+        if record is not None:
+            record.resolved = e
+
+    def _signal_params_changed(self, e: SignalParamsChanged) -> None:
+        self.signal_params[e.client] = e.params
+
+    def _bracket_opened(self, e: BracketOpened) -> None:
+        self.brackets[e.bracket_id] = Bracket(
+            e.bracket_id, e.signal_id, e.strategy, e.client, e.venue, e.symbol, e.entry_side,
+            e.take_profit_frac, e.stop_loss_frac, e.at)
+        self.bracket_of_order[e.bracket_id] = e.bracket_id
+        key = (e.client, e.venue, e.symbol)
+        self.brackets_by_key.setdefault(key, set()).add(e.bracket_id)
+        record = self.signals.get(e.signal_id)
+        if record is not None:
+            record.bracket_id = e.bracket_id
+
+    def _bracket_legs(self, e: BracketLegsPlaced) -> None:
+        bracket = self.brackets[e.bracket_id]
+        for order_id in (e.take_profit_order_id, e.stop_loss_order_id):
+            if order_id is not None and order_id not in self.bracket_of_order:
+                # A new leg: what it filled before it was linked counts too.
+                self.bracket_of_order[order_id] = e.bracket_id
+                bracket.legs.append(order_id)
+                order = self.orders.get(order_id)
+                if order is not None and order.filled_qty:
+                    bracket.exit_filled += order.filled_qty
+                if order is not None and not order.is_open:
+                    self.bracket_dirty.add((bracket.client, bracket.venue, bracket.symbol))
+        bracket.take_profit_order_id = e.take_profit_order_id
+        bracket.stop_loss_order_id = e.stop_loss_order_id
+        bracket.qty = e.qty
+
+    def _bracket_closed(self, e: BracketClosed) -> None:
+        bracket = self.brackets[e.bracket_id]
+        bracket.closed = e.reason
+        bracket.take_profit_order_id = bracket.stop_loss_order_id = None
+        bracket.qty = Decimal(0)
+        for order_id in (bracket.bracket_id, *bracket.legs):
+            self.bracket_of_order.pop(order_id, None)
+        key = (bracket.client, bracket.venue, bracket.symbol)
+        ids = self.brackets_by_key.get(key)
+        if ids is not None:
+            ids.discard(e.bracket_id)
+            if not ids:
+                del self.brackets_by_key[key]
+
+    def _bracket_fill(self, e: OrderFilled) -> None:
+        bracket_id = self.bracket_of_order.get(e.order_id)
+        if bracket_id is None:
+            key = (e.client, e.venue, e.symbol)
+            if key in self.brackets_by_key:  # the position of a bracket moved
+                self.bracket_dirty.add(key)
+            return
+        bracket = self.brackets[bracket_id]
+        if e.order_id == bracket_id:
+            bracket.entry_filled += e.qty
+            bracket.entry_notional += e.qty * e.price
+        else:
+            bracket.exit_filled += e.qty
+        self.bracket_dirty.add((e.client, e.venue, e.symbol))
+
     def _closed(self, order: Order) -> None:
+        if order.order_id in self.bracket_of_order:
+            spec = order.spec
+            self.bracket_dirty.add((spec.client, spec.venue, spec.symbol))
         key = order.spec.account
         open_for_account = self.open_orders.get(key)
         if open_for_account is not None:
@@ -543,4 +660,10 @@ _APPLY: dict[type, _Applier] = dict([
     _applier(MarginWindowWarning, EngineState._noop),
     _applier(ArbTradeUpdated, EngineState._arb_trade_updated),
     _applier(LegOutDetected, EngineState._leg_out_detected),
+    _applier(SignalReceived, EngineState._signal_received),
+    _applier(SignalResolved, EngineState._signal_resolved),
+    _applier(SignalParamsChanged, EngineState._signal_params_changed),
+    _applier(BracketOpened, EngineState._bracket_opened),
+    _applier(BracketLegsPlaced, EngineState._bracket_legs),
+    _applier(BracketClosed, EngineState._bracket_closed),
 ])

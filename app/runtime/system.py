@@ -94,7 +94,12 @@ class TradingSystem:
                                    default_risk_profile=self.trading.risk.default.to_domain(),
                                    margin_windows={v.name: tuple(w.to_domain()
                                                                  for w in v.margin_windows)
-                                                   for v in self.trading.venues}),
+                                                   for v in self.trading.venues},
+                                   signal_params=self.trading.signal_params(),
+                                   default_signal_params=(
+                                       self.trading.signals.default.to_domain()),
+                                   signal_interval=timedelta(
+                                       seconds=self.trading.signals.candle_seconds)),
                       venues)
 
     def _rebuilt_engine(self) -> Engine:

@@ -7,7 +7,8 @@ from typing import Any
 from app.store.event_log import Recorded
 
 TOPICS = frozenset({"orders", "fills", "positions", "portfolio", "trades", "funding",
-                    "balances", "trading_states", "alerts", "strategies", "risk", "arb"})
+                    "balances", "trading_states", "alerts", "strategies", "risk", "arb",
+                    "signals"})
 
 _TOPIC_BY_EVENT = {
     "OrderFilled": "fills",
@@ -34,6 +35,12 @@ _TOPIC_BY_EVENT = {
     "OrderSizedDown": "risk",
     "MarginWindowChanged": "risk",
     "MarginWindowWarning": "risk",
+    "SignalReceived": "signals",
+    "SignalResolved": "signals",
+    "SignalParamsChanged": "signals",
+    "BracketOpened": "signals",
+    "BracketLegsPlaced": "signals",
+    "BracketClosed": "signals",
 }
 
 

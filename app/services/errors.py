@@ -23,6 +23,7 @@ _STATUS = {
     RejectCode.UNKNOWN_ORDER: 404,
     RejectCode.DUPLICATE_CLIENT_ORDER_ID: 409,
     RejectCode.ORDER_NOT_OPEN: 409,
+    RejectCode.DUPLICATE_SIGNAL_ID: 409,
 }
 
 

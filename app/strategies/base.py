@@ -28,6 +28,7 @@ from app.domain.market import MarketUpdate
 from app.domain.orders import Order, OrderSpec, OrderTags, OrderType, Side, TimeInForce
 from app.domain.positions import Position
 from app.domain.risk import SizingRequest
+from app.domain.signals import SubmitSignal
 from app.domain.strategies import Params, StrategyRecord
 from app.domain.trading_state import TradingState
 from app.engine import Engine
@@ -250,6 +251,14 @@ class StrategyContext:
             trigger_price=trigger_price, time_in_force=time_in_force, post_only=post_only,
             reduce_only=reduce_only, client_order_id=client_order_id, tags=tags),
             actor=self.actor, sizing=sizing)
+
+    def signal(self, symbol: str, signal: int, *, strength: Decimal | None = None,
+               signal_id: str | None = None) -> SubmitSignal:
+        """A signal of this strategy (1 long, 0 flat, -1 short) on its account: the
+        engine turns it into orders with the client's signal parameters, as it does
+        the API's ``POST /api/v1/signals``."""
+        return SubmitSignal(self.client, self.venue, symbol, signal, self.strategy_id,
+                            self.now, strength, signal_id, actor=self.actor)
 
     def cancel(self, order_id: int, reason: str = "strategy") -> CancelOrder:
         return CancelOrder(order_id, actor=self.actor, reason=reason)

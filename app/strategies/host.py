@@ -32,6 +32,7 @@ from app.domain.event_accounts import account_of
 from app.domain.events import Event
 from app.domain.market import MarketUpdate
 from app.domain.rejections import CommandRefused
+from app.domain.signals import SubmitSignal
 from app.domain.strategies import StopStrategy, StrategyRecord, StrategyStatus
 from app.engine import Engine
 from app.strategies.base import Commands, Strategy, StrategyContext, StrategyKind
@@ -295,6 +296,12 @@ def _foreign(command: Command, record: StrategyRecord, venues: frozenset[str],
         if spec.tags.strategy != record.strategy_id:
             return "an order without its strategy id (use ctx.submit)"
         return None
+    if isinstance(command, SubmitSignal):
+        if (command.client, command.venue) != (record.client, record.venue):
+            return f"a signal for {command.client} on {command.venue}, not its own account"
+        if command.strategy != record.strategy_id:
+            return "a signal without its strategy id (use ctx.signal)"
+        return None
     if isinstance(command, CancelOrder | ReplaceOrder):
         order = engine.state.orders.get(command.order_id)
         if order is not None and (order.spec.client != record.client
@@ -305,8 +312,8 @@ def _foreign(command: Command, record: StrategyRecord, venues: frozenset[str],
         owner = (command.trade.strategy_id if isinstance(command, RecordArbTrade)
                  else command.leg_out.strategy_id)
         return None if owner == record.strategy_id else f"a record of strategy {owner!r}"
-    return (f"a {type(command).__name__} (strategies place, cancel and replace orders "
-            "and record their trades)")
+    return (f"a {type(command).__name__} (strategies place, cancel and replace orders, "
+            "submit signals and record their trades)")
 
 
 def _grid_after(now: datetime, every: timedelta) -> datetime:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from app.domain import arbitrage as arb
 from app.domain import events as ev
 from app.domain import risk
+from app.domain import signals as sig
 from app.domain.orders import (
     Liquidity,
     OrderSpec,
@@ -177,6 +178,29 @@ def sample_events() -> list[Any]:
             "BTC-1", "funding-arb", "arb", "BTC-PERP", "entry", "short", "paper-bybit",
             "long", "paper-binance", T, T, D("0.05"), D("60000.1"), D("0.05"), True,
             D("0.05"), D("60000.0"), D("0.61"), "timeout", T), T),
+        sig.SignalReceived("sig:7", "demo", "paper-binance", "BTC-PERP", -1, "ma-1",
+                           D("0.5"), T - timedelta(seconds=1), T, "key:ab12"),
+        sig.SignalReceived("sig-2", "demo", "paper-bybit", "XRP-PERP", 0, "s", None, T, T),
+        sig.SignalResolved("sig:7", "demo", "paper-binance", "BTC-PERP", (12, 13), None,
+                           "sell 0.1 BTC-PERP", D("60000.05"), D("0.0123456789"),
+                           D("0.0246913578"), T),
+        sig.SignalResolved("sig-2", "demo", "paper-bybit", "XRP-PERP", (),
+                           sig.NoOrderReason.NOTHING_TO_CLOSE, "no position", None, None,
+                           None, T),
+        sig.SignalParamsChanged("demo", sig.SignalParams(), "defaults", "op", T),
+        sig.SignalParamsChanged("demo", sig.SignalParams(
+            mode=sig.PositionMode.LONG_ONLY, entry_at=sig.EntryPoint.PREVIOUS_CLOSE,
+            order_type=sig.EntryOrder.LIMIT, limit_price_offset_bps=D("2.5"),
+            time_in_force=TimeInForce.IOC, max_slippage_bps=None,
+            size_mode=sig.SizeMode.FIXED, fixed_qty=D("0.010"), exit_mode=sig.ExitMode.NONE,
+            take_profit_sd=None, stop_loss_sd=None, take_profit_pct=D(3),
+            stop_loss_pct=D("1.5"), volatility_window=50, scale_by_strength=False),
+            "desk", "op", T),
+        sig.BracketOpened(13, "sig:7", "ma-1", "demo", "paper-binance", "BTC-PERP", Side.SELL,
+                          D("0.0123"), None, T),
+        sig.BracketLegsPlaced(13, "demo", "paper-binance", 14, 15, D("0.100"), T),
+        sig.BracketLegsPlaced(13, "demo", "paper-binance", None, None, D(0), T),
+        sig.BracketClosed(13, "demo", "paper-binance", "the position is closed", T),
     ]
 
 
