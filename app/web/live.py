@@ -73,13 +73,14 @@ STALE_BY_TOPIC: dict[str, set[str]] = {
     "trading_states": {"banner", "controls", "risk"},
     "alerts": {"alerts"},
     "risk": {"risk"},
+    "arb": {"arb", "legouts"},
 }
-PERIODIC = {"marks", "positions", "summary", "equity", "risk", "strategies"}
+PERIODIC = {"marks", "positions", "summary", "equity", "risk", "strategies", "arb"}
 
 # Which fragments each page shows.
 PAGE_FRAGMENTS: dict[str, set[str]] = {
     "dashboard": {"banner", "summary", "positions", "orders", "exits", "alerts", "marks",
-                  "equity", "legouts", "strategies"},
+                  "equity", "legouts", "strategies", "arb"},
     "controls": {"banner", "controls"},
     "orders": {"banner", "blotter"},
     "positions": {"banner", "positions", "summary"},

@@ -48,6 +48,7 @@ from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, Trigger
 from app.domain.risk import Breaker
 from app.domain.trading_state import Scope, TradingState
 from app.services import audit_log, controls, orders, positions, rejections
+from app.services import arbitrage as arbitrage_service
 from app.services import risk as risk_service
 from app.services import strategies as strategies_service
 from app.services.alerts import dashboard_alerts
@@ -135,8 +136,25 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
     elif name == "strategies":
         ctx["strategies"] = views.strategies(strategies_service.overview(system, principal))
     elif name == "legouts":
-        ctx["legouts"] = []  # filled by the arbitrage feature's LegOutDetected events
+        ctx["legouts"] = views.leg_outs(_arb_leg_outs(system, principal))
+    elif name == "arb":
+        ctx["arb"] = _arb_panel(system, principal)
     return ctx
+
+
+def _arb_panel(system: Any, principal: Principal) -> dict[str, Any] | None:
+    """The arbitrage's panel, or None for a viewer outside its client."""
+    try:
+        return views.arbitrage(arbitrage_service.view(system, principal))
+    except ApiError:
+        return None
+
+
+def _arb_leg_outs(system: Any, principal: Principal) -> list[Any]:
+    try:
+        return arbitrage_service.leg_outs(system, principal, limit=20)
+    except ApiError:
+        return []
 
 
 def _in_table(order: Any, table: str, params: dict[str, str]) -> bool:
@@ -604,6 +622,25 @@ async def reset_breaker(request: Request, client: str = Form(""), breaker: str =
     html = templates.get_template("fragments/toast.html").render(
         level="ok", message=f"{name} breaker of {body.client} reset" if changed
         else f"{name} breaker of {body.client} was not tripped")
+    return HTMLResponse(html)
+
+
+@router.post("/ui/arb/{action}", response_class=HTMLResponse)
+async def arb_action(request: Request, action: str) -> Response:
+    """Start or stop the arbitrage from the dashboard (POST /api/v1/arb/start, /stop)."""
+    if action not in ("start", "stop"):
+        return _error_fragment("unknown action: start or stop", 404)
+    try:
+        principal = _actor(request, Role.OPERATOR)
+        system = _system(request)
+        if action == "start":
+            await arbitrage_service.start(system, principal, "dashboard")
+        else:
+            await arbitrage_service.stop(system, principal, "dashboard")
+    except ApiError as exc:
+        return _error_fragment(f"{exc.code}: {exc.message}", exc.status)
+    html = templates.get_template("fragments/toast.html").render(
+        level="ok", message=f"arbitrage {'started' if action == 'start' else 'stopped'}")
     return HTMLResponse(html)
 
 

@@ -465,3 +465,69 @@ def risk_cards(system: Any, principal: Any, clients: list[str]) -> list[dict[str
                        "min_volume": p.sizing.min_volume_1m_notional},
         })
     return cards
+
+
+# ---- the funding-rate arbitrage (seed 001) -----------------------------------------------------
+
+def pct(d: Decimal | None, places: str = "0.01") -> str:
+    return "—" if d is None else f"{d.quantize(Decimal(places)):f}"
+
+
+def arbitrage(v: Any) -> dict[str, Any]:
+    """The arbitrage's panel: seed 001's portfolio summary, its active trades with their
+    spreads and unrealized P&L, recent exits with their reasons, and whether open
+    trades are unmanaged (the arbitrage stopped, or a venue halted)."""
+    m = v.metrics
+    active = []
+    for t in sorted(v.book.open.values(), key=lambda t: t.created_at):
+        mark = v.marks.get(t.trade_id)
+        pnl = mark.unrealized if mark is not None else None
+        active.append({
+            "id": t.trade_id, "symbol": t.symbol, "status": t.status.value,
+            "legs": f"long {t.long_venue} / short {t.short_venue}",
+            "qty": average(t.matched_qty or t.target_qty),
+            "entry_spread": pct(t.entry_spread_bps), "size": money(t.position_size_usd),
+            "spread": pct(mark.current_spread_bps) if mark is not None else "—",
+            "pnl": signed_money(pnl) if pnl is not None else "—",
+            "tone": tone(pnl) if pnl is not None else "flat",
+            "projected": money(t.projected_profit), "confidence": t.confidence})
+    exits = [{"id": t.trade_id, "symbol": t.symbol, "status": t.status.value,
+              "closed": stamp(t.closed_at) if t.closed_at else "",
+              "profit": signed_money(t.actual_profit or ZERO),
+              "tone": tone(t.actual_profit or ZERO),
+              "reason": (t.exit_reason or t.status.value).replace("_", " ")}
+             for t in list(reversed(v.book.closed))[:20]
+             if t.status.value != "cancelled"]
+    halted = [venue for venue, state in v.states.items() if state is TradingState.HALTED]
+    restricted = [venue for venue, state in v.states.items()
+                  if state is TradingState.REDUCE_ONLY]
+    warning = ""
+    if v.book.open and not v.running:
+        warning = (f"The arbitrage is stopped: {len(v.book.open)} open trade(s) are "
+                   "unmanaged (hedged, but no exit will be taken) until it starts again.")
+    elif v.book.open and halted:
+        warning = (f"{', '.join(halted)} halted: open arbitrage trades are unmanaged "
+                   "(no exit, no hedge) until the switch is lifted.")
+    elif restricted:
+        warning = f"{', '.join(restricted)} reduce-only: no new entries; exits still run."
+    return {
+        "running": v.running,
+        "status": v.record.status.value if v.record is not None else "not started",
+        "capital": money(m.starting_capital), "available": money(m.available_capital),
+        "utilization": pct(m.utilization_pct, "0.1"), "trades": m.total_trades,
+        "win_rate": pct(m.win_rate * 100 if m.win_rate is not None else None, "0.1"),
+        "pnl": signed_money(m.cumulative_pnl), "pnl_pct": pct(m.pnl_pct, "0.001"),
+        "pnl_tone": tone(m.cumulative_pnl),
+        "apr": pct(m.realistic_apr_pct, "0.1"), "leg_outs": m.leg_out_count,
+        "leg_out_loss": money(m.leg_out_loss), "active": active, "exits": exits,
+        "warning": warning}
+
+
+def leg_outs(records: list[Any]) -> list[dict[str, Any]]:
+    return [{"trade": lo.trade_id, "symbol": lo.symbol, "at": stamp(lo.at),
+             "phase": lo.phase, "leg": f"{lo.filled_leg} on {lo.filled_venue}",
+             "qty": average(lo.filled_qty), "missing": average(lo.missing_qty),
+             "hedge": (f"closed {average(lo.hedge_qty)} at {average(lo.hedge_price)}"
+                       if lo.hedge_executed else "not hedged"),
+             "loss": money(lo.loss), "reason": lo.reason.replace("_", " ")}
+            for lo in records]
