@@ -43,6 +43,8 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["PERPDESK_CONFIG"] = args.config
     if args.database_url:
         os.environ["PERPDESK_DATABASE_URL"] = args.database_url
+    if args.demo_speed is not None:
+        os.environ["PERPDESK_DEMO_SPEED"] = str(args.demo_speed)
     uvicorn.run("app.server:create_app", factory=True, host=args.host, port=args.port,
                 log_level=args.log_level, access_log=args.access_log,
                 timeout_graceful_shutdown=10,
@@ -112,6 +114,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--config", help="YAML configuration (default: PERPDESK_CONFIG or built-in)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--demo-speed", type=float, default=None, metavar="N",
+                   help="demo: the synthetic market and the engine's clock run N times real "
+                        "time, and the funding-rate arbitrage starts (e.g. 60)")
     # Off by default: a line per request at thousands of orders a second is noise next
     # to the audit log, the event log and /metrics, and it costs the order path CPU.
     p.add_argument("--access-log", action="store_true",

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     feed: str = "synthetic"  # "synthetic" | "none" (tests drive market data themselves)
     feed_step_ms: int = 250
     feed_seed: int = 7
+    # A demo: the synthetic market and the engine's clock run this many times faster
+    # than the wall clock (1: real time), and the arbitrage starts by itself.
+    demo_speed: float = Field(default=1.0, ge=1.0, le=1000.0)
     rate_limit_per_s: float = 2000.0  # per principal; 0 disables
     rate_limit_burst: int = 4000
     ws_queue_size: int = 1000

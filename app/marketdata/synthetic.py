@@ -64,7 +64,7 @@ _COMMON_RATE_MEAN = 0.0001
 _COMMON_RATE_DECAY = 0.02  # per minute
 _COMMON_RATE_SHOCK = 0.00002
 _PREMIUM_DECAY = 0.003  # per minute: a half-life of about four hours
-_PREMIUM_SHOCK = 0.00003  # about 0.04 % of premium at rest
+_PREMIUM_SHOCK = 0.00006  # about 0.08 % of premium at rest
 _MAX_RATE = 0.0075
 
 

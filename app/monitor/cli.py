@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 
+from app.monitor.arb import run_arb_monitor
 from app.monitor.live import Monitor, MonitorOptions
 
 KEY_ENV = "PERPDESK_API_KEY"
@@ -47,6 +48,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="draw in place instead of using the alternate screen")
     p.add_argument("--once", action="store_true",
                    help="print one snapshot and exit (no WebSocket)")
+    p.add_argument("--arb", action="store_true",
+                   help="the funding-rate arbitrage instead: portfolio summary, active "
+                        "trades with spreads and unrealized P&L, recent exits")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if not key:
         print(f"perpdesk monitor: an API key is needed (--key or ${KEY_ENV})")
         return 2
+    if args.arb:
+        try:
+            return asyncio.run(run_arb_monitor(args.url, key, once=args.once))
+        except KeyboardInterrupt:
+            return 0
     options = MonitorOptions(url=args.url, key=key, client=args.client, rows=args.rows,
                              exits=args.exits, scroll_seconds=args.scroll_seconds,
                              screen=not args.no_screen)

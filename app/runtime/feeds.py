@@ -28,8 +28,11 @@ class FeedTask:
     wall clock reaches its ``ts`` (the synthetic feed is generated starting now)."""
 
     def __init__(self, name: str, updates: Iterator[MarketUpdate],
-                 sink: Callable[[MarketUpdate], None]):
+                 sink: Callable[[MarketUpdate], None],
+                 clock: Callable[[], datetime] | None = None, speed: float = 1.0):
         self.name = name
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._speed = speed
         self._updates = updates
         self._sink = sink
         self._task: asyncio.Task | None = None
@@ -44,7 +47,7 @@ class FeedTask:
 
     async def _run(self) -> None:
         for update in self._updates:
-            delay = (update.ts - datetime.now(UTC)).total_seconds()
+            delay = (update.ts - self._clock()).total_seconds() / self._speed
             if delay > 0:
                 await asyncio.sleep(delay)
             self._sink(update)
@@ -53,11 +56,26 @@ class FeedTask:
 
 
 def synthetic_feed(instruments: list[Instrument], sink: Callable[[MarketUpdate], None], *,
-                   seed: int, step_ms: int) -> FeedTask:
-    start = datetime.now(UTC) + timedelta(milliseconds=50)
+                   seed: int, step_ms: int, clock: Callable[[], datetime] | None = None,
+                   speed: float = 1.0) -> FeedTask:
+    clock = clock or (lambda: datetime.now(UTC))
+    start = clock() + timedelta(milliseconds=50)
     market = SyntheticMarket(instruments, seed=seed, start=start,
                              step=timedelta(milliseconds=step_ms))
-    return FeedTask("synthetic", iter(market), sink)
+    return FeedTask("synthetic", iter(market), sink, clock, speed)
+
+
+class DemoClock:
+    """Time for a demo: from its start it runs ``speed`` times as fast as the wall
+    clock, so the engine, its strategies and the synthetic feed live hours in minutes."""
+
+    def __init__(self, speed: float, wall: Callable[[], datetime] | None = None):
+        self.speed = speed
+        self._wall = wall or (lambda: datetime.now(UTC))
+        self._origin = self._wall()
+
+    def __call__(self) -> datetime:
+        return self._origin + (self._wall() - self._origin) * self.speed
 
 
 class ClockTask:

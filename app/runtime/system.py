@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from app.runtime import risk_alerts
 from app.runtime.alerts import AlertMonitor
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
-from app.runtime.feeds import ClockTask, FeedTask, synthetic_feed
+from app.runtime.feeds import ClockTask, DemoClock, FeedTask, synthetic_feed
 from app.runtime.safety_log import WATCHED as SAFETY_EVENTS
 from app.runtime.safety_log import SizedDownFeed, log_safety
 from app.store.event_log import EventLog, make_db_engine
@@ -49,8 +50,12 @@ class TradingSystem:
         self.instruments = [i.to_domain() for i in trading.instruments]
         self.broadcaster = Broadcaster(settings.ws_queue_size)
         self.strategy_host = StrategyHost()
+        # The engine's clock: the wall clock, or a demo's accelerated one.
+        self.now: Callable[[], datetime] = (
+            DemoClock(settings.demo_speed) if settings.demo_speed > 1 else utc_now)
         self.bus = CommandBus(self._new_engine(), self.log, self.broadcaster,
-                              rebuild=self._rebuilt_engine, host=self.strategy_host)
+                              rebuild=self._rebuilt_engine, host=self.strategy_host,
+                              clock=self.now)
         self.marks_at: dict[tuple[str, str], datetime] = {}
         self.feeds: list[FeedTask] = []
         self.clock = ClockTask(self.bus.tick)
@@ -110,6 +115,11 @@ class TradingSystem:
         return engine
 
     @property
+    def demo(self) -> bool:
+        """``perpdesk serve --demo-speed N``: an accelerated demo."""
+        return self.settings.demo_speed > 1
+
+    @property
     def clients(self) -> list[str]:
         return [c.name for c in self.trading.clients]
 
@@ -129,8 +139,12 @@ class TradingSystem:
         await self._fund_new_accounts()
         await self._create_configured_strategies()
         if self.settings.feed == "synthetic":
+            # A demo's market steps a second at a time (still many steps a wall second).
+            step_ms = max(self.settings.feed_step_ms, 1000) if self.demo \
+                else self.settings.feed_step_ms
             feed = synthetic_feed(self.instruments, self.on_market, seed=self.settings.feed_seed,
-                                  step_ms=self.settings.feed_step_ms)
+                                  step_ms=step_ms, clock=self.now,
+                                  speed=self.settings.demo_speed)
             self.feeds.append(feed)
             feed.start()
         self.clock.start()
@@ -151,7 +165,7 @@ class TradingSystem:
     def _recover(self) -> None:
         events = list(self.log.replay())
         self.first_start = not events
-        restored = self.engine.recover(events, utc_now())
+        restored = self.engine.recover(events, self.now())
         if restored:
             self.log.append(restored, self.engine.state)
         self.bus.last_committed_seq = self.log.last_seq()
@@ -176,7 +190,7 @@ class TradingSystem:
         ids the log does not know yet; once created, the strategy API changes them."""
         registered = kinds()
         entries = list(self.trading.strategies)
-        if self.trading.arbitrage.autostart:
+        if self.trading.arbitrage.autostart or self.demo:
             entries.append(self.trading.arbitrage.strategy(self.venue_names))
         for entry in entries:
             if entry.id in self.engine.state.strategies:

@@ -47,8 +47,8 @@ from app.auth.principal import Principal, Role
 from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, TriggerSource
 from app.domain.risk import Breaker
 from app.domain.trading_state import Scope, TradingState
-from app.services import audit_log, controls, orders, positions, rejections
 from app.services import arbitrage as arbitrage_service
+from app.services import audit_log, controls, orders, positions, rejections
 from app.services import risk as risk_service
 from app.services import strategies as strategies_service
 from app.services.alerts import dashboard_alerts

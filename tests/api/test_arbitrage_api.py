@@ -24,6 +24,7 @@ def arb_config(tmp_path: Path, **params: object) -> Path:
     """The test servers' configuration plus an arbitrage that takes any edge on BTC."""
     config = yaml.safe_load(NO_RISK_CONTROLS.read_text())
     config["arbitrage"] = {"params": {"symbols": ["BTC-PERP"], "min_confidence": 0,
+                                      "min_edge_ratio": "0",
                                       "persistence_full_s": 0, "min_hold_s": 0, **params}}
     path = tmp_path / "arb.yaml"
     path.write_text(yaml.safe_dump(config))

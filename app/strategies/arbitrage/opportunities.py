@@ -189,6 +189,9 @@ def scan_symbol(market: ArbMarket, p: ArbParams, symbol: str, available: Decimal
             why = f"funding delta {delta:.6f} below the entry threshold {p.min_entry_delta}"
         elif projected <= 0:
             why = "no profit after fees, slippage and funding paid"
+        elif net < p.min_edge_ratio * costs:
+            why = (f"edge {net:.1f} bps is less than {p.min_edge_ratio}× its costs "
+                   f"({costs:.1f} bps)")
         elif score < p.min_confidence:
             why = f"confidence {score} below {p.min_confidence}"
     return Opportunity(

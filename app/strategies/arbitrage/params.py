@@ -30,6 +30,11 @@ class ArbParams(StrategyParams):
     max_open_trades: Annotated[int, Field(ge=1, le=50)] = 4
     # Detection.
     min_confidence: Annotated[int, Field(ge=0, le=100)] = 70
+    # A candidate's projected net edge must be at least this many times what putting
+    # the trade on and off costs (fees, slippage, funding paid): with less, seed 001's
+    # loss limit (30 % of the projection) sits inside the spread's everyday noise and
+    # trades are stopped out by it, paying four fees each time.
+    min_edge_ratio: Decimal = _dec("1", ge=0, le=100, places=2)
     horizon_hours: Decimal = _dec("24", ge="0.25", le=720, places=2)
     # Entry needs the funding delta (short venue's rate minus the long venue's, per
     # 8 h) at least this; exit on convergence below ``convergence_delta``: the gap is
