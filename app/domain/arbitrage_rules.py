@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import cache
 from math import gcd
 
 from app.domain.arbitrage import ArbBook
@@ -83,6 +84,7 @@ def position_size(spread_bps: Decimal, fees_bps: Decimal, funding_cost_bps: Deci
     return max(min(base, available * max_fraction), minimum)
 
 
+@cache
 def coarser_step(a: Decimal, b: Decimal) -> Decimal:
     """The smallest quantity that is a whole number of both steps (their least
     common multiple: 0.001 and 0.01 give 0.01; 0.004 and 0.006 give 0.012)."""

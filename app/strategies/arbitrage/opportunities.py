@@ -133,10 +133,14 @@ def scan_symbol(market: ArbMarket, p: ArbParams, symbol: str, available: Decimal
                               n_short)
 
     # The long venue's asks and the short venue's bids are what the entry takes.
-    # (Only the levels within the impact limit: the size never goes beyond them.)
-    long_levels = within_impact(market.liquidity(symbol, Side.BUY, long_v), p.max_impact_bps)
+    # Only the levels within the impact limit (the size never goes beyond them), and
+    # no deeper than three times the largest size the capital allows (where the
+    # confidence's liquidity part is full): a deep book is not walked to its end.
+    enough = 3 * available * p.max_position_fraction / mid if available > 0 else ZERO
+    long_levels = within_impact(market.liquidity(symbol, Side.BUY, long_v), p.max_impact_bps,
+                                enough)
     short_levels = within_impact(market.liquidity(symbol, Side.SELL, short_v),
-                                 p.max_impact_bps)
+                                 p.max_impact_bps, enough)
     if not long_levels or not short_levels:
         return None
     long_depth = sum((size for _, size in long_levels), ZERO)
@@ -207,17 +211,22 @@ def scan_symbol(market: ArbMarket, p: ArbParams, symbol: str, available: Decimal
         projected_profit=projected, confidence=score, candidate=not why, why_not=why, at=now)
 
 
-def within_impact(levels: Iterable[tuple[Decimal, Decimal]], max_impact_bps: Decimal
-                  ) -> list[tuple[Decimal, Decimal]]:
-    """The levels, best first, no further than ``max_impact_bps`` from the best."""
+def within_impact(levels: Iterable[tuple[Decimal, Decimal]], max_impact_bps: Decimal,
+                  enough: Decimal | None = None) -> list[tuple[Decimal, Decimal]]:
+    """The levels, best first, no further than ``max_impact_bps`` from the best (and
+    no more of them than hold ``enough``, when given)."""
     out: list[tuple[Decimal, Decimal]] = []
     bound = None
+    total = ZERO
     for price, size in levels:
         if bound is None:
             bound = price * max_impact_bps / BPS
         elif abs(price - out[0][0]) > bound:
             break
         out.append((price, size))
+        total += size
+        if enough is not None and total >= enough:
+            break
     return out
 
 

@@ -37,7 +37,7 @@ Execution (seed 001, with what a desk adds to it):
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from app.domain.arbitrage import (
@@ -66,6 +66,9 @@ from app.strategies.arbitrage.params import ArbParams
 from app.strategies.base import BaseStrategy, Commands, StrategyContext
 
 ZERO = Decimal(0)
+# Each leg's account margin is looked at this often (a valuation of the whole account:
+# the venue's own liquidation is the backstop between two looks).
+MARGIN_CHECK_EVERY = timedelta(seconds=10)
 # Hedges and closes must go out whole: no impact sizing may shrink them.
 WHOLE = SizingRequest(SizingMode.NONE)
 
@@ -123,6 +126,7 @@ class FundingArbTrader(BaseStrategy):
         self.every = timedelta(milliseconds=params.monitor_every_ms)
         self.trades: dict[str, ArbTrade] = {}
         self.next_check: datetime | None = None
+        self.next_margin_check = datetime.min.replace(tzinfo=UTC)
         self.persistence: dict[str, Persistence] = {}
         self.converged: dict[str, int] = {}  # trade id -> consecutive converged checks
         self.cooldown_until: dict[str, datetime] = {}
@@ -184,6 +188,8 @@ class FundingArbTrader(BaseStrategy):
         for trade in list(self.trades.values()):
             if trade.status is ArbStatus.ACTIVE:
                 out.extend(self._monitor(ctx, trade))
+        if ctx.now >= self.next_margin_check:
+            self.next_margin_check = ctx.now + MARGIN_CHECK_EVERY
         out.extend(self._scan(ctx))
         return out
 
@@ -361,7 +367,9 @@ class FundingArbTrader(BaseStrategy):
             trade_id=t.trade_id, strategy_id=t.strategy_id, client=t.client, symbol=t.symbol,
             phase=phase, filled_leg=leg, filled_venue=filled_venue,
             unfilled_leg="short" if leg == "long" else "long", unfilled_venue=unfilled_venue,
-            filled_at=t.first_fill_at, detected_at=t.exit_started_at or ctx.now,
+            # (An exit's legs went out together: when they did stands for the fill.)
+            filled_at=t.first_fill_at if phase == "entry" else t.exit_started_at,
+            detected_at=t.exit_started_at or ctx.now if phase == "entry" else ctx.now,
             filled_qty=qty, filled_price=price, missing_qty=max(ZERO, qty - lagging),
             hedge_executed=hedge_qty > 0, hedge_qty=hedge_qty, hedge_price=hedge_price,
             loss=loss, reason=reason, at=ctx.now)
@@ -374,10 +382,11 @@ class FundingArbTrader(BaseStrategy):
                 ctx.trading_state(t.short_venue) is TradingState.HALTED:
             return out
         reason: str | None = None
+        margins_due = ctx.now >= self.next_margin_check
         for venue in (t.long_venue, t.short_venue):
             if ctx.position_qty(t.symbol, venue) != t.position_on(venue):
                 reason = "position_mismatch"  # liquidated, or traded by someone else
-            elif ctx.summary(venue).margin_ratio >= self.p.max_margin_ratio:
+            elif margins_due and ctx.summary(venue).margin_ratio >= self.p.max_margin_ratio:
                 reason = f"margin_{venue}"
         mark = mark_trade(ctx, t)
         if mark is not None:
