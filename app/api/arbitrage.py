@@ -2,7 +2,8 @@
 
 * ``GET /arb`` — whether it runs, its parameters, the kill-switch state of its
   client on each venue, and whether open trades are unmanaged (stopped or halted).
-* ``POST /arb/start``, ``POST /arb/stop`` (operator; audited; idempotent).
+* ``POST /arb/start``, ``POST /arb/stop`` (operator; audited; idempotent): a JSON
+  body, ``{}`` or ``{"reason": "..."}`` for the audit log.
 * ``PUT /arb/config`` (operator; audited): change some parameters (thresholds,
   capital); the others are kept.
 * ``GET /arb/opportunities``: each symbol's funding delta, spread, costs, projected
@@ -13,23 +14,27 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from app.api.deps import Operator, Reads, System
 from app.api.inputs import Reason
 from app.api.openapi import Responses
 from app.api.schemas import Strict
 from app.api.strategies import ParamsIn
-from app.domain.arbitrage import ArbTrade
+from app.domain.arbitrage import ArbTrade, LegOut
+from app.domain.arbitrage_rules import PortfolioMetrics
 from app.services import arbitrage
 from app.services.arbitrage import ArbView
 from app.services.strategies import params_dict
+from app.strategies.arbitrage.opportunities import Opportunity
 
 router = APIRouter(prefix="/arb", tags=["arbitrage"])
 
@@ -41,6 +46,8 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 
 class ArbAction(Strict):
     reason: Reason | None = None
+
+
 
 
 class ArbConfigIn(Strict):
@@ -61,6 +68,34 @@ class ArbStatusPublic(BaseModel):
     at: datetime
 
 
+def public_model(cls: type, name: str, **extra: Any) -> type[BaseModel]:
+    """The API's schema of a domain dataclass: decimals as strings (the money rule),
+    enums as their values, nested records as objects; ``extra`` adds fields."""
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {f.name: (_public_type(hints[f.name]), ...)
+                              for f in dataclasses.fields(cls)}
+    fields.update(extra)
+    model: type[BaseModel] = create_model(name, **fields)
+    return model
+
+
+def _public_type(hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _public_type(inner[0]) | None
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return list[_public_type(item)]  # type: ignore[misc]
+    if hint is Decimal:
+        return str
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return str
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return public_model(hint, f"{hint.__name__}Public")
+    return hint
+
+
 def plain(value: Any) -> Any:
     """A domain value as JSON: decimals as strings, times as ISO 8601, enums as values."""
     if isinstance(value, Decimal):
@@ -76,6 +111,23 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     return value
+
+
+Money = str | None  # a decimal as a string (None: not known yet)
+OpportunityPublic = public_model(Opportunity, "ArbOpportunityPublic")
+PortfolioPublic = public_model(
+    PortfolioMetrics, "ArbPortfolioPublic", unrealized_pnl=(str, ...),
+    exit_reasons=(dict[str, int], ...), at=(datetime, ...))
+TradePublic = public_model(
+    ArbTrade, "ArbTradePublic", long_qty=(str, ...), short_qty=(str, ...),
+    long_entry_price=(Money, ...), short_entry_price=(Money, ...), fees=(str, ...),
+    funding=(str, ...), unrealized_pnl=(Money, ...), booked_if_closed=(Money, ...),
+    current_spread_bps=(Money, ...), funding_delta_now=(Money, ...))
+LegOutPublic = public_model(LegOut, "ArbLegOutPublic")
+# (Built at import: the checker cannot see them as types.)
+OpportunityList: Any = list[OpportunityPublic]  # type: ignore[valid-type]
+TradeList: Any = list[TradePublic]  # type: ignore[valid-type]
+LegOutList: Any = list[LegOutPublic]  # type: ignore[valid-type]
 
 
 def status_json(v: ArbView, system: Any) -> dict[str, Any]:
@@ -114,8 +166,7 @@ async def get_status(reader: Reads) -> dict[str, Any]:
 
 @router.post("/start", response_model=ArbStatusPublic, responses=ERRORS,
              summary="Start the arbitrage (operator; idempotent)")
-async def start(principal: Operator, system: System, body: ArbAction | None = None
-                ) -> dict[str, Any]:
+async def start(body: ArbAction, principal: Operator, system: System) -> dict[str, Any]:
     await arbitrage.start(system, principal, _reason(body))
     return status_json(arbitrage.view(system, principal), system)
 
@@ -123,8 +174,7 @@ async def start(principal: Operator, system: System, body: ArbAction | None = No
 @router.post("/stop", response_model=ArbStatusPublic, responses=ERRORS,
              summary="Stop the arbitrage (operator; idempotent): entries in flight are "
                      "legged out, trades that are on stay on, hedged")
-async def stop(principal: Operator, system: System, body: ArbAction | None = None
-               ) -> dict[str, Any]:
+async def stop(body: ArbAction, principal: Operator, system: System) -> dict[str, Any]:
     await arbitrage.stop(system, principal, _reason(body))
     return status_json(arbitrage.view(system, principal), system)
 
@@ -137,14 +187,14 @@ async def configure(body: ArbConfigIn, principal: Operator, system: System
     return status_json(arbitrage.view(system, principal), system)
 
 
-@router.get("/opportunities", response_model=list[dict[str, Any]], responses=ERRORS,
+@router.get("/opportunities", response_model=OpportunityList, responses=ERRORS,
             summary="Each symbol's opportunity now (candidates: confidence ≥ 70, profit > 0)")
 async def opportunities(reader: Reads) -> list[dict[str, Any]]:
     found = arbitrage.opportunities(reader.system, reader.principal)
     return [plain(o) for o in sorted(found, key=lambda o: o.projected_profit, reverse=True)]
 
 
-@router.get("/portfolio", response_model=dict[str, Any], responses=ERRORS,
+@router.get("/portfolio", response_model=PortfolioPublic, responses=ERRORS,
             summary="Seed 001's portfolio metrics")
 async def portfolio(reader: Reads) -> dict[str, Any]:
     v = arbitrage.view(reader.system, reader.principal)
@@ -155,7 +205,7 @@ async def portfolio(reader: Reads) -> dict[str, Any]:
     return out
 
 
-@router.get("/trades", response_model=list[dict[str, Any]], responses=ERRORS,
+@router.get("/trades", response_model=TradeList, responses=ERRORS,
             summary="Trades: open ones first, then closed ones, newest first")
 async def trades(reader: Reads, status: Literal["all", "open", "closed"] = "all",
                  limit: Limit = 100) -> list[dict[str, Any]]:
@@ -164,11 +214,11 @@ async def trades(reader: Reads, status: Literal["all", "open", "closed"] = "all"
                                                        status, limit)]
 
 
-@router.get("/leg-outs", response_model=list[dict[str, Any]], responses=ERRORS,
+@router.get("/leg-outs", response_model=LegOutList, responses=ERRORS,
             summary="Leg-outs, newest first")
 async def leg_outs(reader: Reads, limit: Limit = 100) -> list[dict[str, Any]]:
     return [plain(lo) for lo in arbitrage.leg_outs(reader.system, reader.principal, limit)]
 
 
-def _reason(body: ArbAction | None) -> str:
-    return body.reason if body is not None and body.reason else ""
+def _reason(body: ArbAction) -> str:
+    return body.reason or ""

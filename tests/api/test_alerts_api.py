@@ -156,7 +156,7 @@ def test_reconciliation_history_is_read_by_scope(quiet_api: Any) -> None:
 
     every = page()["items"]
     accounts = {(r["client"], r["venue"]) for r in every}
-    assert accounts == {(c, v) for c in ("demo", "demo-2")
+    assert accounts == {(c, v) for c in ("demo", "demo-2", "arb")
                         for v in ("paper-binance", "paper-bybit")}
     ids_ = [r["id"] for r in every]
     assert ids_ == sorted(ids_, reverse=True)

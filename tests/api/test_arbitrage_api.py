@@ -55,14 +55,15 @@ def test_reads_are_scoped_and_changes_are_for_operators(make_api: Callable[..., 
     assert (status["status"], status["running"], status["client"]) == ("not_started", False,
                                                                        "arb")
     for who in ("viewer", "trader"):
-        assert api.post("/api/v1/arb/start", who).status_code == 403
+        assert api.post("/api/v1/arb/start", who, json={}).status_code == 403
     # An operator scoped to another client learns nothing of the arbitrage.
     assert api.get("/api/v1/arb/portfolio", "scoped").status_code == 403
-    assert api.post("/api/v1/arb/start", "scoped").status_code == 403
-    assert api.post("/api/v1/arb/stop", "operator").status_code == 404  # never started
+    assert api.post("/api/v1/arb/start", "scoped", json={}).status_code == 403
+    assert api.post("/api/v1/arb/stop", "operator", json={}).status_code == 404  # never started
     started = api.ok(api.post("/api/v1/arb/start", "operator", json={"reason": "desk"}))
     assert started["running"] and started["params"]["starting_capital"] == "20000"
-    again = api.ok(api.post("/api/v1/arb/start", "operator"))
+    again = api.ok(api.post("/api/v1/arb/start", "operator", json={}))
+    assert api.post("/api/v1/arb/start", "operator").status_code == 422  # a body it is
     assert again["running"]
     changed = api.ok(api.request("PUT", "/api/v1/arb/config", "operator",
                                  json={"params": {"starting_capital": "50000"},
@@ -89,7 +90,7 @@ def test_a_forced_leg_out_is_detected_hedged_counted_and_reported(
     (btc,) = opportunities
     assert (btc["long_venue"], btc["short_venue"], btc["harder_venue"]) == (A, B, B)
     assert btc["candidate"] and D(btc["projected_profit"]) > 0
-    api.ok(api.post("/api/v1/arb/start", "operator"))
+    api.ok(api.post("/api/v1/arb/start", "operator", json={}))
 
     def trades(status: str = "all") -> list[dict]:
         return api.ok(api.get("/api/v1/arb/trades", "viewer", params={"status": status}))

@@ -76,7 +76,7 @@ def test_balances_per_account_and_the_wallet_identity(market_api):
 
     rows = market_api.ok(market_api.get("/api/v1/balances"))
     assert {(b["client"], b["venue"]) for b in rows} == {
-        (c, v) for c in ("demo", "demo-2") for v in ("paper-binance", "paper-bybit")}
+        (c, v) for c in ("demo", "demo-2", "arb") for v in ("paper-binance", "paper-bybit")}
     for b in rows:
         wallet = (D(b["deposits"]) - D(b["withdrawals"]) + D(b["realized_pnl"])
                   - D(b["fees"]) + D(b["funding"]))
@@ -107,7 +107,7 @@ def test_portfolio_per_client_and_total(market_api):
     market_api.sell_market("0.001", client="demo-2", venue="paper-bybit")
     body = market_api.ok(market_api.get("/api/v1/portfolio"))
     clients = {c["name"]: c for c in body["clients"]}
-    assert set(clients) == {"demo", "demo-2"}
+    assert set(clients) == {"demo", "demo-2", "arb"}  # arb: the arbitrage's own
     total = body["total"]
     assert total["name"] == "total"
     for field in ("equity", "wallet", "realized_pnl", "unrealized_pnl", "fees", "funding",
