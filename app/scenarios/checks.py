@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from app.domain.events import FundingApplied, OrderFilled, PositionLiquidated
 from app.domain.orders import Liquidity
-from app.domain.risk import RiskProfile
 from app.scenarios.harness import Run, replica
 from app.scenarios.report import Check
 
@@ -104,11 +103,10 @@ def no_liquidations(run: Run, line: str = "No margin calls or liquidations") -> 
                     f"{worst * 100:.2f} % (100 % liquidates)")
 
 
-def event_store(run: Run, profile: RiskProfile, leverage: Decimal,
-                line: str = "Event store captures all metrics") -> Check:
+def event_store(run: Run, line: str = "Event store captures all metrics") -> Check:
     """A fresh engine fed only the run's events holds the same accounts, positions and
     orders: the event log is the whole record."""
-    rebuilt = replica(run, profile, leverage)
+    rebuilt = replica(run)
     problems = []
     for key, account in run.engine.state.accounts.items():
         other = rebuilt.state.accounts.get(key)

@@ -23,7 +23,7 @@ from app.domain.instruments import Instrument, VenueCapabilities
 from app.domain.market import MarketUpdate
 from app.domain.orders import Side
 from app.domain.rejections import CommandRefused
-from app.domain.risk import DEFAULT_PROFILE, RiskProfile
+from app.domain.risk import DEFAULT_PROFILE, MarginWindow, RiskProfile
 from app.domain.strategies import CreateStrategy, StartStrategy
 from app.domain.venue_profiles import PROFILES
 from app.engine import Engine, EngineConfig
@@ -37,6 +37,7 @@ from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
 ZERO = Decimal(0)
 PROBE_CLIENT = "probe"  # places the checklist's probe orders (app/scenarios/probes.py)
+TICK = timedelta(seconds=1)  # as the server's clock tick
 SAMPLE_EVERY = timedelta(minutes=1)  # seed 003: portfolio snapshots every minute
 # The synthetic market for scenarios: a step a second, quotes (the paper venue
 # synthesizes depth around them): hours of market in seconds.
@@ -150,6 +151,7 @@ class Run:
     first_at: datetime | None = None
     last_at: datetime | None = None
     _next_sample: datetime | None = None
+    _next_tick: datetime | None = None
     started: bool = False
 
     @property
@@ -213,6 +215,10 @@ class Run:
                 break
             self.last_at = now
             self.updates += 1
+            if self._next_tick is None or now >= self._next_tick:
+                # The runtime's clock tick: time passes for timers and margin windows.
+                self._record(engine.advance(now))
+                self._next_tick = now + TICK
             events = engine.on_market(update, now)
             self._record(events)
             tops = self.book_tops()
@@ -246,28 +252,25 @@ class Run:
 
 
 def build_run(market: Market, clients: tuple[str, ...], *, leverage: Decimal,
-              profile: RiskProfile = DEFAULT_PROFILE) -> Run:
+              profile: RiskProfile = DEFAULT_PROFILE,
+              margin_windows: tuple[MarginWindow, ...] = ()) -> Run:
     """An engine for ``clients`` on the market's venue, seed 003's conservative
     per-symbol position limits (``DEMO_LIMITS``) and ``profile`` for every client but
     the probes' (``PROBE_CLIENT``: the platform's default profile)."""
-    config = engine_config(market, clients, leverage, profile)
+    config = EngineConfig(
+        instruments=market.instruments,
+        accounts=[AccountSetup(c, market.venue, leverage) for c in clients],
+        limits=DEMO_LIMITS,
+        risk_profiles={c: DEFAULT_PROFILE if c == PROBE_CLIENT else profile for c in clients},
+        margin_windows={market.venue: margin_windows} if margin_windows else {})
     engine = Engine(config, {market.venue: PaperVenue(market.venue, market.venue_config)})
     return Run(engine, market, clients)
 
 
-def engine_config(market: Market, clients: tuple[str, ...], leverage: Decimal,
-                  profile: RiskProfile) -> EngineConfig:
-    return EngineConfig(
-        instruments=market.instruments,
-        accounts=[AccountSetup(c, market.venue, leverage) for c in clients],
-        limits=DEMO_LIMITS,
-        risk_profiles={c: DEFAULT_PROFILE if c == PROBE_CLIENT else profile for c in clients})
-
-
-def replica(run: Run, profile: RiskProfile, leverage: Decimal) -> Engine:
+def replica(run: Run) -> Engine:
     """A fresh engine with the run's configuration and the run's events replayed into
     it: the state the event store alone rebuilds."""
-    config = engine_config(run.market, run.clients, leverage, profile)
-    engine = Engine(config, {run.venue: PaperVenue(run.venue, run.market.venue_config)})
+    engine = Engine(run.engine.config,
+                    {run.venue: PaperVenue(run.venue, run.market.venue_config)})
     engine.replay(run.events)
     return engine

@@ -165,6 +165,8 @@ def gtd_gated(p: Probe, line: str = "GTD orders remain gated") -> Check:
             p.run.command(CancelOrder(order.order_id, ACTOR, "probe done"), p.now)
         return Check.na(line, f"{p.run.venue} follows {profile.name}, which offers GTD "
                               f"(the seed's venue gated it); run with --venue paper-bybit")
-    return Check.of(line, order is None and code == "UNSUPPORTED_BY_VENUE",
+    gated = code == "UNSUPPORTED_BY_VENUE" and (
+        order is None or order.status is OrderStatus.REJECTED)
+    return Check.of(line, gated,
                     f"a GTD limit on {p.run.venue} ({profile.name}): "
-                    f"{'refused ' + code if order is None else order.status.value}")
+                    f"{'refused' if order is None else order.status.value} {code}".rstrip())

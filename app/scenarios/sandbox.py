@@ -146,8 +146,7 @@ class Sandbox:
                    f"{checks.money(s.funding)}, unrealized {checks.money(s.unrealized_pnl)}")
         first = next(iter(self.params.values()))
         seed_lines = seed000.checklist(
-            run, strategies=set(self.params), symbol=first["symbol"], profile=self.profile,
-            leverage=self.leverage,
+            run, strategies=set(self.params), symbol=first["symbol"],
             limit_offset_bps=Decimal(str(first.get("limit_offset_bps", 5))),
             stop_pct=Decimal(str(first.get("stop_pct", 2))),
             stop_spread_bps=Decimal(str(first.get("stop_limit_spread_bps", 10))))

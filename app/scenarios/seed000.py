@@ -14,7 +14,6 @@ from decimal import Decimal
 from app.domain.events import OrderFilled, OrderSubmitted, OrderTriggered
 from app.domain.instruments import Rounding
 from app.domain.orders import OrderSpec, OrderType, Side
-from app.domain.risk import RiskProfile
 from app.scenarios import checks, probes
 from app.scenarios.harness import Run
 from app.scenarios.report import Check
@@ -108,9 +107,8 @@ def stop_levels(run: Run, strategies: set[str], stop_pct: Decimal,
     return Check.of(STOPS, True, detail)
 
 
-def checklist(run: Run, *, strategies: set[str], symbol: str, profile: RiskProfile,
-              leverage: Decimal, limit_offset_bps: Decimal, stop_pct: Decimal,
-              stop_spread_bps: Decimal) -> list[Check]:
+def checklist(run: Run, *, strategies: set[str], symbol: str, limit_offset_bps: Decimal,
+              stop_pct: Decimal, stop_spread_bps: Decimal) -> list[Check]:
     """Seed 000's eight lines (probes placed on ``symbol`` at the end of the run), and
     the line a paper venue cannot check."""
     out = [limit_offsets(run, strategies, limit_offset_bps),
@@ -126,7 +124,7 @@ def checklist(run: Run, *, strategies: set[str], symbol: str, profile: RiskProfi
     checks.final_sample(run)
     out.append(checks.pnl_matches(run, PNL))
     out.append(checks.funding(run))
-    out.append(checks.event_store(run, profile, leverage))
+    out.append(checks.event_store(run))
     out.append(Check.na(CREDENTIALS, "perpdesk runs these scenarios on its paper venues "
                                      "(binance-usdm / bybit-v5 order rules); no exchange "
                                      "sandbox or credentials are involved"))
