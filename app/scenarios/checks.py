@@ -51,7 +51,8 @@ def pnl_matches(run: Run, line: str) -> Check:
         for symbol, position in engine.positions_of(client, run.venue).items():
             held = book.holdings.get(symbol)
             qty = held.qty if held is not None else ZERO
-            if position.qty != qty or (qty and abs(position.avg_entry - held.avg) > CENT):
+            if position.qty != qty or (held is not None and qty
+                                       and abs(position.avg_entry - held.avg) > CENT):
                 problems.append(f"{client} {symbol} position {position.qty} vs {qty}")
     if not fills:
         return Check.na(line, "no fills in this run")
@@ -114,11 +115,11 @@ def event_store(run: Run, line: str = "Event store captures all metrics") -> Che
                              account.funding) != (other.wallet, other.realized_pnl,
                                                   other.fees, other.funding):
             problems.append(f"account {key}")
-    for key, position in run.engine.state.positions.items():
-        other_pos = rebuilt.state.positions.get(key)
+    for where, position in run.engine.state.positions.items():
+        other_pos = rebuilt.state.positions.get(where)
         if other_pos is None or (position.qty, position.avg_entry) != (other_pos.qty,
                                                                         other_pos.avg_entry):
-            problems.append(f"position {key}")
+            problems.append(f"position {where}")
     for oid, order in run.engine.state.orders.items():
         other_order = rebuilt.state.orders.get(oid)
         if other_order is None or (order.status, order.filled_qty) != (

@@ -16,7 +16,7 @@ from app.defaults import VENUES
 from app.scenarios import sandbox_btc, sandbox_eth, sandbox_multi, stage3
 from app.scenarios.report import Report
 
-SCENARIOS: dict[str, tuple[float, str]] = {
+SCENARIOS: dict[str, tuple[float | None, str]] = {  # default minutes (None: the file)
     stage3.NAME: (stage3.DEFAULT_MINUTES, "synthetic market, BTC/ETH/SOL/XRP"),
     sandbox_btc.NAME: (sandbox_btc.DEFAULT_MINUTES, "real BTC-PERP 1-minute bars"),
     sandbox_eth.NAME: (sandbox_eth.DEFAULT_MINUTES, "real BTC-PERP 1-minute bars as ETH-PERP"),
@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    described = "; ".join(f"{k}: {v[1]}, {v[0]:g} min" for k, v in SCENARIOS.items())
+    described = "; ".join(f"{k}: {v[1]}, " + (f"{v[0]:g} min" if v[0] else "the whole file")
+                          for k, v in SCENARIOS.items())
     p = commands.add_parser("scenario", help="run seed 003's stage 3 and seed 000's sandbox "
                                              "scenarios on the paper venues",
                             description=f"{__doc__}\nDefaults — {described}.")

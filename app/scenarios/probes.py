@@ -10,7 +10,12 @@ from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal
 
 from app.domain.commands import CancelOrder, ReplaceOrder, SubmitOrder
-from app.domain.events import OrderCanceled, OrderRejected, OrderReplaceRequested
+from app.domain.events import (
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaceRequested,
+    OrderSubmitted,
+)
 from app.domain.instruments import Instrument, Rounding
 from app.domain.orders import (
     Order,
@@ -67,7 +72,7 @@ class Probe:
         events = self.run.command(SubmitOrder(spec, actor=ACTOR), self.now)
         if len(self.run.refusals) > before:
             return None, self.run.refusals[-1].code
-        oid = next(e.order_id for e in events if hasattr(e, "spec"))
+        oid = next(e.order_id for e in events if isinstance(e, OrderSubmitted))
         code = next((e.code for e in events if type(e) is OrderRejected), "")
         return self.run.engine.state.orders[oid], code
 

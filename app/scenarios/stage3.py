@@ -39,7 +39,6 @@ from typing import Any
 
 from app.domain.commands import Deposit, SubmitOrder
 from app.domain.events import (
-    MarginWindowChanged,
     OrderAccepted,
     OrderFilled,
     OrderRejected,
@@ -53,6 +52,7 @@ from app.domain.rejections import RejectCode
 from app.domain.risk import (
     DEFAULT_PROFILE,
     MarginWindow,
+    MarginWindowChanged,
     OrderSizedDown,
     SizingMode,
     SizingPolicy,
@@ -285,8 +285,8 @@ class Acceptance:
 def acceptance(r: Run) -> Acceptance:
     ours = {e.order_id for e in r.events if type(e) is OrderSubmitted and e.spec.client == CLIENT}
     accepted = {e.order_id for e in r.events
-                if type(e) in (OrderAccepted, OrderTriggered, OrderFilled)
-                and e.order_id in ours}  # type: ignore[union-attr]
+                if isinstance(e, OrderAccepted | OrderTriggered | OrderFilled)
+                and e.order_id in ours}
     rejections: Counter[str] = Counter(e.code for e in r.events
                                        if type(e) is OrderRejected and e.order_id in ours)
     refused = [x for x in r.refusals
