@@ -17,7 +17,7 @@ from app.domain.events import (
     OrderSubmitted,
     TradeClosed,
 )
-from app.domain.risk import DEFAULT_PROFILE, OrderSizedDown, RiskProfile
+from app.domain.risk import DEFAULT_PROFILE, OrderSizedDown, RiskProfile, SizingMode
 from app.domain.strategies import CreateStrategy
 from app.scenarios import checks, seed000
 from app.scenarios.harness import PROBE_CLIENT, Market, Run, build_run
@@ -111,7 +111,10 @@ class Sandbox:
         for sid, p in self.params.items():
             report.add(f"strategy {sid}: ma_crossover "
                        + ", ".join(f"{k}={v}" for k, v in sorted(p.items())))
-        report.add(f"risk profile: sizing {self.profile.sizing.mode.value} (max impact "
+        mode = self.profile.sizing.mode.value
+        if self.profile.sizing.mode is SizingMode.NONE:
+            mode += " (strategies' orders: conservative, the engine's default for them)"
+        report.add(f"risk profile: sizing {mode} (max impact "
                    f"{self.profile.sizing.max_impact_bps} bps), spread ≤ "
                    f"{self.profile.sizing.max_spread_bps or '-'} bps, L1 ≥ "
                    f"{self.profile.sizing.min_l1_depth_notional or '-'}, 1m volume ≥ "
