@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from app import admin_cli, monitor, simulate
+from app.scenarios import cli as scenario_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     admin_cli.add_parsers(commands)
     monitor.add_parser(commands)
     simulate.add_parser(commands)
+    scenario_cli.add_parser(commands)
     args = parser.parse_args(argv)
     return int(args.run(args) or 0)
 

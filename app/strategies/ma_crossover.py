@@ -22,6 +22,13 @@ from the mid (seed 000's 5) with ``use_limit_orders``. Every position gets a
 reduce-only stop-limit ``stop_pct`` % from its average entry (seed 003's 2 %),
 its limit ``stop_limit_spread_bps`` beyond the trigger (seed 000's 10), kept
 in line with the position after each fill.
+
+With ``use_signals`` the strategy places nothing itself: each cross becomes a
+signal (+1 / −1, or 0 when the filters refuse an entry while a position is open
+the other way), which the engine turns into orders with the client's signal
+parameters — size, entry, and the OCO take-profit / stop-loss bracket that then
+protects the position instead of the strategy's own stop (app/engine/signals.py) —
+exactly as ``POST /api/v1/signals`` would.
 """
 
 from __future__ import annotations
@@ -99,6 +106,9 @@ class MaCrossoverParams(StrategyParams):
     min_l1_depth: Annotated[Decimal | None, Field(gt=0, le=1e12, decimal_places=2)] = None
     min_volume_1m: Annotated[Decimal | None, Field(gt=0, le=1e12, decimal_places=2)] = None
     sizing_mode: Sizing = Sizing.CLIENT
+    # Emit each cross as a signal (ctx.signal) for the engine to turn into orders with
+    # the client's signal parameters and their bracket, instead of placing orders here.
+    use_signals: bool = False
 
     @model_validator(mode="after")
     def _periods(self) -> MaCrossoverParams:
@@ -222,6 +232,8 @@ class MaCrossover(BaseStrategy):
         inst = ctx.instrument(self.p.symbol)
         if inst is None:
             raise ValueError(f"{self.p.symbol} is not traded on {ctx.venue}")
+        if self.p.use_signals:
+            return None  # the signal's bracket protects the position
         return self._protect(ctx, inst)
 
     def on_market(self, update: MarketUpdate, ctx: StrategyContext) -> Commands:
@@ -231,10 +243,13 @@ class MaCrossover(BaseStrategy):
             if decision.signal:
                 self.last_signal = LastSignal(decision.signal, ctx.now, decision.reason,
                                               bar.close)
-                commands += self._act(ctx, decision.signal)
+                commands += (self._signal(ctx, decision.signal)
+                             if self.p.use_signals else self._act(ctx, decision.signal))
         return commands
 
     def on_event(self, event: Event, ctx: StrategyContext) -> Commands:
+        if self.p.use_signals:
+            return None
         if isinstance(event, OrderFilled) and event.symbol == self.p.symbol:
             order = ctx.order(event.order_id)
             if order is not None and order.spec.tags.strategy == ctx.strategy_id:
@@ -259,6 +274,23 @@ class MaCrossover(BaseStrategy):
         sign = 1 if position.qty > 0 else -1
         stop = position.avg_entry * (1 - sign * self.p.stop_pct / HUNDRED)
         return keep_stop(ctx, inst, stop, self.p.stop_limit_spread_bps)
+
+    def _signal(self, ctx: StrategyContext, signal: int) -> list[Command]:
+        """The cross as a signal for the engine's signal pipeline. The strategy's own
+        liquidity filters still gate entries: a refused entry becomes a flat signal
+        when a position is open the other way (the reversal's close), else nothing."""
+        symbol = self.p.symbol
+        side = Side.BUY if signal > 0 else Side.SELL
+        problem = liquidity_problem(self.filters, side, self.feed.bid, self.feed.ask,
+                                    self.feed.bid_size, self.feed.ask_size,
+                                    self.feed.volume_1m(ctx.now))
+        if problem is not None:
+            self.last_signal = LastSignal(signal, ctx.now, f"filtered: {problem}")
+            qty = ctx.position_qty(symbol)
+            if qty and (qty > 0) != (signal > 0):
+                return [ctx.signal(symbol, 0)]
+            return []
+        return [ctx.signal(symbol, signal)]
 
     def _act(self, ctx: StrategyContext, signal: int) -> list[Command]:
         """The one place a signal becomes orders."""
