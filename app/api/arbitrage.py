@@ -32,9 +32,8 @@ from app.api.strategies import ParamsIn
 from app.domain.arbitrage import ArbTrade, LegOut
 from app.domain.arbitrage_rules import PortfolioMetrics
 from app.services import arbitrage
-from app.services.arbitrage import ArbView
+from app.services.arbitrage import ArbView, Opportunity
 from app.services.strategies import params_dict
-from app.strategies.arbitrage.opportunities import Opportunity
 
 router = APIRouter(prefix="/arb", tags=["arbitrage"])
 

@@ -207,5 +207,5 @@ def _now(system: TradingSystem) -> datetime:
     return system.bus.last_processed_at or utc_now()
 
 
-__all__ = ["ArbView", "configure", "leg_outs", "opportunities", "start", "stop",
+__all__ = ["ArbView", "Opportunity", "configure", "leg_outs", "opportunities", "start", "stop",
            "trades", "view"]

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from app.domain.market import BookSnapshot
-
 from app.store.tables import AuditRow
 
 RISK = "/api/v1/risk/demo"

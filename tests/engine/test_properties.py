@@ -74,8 +74,8 @@ from app.domain.instruments import Instrument, InstrumentKind
 from app.domain.market import FundingRate, MarketUpdate, MarkPrice, Quote, TradePrint
 from app.domain.orders import Liquidity, OrderSpec, OrderType, Side, TimeInForce, TriggerSource
 from app.domain.rejections import CommandRefused
-from app.domain.trading_state import Scope, TradingState
 from app.domain.risk import UNLIMITED, Breaker, BreakerPolicy, BreakerTripped, RiskProfile
+from app.domain.trading_state import Scope, TradingState
 from app.engine import Engine, EngineConfig, EngineState
 from app.engine.engine import AccountSetup
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig

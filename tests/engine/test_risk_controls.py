@@ -5,7 +5,6 @@ tripping, holding across a replay, and being reset."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest

@@ -378,5 +378,5 @@ def test_venues_share_a_fair_price_and_their_funding_rates_diverge_persistently(
     deltas = [b - a for a, b in zip(rates[venues[0]], rates[venues[1]], strict=True)]
     assert len(deltas) >= 100
     # Minute to minute the delta moves little against its size: persistent, not noise.
-    steps = [abs(y - x) for x, y in zip(deltas, deltas[1:], strict=False)]
+    steps = [abs(y - x) for x, y in pairwise(deltas)]
     assert sum(steps) / len(steps) < sum(abs(d) for d in deltas) / len(deltas) / 3

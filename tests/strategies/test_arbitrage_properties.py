@@ -46,7 +46,8 @@ A, B = "paper-binance", "paper-bybit"
 SYMBOLS = ("BTC-PERP", "SOL-PERP")
 STEP = timedelta(milliseconds=250)
 # Permissive entry thresholds: many trades (and leg-outs) in a short run.
-PARAMS = {"min_confidence": 0, "min_edge_ratio": "0", "min_entry_delta": "0", "convergence_delta": "0",
+PARAMS = {"min_confidence": 0, "min_edge_ratio": "0", "min_entry_delta": "0",
+          "convergence_delta": "0",
           "persistence_full_s": 0, "min_hold_s": 0, "horizon_hours": "72",
           "cooldown_s": 0, "symbols": list(SYMBOLS)}
 

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
-from app.store.tables import AuditRow
 from app.services import audit_log as routes
 from app.services.audit_log import AuditFilters, read_audit
+from app.store.tables import AuditRow
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -24,7 +24,7 @@ def test_a_trailing_stop_from_the_ticket(page: Page, server: Server) -> None:
     page.locator("#ticket input[name=callback_rate]").fill("1.5")
     submit_ticket(page)
     expect(page.locator("#ticket .toast-ok")).to_contain_text(coid)
-    status, orders = server.api("GET", "/orders?client=demo&limit=20")
+    _, orders = server.api("GET", "/orders?client=demo&limit=20")
     order = next(o for o in orders["items"] if o["client_order_id"] == coid)
     assert order["type"] == "trailing_stop" and order["callback_rate"] == "1.5"
     assert page.js_errors == []  # type: ignore[attr-defined]
@@ -44,7 +44,7 @@ def test_a_close_position_stop_needs_no_qty(page: Page, server: Server) -> None:
     page.locator("#ticket input[name=close_position]").check()
     submit_ticket(page)
     expect(page.locator("#ticket .toast-ok")).to_contain_text(coid)
-    status, orders = server.api("GET", "/orders?client=demo&limit=20")
+    _, orders = server.api("GET", "/orders?client=demo&limit=20")
     order = next(o for o in orders["items"] if o["client_order_id"] == coid)
     assert order["close_position"] is True and order["status"] == "accepted"
 
