@@ -246,7 +246,8 @@ def test_monitor_shows_positions_exits_and_survives_a_server_restart(server: Ser
         assert "paper-binance" in row and "long" in row and "0.002" in row
         screen = term.screen()
         assert "Active Positions (1 total)" in screen
-        assert "Capital: $80,000.00" in screen  # demo + demo-2, 20,000 per venue each
+        # demo, demo-2 and arb (the arbitrage's), 20,000 per venue each
+        assert "Capital: $120,000.00" in screen
         assert re.search(r"Trades: 0 \| Win Rate: — \| Cumulative P&L: -\$0\.\d+", screen), screen
         assert "Realistic APR: —" in screen  # the book is minutes old
         assert "Leg-Out Events: 0" in screen

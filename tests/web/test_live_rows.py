@@ -79,7 +79,9 @@ def test_a_replace_via_the_api_shows_the_successor(page: Page, server: Server) -
 
     # Dashboard: the original leaves Open orders, its successor joins, in one push.
     expect(page.locator(f'#orders tr[data-order-id="{sid}"]')).to_have_count(1)
-    expect(page.locator(f'#orders tr[data-order-id="{sid}"]')).to_contain_text(new_price)
+    # (As the dashboard writes prices: 57897.0 is shown "57897".)
+    shown = format(Decimal(new_price).normalize(), "f")
+    expect(page.locator(f'#orders tr[data-order-id="{sid}"]')).to_contain_text(shown)
     expect(page.locator(f'#orders tr[data-order-id="{original["id"]}"]')).to_have_count(0)
     # Blotter: the original's row changes (canceled) and the successor's row is added.
     old_row = blotter.locator(f'#blotter tr[data-order-id="{original["id"]}"]')
