@@ -103,23 +103,38 @@ def trade_record(trade: ClosedTrade, *, strategy: str | None = None,
         trade.exit_reason, stop_price, risk, r)
 
 
-def initial_stops(events: Iterable[Event]) -> dict[str, Decimal]:
+class InitialStops:
     """The first protective stop of every closed trade, by trade id: the trigger price
     of the first reduce-only stop (market or limit) submitted for the trade's client,
-    venue and symbol after the previous trade there closed."""
-    pending: dict[tuple[str, str, str], Decimal] = {}
-    stops: dict[str, Decimal] = {}
-    for e in events:
-        if type(e) is OrderSubmitted:
-            spec = e.spec
-            if spec.type.is_stop and spec.reduce_only and spec.trigger_price is not None:
-                pending.setdefault((spec.client, spec.venue, spec.symbol), spec.trigger_price)
-        elif type(e) is TradeClosed:
-            t = e.trade
-            stop = pending.pop((t.client, t.venue, t.symbol), None)
-            if stop is not None:
-                stops[t.trade_id] = stop
-    return stops
+    venue and symbol after the previous trade there closed. Fed events as they come
+    (``observe``), so a long run need not keep them."""
+
+    __slots__ = ("_pending", "stops")
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str, str], Decimal] = {}
+        self.stops: dict[str, Decimal] = {}
+
+    def observe(self, events: Iterable[Event]) -> None:
+        for e in events:
+            if type(e) is OrderSubmitted:
+                spec = e.spec
+                if (spec.type.is_stop and spec.reduce_only
+                        and spec.trigger_price is not None):
+                    self._pending.setdefault((spec.client, spec.venue, spec.symbol),
+                                             spec.trigger_price)
+            elif type(e) is TradeClosed:
+                t = e.trade
+                stop = self._pending.pop((t.client, t.venue, t.symbol), None)
+                if stop is not None:
+                    self.stops[t.trade_id] = stop
+
+
+def initial_stops(events: Iterable[Event]) -> dict[str, Decimal]:
+    """``InitialStops`` over a finished list of events."""
+    tracker = InitialStops()
+    tracker.observe(events)
+    return tracker.stops
 
 
 # ---------------------------------------------------------------- the equity curve
