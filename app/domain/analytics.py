@@ -19,7 +19,7 @@ fewer than two returns) is ``None``, never a made-up number.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Context, Decimal, localcontext
@@ -158,6 +158,25 @@ def daily_equity(points: Sequence[EquityPoint]) -> list[EquityPoint]:
     if points[-1] is not points[0]:
         out.append(points[-1])
     return out
+
+
+def realized_curve(base: Decimal, trades: Sequence[TradeRecord], start: datetime,
+                   end: datetime, period: timedelta) -> list[EquityPoint]:
+    """The closed-trade (realized) equity curve over [start, end) sampled every
+    ``period``: base at ``start``, then at the end of each period base + Σ net P&L of
+    the trades closed before it. Periods without a trade repeat the last equity (a
+    zero return), so the returns are those of a calendar, not of the active periods."""
+    ordered = sorted(trades, key=lambda t: t.closed_at)
+    points = [EquityPoint(start, base)]
+    equity, i = base, 0
+    at = start
+    while at < end:
+        at = min(at + period, end)
+        while i < len(ordered) and ordered[i].closed_at < at:
+            equity += ordered[i].net_pnl
+            i += 1
+        points.append(EquityPoint(at, equity))
+    return points
 
 
 def simple_returns(equity: Sequence[Decimal]) -> list[Decimal]:
@@ -408,10 +427,12 @@ class OrderStats:
     rejections: dict[str, int]
 
 
-def order_stats(submitted: int, rejections: Sequence[str], filled: int) -> OrderStats:
-    """From the count of submitted orders, the reason code of each rejected one, and the
-    count of orders that filled at least partly."""
-    rejected = len(rejections)
+def order_stats(submitted: int, rejections: Sequence[str] | Mapping[str, int],
+                filled: int) -> OrderStats:
+    """From the count of submitted orders, the reason code of each rejected one (or
+    the count by code), and the count of orders that filled at least partly."""
+    by_code = dict(rejections) if isinstance(rejections, Mapping) else Counter(rejections)
+    rejected = sum(by_code.values())
     accepted = submitted - rejected
     with localcontext(_CONTEXT):
         return OrderStats(
@@ -419,7 +440,7 @@ def order_stats(submitted: int, rejections: Sequence[str], filled: int) -> Order
             Decimal(accepted) / submitted if submitted else None,
             Decimal(rejected) / submitted if submitted else None,
             Decimal(filled) / accepted if accepted else None,
-            dict(sorted(Counter(rejections).items())))
+            dict(sorted(by_code.items())))
 
 
 # ---------------------------------------------------------------- the whole report

@@ -24,6 +24,7 @@ from app.domain.analytics import (
     order_stats,
     performance,
     r_distribution,
+    realized_curve,
     sharpe,
     simple_returns,
     sortino,
@@ -246,3 +247,16 @@ def test_trade_statistics_equal_pandas(known_trades: list[TradeRecord]) -> None:
     edges = [-np.inf, -2, -1, 0, 1, 2, 3, np.inf]
     counts, _ = np.histogram(frame["r"], bins=edges)
     assert list(r_distribution(known_trades).values()) == list(counts)
+
+
+def test_realized_curve_fills_quiet_periods() -> None:
+    trades = [trade("10", days=0), trade("-4", days=2)]  # closed at day 0 and 2, 02:00
+    points = realized_curve(D(100), trades, T0, T0 + timedelta(days=4), timedelta(days=1))
+    assert [p.equity for p in points] == [D(100), D(110), D(110), D(106), D(106)]
+    assert points[-1].at == T0 + timedelta(days=4)
+    r = simple_returns([p.equity for p in points])
+    assert len(r) == 4 and r[1] == 0 and r[3] == 0  # quiet days are zero returns
+
+
+def test_order_stats_take_counts_by_code() -> None:
+    assert order_stats(4, {"A": 2}, 1) == order_stats(4, ["A", "A"], 1)
