@@ -83,3 +83,21 @@ def test_scope_and_bounds(api) -> None:
         assert api.get("/api/v1/analytics", params=bad).status_code == 422
     assert api.get("/api/v1/reports/daily", params={"date": "1999-01-01"}).status_code == 422
     assert api.get("/api/v1/reports/daily", params={"date": "nope"}).status_code == 422
+
+
+def test_trades_are_attributed_to_the_strategy_of_their_orders(market_api) -> None:
+    tagged = {"tags": {"strategy": "scalper"}, "venue": "paper-bybit"}
+    market_api.buy_market("0.002", **tagged)
+    market_api.sell_market("0.002", **tagged)
+    market_api.buy_market("0.002")  # untagged, on paper-binance
+    market_api.sell_market("0.002")
+    market_api.settle()
+    m = market_api.ok(market_api.get("/api/v1/analytics"))["metrics"]
+    assert m["trades"]["trades"] == 2
+    assert set(m["by_strategy"]) == {"scalper", "-"}
+    assert m["by_strategy"]["scalper"]["trades"] == 1
+    assert set(m["by_venue"]) == {"paper-binance", "paper-bybit"}
+    only = market_api.ok(market_api.get("/api/v1/analytics",
+                                        params={"strategy": "scalper"}))["metrics"]
+    assert only["trades"]["trades"] == 1 and set(only["by_venue"]) == {"paper-bybit"}
+    assert only["orders"]["submitted"] == 2
