@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from app.api import (
     alerts,
+    analytics,
     arbitrage,
     controls,
     docs,
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
     for module in (orders, portfolio, controls, session, leverage, strategies, risk,
-                   alerts, arbitrage, signals):
+                   alerts, arbitrage, signals, analytics):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)

@@ -1,0 +1,203 @@
+"""One backtest: a strategy on the strategy host, over a bar file, through the same
+engine, paper venue and strategy code as the server (``app/simulate.py`` builds
+them), then its analytics (``app/domain/analytics.py``).
+
+The feed is a lazy iterator over the file, consumed in chunks of ``chunk`` updates
+(memory stays flat however long the file); ``on_progress`` is called after each
+chunk with the bars done so far. Nothing here depends on the wall clock, so a run
+is deterministic: the same file, strategy and parameters give the same trades,
+equity curve and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from app.defaults import CLIENTS, VENUES
+from app.domain.analytics import (
+    CRYPTO_DAYS_PER_YEAR,
+    EquityPoint,
+    InitialStops,
+    Performance,
+    TradeRecord,
+    daily_equity,
+    order_stats,
+    performance,
+    trade_record,
+)
+from app.domain.events import OrderFilled, OrderRejected, OrderSubmitted, TradeClosed
+from app.domain.instruments import Instrument
+from app.domain.market import FundingRate
+from app.domain.strategies import CreateStrategy, StartStrategy
+from app.simulate import Source, bar_source, build_demo_engine
+from app.strategies.host import StrategyHost
+from app.strategies.registry import kinds
+
+# Kinds a backtest runs: one symbol on one venue. funding_arb trades two venues'
+# markets at once and has its own runner (app/simulate.py run_arbitrage).
+BACKTEST_KINDS = ("ma_crossover", "atr_trend", "demo")
+DEFAULT_CHUNK = 20_000  # market updates a chunk (a bar file gives four or more a bar)
+
+
+@dataclass(frozen=True, slots=True)
+class Fees:
+    """Fee rates in basis points of notional (None: the instrument's own)."""
+
+    maker_bps: Decimal | None = None
+    taker_bps: Decimal | None = None
+
+    def apply(self, instruments: list[Instrument]) -> list[Instrument]:
+        out = []
+        for inst in instruments:
+            if self.maker_bps is not None:
+                inst = replace(inst, maker_fee_rate=self.maker_bps / 10_000)
+            if self.taker_bps is not None:
+                inst = replace(inst, taker_fee_rate=self.taker_bps / 10_000)
+            out.append(inst)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    strategy: str
+    data: Path
+    symbol: str = "BTC-PERP"
+    venue: str = VENUES[0]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    funding: Path | None = None
+    fees: Fees = Fees()
+    interval: timedelta | None = None
+    volume_unit: str = "quote"
+    periods_per_year: int = CRYPTO_DAYS_PER_YEAR
+    chunk: int = DEFAULT_CHUNK
+
+    @property
+    def strategy_id(self) -> str:
+        return f"backtest-{self.strategy}"
+
+    @property
+    def client(self) -> str:
+        return CLIENTS[0]
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    config: BacktestConfig
+    params: dict[str, Any]  # as validated, defaults included
+    description: str
+    bars: int
+    updates: int
+    events: int
+    equity: list[EquityPoint]  # one point a bar (its first update), and the last
+    trades: list[TradeRecord]
+    performance: Performance
+    first_at: datetime | None
+    last_at: datetime | None
+    wall_s: float
+
+
+def validated_params(config: BacktestConfig) -> tuple[tuple[str, str], ...]:
+    """The strategy's parameters as the engine stores them; ``symbol`` (and the demo's
+    ``symbols``) follow the backtest's symbol unless given."""
+    if config.strategy not in BACKTEST_KINDS:
+        raise ValueError(f"strategy {config.strategy!r} cannot be backtested on one bar file"
+                         f" (one of: {', '.join(BACKTEST_KINDS)})")
+    kind = kinds()[config.strategy]
+    raw = dict(config.params)
+    fields = kind.params.model_fields
+    if "symbol" in fields:
+        raw.setdefault("symbol", config.symbol)
+    if "symbols" in fields:
+        raw.setdefault("symbols", [config.symbol])
+    return kind.validate(raw)
+
+
+def run_backtest(config: BacktestConfig,
+                 on_progress: Callable[[int], None] | None = None) -> BacktestResult:
+    """Run ``config``'s strategy over its bar file to the end and measure it."""
+    started = time.perf_counter()
+    params = validated_params(config)
+    source: Source = bar_source(config.data, symbol=config.symbol, venue=config.venue,
+                                interval=config.interval, funding=config.funding,
+                                volume_unit=config.volume_unit)
+    assert source.interval is not None
+    instruments = config.fees.apply(source.instruments)
+    engine = build_demo_engine(instruments, source.venues, source.venue_config)
+    host = StrategyHost()
+    client, venue, sid = config.client, config.venue, config.strategy_id
+
+    feed = iter(source.feed)
+    first = next(feed, None)
+    if first is None:
+        raise ValueError(f"{config.data}: no bars")
+    events = engine.handle(CreateStrategy(sid, config.strategy, client, venue, params,
+                                          "backtest"), first.ts)
+    events += engine.handle(StartStrategy(sid, "backtest"), first.ts)
+    stops = InitialStops()
+    closed: list[TradeClosed] = []
+    mine: set[int] = set()
+    rejections: list[str] = []
+    filled: set[int] = set()
+    count = 0
+
+    def observe(produced: list[Any]) -> None:
+        nonlocal count
+        count += len(produced)
+        stops.observe(produced)
+        for e in produced:
+            kind = type(e)
+            if kind is OrderSubmitted:
+                if e.spec.tags.strategy == sid:
+                    mine.add(e.order_id)
+            elif kind is OrderFilled:
+                if e.order_id in mine:
+                    filled.add(e.order_id)
+            elif kind is OrderRejected:
+                if e.order_id in mine:
+                    rejections.append(e.code)
+            elif kind is TradeClosed and e.trade.client == client and e.trade.venue == venue:
+                closed.append(e)
+
+    observe(events)
+    equity: list[EquityPoint] = []
+    interval = source.interval
+    next_sample = first.ts
+    bars = updates = 0
+    last_at = first.ts
+    chunk = [first, *islice(feed, config.chunk - 1)]
+    while chunk:
+        for update in chunk:
+            now = update.ts
+            if now >= next_sample:  # a new bar: its equity before it trades
+                equity.append(EquityPoint(now, engine.summary(client, venue).equity))
+                bars += type(update) is not FundingRate
+                next_sample = now + interval
+            produced = engine.on_market(update, now)
+            produced += host.step(engine, now, produced, update).events
+            observe(produced)
+            updates += 1
+            last_at = now
+        if on_progress is not None:
+            on_progress(bars)
+        chunk = list(islice(feed, config.chunk))
+    final = engine.summary(client, venue).equity
+    if equity[-1].at != last_at or equity[-1].equity != final:
+        equity.append(EquityPoint(last_at, final))
+
+    strategy_label = config.strategy
+    trades = [trade_record(e.trade, strategy=strategy_label,
+                           stop_price=stops.stops.get(e.trade.trade_id)) for e in closed]
+    orders = order_stats(len(mine), rejections, len(filled))
+    perf = performance(daily_equity(equity), trades, orders=orders,
+                       periods_per_year=config.periods_per_year)
+    return BacktestResult(
+        config, {k: json.loads(v) for k, v in params}, source.description, bars, updates,
+        count, equity, trades, perf, first.ts, last_at, time.perf_counter() - started)
