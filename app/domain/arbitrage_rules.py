@@ -45,7 +45,12 @@ def settlements_within(start: datetime, horizon: timedelta, interval: timedelta,
 
 def per_eight_hours(rate: Decimal, interval: timedelta) -> Decimal:
     """A rate per ``interval`` as the equivalent rate per 8 h (to compare venues)."""
-    return rate * Decimal(EIGHT_HOURS // timedelta(seconds=1)) / Decimal(
+    return rate * _to_eight_hours(interval)
+
+
+@cache
+def _to_eight_hours(interval: timedelta) -> Decimal:
+    return Decimal(EIGHT_HOURS // timedelta(seconds=1)) / Decimal(
         interval // timedelta(seconds=1))
 
 

@@ -98,6 +98,9 @@ class StrategyKind:
     factory: Callable[[Any], Strategy]
     # How often ``on_timer`` runs (on a grid of the engine clock), or never.
     timer: timedelta | None = None
+    # Whether ``on_market`` is called for every update of its venues (a kind that reads
+    # the market on its timer only says no, and costs nothing per update).
+    market_updates: bool = True
 
     def validate(self, raw: Mapping[str, Any]) -> Params:
         """Parameters as the log stores them: validated by the kind's model, every

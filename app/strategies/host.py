@@ -100,6 +100,7 @@ class _Running:
     every: timedelta | None  # its kind's timer
     next_timer: datetime | None
     venues: frozenset[str]  # where it trades (its own venue, and any its kind adds)
+    market_updates: bool = True  # its kind wants on_market
 
     def context(self, engine: Engine, now: datetime) -> StrategyContext:
         return StrategyContext(self.record, engine, now, self.venues)
@@ -152,12 +153,18 @@ class StrategyHost:
             running = self._running.get(sid)
             if running is None:
                 continue
+            every = running.every
+            timer_due = (every is not None and running.next_timer is not None
+                         and now >= running.next_timer)
+            market = (update is not None and running.market_updates
+                      and update.venue in running.venues)
+            if not (market or timer_due):
+                continue
             ctx = running.context(engine, now)
-            if update is not None and update.venue in running.venues:
+            if market and update is not None:
                 self._call(engine, now, running, ctx, result, budget, _on_market(update))
-            if (running.every is not None and running.next_timer is not None
-                    and now >= running.next_timer):
-                running.next_timer = _grid_after(now, running.every)
+            if timer_due and every is not None:
+                running.next_timer = _grid_after(now, every)
                 self._call(engine, now, running, ctx, result, budget, _on_timer)
         # What their calls just produced (fills of their own orders) goes round too.
         delivered = delivered + result.events if result.events else delivered
@@ -209,7 +216,7 @@ class StrategyHost:
                 continue
             running = _Running(record, strategy, record.params, kind.timer,
                                None if kind.timer is None else _grid_after(now, kind.timer),
-                               venues)
+                               venues, kind.market_updates)
             self._running[sid] = running
             ctx = running.context(engine, now)
             self._call(engine, now, running, ctx, result, None, _on_start)

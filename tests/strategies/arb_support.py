@@ -54,7 +54,7 @@ class TwoVenues:
 
     def start(self, params: dict[str, object] | None = None) -> None:
         defaults: dict[str, object] = {"venues": [A, B], "min_confidence": 0,
-                                       "min_edge_ratio": "0",
+                                       "min_edge_ratio": "0", "scan_every_ms": 1000,
                                        "persistence_full_s": 0, "min_hold_s": 0}
         validated = FUNDING_ARB.validate({**defaults, **(params or {})})
         self.run(CreateStrategy(ARB_STRATEGY, FUNDING_ARB.name, ARB_CLIENT, A, validated))

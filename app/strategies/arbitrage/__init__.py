@@ -20,6 +20,6 @@ FUNDING_ARB = register(StrategyKind(
     params=ArbParams, factory=FundingArbTrader,
     # Fine enough for the 500 ms leg deadlines; monitoring and scans run every
     # ``monitor_every_ms`` within it.
-    timer=timedelta(milliseconds=100)))
+    timer=timedelta(milliseconds=100), market_updates=False))
 
 __all__ = ["FUNDING_ARB", "ArbParams", "FundingArbTrader"]

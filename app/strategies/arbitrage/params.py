@@ -55,6 +55,9 @@ class ArbParams(StrategyParams):
     loss_limit: Decimal = _dec("0.3", ge="0.01", le=10, places=4)
     max_margin_ratio: Decimal = _dec("0.8", ge="0.05", le=1, places=4)
     monitor_every_ms: Annotated[int, Field(ge=100, le=60_000)] = 1_000
+    # How often every symbol is scanned for a new entry (funding rates move once a
+    # minute, the spread between venues over tens of seconds).
+    scan_every_ms: Annotated[int, Field(ge=100, le=600_000)] = 2_000
     enabled_entries: bool = True
 
     @model_validator(mode="after")

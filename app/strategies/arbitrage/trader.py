@@ -126,6 +126,8 @@ class FundingArbTrader(BaseStrategy):
         self.every = timedelta(milliseconds=params.monitor_every_ms)
         self.trades: dict[str, ArbTrade] = {}
         self.next_check: datetime | None = None
+        self.next_scan: datetime | None = None
+        self.scan_every = timedelta(milliseconds=params.scan_every_ms)
         self.next_margin_check = datetime.min.replace(tzinfo=UTC)
         self.persistence: dict[str, Persistence] = {}
         self.converged: dict[str, int] = {}  # trade id -> consecutive converged checks
@@ -190,7 +192,9 @@ class FundingArbTrader(BaseStrategy):
                 out.extend(self._monitor(ctx, trade))
         if ctx.now >= self.next_margin_check:
             self.next_margin_check = ctx.now + MARGIN_CHECK_EVERY
-        out.extend(self._scan(ctx))
+        if self.next_scan is None or ctx.now >= self.next_scan:
+            self.next_scan = ctx.now + self.scan_every
+            out.extend(self._scan(ctx))
         return out
 
     def _progress(self, ctx: StrategyContext, trade: ArbTrade) -> list[Command]:
