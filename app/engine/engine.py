@@ -279,9 +279,11 @@ class Engine:
         if self.risk.track_volume and type(update) is TradePrint:
             self.risk.on_trade_print(update)
         signals = self.signals
-        signals.before_market(update.venue, update.symbol, now)
+        candle_work = now >= signals.idle_until  # (SignalDesk's fast path, inline)
+        if candle_work:
+            signals.before_market(update.venue, update.symbol, now)
         reports = venue.on_market(update, now)
-        if signals.pending_open:
+        if candle_work:
             signals.after_market(update.venue, update.symbol)
         if not reports and now < self._next_funding_at:
             kind = type(update)

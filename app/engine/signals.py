@@ -114,6 +114,14 @@ class SignalDesk:
         self.interval = interval  # None: no candles (volatility exits never ready)
         self._candles: dict[tuple[str, str], _Candles] = {}
         self.pending_open: set[tuple[str, str]] = set()
+        # The engine's fast path (most ticks fall inside a candle that every symbol has
+        # already seen): ``before_market`` is needed only once the current candle ends
+        # or while some symbol has not had its first update of the candle yet.
+        self.candle_end = EPOCH if interval is not None else datetime.max.replace(tzinfo=UTC)
+        self.unseen: set[tuple[str, str]] = set()
+        # Until when there is nothing to do: the candle's end once every symbol has had
+        # its first update (and open) of it; the epoch while one has not.
+        self.idle_until = self.candle_end
 
     # ---- parameters -------------------------------------------------------------------
 
@@ -141,6 +149,12 @@ class SignalDesk:
         if interval is None:
             return
         key = (venue, symbol)
+        if now >= self.candle_end:  # a new candle for everyone (they share the grid)
+            self.candle_end = EPOCH + ((now - EPOCH) // interval + 1) * interval
+            # Every instrument waits for its first update of the candle (one never fed
+            # keeps the slow path on: correct, only slower).
+            self.unseen = set(self.engine.instruments)
+        self.unseen.discard(key)
         candles = self._candles.get(key)
         if candles is not None and now < candles.end:
             return
@@ -162,11 +176,16 @@ class SignalDesk:
         """After the venue took the update: the first price of a candle is its open."""
         key = (venue, symbol)
         if key not in self.pending_open:
+            self._settle_idle()
             return
         price = self.engine.venues[venue].reference_price(symbol)
         if price is not None:
             self._candles[key].open = price
             self.pending_open.discard(key)
+        self._settle_idle()
+
+    def _settle_idle(self) -> None:
+        self.idle_until = EPOCH if self.unseen or self.pending_open else self.candle_end
 
     def reference(self, venue: str, symbol: str, entry_at: EntryPoint, now: datetime
                   ) -> Decimal | None:
