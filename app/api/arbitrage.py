@@ -25,7 +25,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, create_model
 
 from app.api.deps import Operator, Reads, System
-from app.api.inputs import Reason
+from app.api.inputs import Instant, Reason
 from app.api.openapi import Responses
 from app.api.schemas import Strict
 from app.api.strategies import ParamsIn
@@ -207,10 +207,12 @@ async def portfolio(reader: Reads) -> dict[str, Any]:
 @router.get("/trades", response_model=TradeList, responses=ERRORS,
             summary="Trades: open ones first, then closed ones, newest first")
 async def trades(reader: Reads, status: Literal["all", "open", "closed"] = "all",
-                 limit: Limit = 100) -> list[dict[str, Any]]:
+                 limit: Limit = 100, before: Instant | None = None) -> list[dict[str, Any]]:
+    """``before``: closed trades created before this instant (the next page after the
+    oldest trade of a page)."""
     v = arbitrage.view(reader.system, reader.principal)
-    return [trade_json(t, v) for t in arbitrage.trades(reader.system, reader.principal,
-                                                       status, limit)]
+    found = await arbitrage.trades(reader.system, reader.principal, status, limit, before)
+    return [trade_json(t, v) for t in found]
 
 
 @router.get("/leg-outs", response_model=LegOutList, responses=ERRORS,

@@ -9,10 +9,14 @@ through the strategies service; reads are scoped to callers who may see its clie
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlmodel import Session, col, select
 
 from app.auth.principal import Principal
 from app.domain.arbitrage import ArbBook, ArbStatus, ArbTrade, LegOut
@@ -27,6 +31,8 @@ from app.services.scope import check_client
 from app.strategies.arbitrage import FUNDING_ARB, ArbParams, FundingArbTrader
 from app.strategies.arbitrage.opportunities import Opportunity, scan_symbol, symbols_of
 from app.strategies.arbitrage.trader import TradeMark, mark_trade
+from app.store.codec import decode_value
+from app.store.tables import ArbTradeRow
 from app.strategies.base import StrategyContext, params_dict
 
 
@@ -141,24 +147,48 @@ def opportunities(system: TradingSystem, principal: Principal) -> list[Opportuni
     return found
 
 
-def trades(system: TradingSystem, principal: Principal, status: str = "all",
-           limit: int = 100) -> list[ArbTrade]:
-    """Open trades first (newest first), then closed ones, newest first."""
+async def trades(system: TradingSystem, principal: Principal, status: str = "all",
+                 limit: int = 100, before: datetime | None = None) -> list[ArbTrade]:
+    """Open trades first (newest first), then closed ones, newest first (``before``:
+    created before that instant, to page back). Closed trades come from the store's
+    projection a page at a time, however long the history; entries that never filled
+    (cancelled) are listed only when closed trades are asked for by name."""
     record(system, principal)
     book = system.engine.state.arb.get(strategy_id(system)) or ArbBook()
     out: list[ArbTrade] = []
-    if status in ("all", "open"):
-        out += sorted(book.open.values(), key=lambda t: t.created_at, reverse=True)
-    if status in ("all", "closed"):
-        out += [t for t in reversed(book.closed) if t.status is not ArbStatus.CANCELLED
-                or status == "closed"]
-    return out[:limit]
+    if status in ("all", "open") and before is None:
+        out += sorted(book.open.values(), key=lambda t: t.created_at, reverse=True)[:limit]
+    if status in ("all", "closed") and len(out) < limit:
+        out += await asyncio.to_thread(
+            closed_trades_page, system, strategy_id(system), limit - len(out), before,
+            status == "closed")
+    return out
 
 
 def leg_outs(system: TradingSystem, principal: Principal, limit: int = 100) -> list[LegOut]:
+    """The latest leg-outs, newest first (what the engine keeps; all are in the store)."""
     record(system, principal)
     book = system.engine.state.arb.get(strategy_id(system)) or ArbBook()
     return list(reversed(book.leg_outs))[:limit]
+
+
+def closed_trades_page(system: TradingSystem, strategy: str, limit: int,
+                       before: datetime | None, cancelled: bool) -> list[ArbTrade]:
+    """Closed trades from the projection, newest first (blocking: run it in a thread)."""
+    query = select(ArbTradeRow).where(ArbTradeRow.strategy_id == strategy,
+                                      col(ArbTradeRow.status).in_(_closed_statuses(cancelled)))
+    if before is not None:
+        query = query.where(ArbTradeRow.created_at < before)
+    query = query.order_by(col(ArbTradeRow.created_at).desc(),
+                           col(ArbTradeRow.trade_id).desc()).limit(limit)
+    with Session(system.db) as session:
+        rows = list(session.exec(query))
+    return [decode_value(ArbTrade, json.loads(r.record)) for r in rows]
+
+
+def _closed_statuses(cancelled: bool) -> list[str]:
+    terminal = [s.value for s in ArbStatus if s.terminal]
+    return terminal if cancelled else [s for s in terminal if s != ArbStatus.CANCELLED.value]
 
 
 # ---- helpers ----------------------------------------------------------------------------------

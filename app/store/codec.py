@@ -15,10 +15,12 @@ from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from app.domain import events as domain_events
 from app.domain.events import Event
+
+_T = TypeVar("_T")
 
 EVENT_TYPES: dict[str, type] = {
     cls.__name__: cls for cls in typing.get_args(domain_events.Event)
@@ -107,6 +109,12 @@ def _field_encoder(hint: Any) -> Encoder | None:
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _encoder(hint)
     return encode
+
+
+def decode_value(cls: type[_T], raw: Any) -> _T:
+    """A domain value (a dataclass) back from what ``encode`` made of it."""
+    value: _T = _decode(cls, raw)
+    return value
 
 
 def decode_event(type_name: str, payload: dict[str, Any]) -> Event:

@@ -13,9 +13,11 @@ work: on the order path that cost more than the database itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
+from app.domain.arbitrage import ArbTradeUpdated, LegOutDetected
 from app.domain.events import (
     Event,
     FundingApplied,
@@ -30,6 +32,7 @@ from app.domain.events import (
 from app.domain.orders import Order
 from app.engine.state import EngineState
 from app.store.bulk import StatementBatch, text
+from app.store.codec import encode
 
 Row = tuple[Any, ...]
 
@@ -54,6 +57,11 @@ TRADE_COLUMNS = ("trade_id", "client", "venue", "symbol", "direction", "qty", "e
 BALANCE_COLUMNS = ("client", "venue", "deposits", "withdrawals", "realized_pnl", "fees",
                    "funding", "wallet")
 STATE_COLUMNS = ("scope_client", "scope_venue", "state", "reason", "actor", "updated_at")
+ARB_TRADE_COLUMNS = ("trade_id", "strategy_id", "client", "symbol", "long_venue",
+                     "short_venue", "status", "created_at", "closed_at", "exit_reason",
+                     "projected_profit", "actual_profit", "record")
+ARB_LEG_OUT_COLUMNS = ("trade_id", "phase", "strategy_id", "client", "symbol", "at", "loss",
+                       "record")
 
 
 def project(out: StatementBatch, events: Sequence[Event], state: EngineState) -> None:
@@ -65,6 +73,8 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
     fills: list[Row] = []
     trades: list[Row] = []
     scopes: dict[tuple[str, str], Row] = {}
+    arb_trades: dict[str, Row] = {}  # a trade's last state in the batch
+    leg_outs: list[Row] = []
     for e in events:
         order_id = getattr(e, "order_id", None)
         if order_id is not None:
@@ -93,6 +103,18 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
             case TradingStateChanged():
                 key = (e.scope.client or "", e.scope.venue or "")
                 scopes[key] = (key[0], key[1], e.state.value, e.reason, e.actor, ts(e.at))
+            case ArbTradeUpdated():
+                a = e.trade
+                arb_trades[a.trade_id] = (
+                    a.trade_id, a.strategy_id, a.client, a.symbol, a.long_venue,
+                    a.short_venue, a.status.value, ts(a.created_at), ts(a.closed_at),
+                    a.exit_reason, text(a.projected_profit), text(a.actual_profit),
+                    json.dumps(encode(a), separators=(",", ":")))
+            case LegOutDetected():
+                lo = e.leg_out
+                leg_outs.append((lo.trade_id, lo.phase, lo.strategy_id, lo.client, lo.symbol,
+                                 ts(lo.at), text(lo.loss),
+                                 json.dumps(encode(lo), separators=(",", ":"))))
     out.insert("fills", FILL_COLUMNS, fills)
     out.insert("closed_trades", TRADE_COLUMNS, trades)
     # An order's row is inserted by the batch that submits it; later batches update
@@ -114,6 +136,8 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
                [_balance_row(state, k) for k in sorted(accounts)])
     out.upsert("trading_states", STATE_COLUMNS, ("scope_client", "scope_venue"),
                list(scopes.values()))
+    out.upsert("arb_trades", ARB_TRADE_COLUMNS, ("trade_id",), list(arb_trades.values()))
+    out.upsert("arb_leg_outs", ARB_LEG_OUT_COLUMNS, ("trade_id", "phase"), leg_outs)
 
 
 def _order_row(o: Order, ts: Any) -> Row:

@@ -238,3 +238,41 @@ class SessionRow(SQLModel, table=True):
     user_name: str = Field(max_length=64, index=True)
     created_at: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class ArbTradeRow(SQLModel, table=True):
+    """Funding-rate arbitrage trades (app/domain/arbitrage.py), each as it last stood:
+    the columns the views filter and sort by, and the whole trade (``record``, as the
+    event log encodes it). The engine keeps only the latest closed ones in memory."""
+
+    __tablename__ = "arb_trades"
+    __table_args__ = (sa.Index("ix_arb_trades_strategy_created", "strategy_id", "created_at"),)
+
+    trade_id: str = Field(primary_key=True, max_length=40)
+    strategy_id: str = Field(max_length=64)
+    client: str = Field(max_length=64, index=True)
+    symbol: str = Field(max_length=32)
+    long_venue: str = Field(max_length=64)
+    short_venue: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    created_at: datetime = _ts()
+    closed_at: datetime | None = _ts(nullable=True)
+    exit_reason: str | None = Field(default=None, max_length=40)
+    projected_profit: Decimal = _dec()
+    actual_profit: Decimal | None = _dec(nullable=True)
+    record: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+
+
+class ArbLegOutRow(SQLModel, table=True):
+    """Leg-outs of arbitrage trades (at most one at entry and one at exit each)."""
+
+    __tablename__ = "arb_leg_outs"
+
+    trade_id: str = Field(primary_key=True, max_length=40)
+    phase: str = Field(primary_key=True, max_length=8)
+    strategy_id: str = Field(max_length=64)
+    client: str = Field(max_length=64, index=True)
+    symbol: str = Field(max_length=32)
+    at: datetime = _ts()
+    loss: Decimal = _dec()
+    record: str = Field(sa_column=sa.Column(sa.Text, nullable=False))

@@ -14,7 +14,7 @@ import yaml
 
 from app.domain.market import FundingRate, MarkPrice, Quote, TradePrint
 from app.domain.orders import Side
-from app.store.tables import AuditRow
+from app.store.tables import ArbLegOutRow, ArbTradeRow, AuditRow
 from tests.api.conftest import NO_RISK_CONTROLS, Api
 
 A, B = "paper-binance", "paper-bybit"
@@ -109,8 +109,15 @@ def test_a_forced_leg_out_is_detected_hedged_counted_and_reported(
     assert leg_out["filled_qty"] == "0.05" and leg_out["hedge_executed"]
     assert D(leg_out["loss"]) > 0
     api.wait_for(lambda: not trades("open"), "the trade to close")
-    (closed,) = trades("closed")
+    (closed,) = trades("closed")  # (from the store's projection of the trades)
     assert closed["status"] == "legged_out" and closed["exit_reason"] == "leg_out"
+    older = api.ok(api.get("/api/v1/arb/trades", "viewer",
+                           params={"status": "closed", "before": closed["created_at"]}))
+    assert older == [], "the next page back is empty"
+    [row] = api.rows(ArbTradeRow)
+    assert row.status == "legged_out" and row.actual_profit == D(closed["actual_profit"])
+    [leg_row] = api.rows(ArbLegOutRow)
+    assert (leg_row.trade_id, leg_row.phase) == (closed["trade_id"], "entry")
     # Nothing naked: both venues flat again.
     positions = api.ok(api.get("/api/v1/positions", "viewer", params={"client": "arb"}))
     assert all(D(p["qty"]) == 0 for p in positions)
