@@ -28,11 +28,11 @@ from app.runtime.system import TradingSystem
 from app.services import strategies
 from app.services.errors import ServiceError
 from app.services.scope import check_client
+from app.store.codec import decode_value
+from app.store.tables import ArbTradeRow
 from app.strategies.arbitrage import FUNDING_ARB, ArbParams, FundingArbTrader
 from app.strategies.arbitrage.opportunities import Opportunity, scan_symbol, symbols_of
 from app.strategies.arbitrage.trader import TradeMark, mark_trade
-from app.store.codec import decode_value
-from app.store.tables import ArbTradeRow
 from app.strategies.base import StrategyContext, params_dict
 
 
