@@ -89,7 +89,7 @@ def _csv_text(value: Any) -> str:
     return str(value)
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -107,7 +107,7 @@ def _arrow_column(values: list[Any]) -> Any:
     return pa.array(values)
 
 
-def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+def write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     table = pa.table({c: _arrow_column([r[c] for r in rows]) for c in columns})
     pq.write_table(table, path)
 
@@ -119,10 +119,10 @@ def write_report(result: BacktestResult, out: Path) -> Path:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     trades, equity = trade_rows(result.trades), equity_rows(result.equity)
     (out / "report.html").write_text(render_html(result, metrics, equity))
-    _write_csv(out / "trades.csv", TRADE_COLUMNS, trades)
-    _write_csv(out / "equity.csv", EQUITY_COLUMNS, equity)
-    _write_parquet(out / "trades.parquet", TRADE_COLUMNS, trades)
-    _write_parquet(out / "equity.parquet", EQUITY_COLUMNS, equity)
+    write_csv(out / "trades.csv", TRADE_COLUMNS, trades)
+    write_csv(out / "equity.csv", EQUITY_COLUMNS, equity)
+    write_parquet(out / "trades.parquet", TRADE_COLUMNS, trades)
+    write_parquet(out / "equity.parquet", EQUITY_COLUMNS, equity)
     wall = max(result.wall_s, 1e-9)
     (out / "run.json").write_text(json.dumps({
         "wall_s": round(result.wall_s, 3), "bars_per_s": round(result.bars / wall),
