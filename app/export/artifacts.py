@@ -14,8 +14,9 @@ the JSON ones in ``app/export/schemas/``; decimals as strings, times ISO 8601):
 * ``execution_logs.json`` — every order lifecycle event, in log order.
 * ``rejection_breakdown.json`` — rejections by code per account, and acceptance rates.
 * ``trades.csv`` / ``.parquet`` — closed trades, the backtest's columns.
-* ``equity.csv`` / ``.parquet`` — each account's wallet equity after every change,
-  with its drawdown (%) from the running peak.
+* ``equity.csv`` / ``.parquet`` — each account's wallet (realized equity) after every
+  change, with its drawdown (%) from the running peak (deposits and withdrawals move
+  the peak with them: they are not drawdown).
 
 ``client`` keeps one client's records; ``since`` / ``until`` keep events at or after /
 before those times (the replay still reads all of the log: state needs it).
@@ -97,6 +98,7 @@ def export(database_url: str, out: Path, where: ExportFilter = ExportFilter()
     trades = []
     equity: list[dict[str, Any]] = []
     peaks: dict[tuple[str, str], Decimal] = {}
+    last_flows: dict[tuple[str, str], Decimal] = {}
     last_parts: dict[tuple[str, str], tuple[Decimal, ...]] = {}
     submitted: Counter[tuple[str, str]] = Counter()
     accepted: Counter[tuple[str, str]] = Counter()
@@ -177,7 +179,11 @@ def export(database_url: str, out: Path, where: ExportFilter = ExportFilter()
             "realized_pnl": money(account.realized_pnl), "fees": money(account.fees),
             "funding": money(account.funding), "expected_wallet": money(expected),
             "drift": money(account.wallet - expected), "ok": account.wallet == expected})
-        peak = max(peaks.get(key, account.wallet), account.wallet)
+        # Deposits and withdrawals move the peak with them: they are no drawdown.
+        flows = account.deposits - account.withdrawals
+        shift = flows - last_flows.get(key, flows)
+        last_flows[key] = flows
+        peak = max(peaks.get(key, account.wallet) + shift, account.wallet)
         peaks[key] = peak
         dd = (peak - account.wallet) / peak * 100 if peak > 0 else Decimal(0)
         equity.append({"at": at, "client": key[0], "venue": key[1],
@@ -189,7 +195,8 @@ def export(database_url: str, out: Path, where: ExportFilter = ExportFilter()
         accounts.append({
             "client": key[0], "venue": key[1], "submitted": submitted[key],
             "accepted": accepted[key], "rejected": count,
-            "acceptance_rate": format(Decimal(accepted[key]) / submitted[key], "f")
+            "acceptance_rate": format((Decimal(accepted[key]) / submitted[key]
+                                       ).quantize(Decimal("0.0001")), "f")
             if submitted[key] else None,
             "by_code": dict(sorted(rejected[key].items()))})
     totals: Counter[str] = Counter()
