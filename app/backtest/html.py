@@ -82,17 +82,21 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
         out.append((prefix, "-" if value is None else str(value)))
 
 
+MARKER_TEXT_MAX = 30  # more trades than this: markers without labels (they would overlap)
+
+
 def _markers(trades: Sequence[TradeRecord]) -> list[dict[str, Any]]:
     marks = []
+    labels = len(trades) <= MARKER_TEXT_MAX
     for t in trades:
         long = t.direction == "long"
         marks.append({"time": _secs(t.opened_at), "position": "belowBar" if long else "aboveBar",
                       "color": "#2e7d32" if long else "#c62828",
                       "shape": "arrowUp" if long else "arrowDown",
-                      "text": f"{'L' if long else 'S'} {t.entry_price}"})
+                      "text": f"{'L' if long else 'S'} {t.entry_price}" if labels else ""})
         marks.append({"time": _secs(t.closed_at), "position": "aboveBar" if long else "belowBar",
                       "color": "#455a64", "shape": "circle",
-                      "text": f"x {t.exit_price} ({t.net_pnl:+.2f})"})
+                      "text": f"x {t.exit_price} ({t.net_pnl:+.2f})" if labels else ""})
     return sorted(marks, key=lambda m: m["time"])
 
 
