@@ -7,6 +7,7 @@ import sys
 
 from app import admin_cli, monitor, simulate
 from app.backtest import cli as backtest_cli
+from app.export import cli as export_cli
 from app.scenarios import cli as scenario_cli
 
 
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     monitor.add_parser(commands)
     simulate.add_parser(commands)
     backtest_cli.add_parser(commands)
+    export_cli.add_parser(commands)
     scenario_cli.add_parser(commands)
     args = parser.parse_args(argv)
     return int(args.run(args) or 0)

@@ -7,6 +7,8 @@
 * ``trades.csv`` / ``trades.parquet`` — one row per closed trade.
 * ``equity.csv`` / ``equity.parquet`` — equity at every bar, with its drawdown (%)
   from the running peak.
+* ``report.html`` — one self-contained page (no network): equity, drawdown, price with
+  the trades marked, monthly returns, metrics and parameters (``app/backtest/html.py``).
 * ``run.json`` — wall time, bars and events per second.
 
 Parquet columns of money are ``decimal128(38, 18)`` (exact to 18 places), times
@@ -26,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from app.backtest.html import render_html
 from app.backtest.runner import BacktestResult
 from app.domain.analytics import EquityPoint, TradeRecord, to_json
 
@@ -86,7 +89,7 @@ def _csv_text(value: Any) -> str:
     return str(value)
 
 
-def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -104,7 +107,7 @@ def _arrow_column(values: list[Any]) -> Any:
     return pa.array(values)
 
 
-def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+def write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     table = pa.table({c: _arrow_column([r[c] for r in rows]) for c in columns})
     pq.write_table(table, path)
 
@@ -112,12 +115,14 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -
 def write_report(result: BacktestResult, out: Path) -> Path:
     """Write ``result``'s report into ``out`` (created if missing); returns ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics_document(result), indent=2) + "\n")
+    metrics = metrics_document(result)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     trades, equity = trade_rows(result.trades), equity_rows(result.equity)
-    _write_csv(out / "trades.csv", TRADE_COLUMNS, trades)
-    _write_csv(out / "equity.csv", EQUITY_COLUMNS, equity)
-    _write_parquet(out / "trades.parquet", TRADE_COLUMNS, trades)
-    _write_parquet(out / "equity.parquet", EQUITY_COLUMNS, equity)
+    (out / "report.html").write_text(render_html(result, metrics, equity))
+    write_csv(out / "trades.csv", TRADE_COLUMNS, trades)
+    write_csv(out / "equity.csv", EQUITY_COLUMNS, equity)
+    write_parquet(out / "trades.parquet", TRADE_COLUMNS, trades)
+    write_parquet(out / "equity.parquet", EQUITY_COLUMNS, equity)
     wall = max(result.wall_s, 1e-9)
     (out / "run.json").write_text(json.dumps({
         "wall_s": round(result.wall_s, 3), "bars_per_s": round(result.bars / wall),

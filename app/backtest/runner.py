@@ -35,7 +35,7 @@ from app.domain.analytics import (
 )
 from app.domain.events import OrderFilled, OrderRejected, OrderSubmitted, TradeClosed
 from app.domain.instruments import Instrument
-from app.domain.market import FundingRate
+from app.domain.market import FundingRate, MarkPrice
 from app.domain.strategies import CreateStrategy, StartStrategy
 from app.simulate import Source, bar_source, build_demo_engine
 from app.strategies.host import StrategyHost
@@ -102,6 +102,10 @@ class BacktestResult:
     first_at: datetime | None
     last_at: datetime | None
     wall_s: float
+    # The symbol's mark price a bar: (bar start, open, high, low, close), for the
+    # HTML report's price chart.
+    candles: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal]] = field(
+        default_factory=list)
 
 
 def validated_params(config: BacktestConfig) -> tuple[tuple[str, str], ...]:
@@ -172,6 +176,8 @@ def run_backtest(config: BacktestConfig,
     next_sample = first.ts
     bars = updates = 0
     last_at = first.ts
+    bar_at = first.ts
+    candles: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal]] = []
     chunk = [first, *islice(feed, config.chunk - 1)]
     while chunk:
         for update in chunk:
@@ -180,6 +186,14 @@ def run_backtest(config: BacktestConfig,
                 equity.append(EquityPoint(now, engine.summary(client, venue).equity))
                 bars += type(update) is not FundingRate
                 next_sample = now + interval
+                bar_at = now
+            if type(update) is MarkPrice and update.symbol == config.symbol:
+                p = update.price
+                if candles and candles[-1][0] == bar_at:
+                    at, o, h, lo, _ = candles[-1]
+                    candles[-1] = (at, o, max(h, p), min(lo, p), p)
+                else:
+                    candles.append((bar_at, p, p, p, p))
             produced = engine.on_market(update, now)
             produced += host.step(engine, now, produced, update).events
             observe(produced)
@@ -200,4 +214,5 @@ def run_backtest(config: BacktestConfig,
                        periods_per_year=config.periods_per_year)
     return BacktestResult(
         config, {k: json.loads(v) for k, v in params}, source.description, bars, updates,
-        count, equity, trades, perf, first.ts, last_at, time.perf_counter() - started)
+        count, equity, trades, perf, first.ts, last_at, time.perf_counter() - started,
+        candles)

@@ -1,0 +1,149 @@
+"""``report.html``: one self-contained page of a backtest (no network: the chart
+library and the data are inlined), rendered with Jinja2 from
+``templates/report.html.j2``.
+
+It shows the equity curve, the drawdown from the running peak, the symbol's price
+(one candle a bar) with every trade's entry and exit marked, the monthly returns,
+every metric of ``metrics.json`` and the parameters of the run. Deterministic like
+``metrics.json``: nothing of the wall clock is in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from app.backtest.runner import BacktestResult
+from app.domain.analytics import EquityPoint, TradeRecord
+
+_HERE = Path(__file__).resolve().parent
+CHART_JS = (_HERE.parent / "web" / "static" / "vendor" / "lightweight-charts"
+            / "lightweight-charts.standalone.production.js")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+          "Dec")
+
+_env = Environment(loader=FileSystemLoader(_HERE / "templates"),
+                   autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+
+
+def _secs(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def _series(points: Sequence[tuple[datetime, Decimal]]) -> list[dict[str, Any]]:
+    """Chart points, one a second at most (the last value of a second wins: the chart
+    wants strictly increasing times)."""
+    out: dict[int, float] = {}
+    for at, value in points:
+        out[_secs(at)] = float(value)
+    return [{"time": t, "value": v} for t, v in sorted(out.items())]
+
+
+def monthly_returns(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
+    """Rows of (year, 12 monthly returns in %, the year's return in %): each month's
+    last equity against the previous month's last (the first against the start)."""
+    if not curve:
+        return []
+    ends: dict[tuple[int, int], Decimal] = {}
+    for p in curve:
+        ends[(p.at.year, p.at.month)] = p.equity
+    prev = curve[0].equity
+    years: dict[int, dict[str, Any]] = {}
+    for (year, month), equity in sorted(ends.items()):
+        row = years.setdefault(year, {"year": year, "months": [None] * 12, "start": prev})
+        row["months"][month - 1] = (equity / prev - 1) * 100 if prev > 0 else None
+        row["end"] = equity
+        prev = equity
+    rows = []
+    for year in sorted(years):
+        row = years[year]
+        start = row.pop("start")
+        end = row.pop("end")
+        row["total"] = (end / start - 1) * 100 if start > 0 else None
+        rows.append(row)
+    return rows
+
+
+def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict):
+        if not value and prefix:
+            out.append((prefix, "-"))
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list):
+        out.append((prefix, json.dumps(value)))
+    else:
+        out.append((prefix, "-" if value is None else str(value)))
+
+
+MARKER_TEXT_MAX = 30  # more trades than this: markers without labels (they would overlap)
+
+
+def _markers(trades: Sequence[TradeRecord]) -> list[dict[str, Any]]:
+    marks = []
+    labels = len(trades) <= MARKER_TEXT_MAX
+    for t in trades:
+        long = t.direction == "long"
+        marks.append({"time": _secs(t.opened_at), "position": "belowBar" if long else "aboveBar",
+                      "color": "#2e7d32" if long else "#c62828",
+                      "shape": "arrowUp" if long else "arrowDown",
+                      "text": f"{'L' if long else 'S'} {t.entry_price}" if labels else ""})
+        marks.append({"time": _secs(t.closed_at), "position": "aboveBar" if long else "belowBar",
+                      "color": "#455a64", "shape": "circle",
+                      "text": f"x {t.exit_price} ({t.net_pnl:+.2f})" if labels else ""})
+    return sorted(marks, key=lambda m: m["time"])
+
+
+def _candles(result: BacktestResult) -> list[dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for at, o, h, lo, c in result.candles:
+        t = _secs(at)
+        if t in out:  # two bars in one second: merge
+            prev = out[t]
+            prev.update(high=max(prev["high"], float(h)), low=min(prev["low"], float(lo)),
+                        close=float(c))
+        else:
+            out[t] = {"time": t, "open": float(o), "high": float(h), "low": float(lo),
+                      "close": float(c)}
+    return [out[t] for t in sorted(out)]
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a <script> element."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+def render_html(result: BacktestResult, metrics: dict[str, Any],
+                equity: Sequence[dict[str, Any]]) -> str:
+    """The page of ``result``; ``metrics`` is the metrics.json document, ``equity``
+    the equity rows (with drawdown) of equity.csv."""
+    c = result.config
+    params = [("strategy", c.strategy), ("symbol", c.symbol), ("venue", c.venue),
+              ("data", str(c.data)), ("source", result.description)]
+    params += [(f"params.{k}", json.dumps(v) if not isinstance(v, str) else v)
+               for k, v in sorted(result.params.items())]
+    params += [("fees_bps.maker", str(metrics["fees_bps"]["maker"] or "instrument's")),
+               ("fees_bps.taker", str(metrics["fees_bps"]["taker"] or "instrument's")),
+               ("funding", str(c.funding or "-")),
+               ("periods_per_year", str(c.periods_per_year))]
+    skip = {"strategy", "params", "data", "source", "symbol", "venue", "funding", "fees_bps"}
+    rows: list[tuple[str, str]] = []
+    _flatten("", {k: v for k, v in metrics.items() if k not in skip}, rows)
+    data = {
+        "equity": _series([(r["at"], r["equity"]) for r in equity]),
+        "drawdown": _series([(r["at"], -r["drawdown_pct"]) for r in equity]),
+        "candles": _candles(result),
+        "markers": _markers(result.trades),
+    }
+    template = _env.get_template("report.html.j2")
+    return template.render(
+        title=f"Backtest: {c.strategy} on {c.symbol}", params=params, metrics=rows,
+        months=MONTHS, monthly=monthly_returns(result.equity), trades=result.trades,
+        first_at=result.first_at, last_at=result.last_at, bars=result.bars,
+        perf=result.performance, chart_js=CHART_JS.read_text(), data=_script_json(data))
