@@ -63,34 +63,10 @@ class SMA:
         return self.value
 
 
-class EMA:
-    """Exponential moving average, alpha = 2 / (period + 1), seeded with an SMA."""
-
-    __slots__ = ("_seed", "alpha", "period", "value")
-
-    def __init__(self, period: int):
-        self.period = _check_period(period)
-        self.alpha = Decimal(2) / (period + 1)
-        self._seed: SMA | None = SMA(period)
-        self.value: Decimal | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.value is not None
-
-    def update(self, x: Decimal) -> Decimal | None:
-        if self._seed is not None:
-            self.value = self._seed.update(x)
-            if self.value is not None:
-                self._seed = None
-            return self.value
-        assert self.value is not None
-        self.value = self.value + self.alpha * (x - self.value)
-        return self.value
-
-
-class Wilder:
-    """Wilder's smoothing (an EMA with alpha = 1 / period), seeded with an SMA."""
+class _SeededSmoothing:
+    """An exponential smoothing seeded with the SMA of its first ``period`` values
+    (what pandas' ``adjust=False`` recursions and the textbook definitions start
+    from); each kind says how one value moves it (``_step``)."""
 
     __slots__ = ("_seed", "period", "value")
 
@@ -110,8 +86,33 @@ class Wilder:
                 self._seed = None
             return self.value
         assert self.value is not None
-        self.value = (self.value * (self.period - 1) + x) / self.period
+        self.value = self._step(self.value, x)
         return self.value
+
+    def _step(self, value: Decimal, x: Decimal) -> Decimal:
+        raise NotImplementedError
+
+
+class EMA(_SeededSmoothing):
+    """Exponential moving average, alpha = 2 / (period + 1), seeded with an SMA."""
+
+    __slots__ = ("alpha",)
+
+    def __init__(self, period: int):
+        super().__init__(period)
+        self.alpha = Decimal(2) / (period + 1)
+
+    def _step(self, value: Decimal, x: Decimal) -> Decimal:
+        return value + self.alpha * (x - value)
+
+
+class Wilder(_SeededSmoothing):
+    """Wilder's smoothing (an EMA with alpha = 1 / period), seeded with an SMA."""
+
+    __slots__ = ()
+
+    def _step(self, value: Decimal, x: Decimal) -> Decimal:
+        return (value * (self.period - 1) + x) / self.period
 
 
 class RSI:
