@@ -12,6 +12,7 @@ from app.domain.signals import SetSignalParams, SubmitSignal
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
+    RecordBars,
     StartStrategy,
     StopStrategy,
 )
@@ -126,6 +127,6 @@ Command = (
     | Deposit | Withdraw | SetLeverage
     | CreateStrategy | StartStrategy | StopStrategy | ConfigureStrategy
     | SetRiskProfile | ResetBreaker
-    | RecordArbTrade | RecordLegOut
+    | RecordArbTrade | RecordLegOut | RecordBars
     | SubmitSignal | SetSignalParams
 )

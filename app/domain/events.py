@@ -31,6 +31,7 @@ from app.domain.signals import (
     SignalResolved,
 )
 from app.domain.strategies import (
+    StrategyBarsRecorded,
     StrategyConfigured,
     StrategyCreated,
     StrategyStarted,
@@ -327,7 +328,7 @@ Event = (
     | StrategyCreated | StrategyStarted | StrategyStopped | StrategyConfigured
     | RiskProfileChanged | BreakerTripped | BreakerReset | RiskStateRecorded | OrderSizedDown
     | MarginWindowChanged | MarginWindowWarning
-    | ArbTradeUpdated | LegOutDetected
+    | ArbTradeUpdated | LegOutDetected | StrategyBarsRecorded
     | SignalReceived | SignalResolved | SignalParamsChanged
     | BracketOpened | BracketLegsPlaced | BracketClosed
 )

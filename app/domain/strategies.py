@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 Params = tuple[tuple[str, str], ...]
@@ -55,6 +56,29 @@ class StopStrategy:
 class ConfigureStrategy:
     strategy_id: str
     params: Params
+    actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class SavedBar:
+    """A closed bar a strategy's indicators were fed, kept so that a restart feeds them
+    again: the strategy resumes with its bars, not from an empty history."""
+
+    symbol: str
+    interval_s: int
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBars:
+    strategy_id: str
+    bars: tuple[SavedBar, ...]
     actor: str = "system"
 
 
@@ -100,6 +124,17 @@ class StrategyConfigured:
     previous: Params
     at: datetime
     actor: str = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyBarsRecorded:
+    """Bars a strategy closed (what its indicators took in), for its restart."""
+
+    strategy_id: str
+    client: str
+    venue: str
+    bars: tuple[SavedBar, ...]
+    at: datetime
 
 
 # ---- state --------------------------------------------------------------------------------

@@ -92,8 +92,10 @@ from app.domain.signals import DEFAULT_SIGNAL_PARAMS, SetSignalParams, SignalPar
 from app.domain.strategies import (
     ConfigureStrategy,
     CreateStrategy,
+    RecordBars,
     StartStrategy,
     StopStrategy,
+    StrategyBarsRecorded,
     StrategyConfigured,
     StrategyCreated,
     StrategyRecord,
@@ -133,6 +135,10 @@ _SIZE_DEPENDENT = frozenset({RejectCode.INSUFFICIENT_MARGIN, RejectCode.MAX_POSI
                              RejectCode.MAX_POSITION_NOTIONAL,
                              RejectCode.MAX_POSITION_AT_LEVERAGE})
 R = RejectCode
+
+
+# Bars one RecordBars may carry (a strategy closes a few at a time).
+MAX_BARS_RECORDED = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,7 @@ class Engine:
             _on_command(ResetBreaker, self.risk.reset),
             _on_command(RecordArbTrade, self._record_arb_trade),
             _on_command(RecordLegOut, self._record_leg_out),
+            _on_command(RecordBars, self._record_bars),
             _on_command(SubmitSignal, self.signals.submit),
             _on_command(SetSignalParams, self.signals.set_params),
         ])
@@ -1019,6 +1026,12 @@ class Engine:
             raise CommandRefused(R.UNKNOWN_STRATEGY,
                                  f"strategy {record.strategy_id!r} trades for {record.client}")
         self._emit(LegOutDetected(record.client, record.venue, cmd.leg_out, now), out)
+
+    def _record_bars(self, cmd: RecordBars, now: datetime, out: list[Event]) -> None:
+        record = self._strategy(cmd.strategy_id)
+        if cmd.bars:
+            self._emit(StrategyBarsRecorded(record.strategy_id, record.client, record.venue,
+                                            cmd.bars[:MAX_BARS_RECORDED], now), out)
 
     def _deposit(self, cmd: Deposit, now: datetime, out: list[Event]) -> None:
         self._account_for(cmd.client, cmd.venue)

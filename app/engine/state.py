@@ -70,6 +70,8 @@ from app.domain.signals import (
     SignalResolved,
 )
 from app.domain.strategies import (
+    SavedBar,
+    StrategyBarsRecorded,
     StrategyConfigured,
     StrategyCreated,
     StrategyRecord,
@@ -128,6 +130,10 @@ class EngineState:
     # Funding-rate arbitrage (app/domain/arbitrage.py): each arbitrage strategy's
     # trades, leg-outs and totals, by strategy id.
     arb: dict[str, ArbBook] = field(default_factory=dict)
+    # The latest closed bars of each strategy, per (symbol, interval in seconds): what
+    # a restart feeds its indicators again (bounded: KEPT_BARS each).
+    strategy_bars: dict[str, dict[tuple[str, int], deque[SavedBar]]] = field(
+        default_factory=dict)
     # Risk controls (app/domain/risk.py): each client's profile, and what its
     # breakers track.
     risk_profiles: dict[str, RiskProfile] = field(default_factory=dict)
@@ -210,6 +216,7 @@ class EngineState:
             "last_fill_id": self.last_fill_id,
             "strategies": self.strategies,
             "arb": self.arb,
+            "strategy_bars": self.strategy_bars,
             "risk_profiles": self.risk_profiles,
             "risk": self.risk,
             "margin_windows": self.margin_windows,
@@ -463,6 +470,15 @@ class EngineState:
         record = self.strategies[e.strategy_id]
         record.params, record.updated_at = e.params, e.at
 
+    def _strategy_bars(self, e: StrategyBarsRecorded) -> None:
+        kept = self.strategy_bars.setdefault(e.strategy_id, {})
+        for bar in e.bars:
+            key = (bar.symbol, bar.interval_s)
+            series = kept.get(key)
+            if series is None:
+                series = kept[key] = deque(maxlen=KEPT_BARS)
+            series.append(bar)
+
     def _arb_trade_updated(self, e: ArbTradeUpdated) -> None:
         self.arb.setdefault(e.trade.strategy_id, ArbBook()).apply_trade(e.trade)
 
@@ -586,6 +602,9 @@ class EngineState:
             self.order_ids_by_client[client] = [i for i in ids if i in orders]
 
 
+# Closed bars kept per strategy, symbol and interval for its restart: enough for a
+# 200-period indicator and its seed (seed 004's 1 h EMA200) with room to spare.
+KEPT_BARS = 500
 # Evictions between two compactions of the per-client order-id indexes.
 COMPACT_EVERY = 4096
 
@@ -659,6 +678,7 @@ _APPLY: dict[type, _Applier] = dict([
     _applier(MarginWindowChanged, EngineState._margin_window_changed),
     _applier(MarginWindowWarning, EngineState._noop),
     _applier(ArbTradeUpdated, EngineState._arb_trade_updated),
+    _applier(StrategyBarsRecorded, EngineState._strategy_bars),
     _applier(LegOutDetected, EngineState._leg_out_detected),
     _applier(SignalReceived, EngineState._signal_received),
     _applier(SignalResolved, EngineState._signal_resolved),

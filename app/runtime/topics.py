@@ -28,6 +28,7 @@ _TOPIC_BY_EVENT = {
     "StrategyStarted": "strategies",
     "StrategyStopped": "strategies",
     "StrategyConfigured": "strategies",
+    "StrategyBarsRecorded": "strategies",
     "RiskProfileChanged": "risk",
     "BreakerTripped": "risk",
     "BreakerReset": "risk",

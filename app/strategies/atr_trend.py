@@ -57,7 +57,7 @@ from app.domain.events import Event, OrderFilled
 from app.domain.instruments import Instrument, Rounding
 from app.domain.market import MarketUpdate
 from app.domain.orders import OrderType, Side
-from app.strategies.bars import Bar, MultiBars, parse_interval
+from app.strategies.bars import Bar, MultiBars, parse_interval, saved_in_order, to_saved
 from app.strategies.base import (
     BaseStrategy,
     Commands,
@@ -310,13 +310,23 @@ class AtrTrend(BaseStrategy):
     # ---- calls from the host ----
 
     def on_start(self, ctx: StrategyContext) -> Commands:
+        # A restart: the indicators take in again the bars it had closed, in the order
+        # it first did (its decisions on them were taken already).
+        for bar in saved_in_order(ctx.saved_bars()):
+            if bar.interval == self.model.htf_interval:
+                self.model.on_htf_bar(bar)
+            elif bar.interval == self.model.entry_interval:
+                self.model.on_entry_bar(bar)
         inst = self._instrument(ctx)
         self.trade = self._adopt(ctx, inst)
         return self._manage(ctx, inst)
 
     def on_market(self, update: MarketUpdate, ctx: StrategyContext) -> Commands:
         commands: list[Command] = []
-        for bar in self.feed.on_update(update):
+        bars = self.feed.on_update(update)
+        if bars:
+            commands.append(ctx.record_bars([to_saved(self.p.symbol, b) for b in bars]))
+        for bar in bars:
             if bar.interval == self.model.htf_interval:
                 self.model.on_htf_bar(bar)
             else:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from app.domain.strategies import SavedBar
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ZERO = Decimal(0)
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
@@ -175,3 +177,23 @@ def aggregate(bars: Iterable[Bar], interval: timedelta) -> list[Bar]:
     if current is not None:
         out.append(current)
     return out
+
+
+# ---- kept for a restart (app/domain/strategies.py SavedBar) ----------------------------
+
+def to_saved(symbol: str, bar: Bar) -> SavedBar:
+    return SavedBar(symbol, int(bar.interval.total_seconds()), bar.start, bar.open, bar.high,
+                    bar.low, bar.close, bar.volume, bar.points)
+
+
+def from_saved(saved: SavedBar) -> Bar:
+    return Bar(saved.start, timedelta(seconds=saved.interval_s), saved.open, saved.high,
+               saved.low, saved.close, saved.volume, saved.points)
+
+
+def saved_in_order(series: Iterable[Iterable[SavedBar]]) -> list[Bar]:
+    """Every kept bar as the strategy first took them in: by end, the longest interval
+    first at the same end (as ``MultiBars`` closes them)."""
+    bars = [from_saved(s) for kept in series for s in kept]
+    bars.sort(key=_order)
+    return bars

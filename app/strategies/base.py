@@ -29,7 +29,7 @@ from app.domain.orders import Order, OrderSpec, OrderTags, OrderType, Side, Time
 from app.domain.positions import Position
 from app.domain.risk import SizingRequest
 from app.domain.signals import SubmitSignal
-from app.domain.strategies import Params, StrategyRecord
+from app.domain.strategies import Params, RecordBars, SavedBar, StrategyRecord
 from app.domain.trading_state import TradingState
 from app.engine import Engine
 from app.engine.risk import RiskLimits
@@ -231,6 +231,12 @@ class StrategyContext:
     def summary(self, venue: str | None = None) -> AccountSummary:
         return self._engine.summary(self.client, venue or self.venue)
 
+    def saved_bars(self) -> list[list[SavedBar]]:
+        """The closed bars it recorded (``record_bars``), per symbol and interval, oldest
+        first: what a restarted strategy feeds its indicators again."""
+        kept = self._engine.state.strategy_bars.get(self.strategy_id, {})
+        return [list(series) for _, series in sorted(kept.items())]
+
     def arb_book(self) -> ArbBook | None:
         """This strategy's arbitrage trades and totals, as recorded (None: none yet)."""
         return self._engine.state.arb.get(self.strategy_id)
@@ -269,6 +275,10 @@ class StrategyContext:
     def replace(self, order_id: int, price: Decimal | None = None,
                 qty: Decimal | None = None) -> ReplaceOrder:
         return ReplaceOrder(order_id, price, qty, actor=self.actor)
+
+    def record_bars(self, bars: Sequence[SavedBar]) -> RecordBars:
+        """Keep the bars it just closed, for its restart (an event in the log)."""
+        return RecordBars(self.strategy_id, tuple(bars), actor=self.actor)
 
     def record_trade(self, trade: ArbTrade, change: str) -> RecordArbTrade:
         """Record an arbitrage trade's new state (an event in the log)."""

@@ -33,7 +33,7 @@ from app.domain.events import Event
 from app.domain.market import MarketUpdate
 from app.domain.rejections import CommandRefused
 from app.domain.signals import SubmitSignal
-from app.domain.strategies import StopStrategy, StrategyRecord, StrategyStatus
+from app.domain.strategies import RecordBars, StopStrategy, StrategyRecord, StrategyStatus
 from app.engine import Engine
 from app.strategies.base import Commands, Strategy, StrategyContext, StrategyKind
 from app.strategies.registry import kinds as registered_kinds
@@ -315,6 +315,9 @@ def _foreign(command: Command, record: StrategyRecord, venues: frozenset[str],
                                   or order.spec.venue not in venues):
             return f"order {command.order_id} is not of its own account"
         return None
+    if isinstance(command, RecordBars):
+        return None if command.strategy_id == record.strategy_id else \
+            f"bars of strategy {command.strategy_id!r}"
     if isinstance(command, RecordArbTrade | RecordLegOut):
         owner = (command.trade.strategy_id if isinstance(command, RecordArbTrade)
                  else command.leg_out.strategy_id)

@@ -45,7 +45,7 @@ from app.domain.events import Event, OrderFilled
 from app.domain.instruments import Instrument, Rounding
 from app.domain.market import MarketUpdate
 from app.domain.orders import OrderType, Side
-from app.strategies.bars import Bar, MultiBars, parse_interval
+from app.strategies.bars import Bar, MultiBars, parse_interval, saved_in_order, to_saved
 from app.strategies.base import (
     BaseStrategy,
     Commands,
@@ -227,8 +227,12 @@ class MaCrossover(BaseStrategy):
         self.last_signal: LastSignal | None = None
 
     def on_start(self, ctx: StrategyContext) -> Commands:
-        # A restart: the position and its resting stop are the engine's; put the stop
-        # back in line with the position (a no-op when it is).
+        # A restart: its indicators take in again the bars it had closed (decisions on
+        # them were taken already); the position and its resting stop are the
+        # engine's: put the stop back in line with the position (a no-op when it is).
+        for bar in saved_in_order(ctx.saved_bars()):
+            if bar.interval == self.interval:
+                self.model.on_bar(bar)
         inst = ctx.instrument(self.p.symbol)
         if inst is None:
             raise ValueError(f"{self.p.symbol} is not traded on {ctx.venue}")
@@ -238,7 +242,10 @@ class MaCrossover(BaseStrategy):
 
     def on_market(self, update: MarketUpdate, ctx: StrategyContext) -> Commands:
         commands: list[Command] = []
-        for bar in self.feed.on_update(update):
+        bars = self.feed.on_update(update)
+        if bars:
+            commands.append(ctx.record_bars([to_saved(self.p.symbol, b) for b in bars]))
+        for bar in bars:
             decision = self.model.on_bar(bar)
             if decision.signal:
                 self.last_signal = LastSignal(decision.signal, ctx.now, decision.reason,

@@ -32,6 +32,7 @@ from app.domain.orders import (
     TriggerSource,
 )
 from app.domain.positions import ClosedTrade
+from app.domain.strategies import SavedBar
 from app.domain.trading_state import Scope, TradingState
 from app.store.codec import EVENT_TYPES, decode_event, encode, encode_event
 
@@ -173,6 +174,9 @@ def sample_events() -> list[Any]:
                                  T),
         risk.MarginWindowWarning("paper-binance", "demo", "overnight", T, D(20000),
                                  D(12000), D(24000), T),
+        ev.StrategyBarsRecorded("ma-1", "demo", "paper-binance", (
+            SavedBar("BTC-PERP", 300, T, D("60000.1"), D("60100"), D("59950.5"), D("60050"),
+                     D("1234567.89"), 20),), T),
         arb.ArbTradeUpdated("arb", "paper-binance", ARB_TRADE, "hedged 0.05", T),
         arb.LegOutDetected("arb", "paper-binance", arb.LegOut(
             "BTC-1", "funding-arb", "arb", "BTC-PERP", "entry", "short", "paper-bybit",

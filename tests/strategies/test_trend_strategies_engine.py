@@ -217,3 +217,26 @@ def test_ma_crossover_reverses_on_crosses_with_a_stop_limit_at_stop_pct() -> Non
     if not any(isinstance(e, OrderFilled) for e in produced):
         assert {o.order_id for o in by_reason(again, STOP)} == stop_ids
         assert not [e for e in produced if isinstance(e, OrderSubmitted)]
+
+
+@pytest.mark.parametrize("kind,params", [("ma_crossover", MA_PARAMS),
+                                         ("atr_trend", ATR_PARAMS)])
+def test_a_restarted_strategy_resumes_with_its_bars(kind: str, params: dict[str, Any]
+                                                    ) -> None:
+    """The bars a strategy closed are events (StrategyBarsRecorded): after a restart its
+    indicators take them in again, so it does not wait for a warm-up to decide."""
+    run = start(kind, params)
+    assert run.until(lambda r: r.strategy().model.bars >= 40)
+    model = run.strategy().model
+    if kind == "ma_crossover":
+        def indicators(m: Any) -> tuple[Any, ...]:
+            return (m.bars, m.fast.value, m.slow.value, m.rsi.value)
+    else:
+        def indicators(m: Any) -> tuple[Any, ...]:
+            return (m.bars, m.ema_fast.value, m.ema_slow.value, m.atr.value,
+                    m.htf_ema.value, m.rsi.value)
+    before = indicators(model)
+    assert all(v is not None for v in before[1:3])
+    again = restart(run)
+    again.step(next(again.updates))  # the host starts it: bars first, then this update
+    assert indicators(again.strategy().model) == before
