@@ -134,6 +134,9 @@ class EngineState:
     # a restart feeds its indicators again (bounded: KEPT_BARS each).
     strategy_bars: dict[str, dict[tuple[str, int], deque[SavedBar]]] = field(
         default_factory=dict)
+    # What each strategy's own fills realized and paid in fees, by strategy id (its
+    # orders carry its id): P&L per strategy, whoever else trades the account.
+    strategy_pnl: dict[str, StrategyPnl] = field(default_factory=dict)
     # Risk controls (app/domain/risk.py): each client's profile, and what its
     # breakers track.
     risk_profiles: dict[str, RiskProfile] = field(default_factory=dict)
@@ -217,6 +220,7 @@ class EngineState:
             "strategies": self.strategies,
             "arb": self.arb,
             "strategy_bars": self.strategy_bars,
+            "strategy_pnl": self.strategy_pnl,
             "risk_profiles": self.risk_profiles,
             "risk": self.risk,
             "margin_windows": self.margin_windows,
@@ -346,6 +350,14 @@ class EngineState:
         if outcome.realized_pnl:
             account.realize(outcome.realized_pnl)
         account.charge_fee(e.fee)
+        strategy = order.spec.tags.strategy
+        if strategy is not None:
+            pnl = self.strategy_pnl.get(strategy)
+            if pnl is None:
+                pnl = self.strategy_pnl[strategy] = StrategyPnl()
+            pnl.realized += outcome.realized_pnl
+            pnl.fees += e.fee
+            pnl.fills += 1
         if not order.is_open:
             self._closed(order)
         return outcome
@@ -600,6 +612,19 @@ class EngineState:
         orders = self.orders
         for client, ids in self.order_ids_by_client.items():
             self.order_ids_by_client[client] = [i for i in ids if i in orders]
+
+
+@dataclass(slots=True)
+class StrategyPnl:
+    """What one strategy's fills did: realized P&L (before fees), fees, fill count."""
+
+    realized: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    fills: int = 0
+
+    @property
+    def net(self) -> Decimal:
+        return self.realized - self.fees
 
 
 # Closed bars kept per strategy, symbol and interval for its restart: enough for a

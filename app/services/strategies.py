@@ -54,9 +54,10 @@ def strategies(system: TradingSystem, principal: Principal) -> list[StrategyReco
 @dataclass(frozen=True, slots=True)
 class StrategyOverview:
     """One strategy as the dashboard shows it: its state, the position on its symbol
-    (its account's: one trend strategy per client, venue and symbol), that position's
-    P&L (realized in the current trade and unrealized at the mark) and its last signal
-    (from the running instance; None when stopped or when its kind reports none)."""
+    (its account's: one trend strategy per client, venue and symbol), its P&L (what its
+    own fills realized, net of their fees, since it was created, plus the position's
+    unrealized at the mark) and its last signal (from the running instance; None when
+    stopped or when its kind reports none)."""
 
     record: StrategyRecord
     symbol: str | None
@@ -84,9 +85,10 @@ def overview(system: TradingSystem, principal: Principal) -> list[StrategyOvervi
             and mark is not None else (Decimal(0) if not qty else None)
         status = system.strategy_host.status(record.strategy_id) or {}
         last = status.get("last_signal")
+        own = engine.state.strategy_pnl.get(record.strategy_id)
         out.append(StrategyOverview(
             record, symbol, qty, position.avg_entry if position is not None and qty else None,
-            position.realized_pnl if position is not None else Decimal(0), unrealized,
+            own.net if own is not None else Decimal(0), unrealized,
             getattr(last, "signal", None), str(getattr(last, "reason", "")),
             getattr(last, "at", None)))
     return out

@@ -240,3 +240,14 @@ def test_a_restarted_strategy_resumes_with_its_bars(kind: str, params: dict[str,
     again = restart(run)
     again.step(next(again.updates))  # the host starts it: bars first, then this update
     assert indicators(again.strategy().model) == before
+
+
+def test_pnl_per_strategy_is_what_its_own_fills_did() -> None:
+    run = start("ma_crossover", MA_PARAMS)
+    assert run.until(lambda r: sum(isinstance(e, OrderFilled) for e in r.events) >= 6)
+    own = run.engine.state.strategy_pnl[SID]
+    fills = [e for e in run.events if isinstance(e, OrderFilled)]
+    assert own.fills == len(fills) and own.fees == sum((f.fee for f in fills), Decimal(0))
+    # It is the only one trading its account: its realized P&L is the account's.
+    assert own.realized == run.engine.summary(CLIENTS[0], run.engine_venue).realized_pnl
+    assert own.net == own.realized - own.fees
