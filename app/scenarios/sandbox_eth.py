@@ -3,9 +3,9 @@ liquidation buffer (``--enable-stops --stop-pct 2 --rsi-confirm --liq-buffer-pct
 
 ``ma_crossover`` on 1-minute bars with ``rsi_confirm`` enters at market and
 protects each position with a reduce-only stop-limit 2 % from its average entry.
-``liq_buffer_pct`` 25 is checked on every minute's snapshot: each position's
-liquidation price at least 25 % from the mark (the strategy has no such guard;
-this scenario checks that seed 003's limits and 5x leverage keep it there).
+``liq_buffer_pct`` 25 is the strategy's guard (no entry whose position could be
+liquidated by a smaller move) and is checked on every minute's snapshot too: each
+position's liquidation price at least 25 % from the mark.
 Default market: the real BTC-PERP 1-minute bars replayed as ETH-PERP — the only
 real 1-minute history in ../shared/data, and moves of 2 % happen in it, so the
 stops trigger.
@@ -30,6 +30,7 @@ LIQ_BUFFER_PCT = Decimal(25)
 PARAMS = {
     "symbol": "ETH-PERP", "interval": "1m", "fast_period": 10, "slow_period": 30,
     "rsi_confirm": True, "rsi_period": 14, "stop_pct": "2", "order_notional": "100",
+    "liq_buffer_pct": str(LIQ_BUFFER_PCT),
 }
 
 

@@ -103,6 +103,10 @@ class MaCrossoverParams(StrategyParams):
     stop_limit_spread_bps: Annotated[Decimal, Field(ge=0, le=1000, decimal_places=2)] = \
         Decimal(10)
     max_spread_bps: Annotated[Decimal | None, Field(gt=0, le=10_000, decimal_places=2)] = None
+    # Seed 000's --liq-buffer-pct: no entry whose position could be liquidated by a move
+    # of less than this (percent of the price), the account's equity and maintenance
+    # margin after the entry taken into account (cross margin). None: no such check.
+    liq_buffer_pct: Annotated[Decimal | None, Field(gt=0, le=100, decimal_places=2)] = None
     min_l1_depth: Annotated[Decimal | None, Field(gt=0, le=1e12, decimal_places=2)] = None
     min_volume_1m: Annotated[Decimal | None, Field(gt=0, le=1e12, decimal_places=2)] = None
     sizing_mode: Sizing = Sizing.CLIENT
@@ -299,6 +303,18 @@ class MaCrossover(BaseStrategy):
             return []
         return [ctx.signal(symbol, signal)]
 
+    def _liquidation_room(self, ctx: StrategyContext, inst: Instrument, size: Decimal,
+                          price: Decimal) -> Decimal | None:
+        """How far (a fraction of the price) the price could move against a position
+        of ``size`` before the account's equity met its maintenance margin (cross
+        margin: the account's other positions and their maintenance included)."""
+        if self.p.liq_buffer_pct is None:
+            return None
+        summary = ctx.summary()
+        notional = size * price
+        maintenance = summary.maintenance_margin + inst.maintenance_margin(notional)
+        return (summary.equity - maintenance) / notional if notional else None
+
     def _act(self, ctx: StrategyContext, signal: int) -> list[Command]:
         """The one place a signal becomes orders."""
         symbol = self.p.symbol
@@ -325,6 +341,13 @@ class MaCrossover(BaseStrategy):
             return commands
         size = inst.round_qty(self.p.order_notional / price)
         if size < inst.min_qty:
+            return commands
+        room = self._liquidation_room(ctx, inst, size, price)
+        if room is not None and self.p.liq_buffer_pct is not None \
+                and room * 100 < self.p.liq_buffer_pct:
+            self.last_signal = LastSignal(
+                signal, ctx.now, f"filtered: liquidation {room * 100:.1f} % away, "
+                f"less than the {self.p.liq_buffer_pct} % buffer")
             return commands
         if self.p.use_limit_orders:
             offset = price * self.p.limit_offset_bps / BPS * side.sign

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from app.defaults import CLIENTS
+from app.domain.commands import Withdraw
 from app.domain.events import Event, OrderFilled, OrderSubmitted
 from app.domain.market import MarketUpdate
 from app.domain.orders import Order, OrderType, Side
@@ -251,3 +252,19 @@ def test_pnl_per_strategy_is_what_its_own_fills_did() -> None:
     # It is the only one trading its account: its realized P&L is the account's.
     assert own.realized == run.engine.summary(CLIENTS[0], run.engine_venue).realized_pnl
     assert own.net == own.realized - own.fees
+
+
+@pytest.mark.parametrize("buffer,enters", [("50", False), ("25", True)])
+def test_ma_crossover_keeps_seed_000s_liquidation_buffer(buffer: str, enters: bool) -> None:
+    """Seed 000's --liq-buffer-pct: with 100 of equity, a 300 position could be
+    liquidated by a move of about 33 %: a 50 % buffer refuses the entry, 25 % lets it."""
+    run = start("ma_crossover", {**MA_PARAMS, "liq_buffer_pct": buffer})
+    run.events += run.engine.handle(Withdraw(CLIENTS[0], run.engine_venue, Decimal(19_900)),
+                                    run.events[-1].at)
+    entered = run.until(lambda r: any(isinstance(e, OrderSubmitted)
+                                      and e.spec.tags.strategy == SID for e in r.events),
+                        limit=20_000)
+    assert entered is enters
+    if not enters:
+        last = run.strategy().last_signal
+        assert last is not None and "liquidation" in last.reason
