@@ -38,11 +38,12 @@ def _secs(at: datetime) -> int:
 
 def _series(points: Sequence[tuple[datetime, Decimal]]) -> list[dict[str, Any]]:
     """Chart points, one a second at most (the last value of a second wins: the chart
-    wants strictly increasing times)."""
-    out: dict[int, float] = {}
+    wants strictly increasing times). Values travel as decimal text, as everywhere
+    else; the page turns them into chart numbers (``num`` in the template)."""
+    out: dict[int, Decimal] = {}
     for at, value in points:
-        out[_secs(at)] = float(value)
-    return [{"time": t, "value": v} for t, v in sorted(out.items())]
+        out[_secs(at)] = value
+    return [{"time": t, "value": str(v)} for t, v in sorted(out.items())]
 
 
 def monthly_returns(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
@@ -101,17 +102,16 @@ def _markers(trades: Sequence[TradeRecord]) -> list[dict[str, Any]]:
 
 
 def _candles(result: BacktestResult) -> list[dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
+    """One candle a second at most (two bars in one second merge), prices as decimal
+    text (the page turns them into chart numbers)."""
+    out: dict[int, list[Decimal]] = {}
     for at, o, h, lo, c in result.candles:
         t = _secs(at)
-        if t in out:  # two bars in one second: merge
-            prev = out[t]
-            prev.update(high=max(prev["high"], float(h)), low=min(prev["low"], float(lo)),
-                        close=float(c))
-        else:
-            out[t] = {"time": t, "open": float(o), "high": float(h), "low": float(lo),
-                      "close": float(c)}
-    return [out[t] for t in sorted(out)]
+        prev = out.get(t)
+        out[t] = [o, h, lo, c] if prev is None else [prev[0], max(prev[1], h),
+                                                     min(prev[2], lo), c]
+    return [{"time": t, "open": str(o), "high": str(h), "low": str(lo), "close": str(c)}
+            for t, (o, h, lo, c) in sorted(out.items())]
 
 
 def _script_json(value: Any) -> str:
