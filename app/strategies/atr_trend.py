@@ -57,7 +57,7 @@ from app.domain.events import Event, OrderFilled
 from app.domain.instruments import Instrument, Rounding
 from app.domain.market import MarketUpdate
 from app.domain.orders import OrderType, Side
-from app.strategies.bars import Bar, MultiBars, parse_interval, saved_in_order, to_saved
+from app.strategies.bars import Bar, MultiBars, parse_interval, saved_in_order
 from app.strategies.base import (
     BaseStrategy,
     Commands,
@@ -81,6 +81,7 @@ from app.strategies.common import (
     entry_pending,
     keep_stop,
     own_orders,
+    take_bars,
 )
 from app.strategies.indicators import ATR, EMA, RSI, SMA
 from app.strategies.registry import register
@@ -322,10 +323,7 @@ class AtrTrend(BaseStrategy):
         return self._manage(ctx, inst)
 
     def on_market(self, update: MarketUpdate, ctx: StrategyContext) -> Commands:
-        commands: list[Command] = []
-        bars = self.feed.on_update(update)
-        if bars:
-            commands.append(ctx.record_bars([to_saved(self.p.symbol, b) for b in bars]))
+        bars, commands = take_bars(ctx, self.feed, update)
         for bar in bars:
             if bar.interval == self.model.htf_interval:
                 self.model.on_htf_bar(bar)

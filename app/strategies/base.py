@@ -209,7 +209,8 @@ class StrategyContext:
             found.extend(o for o in orders.values()
                          if o.spec.tags.strategy == self.strategy_id
                          and (symbol is None or o.spec.symbol == symbol))
-        return sorted(found, key=lambda o: o.order_id) if venue is None else found
+        return sorted(found, key=lambda o: o.order_id) if len(self.venues) > 1 and \
+            venue is None else found
 
     def order(self, order_id: int) -> Order | None:
         order = self._engine.state.orders.get(order_id)

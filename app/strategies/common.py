@@ -23,7 +23,7 @@ from app.domain.instruments import Instrument, Rounding
 from app.domain.market import MarketUpdate, MarkPrice, Quote, TradePrint
 from app.domain.orders import Order, OrderType, Side
 from app.domain.risk import SizingMode, SizingRequest
-from app.strategies.bars import Bar, MultiBars
+from app.strategies.bars import Bar, MultiBars, to_saved
 from app.strategies.base import StrategyContext
 
 ZERO = Decimal(0)
@@ -252,3 +252,13 @@ def close_position(ctx: StrategyContext, symbol: str, reason: str) -> list[Comma
 
 def pct_of(price: Decimal, pct: Decimal) -> Decimal:
     return price * pct / HUNDRED
+
+
+def take_bars(ctx: StrategyContext, feed: SymbolFeed, update: MarketUpdate
+              ) -> tuple[list[Bar], list[Command]]:
+    """The bars ``update`` closed, and the record that keeps them for a restart
+    (``ctx.saved_bars`` hands them back)."""
+    bars = feed.on_update(update)
+    if not bars:
+        return bars, []
+    return bars, [ctx.record_bars([to_saved(feed.symbol, b) for b in bars])]

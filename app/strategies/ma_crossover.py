@@ -45,7 +45,7 @@ from app.domain.events import Event, OrderFilled
 from app.domain.instruments import Instrument, Rounding
 from app.domain.market import MarketUpdate
 from app.domain.orders import OrderType, Side
-from app.strategies.bars import Bar, MultiBars, parse_interval, saved_in_order, to_saved
+from app.strategies.bars import Bar, MultiBars, parse_interval, saved_in_order
 from app.strategies.base import (
     BaseStrategy,
     Commands,
@@ -67,6 +67,7 @@ from app.strategies.common import (
     entry_pending,
     keep_stop,
     liquidity_problem,
+    take_bars,
 )
 from app.strategies.indicators import EMA, RSI, SMA
 from app.strategies.registry import register
@@ -245,10 +246,7 @@ class MaCrossover(BaseStrategy):
         return self._protect(ctx, inst)
 
     def on_market(self, update: MarketUpdate, ctx: StrategyContext) -> Commands:
-        commands: list[Command] = []
-        bars = self.feed.on_update(update)
-        if bars:
-            commands.append(ctx.record_bars([to_saved(self.p.symbol, b) for b in bars]))
+        bars, commands = take_bars(ctx, self.feed, update)
         for bar in bars:
             decision = self.model.on_bar(bar)
             if decision.signal:
