@@ -38,6 +38,7 @@ from app.marketdata.synthetic import SyntheticMarket
 from app.simulate import ARB_CLIENT, ARB_STRATEGY, START, build_arb_engine, run_arbitrage
 from app.strategies.arbitrage import FUNDING_ARB
 from app.strategies.arbitrage.opportunities import within_impact
+from app.strategies.arbitrage.trader import mark_trade
 from app.strategies.base import StrategyContext
 from app.strategies.host import StrategyHost
 from app.venues.paper.venue import PaperVenueConfig
@@ -93,8 +94,6 @@ class Watch:
         # 6. exit enforcement (the stateless exits: profit target, loss limit)
         ctx = StrategyContext(engine.state.strategies[ARB_STRATEGY], engine, now,
                               frozenset((A, B)))
-        from app.strategies.arbitrage.trader import mark_trade
-
         for trade in book.open.values():
             if trade.status is not ArbStatus.ACTIVE:
                 self.exit_due_since.pop(trade.trade_id, None)
