@@ -36,13 +36,38 @@ def _secs(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def _series(points: Sequence[tuple[datetime, Decimal]]) -> list[dict[str, Any]]:
-    """Chart points, one a second at most (the last value of a second wins: the chart
-    wants strictly increasing times). Values travel as decimal text, as everywhere
+# A chart draws at most about this many points a series: a long run's curves are
+# bucketed (the report's CSV and Parquet keep every bar). A browser would otherwise
+# take a page of a million points, and a screen shows a few thousand at most.
+MAX_CHART_POINTS = 5_000
+
+
+def bucket_seconds(first: datetime | None, last: datetime | None) -> int:
+    """The width of a chart bucket: one second, or more when the run is longer than
+    ``MAX_CHART_POINTS`` seconds (the chart wants strictly increasing times)."""
+    if first is None or last is None:
+        return 1
+    needed = -(-int((last - first).total_seconds()) // MAX_CHART_POINTS)
+    return next((w for w in _NICE_WIDTHS if w >= needed), needed)
+
+
+# Bucket widths a reader recognizes as candles: 1 s, 1/5/15/30 min, 1/4/12 h, 1 day.
+_NICE_WIDTHS = (1, 60, 300, 900, 1800, 3600, 14_400, 43_200, 86_400)
+
+
+def _series(points: Sequence[tuple[datetime, Decimal]], width: int = 1, *,
+            lowest: bool = False) -> list[dict[str, Any]]:
+    """Chart points, one a bucket of ``width`` seconds: its last value, or its lowest
+    with ``lowest`` (a drawdown's worst). Values travel as decimal text, as everywhere
     else; the page turns them into chart numbers (``num`` in the template)."""
     out: dict[int, Decimal] = {}
     for at, value in points:
-        out[_secs(at)] = value
+        t = _secs(at) // width * width
+        if lowest:
+            prev = out.get(t)
+            out[t] = value if prev is None or value < prev else prev
+        else:
+            out[t] = value
     return [{"time": t, "value": str(v)} for t, v in sorted(out.items())]
 
 
@@ -86,27 +111,28 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
 MARKER_TEXT_MAX = 30  # more trades than this: markers without labels (they would overlap)
 
 
-def _markers(trades: Sequence[TradeRecord]) -> list[dict[str, Any]]:
+def _markers(trades: Sequence[TradeRecord], width: int = 1) -> list[dict[str, Any]]:
     marks = []
     labels = len(trades) <= MARKER_TEXT_MAX
     for t in trades:
         long = t.direction == "long"
-        marks.append({"time": _secs(t.opened_at), "position": "belowBar" if long else "aboveBar",
+        opened, closed = (_secs(x) // width * width for x in (t.opened_at, t.closed_at))
+        marks.append({"time": opened, "position": "belowBar" if long else "aboveBar",
                       "color": "#2e7d32" if long else "#c62828",
                       "shape": "arrowUp" if long else "arrowDown",
                       "text": f"{'L' if long else 'S'} {t.entry_price}" if labels else ""})
-        marks.append({"time": _secs(t.closed_at), "position": "aboveBar" if long else "belowBar",
+        marks.append({"time": closed, "position": "aboveBar" if long else "belowBar",
                       "color": "#455a64", "shape": "circle",
                       "text": f"x {t.exit_price} ({t.net_pnl:+.2f})" if labels else ""})
     return sorted(marks, key=lambda m: m["time"])
 
 
-def _candles(result: BacktestResult) -> list[dict[str, Any]]:
-    """One candle a second at most (two bars in one second merge), prices as decimal
-    text (the page turns them into chart numbers)."""
+def _candles(result: BacktestResult, width: int = 1) -> list[dict[str, Any]]:
+    """One candle a bucket of ``width`` seconds (the bars in it merge), prices as
+    decimal text (the page turns them into chart numbers)."""
     out: dict[int, list[Decimal]] = {}
     for at, o, h, lo, c in result.candles:
-        t = _secs(at)
+        t = _secs(at) // width * width
         prev = out.get(t)
         out[t] = [o, h, lo, c] if prev is None else [prev[0], max(prev[1], h),
                                                      min(prev[2], lo), c]
@@ -135,11 +161,13 @@ def render_html(result: BacktestResult, metrics: dict[str, Any],
     skip = {"strategy", "params", "data", "source", "symbol", "venue", "funding", "fees_bps"}
     rows: list[tuple[str, str]] = []
     _flatten("", {k: v for k, v in metrics.items() if k not in skip}, rows)
+    width = bucket_seconds(result.first_at, result.last_at)
     data = {
-        "equity": _series([(r["at"], r["equity"]) for r in equity]),
-        "drawdown": _series([(r["at"], -r["drawdown_pct"]) for r in equity]),
-        "candles": _candles(result),
-        "markers": _markers(result.trades),
+        "equity": _series([(r["at"], r["equity"]) for r in equity], width),
+        "drawdown": _series([(r["at"], -r["drawdown_pct"]) for r in equity], width,
+                            lowest=True),
+        "candles": _candles(result, width),
+        "markers": _markers(result.trades, width),
     }
     template = _env.get_template("report.html.j2")
     return template.render(

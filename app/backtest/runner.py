@@ -183,7 +183,7 @@ def run_backtest(config: BacktestConfig,
         for update in chunk:
             now = update.ts
             if now >= next_sample:  # a new bar: its equity before it trades
-                equity.append(EquityPoint(now, engine.summary(client, venue).equity))
+                equity.append(EquityPoint(now, engine.equity(client, venue)))
                 bars += type(update) is not FundingRate
                 next_sample = now + interval
                 bar_at = now
@@ -202,7 +202,7 @@ def run_backtest(config: BacktestConfig,
         if on_progress is not None:
             on_progress(bars)
         chunk = list(islice(feed, config.chunk))
-    final = engine.summary(client, venue).equity
+    final = engine.equity(client, venue)
     if equity[-1].at != last_at or equity[-1].equity != final:
         equity.append(EquityPoint(last_at, final))
 

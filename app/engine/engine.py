@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar, cast
 
-from app.domain.accounts import Account, AccountSummary, summarize
+from app.domain.accounts import ONE, Account, AccountSummary, summarize
 from app.domain.arbitrage import (
     TRANSITIONS,
     ArbStatus,
@@ -405,6 +405,38 @@ class Engine:
         initial, maintenance = self.margin.multipliers(venue)
         return summarize(account, positions.values(), marks, reserved * initial, instruments,
                          initial, maintenance)
+
+    def equity(self, client: str, venue: str) -> Decimal:
+        """The account's equity: ``summary(...).equity`` without the margin figures
+        (a backtest samples it every bar)."""
+        return self._equity_and_maintenance(client, venue, maintenance=False)[0]
+
+    def _equity_and_maintenance(self, client: str, venue: str, *, maintenance: bool = True
+                                ) -> tuple[Decimal, Decimal]:
+        """``summary``'s equity and maintenance margin, computed the same way, without
+        its order margin and ratios: every mark of a held symbol needs the two."""
+        unrealized = required = ZERO
+        positions = self.state.positions
+        venue_obj = self.venues[venue]
+        instruments = self._instruments_by_venue.get(venue, {})
+        for symbol in self._symbols_by_venue.get(venue, ()):
+            p = positions.get((client, venue, symbol))
+            if p is None or not p.qty:
+                continue
+            mark = venue_obj.reference_price(symbol)
+            if mark is None:
+                mark = p.avg_entry
+            unrealized += p.unrealized_pnl(mark)
+            if maintenance:
+                inst = instruments.get(symbol)
+                if inst is not None:
+                    required += inst.maintenance_margin(p.notional(mark))
+        if required:
+            _, multiplier = self.margin.multipliers(venue)
+            if multiplier != ONE:
+                required *= multiplier
+        # Summed as ``summarize`` sums, so the figures are the same to the last digit.
+        return self.state.accounts[(client, venue)].wallet + unrealized, required
 
     def _open_orders(self) -> Iterator[Order]:
         for orders in self.state.open_orders.values():
@@ -858,13 +890,13 @@ class Engine:
             if v != venue or s != symbol or not position.qty:
                 continue
             self.risk.marked(client, now)  # its equity moved: breakers may be due
-            summary = self.summary(client, venue)
-            if summary.equity > summary.maintenance_margin:
+            equity, maintenance = self._equity_and_maintenance(client, venue)
+            if equity > maintenance:
                 continue
             blocked = self._liquidation_blocked.get((client, venue))
             if blocked is not None and now < blocked:
                 continue  # its last closing order was refused (no book): not every mark
-            self._liquidate(client, venue, summary, now, out)
+            self._liquidate(client, venue, self.summary(client, venue), now, out)
 
     def _liquidate(self, client: str, venue: str, summary: AccountSummary, now: datetime,
                    out: list[Event]) -> None:

@@ -127,6 +127,9 @@ class EngineState:
         default_factory=dict)
     # Strategies on the host, by id: what they are and whether they run.
     strategies: dict[str, StrategyRecord] = field(default_factory=dict)
+    # Bumped by every change to ``strategies``: the strategy host re-reads them only
+    # when it moved (not part of what defines the state).
+    strategies_version: int = 0
     # Funding-rate arbitrage (app/domain/arbitrage.py): each arbitrage strategy's
     # trades, leg-outs and totals, by strategy id.
     arb: dict[str, ArbBook] = field(default_factory=dict)
@@ -464,21 +467,25 @@ class EngineState:
     # ---- strategies ---------------------------------------------------------
 
     def _strategy_created(self, e: StrategyCreated) -> None:
+        self.strategies_version += 1
         self.strategies[e.strategy_id] = StrategyRecord(
             e.strategy_id, e.kind, e.client, e.venue, e.params, e.at)
 
     def _strategy_started(self, e: StrategyStarted) -> None:
+        self.strategies_version += 1
         record = self.strategies[e.strategy_id]
         record.status, record.status_reason, record.updated_at = (
             StrategyStatus.RUNNING, f"started by {e.actor}", e.at)
         record.starts += 1
 
     def _strategy_stopped(self, e: StrategyStopped) -> None:
+        self.strategies_version += 1
         record = self.strategies[e.strategy_id]
         record.status = StrategyStatus.FAILED if e.failed else StrategyStatus.STOPPED
         record.status_reason, record.updated_at = e.reason, e.at
 
     def _strategy_configured(self, e: StrategyConfigured) -> None:
+        self.strategies_version += 1
         record = self.strategies[e.strategy_id]
         record.params, record.updated_at = e.params, e.at
 

@@ -111,6 +111,9 @@ class StrategyHost:
         self.kinds = kinds if kinds is not None else registered_kinds()
         self._running: dict[str, _Running] = {}
         self._pending: list[Event] = []  # produced in the last round of the last step
+        # The engine state and its strategies' version last synced: most steps change
+        # no strategy, and then there is nothing to sync.
+        self._synced: tuple[object, int] | None = None
 
     @property
     def running(self) -> list[str]:
@@ -135,6 +138,7 @@ class StrategyHost:
         """Forget every instance (the engine was rebuilt: start them afresh)."""
         self._running.clear()
         self._pending.clear()
+        self._synced = None
 
     def step(self, engine: Engine, now: datetime, events: list[Event],
              update: MarketUpdate | None = None) -> StepResult:
@@ -148,8 +152,8 @@ class StrategyHost:
             return result
         delivered = self._pending + events if self._pending else events
         self._pending = []
-        budget = {sid: MAX_COMMANDS_PER_STEP for sid in self._running}
-        for sid in sorted(self._running):
+        budget = dict.fromkeys(self._running, MAX_COMMANDS_PER_STEP)
+        for sid in (sorted(self._running) if len(self._running) > 1 else list(self._running)):
             running = self._running.get(sid)
             if running is None:
                 continue
@@ -184,7 +188,13 @@ class StrategyHost:
     def _sync(self, engine: Engine, now: datetime, result: StepResult) -> None:
         """Start what the engine says runs, stop what it says does not; rebuild what
         was reconfigured."""
-        records = engine.state.strategies
+        state = engine.state
+        seen = self._synced
+        if seen is not None and seen[0] is state and seen[1] == state.strategies_version:
+            return
+        # What this pass reads; a change it causes itself (a failure) is synced next time.
+        self._synced = (state, state.strategies_version)
+        records = state.strategies
         for sid in list(self._running):
             record = records.get(sid)
             if record is not None and record.running:

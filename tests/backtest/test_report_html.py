@@ -4,13 +4,13 @@ JavaScript error; the monthly returns, metrics and parameters tables are there."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from app.backtest.html import monthly_returns
+from app.backtest.html import MAX_CHART_POINTS, _series, bucket_seconds, monthly_returns
 from app.backtest.report import write_report
 from app.backtest.runner import BacktestConfig, run_backtest
 from app.domain.analytics import EquityPoint
@@ -27,6 +27,25 @@ def test_monthly_returns_chain_month_ends() -> None:
     assert row["months"][:3] == [Decimal(10), Decimal(-10), Decimal(0)]
     assert row["months"][3:] == [None] * 9
     assert row["total"] == Decimal(-1)
+
+
+def test_long_runs_are_bucketed_for_the_charts() -> None:
+    """A million minutes would make a page of millions of points: the charts get at most
+    about MAX_CHART_POINTS, each bucket's last equity and its deepest drawdown."""
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    assert bucket_seconds(start, start + timedelta(minutes=2000)) == 60
+    assert bucket_seconds(start, start + timedelta(seconds=100)) == 1
+    end = start + timedelta(minutes=1_000_000)
+    width = bucket_seconds(start, end)
+    assert width % 60 == 0 and (end - start).total_seconds() / width <= MAX_CHART_POINTS
+    minutes = [start + timedelta(minutes=i) for i in range(120)]
+    drawdown = [(at, Decimal(-50 if i in (10, 70) else -5)) for i, at in enumerate(minutes)]
+    assert [p["value"] for p in _series(drawdown, 3600, lowest=True)] == ["-50", "-50"]
+    assert [p["value"] for p in _series(drawdown, 3600)] == ["-5", "-5"]
+    equity = [(at, Decimal(i)) for i, at in enumerate(minutes)]
+    assert [p["value"] for p in _series(equity, 3600)] == ["59", "119"]
+    assert [p["time"] for p in _series(equity, 3600)] == [
+        int(start.timestamp()), int(start.timestamp()) + 3600]
 
 
 @pytest.fixture(scope="module")

@@ -656,10 +656,12 @@ class PaperVenue:
 
     def _check_stops(self, symbol: str, now: datetime, out: list[Report]) -> None:
         stops = self._stops[symbol]
-        book = self.books[symbol]
-        mid = book.mid
-        last = self.last.get(symbol, mid)
-        mark = self.marks.get(symbol, mid)
+        last = self.last.get(symbol)
+        mark = self.marks.get(symbol)
+        if last is None or mark is None:  # not printed or marked yet: the book's mid
+            mid = self.books[symbol].mid
+            last = mid if last is None else last
+            mark = mid if mark is None else mark
         for work in list(stops.values()):
             px = mark if work.trigger_source is TriggerSource.MARK else last
             if px is None:
