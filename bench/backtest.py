@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, note, perpdesk_cmd  # noqa: E402
+from _common import ROOT, note, perpdesk_cmd
 
 REAL_BARS = ROOT.parent / "shared" / "data" / "btc-perp-2022-01_1m.csv"
 SYNTHETIC_START = datetime(2022, 1, 1, tzinfo=UTC)
