@@ -28,6 +28,7 @@ from decimal import Decimal
 from app.domain.strategies import SavedBar
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 ZERO = Decimal(0)
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,6 +66,7 @@ class BarBuilder:
 
     __slots__ = (
         "_close",
+        "_end",
         "_high",
         "_low",
         "_open",
@@ -79,6 +81,7 @@ class BarBuilder:
             raise ValueError("a bar interval must be positive")
         self.interval = interval
         self._start: datetime | None = None
+        self._end = FAR_FUTURE  # the open bar's end (FAR_FUTURE: no bar open)
         self._open = self._high = self._low = self._close = self._volume = ZERO
         self._points = 0
 
@@ -88,16 +91,16 @@ class BarBuilder:
     def update(self, price: Decimal, ts: datetime, notional: Decimal = ZERO) -> Bar | None:
         """Add one point; the bar it closed, if any. Points older than the open bar
         (out of order) are dropped."""
-        start = self.bucket(ts)
-        closed: Bar | None = None
-        if self._start is not None:
-            if start < self._start:
-                return None
-            if start > self._start:
-                closed = self._bar()
+        if self._start is None or not self._start <= ts < self._end:
+            # Not the open bar's (most points are: they need no bucket worked out).
+            closed: Bar | None = None
+            start = self.bucket(ts)
+            if self._start is not None:
+                if start < self._start:
+                    return None
+                closed = self._bar()  # start > self._start: a later bar begins
                 self._start = None
-        if self._start is None:
-            self._start = start
+            self._start, self._end = start, start + self.interval
             self._open = self._high = self._low = self._close = price
             self._volume = notional
             self._points = 1
@@ -109,15 +112,20 @@ class BarBuilder:
         self._close = price
         self._volume += notional
         self._points += 1
-        return closed
+        return None
 
     def close_due(self, now: datetime) -> Bar | None:
         """The open bar, closed, if the clock has reached its end."""
-        if self._start is None or now < self._start + self.interval:
+        if now < self._end:  # also when no bar is open (FAR_FUTURE)
             return None
         bar = self._bar()
-        self._start = None
+        self._start, self._end = None, FAR_FUTURE
         return bar
+
+    @property
+    def end(self) -> datetime:
+        """The open bar's end; FAR_FUTURE when none is open."""
+        return self._end
 
     @property
     def forming(self) -> Bar | None:
@@ -135,21 +143,29 @@ class MultiBars:
 
     def __init__(self, intervals: Iterable[timedelta]):
         self.builders = {i: BarBuilder(i) for i in sorted(set(intervals))}
+        self._builders = list(self.builders.values())
+        self._due = FAR_FUTURE  # the earliest end of an open bar: nothing closes before
 
     def update(self, price: Decimal, ts: datetime, notional: Decimal = ZERO) -> list[Bar]:
         """Closed bars (by end, the longest first at the same end): the ones due
         by ``ts`` and any the point itself closed."""
         out = self.close_due(ts)
-        for builder in self.builders.values():
+        for builder in self._builders:
             bar = builder.update(price, ts, notional)
             if bar is not None:
                 out.append(bar)
-        out.sort(key=_order)
+        if len(out) > 1:
+            out.sort(key=_order)
+        self._due = min((b.end for b in self._builders), default=FAR_FUTURE)
         return out
 
     def close_due(self, now: datetime) -> list[Bar]:
-        out = [bar for b in self.builders.values() if (bar := b.close_due(now)) is not None]
-        out.sort(key=_order)
+        if now < self._due:
+            return []  # most updates: no open bar has reached its end
+        out = [bar for b in self._builders if (bar := b.close_due(now)) is not None]
+        if len(out) > 1:
+            out.sort(key=_order)
+        self._due = min((b.end for b in self._builders), default=FAR_FUTURE)
         return out
 
 

@@ -59,12 +59,6 @@ def _on_timer(strategy: Strategy, ctx: StrategyContext) -> Commands:
     return strategy.on_timer(ctx)
 
 
-def _on_market(update: MarketUpdate) -> Call:
-    def call(strategy: Strategy, ctx: StrategyContext) -> Commands:
-        return strategy.on_market(update, ctx)
-    return call
-
-
 def _on_event(event: Event) -> Call:
     def call(strategy: Strategy, ctx: StrategyContext) -> Commands:
         return strategy.on_event(event, ctx)
@@ -166,7 +160,10 @@ class StrategyHost:
                 continue
             ctx = running.context(engine, now)
             if market and update is not None:
-                self._call(engine, now, running, ctx, result, budget, _on_market(update))
+                # Called directly, not through a closure: this is every market update.
+                commands = self._market(running, ctx, update, engine, now, result)
+                if commands:
+                    self._run_commands(engine, now, running, ctx, result, commands, budget)
             if timer_due and every is not None:
                 running.next_timer = _grid_after(now, every)
                 self._call(engine, now, running, ctx, result, budget, _on_timer)
@@ -263,10 +260,23 @@ class StrategyHost:
         try:
             return list(call(running.strategy, ctx) or ())
         except Exception as exc:
-            log.exception("strategy %s (%s) failed; stopping it", running.record.strategy_id,
-                          running.record.kind)
-            self._fail(engine, now, running.record, _describe(exc), result)
+            self._raised(running, exc, engine, now, result)
             return []
+
+    def _market(self, running: _Running, ctx: StrategyContext, update: MarketUpdate,
+                engine: Engine, now: datetime, result: StepResult) -> list[Command]:
+        """``_safely`` for ``on_market``, without a closure: it runs on every update."""
+        try:
+            return list(running.strategy.on_market(update, ctx) or ())
+        except Exception as exc:
+            self._raised(running, exc, engine, now, result)
+            return []
+
+    def _raised(self, running: _Running, exc: Exception, engine: Engine, now: datetime,
+                result: StepResult) -> None:
+        log.exception("strategy %s (%s) failed; stopping it", running.record.strategy_id,
+                      running.record.kind)
+        self._fail(engine, now, running.record, _describe(exc), result)
 
     def _run_commands(self, engine: Engine, now: datetime, running: _Running,
                       ctx: StrategyContext, result: StepResult, commands: Iterable[Command],
