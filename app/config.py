@@ -159,7 +159,11 @@ class MarginWindowConfig(BaseModel):
 class VenueConfig(BaseModel):
     name: str
     margin_windows: list[MarginWindowConfig] = Field(default_factory=list, max_length=24)
-    kind: str = "paper"
+    # "paper": the exchange simulator (book walking, queues, latency); "mock": fills at
+    # the mark after ``latency_ms``, ``fill_ratio`` of each order (app/venues/mock.py).
+    kind: Literal["paper", "mock"] = "paper"
+    latency_ms: int = Field(default=50, ge=0, le=60_000)  # kind mock
+    fill_ratio: DecimalSetting = _decimal(Decimal(1), le=1)  # kind mock: (0, 1]
     # Whose order-entry rules the paper venue follows (app/domain/venue_profiles.py).
     profile: Literal["generic", "binance-usdm", "bybit-v5"] = "generic"
     submit_latency_ms: int = 0

@@ -38,6 +38,8 @@ from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import upgrade
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
+from app.venues.base import Venue
+from app.venues.mock import MockVenue, MockVenueConfig, mock_capabilities
 from app.venues.paper.queue import make_queue_model
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
@@ -115,16 +117,20 @@ class TradingSystem:
             age = max(age, replay.interval / 2)
         return age
 
+    def _new_venue(self, v: VenueConfig) -> Venue:
+        if v.kind == "mock":
+            return MockVenue(v.name, MockVenueConfig(
+                latency=timedelta(milliseconds=v.latency_ms), fill_ratio=v.fill_ratio,
+                capabilities=mock_capabilities(v.capabilities)))
+        return PaperVenue(v.name, PaperVenueConfig(
+            submit_latency=v.submit_latency, response_latency=v.response_latency,
+            capabilities=v.capabilities, through_fill=v.through_fill,
+            self_trade_prevention=v.self_trade_prevention,
+            max_book_age=self._max_book_age(v)),
+            make_queue_model(v.queue_model))
+
     def _new_engine(self) -> Engine:
-        venues = {
-            v.name: PaperVenue(v.name, PaperVenueConfig(
-                submit_latency=v.submit_latency, response_latency=v.response_latency,
-                capabilities=v.capabilities, through_fill=v.through_fill,
-                self_trade_prevention=v.self_trade_prevention,
-                max_book_age=self._max_book_age(v)),
-                make_queue_model(v.queue_model))
-            for v in self.trading.venues
-        }
+        venues = {v.name: self._new_venue(v) for v in self.trading.venues}
         accounts = [AccountSetup(c.name, v, c.leverage) for c in self.trading.clients
                     for v in venues]
         return Engine(EngineConfig(self.instruments, accounts, self.trading.risk_limits(),
