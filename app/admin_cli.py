@@ -40,7 +40,8 @@ def _actor() -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.runtime.replay import parse_speed
+    from app.config import load_trading_config
+    from app.runtime.replay import open_replay, parse_speed
 
     if args.config:
         os.environ["PERPDESK_CONFIG"] = args.config
@@ -63,6 +64,14 @@ def serve(args: argparse.Namespace) -> int:
         if args.replay_funding is not None:
             os.environ["PERPDESK_REPLAY_FUNDING"] = str(
                 Path(args.replay_funding).expanduser().resolve())
+        try:  # what is wrong with the replay, said before the server starts
+            settings = Settings()
+            trading = load_trading_config(settings.config)
+            open_replay(settings, [i.to_domain() for i in trading.instruments],
+                        [v.name for v in trading.venues])
+        except (OSError, ValueError) as exc:
+            print(f"perpdesk serve: {exc}", file=sys.stderr)
+            return 2
     elif any(getattr(args, f) is not None for f in (
             "replay_symbol", "replay_venue", "replay_funding", "replay_interval")):
         print("perpdesk serve: --replay-symbol, --replay-venue, --replay-funding and "

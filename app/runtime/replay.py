@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from app.config import Settings
 from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarketUpdate
 from app.marketdata.bars import (
     bar_file_layout,
     detect_interval,
     format_interval,
+    parse_interval,
     read_bars,
     read_funding_rates,
 )
@@ -133,6 +135,27 @@ def replay_updates(spec: ReplaySpec, instrument: Instrument
     return iter(feed), interval, description
 
 
+def open_replay(settings: Settings, instruments: list[Instrument], venues: list[str]
+                ) -> Replay:
+    """The replay ``settings`` ask for, checked against the configured instruments
+    (raises ValueError or OSError with a message for a person)."""
+    if settings.replay is None:
+        raise ValueError("no replay file given")
+    venue = settings.replay_venue or venues[0]
+    symbol = settings.replay_symbol
+    found = [i for i in instruments if i.venue == venue and i.symbol == symbol]
+    if not found:
+        known = sorted({f"{i.symbol} on {i.venue}" for i in instruments})
+        raise ValueError(f"replay symbol {symbol} on {venue} is not configured "
+                         f"(configured: {', '.join(known)})")
+    interval = parse_interval(settings.replay_interval) if settings.replay_interval else None
+    funding = settings.replay_funding
+    spec = ReplaySpec(Path(settings.replay).expanduser(), symbol, venue,
+                      parse_speed(settings.replay_speed),
+                      Path(funding).expanduser() if funding is not None else None, interval)
+    return Replay(spec, found[0])
+
+
 class Replay:
     """One replay: its clock, its feed task and what it has done (for /readyz)."""
 
@@ -174,7 +197,7 @@ class Replay:
     def status(self) -> dict[str, object]:
         speed = self.spec.speed
         return {"file": self.spec.path.name, "symbol": self.spec.symbol,
-                "venue": self.spec.venue, "speed": "max" if speed is None else speed,
+                "venue": self.spec.venue, "speed": "max" if speed is None else f"{speed:g}",
                 "state": self.state, "updates": self.updates,
                 "first_at": self.first_at.isoformat(),
                 "last_at": self.last_at.isoformat() if self.last_at else None,

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from app.config import Settings, TradingConfig, VenueConfig
@@ -25,13 +24,12 @@ from app.domain.risk import OrderSizedDown
 from app.domain.strategies import CreateStrategy, StartStrategy
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
-from app.marketdata.bars import parse_interval
 from app.runtime import risk_alerts
 from app.runtime.alerts import AlertMonitor
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
 from app.runtime.feeds import ClockTask, DemoClock, FeedTask, synthetic_feed
-from app.runtime.replay import Replay, ReplaySpec, parse_speed
+from app.runtime.replay import Replay, open_replay
 from app.runtime.safety_log import WATCHED as SAFETY_EVENTS
 from app.runtime.safety_log import SizedDownFeed, log_safety
 from app.store.event_log import EventLog, make_db_engine
@@ -90,23 +88,12 @@ class TradingSystem:
         return self.bus.engine
 
     def _open_replay(self) -> Replay | None:
-        """The replay the settings ask for (None: none), checked against the
-        configuration: a ValueError says what is wrong, and the server does not start."""
-        s = self.settings
-        if s.replay is None:
+        """The replay the settings ask for (None: none); a ValueError or OSError says
+        what is wrong with it, and the server does not start."""
+        if self.settings.replay is None:
             return None
-        venue = s.replay_venue or self.trading.venues[0].name
-        found = [i for i in self.instruments if i.venue == venue and i.symbol == s.replay_symbol]
-        if not found:
-            known = sorted({f"{i.symbol} on {i.venue}" for i in self.instruments})
-            raise ValueError(f"--replay-symbol {s.replay_symbol} on {venue} is not configured "
-                             f"(configured: {', '.join(known)})")
-        interval = parse_interval(s.replay_interval) if s.replay_interval else None
-        spec = ReplaySpec(Path(s.replay).expanduser(), s.replay_symbol, venue,
-                          parse_speed(s.replay_speed),
-                          Path(s.replay_funding).expanduser() if s.replay_funding else None,
-                          interval)
-        return Replay(spec, found[0])
+        return open_replay(self.settings, self.instruments,
+                           [v.name for v in self.trading.venues])
 
     def _max_book_age(self, v: VenueConfig) -> timedelta | None:
         """A bar file quotes every quarter interval: its venue's books go stale only once
