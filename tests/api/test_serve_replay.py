@@ -41,3 +41,14 @@ def test_the_server_replays_a_file_on_its_clock(make_api: Callable[..., Any],
     assert Decimal(btc["mark"]) == last_close
     others = [m for m in markets if m["venue"] == "paper-bybit"]
     assert all(m["mark"] is None for m in others)  # no synthetic feed alongside
+    # The dashboard's mark panel says what is replayed, and ages marks on its clock.
+    from app.auth.principal import Principal, Role
+    from app.web.routes import render_fragment
+
+    html = render_fragment(system, "marks", Principal("op", Role.OPERATOR, None, "key"), {})
+    assert 'class="replay-status" data-state="ended"' in html
+    assert "Replay of <strong>bars.csv</strong>" in html
+    assert "data time 2022-01-01 00:0" in html  # where the data stopped (paced: just after)
+    row = html[html.index('data-venue="paper-binance" data-symbol="BTC-PERP"'):]
+    row = row[:row.index("</tr>")]
+    assert "STALE" not in row and "never" not in row
