@@ -29,6 +29,7 @@ from app.runtime.alerts import AlertMonitor
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
 from app.runtime.feeds import ClockTask, DemoClock, FeedTask, synthetic_feed
+from app.runtime.replay import HIGH_WATER as REPLAY_HIGH_WATER
 from app.runtime.replay import Replay, open_replay
 from app.runtime.safety_log import WATCHED as SAFETY_EVENTS
 from app.runtime.safety_log import SizedDownFeed, log_safety
@@ -168,7 +169,10 @@ class TradingSystem:
         await self._fund_new_accounts()
         await self._create_configured_strategies()
         if self.replay is not None:
-            self.replay.start(self.on_market, lambda: self.bus.backlog, self.bus.flush)
+            # While the log refuses writes the bus would keep only the latest prices:
+            # the replay waits instead, so no bar of the file is skipped.
+            self.replay.start(self.on_market, lambda: self.bus.backlog if self.bus.writable
+                              else REPLAY_HIGH_WATER, self.bus.flush)
         elif self.settings.feed == "synthetic":
             # A demo's market steps a second at a time (still many steps a wall second).
             step_ms = max(self.settings.feed_step_ms, 1000) if self.demo \

@@ -156,7 +156,9 @@ def test_serve_refuses_a_bad_replay_before_starting(
 
     for name in ("CONFIG", "DATABASE_URL", "DEMO_SPEED", "REPLAY", "REPLAY_SPEED",
                  "REPLAY_SYMBOL", "REPLAY_VENUE", "REPLAY_FUNDING", "REPLAY_INTERVAL"):
-        monkeypatch.delenv(f"PERPDESK_{name}", raising=False)  # serve sets them: undone
+        # serve sets them: recorded here (set, then removed) so the teardown undoes it
+        monkeypatch.setenv(f"PERPDESK_{name}", "")
+        monkeypatch.delenv(f"PERPDESK_{name}")
     bars = bar_file(tmp_path / "bars.csv", 3)
     argv = [a.format(bars=bars, missing=tmp_path / "missing.csv") for a in args]
     assert main(["serve", "--database-url", f"sqlite:///{tmp_path / 'x.db'}", *argv]) == 2
