@@ -49,14 +49,19 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["PERPDESK_DATABASE_URL"] = args.database_url
     if args.demo_speed is not None:
         os.environ["PERPDESK_DEMO_SPEED"] = str(args.demo_speed)
+    if args.replay is not None and args.demo_speed is not None:
+        print("perpdesk serve: --replay and --demo-speed do not go together (a replay runs "
+              "at --speed on its own clock)", file=sys.stderr)
+        return 2
     if args.replay is not None:
+        speed = "60" if args.speed is None else args.speed
         try:
-            parse_speed(args.speed)
+            parse_speed(speed)
         except ValueError as exc:
             print(f"perpdesk serve: {exc}", file=sys.stderr)
             return 2
         os.environ["PERPDESK_REPLAY"] = str(Path(args.replay).expanduser().resolve())
-        os.environ["PERPDESK_REPLAY_SPEED"] = args.speed
+        os.environ["PERPDESK_REPLAY_SPEED"] = speed
         for flag, name in (("replay_symbol", "SYMBOL"), ("replay_venue", "VENUE"),
                            ("replay_interval", "INTERVAL")):
             if getattr(args, flag) is not None:
@@ -73,9 +78,9 @@ def serve(args: argparse.Namespace) -> int:
             print(f"perpdesk serve: {exc}", file=sys.stderr)
             return 2
     elif any(getattr(args, f) is not None for f in (
-            "replay_symbol", "replay_venue", "replay_funding", "replay_interval")):
-        print("perpdesk serve: --replay-symbol, --replay-venue, --replay-funding and "
-              "--replay-interval need --replay FILE", file=sys.stderr)
+            "speed", "replay_symbol", "replay_venue", "replay_funding", "replay_interval")):
+        print("perpdesk serve: --speed, --replay-symbol, --replay-venue, --replay-funding "
+              "and --replay-interval need --replay FILE", file=sys.stderr)
         return 2
     uvicorn.run("app.server:create_app", factory=True, host=args.host, port=args.port,
                 log_level=args.log_level, access_log=args.access_log,
@@ -153,7 +158,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                    help="simulation: replay this OHLCV bar file (CSV or Parquet, any interval) "
                         "through the paper venue in place of the synthetic feed, on the "
                         "data's clock")
-    p.add_argument("--speed", default="60", metavar="N",
+    p.add_argument("--speed", default=None, metavar="N",
                    help="with --replay: N times real time (60: a minute of data a second), "
                         "or 'max' (or 0): as fast as the engine takes it (default 60)")
     p.add_argument("--replay-symbol", metavar="SYMBOL",

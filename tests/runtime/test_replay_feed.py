@@ -148,6 +148,8 @@ def test_a_file_that_is_not_bars_is_refused_at_once(tmp_path: Path) -> None:
     (["--replay", "{bars}", "--speed", "fast"], "must be a number or 'max'"),
     (["--replay", "{bars}", "--replay-interval", "7x"], "not a bar interval"),
     (["--replay-symbol", "BTC-PERP"], "need --replay FILE"),
+    (["--speed", "max"], "need --replay FILE"),
+    (["--replay", "{bars}", "--demo-speed", "60"], "do not go together"),
 ])
 def test_serve_refuses_a_bad_replay_before_starting(
         args: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
