@@ -169,6 +169,10 @@ class TradingSystem:
         await self._fund_new_accounts()
         await self._create_configured_strategies()
         if self.replay is not None:
+            if not self.first_start:
+                log.warning("replaying %s into a database that already holds a run: its "
+                            "balances, positions and strategies carry on (use a fresh "
+                            "database for a clean simulation)", self.replay.spec.path.name)
             # While the log refuses writes the bus would keep only the latest prices:
             # the replay waits instead, so no bar of the file is skipped.
             self.replay.start(self.on_market, lambda: self.bus.backlog if self.bus.writable
