@@ -9,6 +9,7 @@ import argparse
 import getpass
 import os
 import sys
+from pathlib import Path
 
 from app.auth.principal import Role
 from app.auth.store import AuthStore
@@ -39,12 +40,48 @@ def _actor() -> str:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.config import load_trading_config
+    from app.runtime.replay import open_replay, parse_speed
+
     if args.config:
         os.environ["PERPDESK_CONFIG"] = args.config
     if args.database_url:
         os.environ["PERPDESK_DATABASE_URL"] = args.database_url
     if args.demo_speed is not None:
         os.environ["PERPDESK_DEMO_SPEED"] = str(args.demo_speed)
+    if args.replay is not None and args.demo_speed is not None:
+        print("perpdesk serve: --replay and --demo-speed do not go together (a replay runs "
+              "at --speed on its own clock)", file=sys.stderr)
+        return 2
+    if args.replay is not None:
+        speed = "60" if args.speed is None else args.speed
+        try:
+            parse_speed(speed)
+        except ValueError as exc:
+            print(f"perpdesk serve: {exc}", file=sys.stderr)
+            return 2
+        os.environ["PERPDESK_REPLAY"] = str(Path(args.replay).expanduser().resolve())
+        os.environ["PERPDESK_REPLAY_SPEED"] = speed
+        for flag, name in (("replay_symbol", "SYMBOL"), ("replay_venue", "VENUE"),
+                           ("replay_interval", "INTERVAL")):
+            if getattr(args, flag) is not None:
+                os.environ[f"PERPDESK_REPLAY_{name}"] = getattr(args, flag)
+        if args.replay_funding is not None:
+            os.environ["PERPDESK_REPLAY_FUNDING"] = str(
+                Path(args.replay_funding).expanduser().resolve())
+        try:  # what is wrong with the replay, said before the server starts
+            settings = Settings()
+            trading = load_trading_config(settings.config)
+            open_replay(settings, [i.to_domain() for i in trading.instruments],
+                        [v.name for v in trading.venues])
+        except (OSError, ValueError) as exc:
+            print(f"perpdesk serve: {exc}", file=sys.stderr)
+            return 2
+    elif any(getattr(args, f) is not None for f in (
+            "speed", "replay_symbol", "replay_venue", "replay_funding", "replay_interval")):
+        print("perpdesk serve: --speed, --replay-symbol, --replay-venue, --replay-funding "
+              "and --replay-interval need --replay FILE", file=sys.stderr)
+        return 2
     uvicorn.run("app.server:create_app", factory=True, host=args.host, port=args.port,
                 log_level=args.log_level, access_log=args.access_log,
                 timeout_graceful_shutdown=10,
@@ -117,6 +154,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--demo-speed", type=float, default=None, metavar="N",
                    help="demo: the synthetic market and the engine's clock run N times real "
                         "time, and the funding-rate arbitrage starts (e.g. 60)")
+    p.add_argument("--replay", metavar="FILE",
+                   help="simulation: replay this OHLCV bar file (CSV or Parquet, any interval) "
+                        "through the paper venue in place of the synthetic feed, on the "
+                        "data's clock")
+    p.add_argument("--speed", default=None, metavar="N",
+                   help="with --replay: N times real time (60: a minute of data a second), "
+                        "or 'max' (or 0): as fast as the engine takes it (default 60)")
+    p.add_argument("--replay-symbol", metavar="SYMBOL",
+                   help="with --replay: the file's symbol (default BTC-PERP)")
+    p.add_argument("--replay-venue", metavar="VENUE",
+                   help="with --replay: the venue it trades on (default: the first configured)")
+    p.add_argument("--replay-funding", metavar="FILE",
+                   help="with --replay: a funding-rate file (CSV or Parquet) merged into it")
+    p.add_argument("--replay-interval", metavar="INTERVAL",
+                   help="with --replay: the bar interval (e.g. 5m; default: detected)")
     # Off by default: a line per request at thousands of orders a second is noise next
     # to the audit log, the event log and /metrics, and it costs the order path CPU.
     p.add_argument("--access-log", action="store_true",

@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     # A demo: the synthetic market and the engine's clock run this many times faster
     # than the wall clock (1: real time), and the arbitrage starts by itself.
     demo_speed: float = Field(default=1.0, ge=1.0, le=1000.0)
+    # Simulation (``perpdesk serve --replay FILE``): replay this bar file (CSV or Parquet
+    # OHLCV) in place of the synthetic feed, on the data's clock (app/runtime/replay.py).
+    replay: Path | None = None
+    replay_speed: str = "60"  # times real time; "max" or 0: as fast as the bus takes it
+    replay_symbol: str = Field(default="BTC-PERP", min_length=1, max_length=32)
+    replay_venue: str | None = Field(default=None, max_length=64)  # None: the first venue
+    replay_funding: Path | None = None  # a funding-rate file merged into the replay
+    replay_interval: str | None = None  # the bar interval (e.g. 5m); None: detected
     rate_limit_per_s: float = 2000.0  # per principal; 0 disables
     rate_limit_burst: int = 4000
     ws_queue_size: int = 1000
@@ -151,7 +159,11 @@ class MarginWindowConfig(BaseModel):
 class VenueConfig(BaseModel):
     name: str
     margin_windows: list[MarginWindowConfig] = Field(default_factory=list, max_length=24)
-    kind: str = "paper"
+    # "paper": the exchange simulator (book walking, queues, latency); "mock": fills at
+    # the mark after ``latency_ms``, ``fill_ratio`` of each order (app/venues/mock.py).
+    kind: Literal["paper", "mock"] = "paper"
+    latency_ms: int = Field(default=50, ge=0, le=60_000)  # kind mock
+    fill_ratio: DecimalSetting = _decimal(Decimal(1), le=1)  # kind mock: (0, 1]
     # Whose order-entry rules the paper venue follows (app/domain/venue_profiles.py).
     profile: Literal["generic", "binance-usdm", "bybit-v5"] = "generic"
     submit_latency_ms: int = 0

@@ -47,6 +47,7 @@ from app.marketdata.replay import default_data_dir
 from app.marketdata.synthetic import SyntheticMarket
 from app.strategies.demo import DEMO
 from app.strategies.host import StrategyHost
+from app.venues.mock import MockVenue, MockVenueConfig
 from app.venues.paper.queue import make_queue_model
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
@@ -74,14 +75,17 @@ class Source:
 
 
 def build_demo_engine(instruments: list[Instrument], venues: tuple[str, ...],
-                      venue_config: PaperVenueConfig | None = None) -> Engine:
-    """The demo clients on ``venues``, funded at ``START``, trading ``instruments``."""
+                      venue_config: PaperVenueConfig | None = None,
+                      mock: MockVenueConfig | None = None) -> Engine:
+    """The demo clients on ``venues``, funded at ``START``, trading ``instruments`` on
+    paper venues (``venue_config``), or on mock venues with ``mock`` (app/venues/mock.py)."""
     config = EngineConfig(
         instruments=instruments,
         accounts=[AccountSetup(c, v, DEFAULT_LEVERAGE) for c in CLIENTS for v in venues],
         limits=DEMO_LIMITS,
     )
-    engine = Engine(config, {v: PaperVenue(v, venue_config) for v in venues})
+    engine = Engine(config, {v: MockVenue(v, mock) if mock is not None
+                             else PaperVenue(v, venue_config) for v in venues})
     for client in CLIENTS:
         for venue in venues:
             engine.handle(Deposit(client, venue, STARTING_BALANCE), START)

@@ -38,14 +38,17 @@ async def readyz(system: System) -> JSONResponse:
         await asyncio.wait_for(asyncio.to_thread(ping), timeout=2)
     except Exception as exc:  # any failure means "not ready", with the reason
         problems.append(f"database unreachable: {exc.__class__.__name__}")
-    stale = system.stale_marks(utc_now())
+    now = utc_now()  # (a replay judges its marks by its own clock)
+    stale = system.stale_marks(now)
     if stale:
         problems.append(f"stale or missing marks (> {system.settings.stale_mark_seconds:g} s): "
                         + ", ".join(stale))
-    books = system.unready_books(utc_now())
+    books = system.unready_books(now)
     if books:
         problems.append("order books not ready for market orders: " + ", ".join(books))
-    body = {"status": "ready" if not problems else "not_ready", "problems": problems}
+    body: dict = {"status": "ready" if not problems else "not_ready", "problems": problems}
+    if system.replay is not None:  # ``serve --replay``: how far the data has got
+        body["replay"] = system.replay.status()
     return JSONResponse(body, status_code=200 if not problems else 503)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from app.defaults import VENUES
 from app.domain.analytics import CRYPTO_DAYS_PER_YEAR
 from app.marketdata.bars import parse_interval
 from app.strategies.base import InvalidParams
+from app.venues.mock import MockVenueConfig
 
 RANK_KEYS = ("sharpe", "sortino", "calmar", "total_return", "profit_factor", "expectancy")
 SUMMARY_COLUMNS = ["rank", "symbol", "params", "trades", "win_rate", "total_pnl",
@@ -176,6 +178,24 @@ def run_grid(base: BacktestConfig, data_template: str, symbols: Sequence[str],
     return rows
 
 
+def mock_config(args: argparse.Namespace) -> MockVenueConfig | None:
+    """``--venue-kind mock``: the mock venue's latency and fill ratio (ValueError if out
+    of range); None for the paper venue."""
+    if args.venue_kind != "mock":
+        return None
+    if not 0 <= args.mock_latency_ms <= 60_000:
+        raise ValueError("--mock-latency-ms must be between 0 and 60000")
+    try:
+        ratio = Decimal(args.mock_fill_ratio)
+    except ArithmeticError:
+        raise ValueError(f"--mock-fill-ratio is not a number: {args.mock_fill_ratio!r}"
+                         ) from None
+    if not ratio.is_finite():
+        raise ValueError("--mock-fill-ratio must be a number above 0 and at most 1")
+    return MockVenueConfig(latency=timedelta(milliseconds=args.mock_latency_ms),
+                           fill_ratio=ratio)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         params = read_params_file(Path(args.params_file)) if args.params_file else {}
@@ -186,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
             funding=Path(args.funding).expanduser() if args.funding else None,
             fees=parse_fees(args.fees),
             interval=parse_interval(args.interval) if args.interval else None,
-            volume_unit=args.volume_unit, periods_per_year=args.periods_per_year)
+            volume_unit=args.volume_unit, periods_per_year=args.periods_per_year,
+            mock=mock_config(args))
         out = Path(args.out).expanduser()
         if args.grid or args.symbols:
             symbols = [s.strip() for s in (args.symbols or args.symbol).split(",") if s.strip()]
@@ -241,6 +262,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fees", metavar="MAKER,TAKER",
                    help="fee rates in bps (default: the instrument's, 2,5)")
     p.add_argument("--interval", help="bar interval (default: detected)")
+    p.add_argument("--venue-kind", choices=("paper", "mock"), default="paper",
+                   help="paper: the exchange simulator (book walking, queues); mock: fills "
+                        "at the mark after a latency, a fraction of each order")
+    p.add_argument("--mock-latency-ms", type=int, default=50, metavar="MS",
+                   help="with --venue-kind mock (default %(default)s)")
+    p.add_argument("--mock-fill-ratio", default="1", metavar="R",
+                   help="with --venue-kind mock: the fraction of each order that fills, "
+                        "above 0 and at most 1 (default %(default)s)")
     p.add_argument("--volume-unit", choices=("quote", "base"), default="quote")
     p.add_argument("--periods-per-year", type=int, default=CRYPTO_DAYS_PER_YEAR,
                    help="annualization of the daily ratios (default %(default)s: crypto)")

@@ -40,6 +40,7 @@ from app.domain.strategies import CreateStrategy, StartStrategy
 from app.simulate import Source, bar_source, build_demo_engine
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
+from app.venues.mock import MockVenueConfig
 
 # Kinds a backtest runs: one symbol on one venue. funding_arb trades two venues'
 # markets at once and has its own runner (app/simulate.py run_arbitrage).
@@ -78,6 +79,8 @@ class BacktestConfig:
     volume_unit: str = "quote"
     periods_per_year: int = CRYPTO_DAYS_PER_YEAR
     chunk: int = DEFAULT_CHUNK
+    # None: the paper venue (book walking, queues); set: the mock venue (app/venues/mock.py).
+    mock: MockVenueConfig | None = None
 
     @property
     def strategy_id(self) -> str:
@@ -134,7 +137,11 @@ def run_backtest(config: BacktestConfig,
                                 volume_unit=config.volume_unit)
     assert source.interval is not None
     instruments = config.fees.apply(source.instruments)
-    engine = build_demo_engine(instruments, source.venues, source.venue_config)
+    engine = build_demo_engine(instruments, source.venues, source.venue_config,
+                               mock=config.mock)
+    if config.mock is not None:
+        source.description += (f", mock venue ({config.mock.latency.total_seconds() * 1000:g}"
+                               f" ms, fill ratio {config.mock.fill_ratio})")
     host = StrategyHost()
     client, venue, sid = config.client, config.venue, config.strategy_id
 

@@ -114,8 +114,14 @@ class CommandBus:
                  clock: Callable[[], datetime] = utc_now,
                  observer: Callable[[str, float, int], None] | None = None,
                  rebuild: Callable[[], Engine] | None = None,
-                 host: StrategyHost | None = None):
+                 host: StrategyHost | None = None,
+                 market_time: Callable[[datetime], None] | None = None):
         self.engine = engine
+        # A replay (``serve --replay``): the engine's time is the market data's. Each
+        # update is processed at its own timestamp, what follows it in the batch at
+        # that time too (time never goes back), and ``market_time`` hears how far
+        # the data has got (the replay clock follows it). None: the clock decides.
+        self.market_time = market_time
         # Strategies run between engine steps, inside this writer.
         self.host = host
         self.log = log
@@ -226,6 +232,15 @@ class CommandBus:
         if self.storage_error is None:
             self._queue.put_nowait(_Work(tick=True))
 
+    async def flush(self) -> None:
+        """Return once everything queued before this call is processed and committed
+        (a clock tick with a caller: a replay's end waits for its last updates)."""
+        if self._task is None or self._task.done():
+            raise StorageUnavailable("the command bus is not running")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Work(tick=True, future=future))
+        await future
+
     def _hold(self, update: MarketUpdate) -> None:
         if isinstance(update, _STATE_UPDATES):
             self._held_market[(type(update), update.venue, update.symbol)] = update
@@ -279,7 +294,10 @@ class CommandBus:
         engine = self.engine
         events: list[Event] = []
         audits: list[AuditRow] = []
+        follow = self.market_time
         for work in batch:
+            if follow is not None and work.update is not None and work.update.ts > now:
+                now = work.update.ts
             try:
                 if work.command is not None:
                     work.events = engine.handle(work.command, now)
@@ -306,6 +324,8 @@ class CommandBus:
                 events.extend(work.reactions)
         if engine.risk.trips:
             audits.extend(_trip_audits(engine.risk.take_trips()))
+        if follow is not None:
+            follow(now)
         self.last_processed_at = now
         records: list[Recorded] = []
         try:

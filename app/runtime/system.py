@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.config import Settings, TradingConfig
+from app.config import Settings, TradingConfig, VenueConfig
 from app.domain.commands import Deposit
+from app.domain.instruments import Instrument
 from app.domain.market import MarketUpdate, MarkPrice
 from app.domain.rate_limits import OrderRates
 from app.domain.risk import OrderSizedDown
@@ -28,12 +29,16 @@ from app.runtime.alerts import AlertMonitor
 from app.runtime.broadcast import Broadcaster
 from app.runtime.bus import CommandBus, utc_now
 from app.runtime.feeds import ClockTask, DemoClock, FeedTask, synthetic_feed
+from app.runtime.replay import HIGH_WATER as REPLAY_HIGH_WATER
+from app.runtime.replay import Replay, open_replay
 from app.runtime.safety_log import WATCHED as SAFETY_EVENTS
 from app.runtime.safety_log import SizedDownFeed, log_safety
 from app.store.event_log import EventLog, make_db_engine
 from app.store.migrate import upgrade
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
+from app.venues.base import Venue
+from app.venues.mock import MockVenue, MockVenueConfig, mock_capabilities
 from app.venues.paper.queue import make_queue_model
 from app.venues.paper.venue import PaperVenue, PaperVenueConfig
 
@@ -50,12 +55,17 @@ class TradingSystem:
         self.instruments = [i.to_domain() for i in trading.instruments]
         self.broadcaster = Broadcaster(settings.ws_queue_size)
         self.strategy_host = StrategyHost()
-        # The engine's clock: the wall clock, or a demo's accelerated one.
+        # ``serve --replay FILE``: a bar file in place of the synthetic feed, on its clock.
+        self.replay: Replay | None = self._open_replay()
+        # The engine's clock: the wall clock, a demo's accelerated one, or a replay's.
         self.now: Callable[[], datetime] = (
-            DemoClock(settings.demo_speed) if settings.demo_speed > 1 else utc_now)
+            self.replay.clock if self.replay is not None
+            else DemoClock(settings.demo_speed) if settings.demo_speed > 1 else utc_now)
         self.bus = CommandBus(self._new_engine(), self.log, self.broadcaster,
                               rebuild=self._rebuilt_engine, host=self.strategy_host,
-                              clock=self.now)
+                              clock=self.now,
+                              market_time=(self.replay.clock.advance_to
+                                           if self.replay is not None else None))
         self.marks_at: dict[tuple[str, str], datetime] = {}
         self.feeds: list[FeedTask] = []
         self.clock = ClockTask(self.bus.tick)
@@ -78,17 +88,37 @@ class TradingSystem:
         """The live engine (the bus swaps in a rebuilt one after a failed commit)."""
         return self.bus.engine
 
+    def _open_replay(self) -> Replay | None:
+        """The replay the settings ask for (None: none); a ValueError or OSError says
+        what is wrong with it, and the server does not start."""
+        if self.settings.replay is None:
+            return None
+        return open_replay(self.settings, self.instruments,
+                           [v.name for v in self.trading.venues])
+
+    def _max_book_age(self, v: VenueConfig) -> timedelta | None:
+        """A bar file quotes every quarter interval: its venue's books go stale only once
+        two points are missing (as in ``perpdesk backtest``, app/simulate.py bar_source)."""
+        age = None if v.max_book_age_s is None else timedelta(seconds=v.max_book_age_s)
+        replay = self.replay
+        if replay is not None and age is not None and replay.spec.venue == v.name:
+            age = max(age, replay.interval / 2)
+        return age
+
+    def _new_venue(self, v: VenueConfig) -> Venue:
+        if v.kind == "mock":
+            return MockVenue(v.name, MockVenueConfig(
+                latency=timedelta(milliseconds=v.latency_ms), fill_ratio=v.fill_ratio,
+                capabilities=mock_capabilities(v.capabilities)))
+        return PaperVenue(v.name, PaperVenueConfig(
+            submit_latency=v.submit_latency, response_latency=v.response_latency,
+            capabilities=v.capabilities, through_fill=v.through_fill,
+            self_trade_prevention=v.self_trade_prevention,
+            max_book_age=self._max_book_age(v)),
+            make_queue_model(v.queue_model))
+
     def _new_engine(self) -> Engine:
-        venues = {
-            v.name: PaperVenue(v.name, PaperVenueConfig(
-                submit_latency=v.submit_latency, response_latency=v.response_latency,
-                capabilities=v.capabilities, through_fill=v.through_fill,
-                self_trade_prevention=v.self_trade_prevention,
-                max_book_age=None if v.max_book_age_s is None
-                else timedelta(seconds=v.max_book_age_s)),
-                make_queue_model(v.queue_model))
-            for v in self.trading.venues
-        }
+        venues = {v.name: self._new_venue(v) for v in self.trading.venues}
         accounts = [AccountSetup(c.name, v, c.leverage) for c in self.trading.clients
                     for v in venues]
         return Engine(EngineConfig(self.instruments, accounts, self.trading.risk_limits(),
@@ -138,7 +168,16 @@ class TradingSystem:
         await self.alerts.start()  # the webhook sinks' tasks
         await self._fund_new_accounts()
         await self._create_configured_strategies()
-        if self.settings.feed == "synthetic":
+        if self.replay is not None:
+            if not self.first_start:
+                log.warning("replaying %s into a database that already holds a run: its "
+                            "balances, positions and strategies carry on (use a fresh "
+                            "database for a clean simulation)", self.replay.spec.path.name)
+            # While the log refuses writes the bus would keep only the latest prices:
+            # the replay waits instead, so no bar of the file is skipped.
+            self.replay.start(self.on_market, lambda: self.bus.backlog if self.bus.writable
+                              else REPLAY_HIGH_WATER, self.bus.flush)
+        elif self.settings.feed == "synthetic":
             # A demo's market steps a second at a time (still many steps a wall second).
             step_ms = max(self.settings.feed_step_ms, 1000) if self.demo \
                 else self.settings.feed_step_ms
@@ -154,6 +193,8 @@ class TradingSystem:
             self.first_event_at = self.started_at
 
     async def stop(self) -> None:
+        if self.replay is not None:
+            await self.replay.stop()
         for feed in self.feeds:
             await feed.stop()
         await self.clock.stop()
@@ -213,11 +254,19 @@ class TradingSystem:
             self.marks_at[(update.venue, update.symbol)] = update.ts
         self.bus.market(update)
 
+    def _fed_instruments(self) -> list[Instrument]:
+        """The instruments that have a market: in a replay, only the replayed one."""
+        if self.replay is None:
+            return self.instruments
+        return [i for i in self.instruments if (i.venue, i.symbol) == self.replay.key]
+
     def stale_marks(self, now: datetime) -> list[str]:
         """Instruments whose mark is missing or older than the staleness limit."""
         limit = self.settings.stale_mark_seconds
+        if self.replay is not None:
+            now = self.replay.clock()  # its marks carry the data's time, whoever asks
         stale = []
-        for inst in self.instruments:
+        for inst in self._fed_instruments():
             seen = self.marks_at.get((inst.venue, inst.symbol))
             if seen is None or (now - seen).total_seconds() > limit:
                 stale.append(f"{inst.venue}:{inst.symbol}")
@@ -228,8 +277,10 @@ class TradingSystem:
         by a feed gap, or stale (no update for longer than the venue's max book age),
         each as ``venue:symbol (why)``. A book never fed is not listed (no data is what
         ``stale_marks`` reports)."""
+        if self.replay is not None:
+            now = self.replay.clock()
         unready = []
-        for inst in self.instruments:
+        for inst in self._fed_instruments():
             venue = self.engine.venues.get(inst.venue)
             if not isinstance(venue, PaperVenue):
                 continue  # a live venue keeps no paper book

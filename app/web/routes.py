@@ -126,6 +126,7 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
         ctx["alerts"] = dashboard_alerts(reader)
     elif name == "marks":
         ctx["marks"] = views.marks(reader)
+        ctx["replay"] = views.replay_status(system)
     elif name == "equity":
         ctx["series"] = json.dumps(system.equity.series(clients))
     elif name == "controls":

@@ -217,7 +217,9 @@ def trade_row(t: Any) -> dict[str, Any]:
 
 
 def marks(reader: Reader) -> list[dict[str, Any]]:
-    now = utc_now()
+    replay = getattr(reader.system, "replay", None)
+    # A replay's marks carry the data's time: their age is on its clock.
+    now = replay.clock() if replay is not None else utc_now()
     limit = reader.system.settings.stale_mark_seconds
     rows = []
     for m in markets(reader.system):
@@ -227,6 +229,15 @@ def marks(reader: Reader) -> list[dict[str, Any]]:
                      "age": f"{age:.0f}s" if age is not None else "never",
                      "stale": age is None or age > limit})
     return rows
+
+
+def replay_status(system: Any) -> dict[str, Any] | None:
+    """``serve --replay``: what is replayed and how far it has got (None: no replay)."""
+    replay = getattr(system, "replay", None)
+    if replay is None:
+        return None
+    status = replay.status()
+    return {**status, "data_at": f"{replay.clock():%Y-%m-%d %H:%M:%S} UTC"}
 
 
 def scopes(reader: Reader) -> list[dict[str, Any]]:

@@ -1,0 +1,244 @@
+"""``perpdesk serve --replay FILE``: a bar file replayed live through the server.
+
+The file (CSV or Parquet OHLCV, any interval) becomes the same tick stream as in
+``perpdesk backtest`` (``app/marketdata/bars.py read_bars``: each bar four points,
+each a quote, a trade print and a mark), optionally merged with a funding-rate
+file (``app/simulate.py with_funding``), and goes through the command bus like
+any live feed: the engine, the paper venue, the strategy host, the event log and
+the dashboard all run as in production.
+
+Time is the data's (``ReplayClock``): the engine starts at the file's first
+timestamp and the bus processes every update at its own timestamp
+(``CommandBus(market_time=...)``). At a speed factor the feed releases updates
+``speed`` times faster than real time and the clock runs on between them; at
+``max`` speed (0) the feed goes as fast as the bus takes it, never more than
+``HIGH_WATER`` updates ahead of it, and the clock is exactly the time of the
+last update processed — so a replay at max speed steps the engine exactly as a
+backtest does, which ``tests/runtime/test_replay_equals_backtest.py`` proves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from app.config import Settings
+from app.domain.instruments import Instrument
+from app.domain.market import FundingRate, MarketUpdate
+from app.marketdata.bars import (
+    bar_file_layout,
+    detect_interval,
+    format_interval,
+    parse_interval,
+    read_bars,
+    read_funding_rates,
+)
+from app.runtime.feeds import cancel_task
+from app.simulate import NOTIONAL_WITHOUT_VOLUME, with_funding
+
+log = logging.getLogger(__name__)
+
+# At max speed: updates queued on the bus before the feed waits for it to drain
+# (bounded memory, and a command from the API never waits behind more than this).
+HIGH_WATER = 2_000
+# Updates handed over between yields to the event loop (requests keep being served).
+YIELD_EVERY = 256
+DRAIN_POLL_S = 0.002
+
+
+class ReplayClock:
+    """The engine's clock in a replay: the market data's time.
+
+    It starts at the file's first timestamp. At max speed (``speed`` None) it is
+    the time of the last update the engine processed (the bus tells it:
+    ``advance_to``), so nothing happens between two updates, as in a backtest. At
+    a speed factor it also runs on ``speed`` times faster than the wall clock from
+    when the feed starts, so latency, expiries and timers fall due between updates
+    as they would live; it never goes back. When the data ends, it stops.
+    """
+
+    def __init__(self, start: datetime, speed: float | None,
+                 wall: Callable[[], datetime] | None = None):
+        self.speed = speed
+        self._data_at = start
+        self._wall = wall or (lambda: datetime.now(UTC))
+        self._paced_from: tuple[datetime, datetime] | None = None  # (data time, wall time)
+
+    def start(self) -> None:
+        """The feed starts: a paced clock runs from now on."""
+        self._paced_from = (self._data_at, self._wall())
+
+    def stop(self) -> None:
+        """The data has ended: time stops with it (at the last update processed, or
+        wherever a paced clock had got), so its marks do not turn stale."""
+        self._data_at = self()
+        self._paced_from = None
+
+    def advance_to(self, at: datetime) -> None:
+        """The engine has processed the data up to ``at``."""
+        if at > self._data_at:
+            self._data_at = at
+
+    def __call__(self) -> datetime:
+        if self.speed is None or self._paced_from is None:
+            return self._data_at
+        data_from, wall_from = self._paced_from
+        paced = data_from + (self._wall() - wall_from) * self.speed
+        return paced if paced > self._data_at else self._data_at
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySpec:
+    """What to replay (the server's settings, checked)."""
+
+    path: Path
+    symbol: str
+    venue: str
+    speed: float | None  # None: as fast as the bus takes it
+    funding: Path | None = None
+    interval: timedelta | None = None  # None: detected from the file
+
+
+def parse_speed(text: str | float) -> float | None:
+    """``"60"`` -> 60.0; ``"max"`` or 0 -> None (as fast as possible)."""
+    if isinstance(text, str) and text.strip().lower() == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise ValueError(f"replay speed must be a number or 'max', not {text!r}") from None
+    if speed != speed or speed < 0 or speed > 1_000_000:
+        raise ValueError(f"replay speed must be between 0 (max) and 1000000, not {text!r}")
+    return None if speed == 0 else speed
+
+
+def replay_updates(spec: ReplaySpec, instrument: Instrument
+                   ) -> tuple[Iterator[MarketUpdate], timedelta, str]:
+    """The file's tick stream (lazy), its bar interval and a one-line description."""
+    layout = bar_file_layout(spec.path)  # fails fast on a file that is not a bar file
+    interval = spec.interval or detect_interval(spec.path)
+    feed: Iterable[MarketUpdate] = read_bars(
+        spec.path, venue=spec.venue, symbol=spec.symbol, tick=instrument.tick_size,
+        interval=interval, size_step=instrument.step_size,
+        notional_without_volume=NOTIONAL_WITHOUT_VOLUME if layout.volume is None else None)
+    description = (f"{spec.path.name}: {spec.symbol} on {spec.venue}, "
+                   f"{format_interval(interval)} bars")
+    if spec.funding is not None:
+        feed = with_funding(feed, read_funding_rates(spec.funding, venue=spec.venue,
+                                                     symbol=spec.symbol))
+        description += f", funding from {spec.funding.name}"
+    return iter(feed), interval, description
+
+
+def open_replay(settings: Settings, instruments: list[Instrument], venues: list[str]
+                ) -> Replay:
+    """The replay ``settings`` ask for, checked against the configured instruments
+    (raises ValueError or OSError with a message for a person)."""
+    if settings.replay is None:
+        raise ValueError("no replay file given")
+    venue = settings.replay_venue or venues[0]
+    symbol = settings.replay_symbol
+    found = [i for i in instruments if i.venue == venue and i.symbol == symbol]
+    if not found:
+        known = sorted({f"{i.symbol} on {i.venue}" for i in instruments})
+        raise ValueError(f"replay symbol {symbol} on {venue} is not configured "
+                         f"(configured: {', '.join(known)})")
+    interval = parse_interval(settings.replay_interval) if settings.replay_interval else None
+    funding = settings.replay_funding
+    spec = ReplaySpec(Path(settings.replay).expanduser(), symbol, venue,
+                      parse_speed(settings.replay_speed),
+                      Path(funding).expanduser() if funding is not None else None, interval)
+    return Replay(spec, found[0])
+
+
+class Replay:
+    """One replay: its clock, its feed task and what it has done (for /readyz)."""
+
+    def __init__(self, spec: ReplaySpec, instrument: Instrument):
+        self.spec = spec
+        updates, self.interval, self.description = replay_updates(spec, instrument)
+        first = next(updates, None)
+        if first is None:
+            raise ValueError(f"{spec.path}: no bars to replay")
+        self.first_at: datetime = first.ts
+        self.clock = ReplayClock(first.ts, spec.speed)
+        self._updates: Iterator[MarketUpdate] = itertools.chain((first,), updates)
+        self.state = "pending"  # running, ended, failed
+        self.error: str | None = None
+        self.updates = 0
+        self.funding_rates = 0
+        self.last_at: datetime | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.spec.venue, self.spec.symbol
+
+    def start(self, sink: Callable[[MarketUpdate], None], backlog: Callable[[], int],
+              drained: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Feed ``sink`` (the bus); ``backlog`` is how much it has queued, ``drained``
+        waits until what it has queued is committed (the replay has ended only then)."""
+        self._task = asyncio.create_task(self._run(sink, backlog, drained), name="feed-replay")
+
+    async def stop(self) -> None:
+        await cancel_task(self._task)
+        self._task = None
+
+    async def wait(self) -> None:
+        """Until the feed has ended (tests)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    def status(self) -> dict[str, object]:
+        speed = self.spec.speed
+        return {"file": self.spec.path.name, "symbol": self.spec.symbol,
+                "venue": self.spec.venue, "speed": "max" if speed is None else f"{speed:g}",
+                "state": self.state, "updates": self.updates,
+                "first_at": self.first_at.isoformat(),
+                "last_at": self.last_at.isoformat() if self.last_at else None,
+                "error": self.error}
+
+    async def _run(self, sink: Callable[[MarketUpdate], None], backlog: Callable[[], int],
+                   drained: Callable[[], Awaitable[None]] | None) -> None:
+        clock, speed = self.clock, self.spec.speed
+        self.state = "running"
+        clock.start()
+        log.info("replay started: %s at %s", self.description,
+                 "max speed" if speed is None else f"{speed:g}x")
+        try:
+            for update in self._updates:
+                if speed is not None:
+                    delay = (update.ts - clock()).total_seconds() / speed
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                # Backpressure: never more than HIGH_WATER updates ahead of the bus.
+                while backlog() >= HIGH_WATER:
+                    await asyncio.sleep(DRAIN_POLL_S)
+                sink(update)
+                self.updates += 1
+                self.funding_rates += type(update) is FundingRate
+                self.last_at = update.ts
+                if self.updates % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        except (OSError, ValueError) as exc:  # a bad row halfway: the data stops there
+            self.state, self.error = "failed", str(exc)[:500]
+            clock.stop()
+            log.error("replay of %s stopped at update %d: %s", self.spec.path.name,
+                      self.updates, exc)
+            return
+        if drained is not None:
+            try:
+                await drained()
+            except Exception as exc:  # the log refuses writes: the bus holds the data
+                log.warning("replay ended, its last updates not committed yet: %s", exc)
+        self.state = "ended"
+        clock.stop()
+        log.info("replay ended: %s, %d updates%s, %s -> %s (the server stays up)",
+                 self.description, self.updates,
+                 f" ({self.funding_rates} funding rates)" if self.funding_rates else "",
+                 self.first_at, self.last_at)
