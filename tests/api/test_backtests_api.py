@@ -340,3 +340,92 @@ def test_a_run_left_unfinished_by_a_crash_is_failed_at_the_next_start(
     with _server(db, data_dir) as client:
         run = client.get("/api/v1/backtests/crashed", headers=_as_operator(client)).json()
         assert run["status"] == "failed" and "stopped before it finished" in run["error"]
+
+
+# ---- the dashboard's form and live list, server side -------------------------------------------
+# (In a real browser: tests/web/test_backtests_page.py.)
+
+def _log_in(api: Any, name: str, role: Any) -> str:
+    api.auth.add_user(name, role, "correct horse battery")
+    body = api.ok(api.post("/api/v1/auth/login", None,
+                           json={"name": name, "password": "correct horse battery"}))
+    return str(body["csrf_token"])
+
+
+def _pushed_html(ws: Any, timeout: float) -> str:
+    import anyio
+
+    async def receive() -> Any:
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()
+
+    message = ws.portal.call(receive)
+    ws._raise_on_close(message)
+    return str(message["text"])
+
+
+def test_the_dashboard_form_starts_a_run_and_the_list_follows_it_live(bt_api: Any) -> None:
+    from app.auth.principal import Role
+
+    csrf = _log_in(bt_api, "desk-op", Role.OPERATOR)
+    page = bt_api.client.get("/backtests")
+    assert page.status_code == 200
+    assert 'id="backtest-form"' in page.text and f'<option value="{SMALL}"' in page.text
+    assert 'value="quotes.csv"' not in page.text.split('name="dataset"')[1].split("</select>")[0]
+    form = {"strategy": "ma_crossover", "dataset": SMALL, "symbol": "BTC-PERP",
+            "venue": "paper-binance", "params": "fast_period=5\nslow_period=20",
+            "maker_bps": "2", "taker_bps": "", "funding_dataset": "", "run_id": "ui-form-1"}
+    # Without the session's CSRF token: refused, nothing started.
+    refused = bt_api.client.post("/ui/backtests", data=form)
+    assert refused.status_code == 403 and bt_api.system.backtests.runs() == []
+
+    with bt_api.client.websocket_connect("/ui/ws?page=backtests") as ws:
+        assert 'id="backtests"' in _pushed_html(ws, 10)  # the full render on connect
+        answer = bt_api.client.post("/ui/backtests", data=form, headers={"X-CSRF-Token": csrf})
+        assert answer.status_code == 200, answer.text
+        assert "Backtest ui-form-1 queued" in answer.text
+        # A double submit of the same form starts nothing more.
+        again = bt_api.client.post("/ui/backtests", data=form, headers={"X-CSRF-Token": csrf})
+        assert "was already started" in again.text
+        seen = []
+        while 'data-status="done"' not in (seen or [""])[-1]:
+            html = _pushed_html(ws, RUN_TIMEOUT_S)
+            if 'data-backtest="ui-form-1"' in html:
+                seen.append(html)
+    assert 'href="/api/v1/backtests/ui-form-1/report"' in seen[-1]
+    assert "2,000/2,000 bars" in seen[-1]
+    run = bt_api.ok(bt_api.get("/api/v1/backtests/ui-form-1"))
+    assert run["requested_by"] == "session:desk-op" and run["params"]["slow_period"] == 20
+    assert run["fees"] == {"maker_bps": "2", "taker_bps": None}
+    # The report opens with the session (a GET: no CSRF token needed).
+    assert bt_api.client.get("/api/v1/backtests/ui-form-1/report").status_code == 200
+
+
+def test_the_form_answers_refusals_next_to_the_field(bt_api: Any) -> None:
+    from app.auth.principal import Role
+
+    csrf = _log_in(bt_api, "desk-op2", Role.OPERATOR)
+    form = {"strategy": "ma_crossover", "dataset": SMALL, "params": "fast_period=soon"}
+    answer = bt_api.client.post("/ui/backtests", data=form, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 422
+    assert 'data-field="params"' in answer.text and "INVALID_PARAMS" in answer.text
+    assert "fast_period=soon" in answer.text  # kept, to be corrected
+    answer = bt_api.client.post("/ui/backtests", data={**form, "params": "{not json"},
+                                headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 422 and "not a JSON object" in answer.text
+    answer = bt_api.client.post("/ui/backtests", data={**form, "params": "",
+                                                       "dataset": "nope.csv"},
+                                headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 404 and 'data-field="dataset"' in answer.text
+    assert bt_api.system.backtests.runs() == []
+
+
+def test_a_viewer_session_cannot_start_a_run_from_the_form(bt_api: Any) -> None:
+    from app.auth.principal import Role
+
+    csrf = _log_in(bt_api, "desk-viewer", Role.VIEWER)
+    page = bt_api.client.get("/backtests")
+    assert page.status_code == 200 and 'id="backtest-form"' not in page.text
+    answer = bt_api.client.post("/ui/backtests", headers={"X-CSRF-Token": csrf},
+                                data={"strategy": "ma_crossover", "dataset": SMALL})
+    assert answer.status_code == 403 and bt_api.system.backtests.runs() == []
