@@ -35,6 +35,7 @@ from app.backtest.runner import (
 from app.defaults import VENUES, demo_instruments
 from app.marketdata.bars import bar_file_layout
 from app.strategies.base import InvalidParams
+from app.strategies.registry import kinds
 
 __all__ = ["BACKTEST_KINDS", "DATASET_SUFFIXES", "VENUES", "InvalidParams", "JobSpec",
            "JobSummary", "check_bar_file", "count_bars", "init_worker", "run_job",
@@ -150,6 +151,12 @@ def symbols_on(venue: str) -> list[str]:
 def validated_params_of(strategy: str, symbol: str, params: dict[str, Any]
                         ) -> tuple[tuple[str, str], ...]:
     """The kind's validation of ``params`` (``InvalidParams`` names the field), as the
-    run itself will validate them."""
-    return validated_params(BacktestConfig(strategy=strategy, data=Path("-"), symbol=symbol,
-                                           params=params))
+    run itself will validate them; a combination the strategy's code refuses when it is
+    built is a ``ValueError`` too."""
+    validated = validated_params(BacktestConfig(strategy=strategy, data=Path("-"),
+                                                symbol=symbol, params=params))
+    try:
+        kinds()[strategy].build(validated)
+    except Exception as exc:
+        raise ValueError(str(exc)) from None
+    return validated

@@ -124,6 +124,7 @@ class BacktestService:
         self._queue: Any = None
         self._reader: threading.Thread | None = None
         self._stopping = False
+        self._pool_lock = threading.Lock()
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -136,7 +137,8 @@ class BacktestService:
     async def stop(self) -> None:
         """Cancel queued runs, end running workers, stop the progress reader."""
         self._stopping = True
-        pool = self._pool
+        with self._pool_lock:
+            pool = self._pool
         if pool is not None:
             running = any(r.status is RunStatus.RUNNING for r in self._runs.values())
             processes = list((getattr(pool, "_processes", None) or {}).values())
@@ -160,6 +162,8 @@ class BacktestService:
                 await asyncio.to_thread(self._queue.join_thread)
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._stopping:
+            raise RuntimeError("the server is shutting down")
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             if self._queue is None:
@@ -314,21 +318,32 @@ class BacktestService:
                                headers={"Retry-After": "1"}) from None
         spec = JobSpec(run_id, req.strategy, data, req.symbol, req.venue, dict(req.params),
                        funding, req.maker_bps, req.taker_bps, out)
-        self._launch(spec)
         self._publish(run)
+        try:  # off the loop: the pool's first submit starts its worker processes
+            await asyncio.to_thread(self._launch, spec)
+        except Exception as exc:  # no pool to run it (shutting down, cannot spawn)
+            log.warning("backtest %s: could not be started: %s", run_id, exc)
+            failed = dataclasses.replace(run, status=RunStatus.FAILED,
+                                         finished_at=datetime.now(UTC),
+                                         error=f"could not be started: {exc}"[:ERROR_MAX])
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(write_status, out, failed)
+            self._finished(failed)
+            return failed, True
         return run, True
 
     def _launch(self, spec: JobSpec) -> None:
         """Hand the run to the pool; a pool broken by a worker that died (killed, out
         of memory) is replaced, once."""
-        try:
-            future = self._ensure_pool().submit(run_job, spec)
-        except BrokenProcessPool:
-            log.warning("backtest worker pool broken (a worker died); starting a new one")
-            broken, self._pool = self._pool, None
-            if broken is not None:
-                broken.shutdown(wait=False, cancel_futures=True)
-            future = self._ensure_pool().submit(run_job, spec)
+        with self._pool_lock:  # launches run in threads: one pool, replaced once
+            try:
+                future = self._ensure_pool().submit(run_job, spec)
+            except BrokenProcessPool:
+                log.warning("backtest worker pool broken (a worker died); starting a new one")
+                broken, self._pool = self._pool, None
+                if broken is not None:
+                    broken.shutdown(wait=False, cancel_futures=True)
+                future = self._ensure_pool().submit(run_job, spec)
         future.add_done_callback(lambda f: self._on_done(spec.run_id, f))
 
     def _retried(self, req: BacktestRequest) -> BacktestRun | None:

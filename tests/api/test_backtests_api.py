@@ -255,6 +255,24 @@ def test_a_run_that_fails_records_its_error_and_the_server_goes_on(bt_api: Any) 
     assert wait_finished(bt_api, bt_api.ok(start(bt_api), 201)["id"])["status"] == "done"
 
 
+def test_a_worker_killed_mid_run_fails_its_run_and_the_next_run_gets_a_new_worker(
+        bt_api: Any) -> None:
+    import signal
+
+    run = bt_api.ok(start(bt_api, dataset=LONGER), 201)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while (seen := bt_api.ok(bt_api.get(f"/api/v1/backtests/{run['id']}")))["status"] \
+            == "queued":
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    assert seen["status"] == "running", seen
+    os.kill(seen["worker_pid"], signal.SIGKILL)  # out of memory, say
+    killed = wait_finished(bt_api, run["id"])
+    assert killed["status"] == "failed" and "worker process running it died" in killed["error"]
+    after = wait_finished(bt_api, bt_api.ok(start(bt_api), 201)["id"])
+    assert after["status"] == "done" and after["worker_pid"] != seen["worker_pid"]
+
+
 def test_progress_is_pushed_on_the_backtests_topic(bt_api: Any, ws_recv: Any) -> None:
     with bt_api.ws("viewer", topics="backtests") as ws:
         assert ws_recv(ws)["type"] == "ready"
