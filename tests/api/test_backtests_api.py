@@ -225,6 +225,35 @@ def test_a_full_queue_is_refused_with_a_clear_code(make_api: Callable[..., Any],
     assert len(api.ok(api.get("/api/v1/backtests"))["items"]) == 2
 
 
+def test_concurrent_retries_start_one_run_and_concurrent_requests_fill_the_queue_exactly(
+        make_api: Callable[..., Any], data_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = make_api(backtest_data_dir=data_dir, backtest_queue_size=3)
+    api.system.backtests._launch = lambda spec: None  # runs stay queued
+    with ThreadPoolExecutor(8) as pool:
+        same = list(pool.map(lambda _: start(api, run_id="once"), range(8)))
+    assert sorted(r.status_code for r in same) == [200] * 7 + [201]
+    assert {r.json()["id"] for r in same} == {"once"}
+    assert len(api.rows(AuditRow, AuditRow.action == "backtest-start")) == 1
+    with ThreadPoolExecutor(8) as pool:
+        many = list(pool.map(lambda n: start(api, run_id=f"many-{n}"), range(8)))
+    assert sorted(r.status_code for r in many) == [201] * 2 + [429] * 6
+    assert len(api.ok(api.get("/api/v1/backtests"))["items"]) == 3
+    assert len(api.rows(AuditRow, AuditRow.action == "backtest-start")) == 3
+
+
+def test_an_operator_scoped_to_a_client_may_run_one_and_everyone_reads_it(bt_api: Any
+                                                                           ) -> None:
+    # A backtest trades the demo's paper account over a shared file, no client's account.
+    run = bt_api.ok(start(bt_api, "scoped", run_id="scoped-run"), 201)
+    assert run["requested_by"] == "key:scoped-demo"
+    for who in ("viewer", "trader", "scoped", "admin"):
+        listed = bt_api.ok(bt_api.get("/api/v1/backtests", who))["items"]
+        assert [r["id"] for r in listed] == ["scoped-run"]
+    assert wait_finished(bt_api, "scoped-run")["status"] == "done"
+
+
 # ---- worker processes, failures, the event loop ------------------------------------------------
 
 def test_the_server_answers_while_a_run_is_in_progress(bt_api: Any) -> None:
