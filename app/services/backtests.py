@@ -140,12 +140,12 @@ class BacktestService:
         with self._pool_lock:
             pool = self._pool
         if pool is not None:
-            running = any(r.status is RunStatus.RUNNING for r in self._runs.values())
+            # A run may take minutes: its worker is ended and the run recorded as failed
+            # (idle workers are ended too: a run that had just started is no different).
             processes = list((getattr(pool, "_processes", None) or {}).values())
-            if running:  # a run may take minutes: its worker is ended, the run failed
-                for process in processes:
-                    with contextlib.suppress(Exception):
-                        process.terminate()
+            for process in processes:
+                with contextlib.suppress(Exception):
+                    process.terminate()
             # Queued runs are cancelled; the pool's thread records every outcome (each
             # run's status.json) before this returns.
             await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)

@@ -85,9 +85,11 @@ async def start_backtest(request: Request) -> Response:
     except ApiError as exc:
         status = exc.status
         field = str(exc.details.get("field", "form")).split(".")[0]
-        errors[field if field in FORM_FIELDS else "form"] = f"{exc.code}: {exc.message}"
+        shown = field in FORM_FIELDS and field != "run_id"  # the id is a hidden field
+        errors[field if shown else "form"] = f"{exc.code}: {exc.message}"
     ctx = await _form_context(request)
-    if errors:  # everything typed stays, to be corrected (the same id: still one run)
+    if errors and "BACKTEST_ID_REUSED" not in errors.get("form", ""):
+        # Everything typed stays, to be corrected, with the same id: still one run.
         ctx["run_id"] = values["run_id"] or ctx["run_id"]
     kept = values if errors else {k: v for k, v in values.items() if k != "run_id"}
     return templates.TemplateResponse(request, "fragments/backtest_form.html",
