@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     # ones are read from the database (see "Bounded memory" in the README).
     retain_finished_orders: int = Field(default=20_000, ge=100, le=10_000_000)
     retain_closed_trades: int = Field(default=1_000, ge=10, le=1_000_000)
+    # Backtests started from the API and the dashboard (README "Backtests from the API").
+    # Bar files are picked by name from this directory (None: $PERPDESK_DATA_DIR, else
+    # the shared data directory the demos use); never a path from a caller.
+    backtest_data_dir: Path | None = None
+    # Each run's report directory goes here (None: "backtests" beside the SQLite
+    # database, or in the working directory for another database).
+    backtest_reports_dir: Path | None = None
+    backtest_workers: int = Field(default=1, ge=1, le=4)  # worker processes
+    # Runs queued or running at once; one more is refused (429 BACKTEST_QUEUE_FULL).
+    backtest_queue_size: int = Field(default=4, ge=1, le=100)
 
 
 # ---- bounded decimal settings (YAML and the API's risk profile) ---------------------------

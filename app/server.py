@@ -22,6 +22,7 @@ from app.api import (
     alerts,
     analytics,
     arbitrage,
+    backtests,
     controls,
     docs,
     errors,
@@ -48,6 +49,8 @@ from app.config import Settings, load_trading_config
 from app.domain.events import OrderAccepted, OrderFilled, OrderRejected
 from app.runtime.gc_tuning import tuned_gc
 from app.runtime.system import TradingSystem
+from app.services.backtests import BacktestService
+from app.web import backtests as web_backtests
 from app.web import exports
 from app.web import routes as web
 from app.web.live import LiveHub
@@ -70,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         system.equity = EquityHistory()
         system.housekeepers.append(lambda: system.equity.sample(system))
         await system.start()
+        # Backtests run in worker processes; their progress is pushed like events.
+        system.backtests = BacktestService(settings, system.broadcaster, system.db)
+        await system.backtests.start()
         app.state.live = LiveHub(
             system,
             render=lambda name, who, params: web.render_fragment(system, name, who, params),
@@ -86,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await app.state.live.stop()
+            with contextlib.suppress(Exception):  # never a reason not to stop the rest
+                await system.backtests.stop()
             guard = getattr(app.state, "login_guard", None)
             if guard is not None:  # failed-login counts still buffered go to the audit log
                 with contextlib.suppress(Exception):  # never a reason not to stop
@@ -121,12 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Included straight on the app (not through a parent router): one routing layer
     # less on every request.
     for module in (orders, portfolio, controls, session, leverage, strategies, risk,
-                   alerts, arbitrage, signals, analytics):
+                   alerts, arbitrage, signals, analytics, backtests):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(positions_router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(ws.router)
     app.include_router(web.router)
+    app.include_router(web_backtests.router)
     app.include_router(exports.router)
     app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=web.HERE / "static"), name="static")

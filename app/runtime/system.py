@@ -82,6 +82,7 @@ class TradingSystem:
         self.started_at: datetime | None = None
         self.first_event_at: datetime | None = None
         self.equity: Any = None  # the dashboard's equity history, when the web UI runs
+        self.backtests: Any = None  # the server's backtest runs (app/services/backtests.py)
 
     @property
     def engine(self) -> Engine:

@@ -8,7 +8,7 @@ from app.store.event_log import Recorded
 
 TOPICS = frozenset({"orders", "fills", "positions", "portfolio", "trades", "funding",
                     "balances", "trading_states", "alerts", "strategies", "risk", "arb",
-                    "signals"})
+                    "signals", "backtests"})
 
 _TOPIC_BY_EVENT = {
     "OrderFilled": "fills",

@@ -27,7 +27,7 @@ AUDIT_ACTIONS = ("reduce-only", "disable-trading", "enable-trading", "close-all"
                  "position-close", "leverage", "deposit", "withdraw", "strategy-create",
                  "strategy-start", "strategy-stop", "strategy-config", "login",
                  "login-failed", "user-add", "user-remove", "key-create", "key-revoke",
-                 "risk-profile", "breaker-trip", "breaker-reset")
+                 "risk-profile", "breaker-trip", "breaker-reset", "backtest-start")
 
 
 # The audit page: at most AUDIT_PAGE entries, found among at most AUDIT_SCAN consecutive

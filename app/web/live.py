@@ -74,6 +74,7 @@ STALE_BY_TOPIC: dict[str, set[str]] = {
     "alerts": {"alerts"},
     "risk": {"risk"},
     "arb": {"arb", "legouts"},
+    "backtests": {"backtests"},
 }
 PERIODIC = {"marks", "positions", "summary", "equity", "risk", "strategies", "arb"}
 
@@ -87,6 +88,7 @@ PAGE_FRAGMENTS: dict[str, set[str]] = {
     "trades": {"banner", "exits"},
     "audit": {"banner"},
     "risk": {"banner", "risk"},
+    "backtests": {"banner", "backtests"},
 }
 
 ViewKey = tuple

@@ -140,7 +140,13 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
         ctx["legouts"] = views.leg_outs(_arb_leg_outs(system, principal))
     elif name == "arb":
         ctx["arb"] = _arb_panel(system, principal)
+    elif name == "backtests":
+        runs = system.backtests.runs(BACKTESTS_SHOWN) if system.backtests is not None else []
+        ctx["backtests"] = views.backtests(runs)
     return ctx
+
+
+BACKTESTS_SHOWN = 30  # the newest runs on the Backtests page (the API pages back further)
 
 
 def _arb_panel(system: Any, principal: Principal) -> dict[str, Any] | None:

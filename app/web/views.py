@@ -126,6 +126,42 @@ def strategies(rows: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def backtests(runs: list[Any]) -> list[dict[str, Any]]:
+    """The backtests panel: ``runs`` from ``services.backtests`` (newest first)."""
+    out = []
+    for run in runs:
+        m = run.metrics
+        pnl = Decimal(m["total_pnl"]) if m.get("total_pnl") else None
+        pct = run.progress_pct
+        out.append({
+            "id": run.run_id, "status": run.status.value, "strategy": run.request.strategy,
+            "dataset": run.request.dataset, "symbol": run.request.symbol,
+            "venue": run.request.venue, "bars_done": run.bars_done,
+            "bars_total": run.bars_total, "progress": str(pct) if pct is not None else "",
+            "progress_text": f"{run.bars_done:,}/{run.bars_total:,} bars" if run.bars_total
+            else f"{run.bars_done:,} bars",
+            "trades": "—" if run.trades is None else run.trades,
+            "pnl": signed_money(pnl) if pnl is not None else "—",
+            "tone": tone(pnl) if pnl is not None else "flat",
+            "return": _percent(m.get("total_return")), "sharpe": _ratio(m.get("sharpe")),
+            "max_dd": _percent(m.get("max_drawdown_pct"), already=True),
+            "error": run.error, "requested_by": run.requested_by,
+            "created": run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "done": run.status.value == "done"})
+    return out
+
+
+def _percent(text: str | None, already: bool = False) -> str:
+    if not text:
+        return "—"
+    value = Decimal(text) if already else Decimal(text) * 100
+    return f"{value.quantize(CENT):f}%"
+
+
+def _ratio(text: str | None) -> str:
+    return "—" if not text else f"{Decimal(text).quantize(CENT):f}"
+
+
 def open_orders(reader: Reader, clients: list[str], limit: int = 50) -> list[dict[str, Any]]:
     return [order_row(o) for o in reader.open_orders(clients, limit)]
 

@@ -44,6 +44,11 @@ ENDPOINTS = [
              {"client": "demo-2", "reason": "matrix"}),
     Endpoint("POST", "/api/v1/controls/close-all", "operator", 200,
              {"client": "demo-2", "reason": "matrix"}),
+    # Past the role check, parameters the strategy refuses: 422, and no run is started
+    # (a real run is tests/api/test_backtests_api.py's).
+    Endpoint("POST", "/api/v1/backtests", "operator", 422,
+             {"strategy": "ma_crossover", "dataset": "btc-perp-2022-01_1m.csv",
+              "params": {"fast_period": "not-a-number"}}),
     # reads
     Endpoint("GET", "/api/v1/orders", "viewer", 200),
     Endpoint("GET", "/api/v1/orders/{id}", "viewer", 200),
@@ -56,6 +61,8 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/markets", "viewer", 200),
     Endpoint("GET", "/api/v1/controls", "viewer", 200),
     Endpoint("GET", "/api/v1/auth/me", "viewer", 200),
+    Endpoint("GET", "/api/v1/backtests", "viewer", 200),
+    Endpoint("GET", "/api/v1/backtests/datasets", "viewer", 200),
 ]
 
 

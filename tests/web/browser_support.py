@@ -104,8 +104,10 @@ class TemplateDb:
 class Server:
     """``perpdesk serve`` as a subprocess on a fixed port and database."""
 
-    def __init__(self, db_path: Path, api_key: str, port: int | None = None):
+    def __init__(self, db_path: Path, api_key: str, port: int | None = None,
+                 extra_env: dict[str, str] | None = None):
         self.db_path = db_path
+        self.extra_env = extra_env or {}  # more PERPDESK_* settings for this server
         self.database_url = f"sqlite:///{db_path}"
         self.api_key = api_key
         self.port = port or free_port()
@@ -124,6 +126,7 @@ class Server:
             # of a module share a server, and their round trips must not trip one.
             "PERPDESK_CONFIG": str(ROOT / "tests" / "no_risk_controls.yaml"),
         })
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:
