@@ -14,7 +14,12 @@ plus the events it emits (orders, fills, trades, funding...).
 Targets (issue 15): the real month in < 1 s; 1,000,000 bars end to end in under
 half of a cold vectorized numba backtester's ~16 s; >= 250,000 engine events/s.
 
+With ``--baseline-python`` (a virtualenv with ``vectorbt`` and ``pyarrow``; perpdesk
+does not depend on them) the same synthetic file also goes through vectorbt's
+``Portfolio.from_signals``, cold, and the ratio is printed (``_vectorbt_baseline.py``).
+
 Usage:  python bench/backtest.py [--bars 1000000] [--skip-month] [--skip-synthetic]
+                                 [--baseline-python /path/to/venv/bin/python]
 Prints: bars=45031 wall_s=... bars_per_s=... events_per_s=... trades=...
         bars=1000000 wall_s=... bars_per_s=... events_per_s=... trades=...
 """
@@ -25,6 +30,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -88,7 +94,23 @@ def write_synthetic_bars(path: Path, bars: int, seed: int = 20220101) -> None:
     pq.write_table(table, path)
 
 
-def synthetic(bars: int) -> None:
+def baseline(python: str, data: Path, tmp: Path) -> float:
+    """The vectorized numba backtester on ``data``, cold (a new process, an empty numba
+    cache): its wall time from process start to result."""
+    cache = tmp / "numba-cache"
+    cache.mkdir()
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    started = time.perf_counter()
+    done = subprocess.run([python, str(Path(__file__).parent / "_vectorbt_baseline.py"),
+                           str(data)], capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"the baseline failed:\n{done.stderr}")
+    note(f"  baseline: {done.stdout.strip()} (its own clock, after interpreter start)")
+    return wall
+
+
+def synthetic(bars: int, baseline_python: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="perpdesk-bench-") as tmp:
         data = Path(tmp) / f"synthetic-{bars}.parquet"
         note(f"writing {bars:,} synthetic bars to {data} (not timed)")
@@ -108,6 +130,10 @@ def synthetic(bars: int) -> None:
               flush=True)
         note(f"  in-process run {run['wall_s']} s of {wall:.2f} s end to end "
              f"(the rest: interpreter start, imports, reading, report)")
+        if baseline_python:
+            base = baseline(baseline_python, data, Path(tmp))
+            print(f"baseline=vectorbt-numba-cold bars={bars} wall_s={base:.2f} "
+                  f"perpdesk_over_baseline={wall / base:.2f} (target < 0.5)", flush=True)
 
 
 def main() -> None:
@@ -115,11 +141,14 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--skip-month", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--baseline-python", metavar="PYTHON",
+                        help="an interpreter with vectorbt and pyarrow: also run the "
+                             "vectorized numba baseline on the synthetic bars, cold")
     args = parser.parse_args()
     if not args.skip_month:
         real_month()
     if not args.skip_synthetic:
-        synthetic(args.bars)
+        synthetic(args.bars, args.baseline_python)
 
 
 if __name__ == "__main__":
