@@ -69,6 +69,10 @@ class OrderSubmitted:
     actor: str = "system"
     # Set when the order was clipped to the position: what the caller asked for.
     requested_qty: Decimal | None = None
+    # The venue's mid price as the order was submitted (its arrival, or decision,
+    # price: implementation shortfall measures fills against it). None: no two-sided
+    # book then, or a log written before it was recorded.
+    arrival_mid: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -560,7 +560,8 @@ class Engine:
         requested = None
         if rejection is None and qty != spec.qty:
             requested, spec = spec.qty, replace(spec, qty=qty)
-        self._emit(OrderSubmitted(oid, spec, now, replaces, actor, requested), out)
+        self._emit(OrderSubmitted(oid, spec, now, replaces, actor, requested,
+                                  self._arrival_mid(spec)), out)
         order = state.orders[oid]
         if sized is not None:
             self._emit(OrderSizedDown(oid, spec.client, spec.venue, spec.symbol,
@@ -577,6 +578,13 @@ class Engine:
         if reports:
             self._on_reports(reports, out)
         return order
+
+    def _arrival_mid(self, spec: OrderSpec) -> Decimal | None:
+        """The mid of the order's book as it is submitted (its arrival price), or None
+        without a two-sided book."""
+        top = self.venues[spec.venue].book(spec.symbol)
+        bid, ask = top.bid, top.ask
+        return (bid + ask) / 2 if bid is not None and ask is not None else None
 
     def _context(self, spec: OrderSpec, inst: Instrument, now: datetime, clip: bool,
                  bypass_halt: bool, exclude: int | None) -> OrderContext:
