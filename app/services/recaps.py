@@ -15,6 +15,7 @@ recaps are kept (the least recently shown go first).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
 from collections import OrderedDict
@@ -102,10 +103,9 @@ class RecapBoard:
         entry = self._entry(principal, day)
         if (self._stale(entry) and entry.task is None
                 and time.monotonic() - entry.computed_at >= REFRESH_SECONDS):
-            try:
+            # Rendered outside the server's loop (no loop running): show what is known.
+            with contextlib.suppress(RuntimeError):
                 self._start(entry, principal, day)
-            except RuntimeError:  # rendered outside the server's loop: show what is known
-                pass
         return RecapShown(day, entry.recap, entry.error)
 
     async def ensure(self, principal: Principal, day: date) -> RecapShown:

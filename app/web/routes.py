@@ -48,8 +48,7 @@ from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, Trigger
 from app.domain.risk import Breaker
 from app.domain.trading_state import Scope, TradingState
 from app.services import arbitrage as arbitrage_service
-from app.services import audit_log, controls, orders, positions, rejections
-from app.services import recaps
+from app.services import audit_log, controls, orders, positions, recaps, rejections
 from app.services import risk as risk_service
 from app.services import strategies as strategies_service
 from app.services.alerts import dashboard_alerts

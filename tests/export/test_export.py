@@ -14,9 +14,9 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
+from app.backtest.report import TRADE_COLUMNS
 from app.cli import main
 from app.domain.risk import MarginSnapshot, MarginWindowChanged, OrderSizedDown, SizingMode
-from app.backtest.report import TRADE_COLUMNS
 from app.export.artifacts import JSON_ARTIFACTS
 from app.export.cli import SCHEMAS
 from tests.store.test_event_log import BINANCE, at, open_log, run_session
