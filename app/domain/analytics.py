@@ -51,8 +51,9 @@ class TradeRecord:
     * ``r_multiple`` = net_pnl / initial_risk (Van Tharp's R multiple);
     * slippage against arrival price (implementation shortfall, Perold 1988): each
       fill is measured against its order's arrival price — the mid when the order
-      was submitted (the decision price), or for a stop / take-profit the price that
-      triggered it (it reached the market only then). ``entry_arrival`` /
+      was submitted (the decision price), or for a stop / take-profit the mid when it
+      triggered (it reached the market only then; without a two-sided book, the price
+      that triggered it). ``entry_arrival`` /
       ``exit_arrival`` are the quantity-weighted arrival prices of the entry and exit
       fills; with s = +1 long, −1 short, and positive = a cost:
       ``entry_slippage`` = s × (entry − entry_arrival) × qty,

@@ -96,6 +96,9 @@ class OrderTriggered:
     at: datetime
     # A close-position order: the position it closes, now its qty (None: unchanged).
     qty: Decimal | None = None
+    # The book's mid as it triggered: the order reaches the market only now, so this
+    # is its arrival price (None: no two-sided book, or an older log).
+    arrival_mid: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -233,8 +233,8 @@ class Order:
     replaced_by: int | None = None
     requested_qty: Decimal | None = None  # when clipped to the position
     # The price its fills' slippage is measured against: the mid at submission, or,
-    # for a conditional order, the price that triggered it (it reached the market
-    # only then). None: unknown.
+    # for a conditional order, the mid when it triggered (it reached the market only
+    # then; the trigger price without a two-sided book). None: unknown.
     arrival_price: Decimal | None = None
     # The working status to return to if a cancel or replace is refused.
     status_before_pending: OrderStatus | None = None

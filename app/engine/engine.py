@@ -454,7 +454,8 @@ class Engine:
 
     def _on_triggered(self, r: Triggered, order: Order, out: list[Event]) -> None:
         if order.is_open and order.triggered_at is None:
-            self._emit(OrderTriggered(r.order_id, r.price, r.at, r.qty), out)
+            self._emit(OrderTriggered(r.order_id, r.price, r.at, r.qty,
+                                      self._arrival_mid(order.spec)), out)
             if self.state.trading_states:  # a stop joins the working orders' budget
                 spec = order.spec
                 self._police_reduce_only(spec.client, spec.venue, spec.symbol, r.at, out)

@@ -334,8 +334,9 @@ class EngineState:
             self._respec(order, replace(order.spec, qty=e.qty), e.at)
         order.triggered_at = e.at
         # A conditional order reaches the market when it triggers: its arrival price
-        # is the price that triggered it, not the mid when it was placed.
-        order.arrival_price = e.trigger_price
+        # is the mid then (the price that triggered it without a two-sided book), not
+        # the mid when it was placed.
+        order.arrival_price = e.arrival_mid if e.arrival_mid is not None else e.trigger_price
         if order.status is OrderStatus.ACCEPTED:
             order.transition(OrderStatus.TRIGGERED, e.at)
 

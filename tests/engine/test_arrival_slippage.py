@@ -71,19 +71,41 @@ def test_a_short_trade_that_beats_its_arrival_has_negative_slippage(engine, mark
     assert record.slippage == D("1.0")
 
 
-def test_a_stop_is_measured_from_the_price_that_triggered_it(engine, market, place, at):
+def test_a_stop_is_measured_from_the_mid_when_it_triggered(engine, market, place, at):
     market.snapshot(engine, at(0), bids=[("59990", "5")], asks=[("60010", "5")])
     place(engine, at(1), side="buy", type="market", qty="1")
     place(engine, at(2), side="sell", type="stop", qty="1", trigger="59000",
           reduce_only=True)
-    # The book drops through the stop: it triggers at the book's price then (the mid,
-    # 58925, without a last trade), not at the 60000 mid when it was placed, and
-    # sells 0.5 @ 58900 + 0.5 @ 58800 (VWAP 58850).
+    # The book drops through the stop: it triggers there (the book's mid 58925 is its
+    # last price without a trade), not at the 60000 mid when it was placed, and sells
+    # 0.5 @ 58900 + 0.5 @ 58800 (VWAP 58850).
     events = market.snapshot(engine, at(3), bids=[("58900", "0.5"), ("58800", "5")],
                              asks=[("58950", "5")])
     triggered = next(e for e in events if isinstance(e, OrderTriggered))
+    assert triggered.arrival_mid == triggered.trigger_price == D("58925")
     trade = _closed(events).trade
-    assert trade.exit_arrival == triggered.trigger_price == D("58925")
+    assert trade.exit_arrival == D("58925")
     assert trade.exit_price == D("58850")
     assert trade_record(trade).exit_slippage == D("75")  # (58925 − 58850) × 1
     assert trade.entry_arrival == D("60000")
+
+
+def test_a_stop_triggered_by_a_trade_away_from_the_book_uses_the_books_mid(
+        engine, market, place, at):
+    market.snapshot(engine, at(0), bids=[("59990", "5")], asks=[("60010", "5")])
+    place(engine, at(1), side="buy", type="market", qty="1")
+    place(engine, at(2), side="sell", type="stop", qty="1", trigger="59000",
+          reduce_only=True)
+    market.snapshot(engine, at(3), bids=[("59500", "0.5"), ("59400", "5")],
+                    asks=[("59600", "5")])
+    # A print at 58990 crosses the stop while the book's mid is 59550: the order
+    # meets that book, selling 0.5 @ 59500 + 0.5 @ 59400 (VWAP 59450), 100 under
+    # the mid (against the 58990 print it would look like a 460 gain).
+    events = market.trade(engine, at(4), "58990", "0.001", "sell")
+    triggered = next(e for e in events if isinstance(e, OrderTriggered))
+    assert triggered.trigger_price == D("58990") and triggered.arrival_mid == D("59550")
+    trade = _closed(events).trade
+    assert (trade.exit_arrival, trade.exit_price) == (D("59550"), D("59450"))
+    record = trade_record(trade)
+    assert record.exit_slippage == D("100")
+    assert record.exit_slippage_bps == D(100) / D(59550) * 10_000

@@ -95,6 +95,7 @@ def sample_events() -> list[Any]:
         ev.OrderRejected(3, "POST_ONLY_WOULD_CROSS", "post-only buy at 1 would take", T),
         ev.OrderTriggered(2, D("60000.0"), T),
         ev.OrderTriggered(12, D("59000.0"), T, qty=D("0.750")),
+        ev.OrderTriggered(14, D("59000.0"), T, arrival_mid=D("59010.05")),
         ev.OrderSubmitted(12, trailing_spec(), T),
         ev.OrderSubmitted(13, close_position_spec(), T),
         ev.OrderAmendRequested(2, D("0.200"), None, T, actor="key:ab12"),

@@ -69,7 +69,7 @@ def _shows_the_api_recap(page: Page, server: Server, client: str | None = None
 def test_the_panel_shows_the_days_recap_as_the_api_and_follows_new_trades(
         page: Page, server: Server) -> None:
     _round_trip(server, "demo", "BTC-PERP", "0.002")
-    _round_trip(server, "demo-2", "ETH-PERP", "0.05")
+    _round_trip(server, "demo-2", "SOL-PERP", "0.5")
     login(page, server, "op", "/")
     wait_live(page)
     api = _shows_the_api_recap(page, server)
@@ -120,7 +120,7 @@ def test_the_day_picker_shows_another_day(page: Page, server: Server) -> None:
 def test_a_client_user_sees_only_their_own_recap(page: Page, server: Server) -> None:
     # demo-2 trades too: the trader of client demo must not see it in the recap.
     _round_trip(server, "demo", "BTC-PERP", "0.002")
-    _round_trip(server, "demo-2", "ETH-PERP", "0.05")
+    _round_trip(server, "demo-2", "SOL-PERP", "0.5")
     login(page, server, "trader", "/")
     wait_live(page)
     mine = _shows_the_api_recap(page, server, client="demo")
