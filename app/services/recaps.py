@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
 from collections import OrderedDict
@@ -28,6 +29,8 @@ from app.runtime.system import TradingSystem
 from app.services.analytics import DailyRecap, daily_recap
 from app.services.errors import ServiceError
 from app.services.queries import Reader
+
+log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
 MAX_ENTRIES = 64
@@ -128,6 +131,9 @@ class RecapBoard:
             entry.error = None
         except ServiceError as exc:
             entry.recap, entry.error = None, exc.message
+        except Exception:  # the store is down, say: the dashboard still renders
+            log.exception("the daily recap of %s could not be computed", day)
+            entry.recap, entry.error = None, "The recap cannot be read now."
         finally:
             entry.seq = seq
             entry.computed_at = time.monotonic()

@@ -153,3 +153,16 @@ def test_the_live_view_pushes_the_new_recap_after_a_trade(traded) -> None:
                 if shown["trades"] == 4:
                     break
         assert shown == expected
+
+
+def test_the_dashboard_renders_when_the_recap_cannot_be_read(traded, monkeypatch) -> None:
+    from app.services import recaps
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(recaps, "daily_recap", broken)
+    _login(traded, "watch-broken", Role.VIEWER)
+    page = traded.client.get("/", params={"recap": "2024-01-15"})  # a day not read yet
+    assert page.status_code == 200
+    assert "The recap cannot be read now." in page.text
