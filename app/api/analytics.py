@@ -39,7 +39,10 @@ class AnalyticsPublic(BaseModel):
         description="every metric of app/domain/analytics.Performance: P&L, return, CAGR, "
                     "volatility, Sharpe, Sortino, Calmar (daily, 365 periods a year), "
                     "max_drawdown, trades / long / short statistics, r_distribution, "
-                    "exit_reasons, orders, by_venue, by_strategy, by_symbol")
+                    "exit_reasons, orders, by_venue, by_strategy, by_symbol; each trade "
+                    "statistics block has slippage (Σ round-trip slippage against the "
+                    "arrival mid, quote currency, positive = a cost) and "
+                    "average_slippage_bps")
 
 
 class DailyRecapPublic(BaseModel):

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from app.backtest.report import write_report
+from app.backtest.report import RATIO_PLACES, write_report
 from app.backtest.runner import BACKTEST_KINDS, BacktestConfig, Fees, run_backtest
 from app.defaults import VENUES
 from app.domain.analytics import CRYPTO_DAYS_PER_YEAR
@@ -174,7 +174,7 @@ def run_grid(base: BacktestConfig, data_template: str, symbols: Sequence[str],
         writer = csv.DictWriter(f, SUMMARY_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row[k] for k in SUMMARY_COLUMNS})
+            writer.writerow({k: _summary_text(k, row.get(k)) for k in SUMMARY_COLUMNS})
     return rows
 
 
@@ -194,6 +194,19 @@ def mock_config(args: argparse.Namespace) -> MockVenueConfig | None:
         raise ValueError("--mock-fill-ratio must be a number above 0 and at most 1")
     return MockVenueConfig(latency=timedelta(milliseconds=args.mock_latency_ms),
                            fill_ratio=ratio)
+
+
+# Ratios shown to 4 places in summary.csv (ranked on the exact values of metrics.json).
+_SUMMARY_RATIOS = frozenset({"win_rate", "total_return", "sharpe", "sortino", "calmar",
+                             "max_drawdown_pct", "profit_factor"})
+
+
+def _summary_text(key: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    if key in _SUMMARY_RATIOS:
+        return str(Decimal(str(value)).quantize(RATIO_PLACES))
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

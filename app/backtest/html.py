@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,39 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 _env = Environment(loader=FileSystemLoader(_HERE / "templates"),
                    autoescape=select_autoescape(["html", "j2"]), keep_trailing_newline=True)
+# The page shows ratios and amounts to DISPLAY_PLACES (metrics.json keeps them exact).
+DISPLAY_PLACES = 4
+
+
+def dec(value: Decimal | None, places: int = 2) -> str:
+    """``value`` rounded to ``places`` (half-even, no float on the way); "-" for None."""
+    if value is None:
+        return "-"
+    return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+
+
+def price(value: Decimal) -> str:
+    """A price as it is, to 8 places at most (an average of fills has 28 digits)."""
+    exponent = value.as_tuple().exponent
+    long = isinstance(exponent, int) and exponent < -8
+    return format(value.quantize(Decimal("1e-8")) if long else value, "f")
+
+
+def display(text: str) -> str:
+    """A metric's JSON text for the page: a decimal with more than DISPLAY_PLACES
+    places is rounded to them; anything else (integers, times, names) stays."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or not isinstance(exponent, int) or exponent >= -DISPLAY_PLACES:
+        return text
+    return dec(value, DISPLAY_PLACES)
+
+
+_env.filters["dec"] = dec
+_env.filters["price"] = price
 
 
 def _secs(at: datetime) -> int:
@@ -105,7 +138,7 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
     elif isinstance(value, list):
         out.append((prefix, json.dumps(value)))
     else:
-        out.append((prefix, "-" if value is None else str(value)))
+        out.append((prefix, "-" if value is None else display(str(value))))
 
 
 MARKER_TEXT_MAX = 30  # more trades than this: markers without labels (they would overlap)

@@ -13,6 +13,12 @@
 
 Parquet columns of money are ``decimal128(38, 18)`` (exact to 18 places), times
 ``timestamp[us, UTC]``.
+
+Presentation rounding: in the trade and equity tables (CSV and Parquet alike)
+percentages, R multiples and basis points have 4 decimal places (``RATIO_PLACES``)
+and slippage amounts 8 (``MONEY_PLACES``), rounded half-even; prices, quantities,
+P&L and fees are the engine's exact values. ``metrics.json`` keeps every metric
+unrounded (28 significant digits).
 """
 
 from __future__ import annotations
@@ -35,6 +41,15 @@ from app.domain.analytics import EquityPoint, TradeRecord, to_json
 TRADE_COLUMNS = [f.name for f in fields(TradeRecord)] + ["duration_s"]
 EQUITY_COLUMNS = ["at", "equity", "drawdown_pct"]
 _PLACES = Decimal("1e-18")
+RATIO_PLACES = Decimal("0.0001")
+MONEY_PLACES = Decimal("0.00000001")
+# Trade columns shown rounded (see the module's docstring), and to how many places.
+ROUNDED: dict[str, Decimal] = {
+    "pnl_pct": RATIO_PLACES, "r_multiple": RATIO_PLACES,
+    "entry_slippage_bps": RATIO_PLACES, "exit_slippage_bps": RATIO_PLACES,
+    "slippage_bps": RATIO_PLACES, "entry_slippage": MONEY_PLACES,
+    "exit_slippage": MONEY_PLACES, "slippage": MONEY_PLACES,
+}
 _DECIMAL = pa.decimal128(38, 18)
 _TIME = pa.timestamp("us", tz="UTC")
 
@@ -62,10 +77,17 @@ def metrics_document(result: BacktestResult) -> dict[str, Any]:
     return doc
 
 
+def rounded(value: Decimal | None, places: Decimal) -> Decimal | None:
+    """``value`` to ``places`` for a table (half-even); None stays None."""
+    return None if value is None else value.quantize(places)
+
+
 def trade_rows(trades: Sequence[TradeRecord]) -> list[dict[str, Any]]:
     rows = []
     for t in trades:
         row = {name: getattr(t, name) for name in TRADE_COLUMNS[:-1]}
+        for name, places in ROUNDED.items():
+            row[name] = rounded(row[name], places)
         row["duration_s"] = int(t.duration.total_seconds())
         rows.append(row)
     return rows
@@ -77,13 +99,16 @@ def equity_rows(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
     for p in curve:
         peak = p.equity if peak is None or p.equity > peak else peak
         dd = (peak - p.equity) / peak * 100 if peak > 0 else Decimal(0)
-        rows.append({"at": p.at, "equity": p.equity, "drawdown_pct": dd})
+        rows.append({"at": p.at, "equity": p.equity,
+                     "drawdown_pct": dd.quantize(RATIO_PLACES)})
     return rows
 
 
 def _csv_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never an exponent ("0E-8"), which CSV readers misread
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)

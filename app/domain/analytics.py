@@ -48,7 +48,20 @@ class TradeRecord:
     * ``duration`` = closed_at − opened_at;
     * ``initial_risk`` = |entry − initial stop| × qty, known only when the trade had a
       protective stop (its first one counts: moving it later does not change R);
-    * ``r_multiple`` = net_pnl / initial_risk (Van Tharp's R multiple).
+    * ``r_multiple`` = net_pnl / initial_risk (Van Tharp's R multiple);
+    * slippage against arrival price (implementation shortfall, Perold 1988): each
+      fill is measured against its order's arrival price — the mid when the order
+      was submitted (the decision price), or for a stop / take-profit the mid when it
+      triggered (it reached the market only then; without a two-sided book, the price
+      that triggered it). ``entry_arrival`` /
+      ``exit_arrival`` are the quantity-weighted arrival prices of the entry and exit
+      fills; with s = +1 long, −1 short, and positive = a cost:
+      ``entry_slippage`` = s × (entry − entry_arrival) × qty,
+      ``exit_slippage`` = s × (exit_arrival − exit) × qty (quote currency),
+      ``*_slippage_bps`` = that leg's slippage / (its arrival × qty) × 10,000,
+      ``slippage`` = entry + exit, ``slippage_bps`` = entry bps + exit bps (the round
+      trip). All None when an arrival is unknown (no two-sided book when the order
+      was submitted, or a log older than the field).
     """
 
     trade_id: str
@@ -71,6 +84,14 @@ class TradeRecord:
     stop_price: Decimal | None = None
     initial_risk: Decimal | None = None
     r_multiple: Decimal | None = None
+    entry_arrival: Decimal | None = None
+    exit_arrival: Decimal | None = None
+    entry_slippage: Decimal | None = None
+    exit_slippage: Decimal | None = None
+    entry_slippage_bps: Decimal | None = None
+    exit_slippage_bps: Decimal | None = None
+    slippage: Decimal | None = None
+    slippage_bps: Decimal | None = None
 
     @property
     def duration(self) -> timedelta:
@@ -85,9 +106,37 @@ class TradeRecord:
         return self.net_pnl < 0
 
 
+@dataclass(frozen=True, slots=True)
+class LegSlippage:
+    """One leg's (entry's or exit's) shortfall against its arrival price."""
+
+    quote: Decimal  # money, positive = a cost
+    bps: Decimal  # of the arrival notional
+
+
+_BPS = Decimal(10_000)
+
+
+def leg_slippage(side_sign: int, price: Decimal, arrival: Decimal | None, qty: Decimal
+                 ) -> LegSlippage | None:
+    """Implementation shortfall of fills of ``qty`` at the average ``price`` against
+    ``arrival``: side_sign × (price − arrival) × qty, ``side_sign`` +1 for buys and −1
+    for sells (so paying up or selling down is positive, a cost), and the same in
+    basis points of the arrival notional, shortfall / (arrival × qty) × 10,000."""
+    if arrival is None or arrival <= 0 or qty <= 0:
+        return None
+    with localcontext(_CONTEXT):
+        quote = side_sign * (price - arrival) * qty
+        return LegSlippage(quote, quote / (arrival * qty) * _BPS)
+
+
 def trade_record(trade: ClosedTrade, *, strategy: str | None = None,
                  stop_price: Decimal | None = None) -> TradeRecord:
-    """``trade`` as a record, with its R multiple when its initial stop is known."""
+    """``trade`` as a record, with its R multiple when its initial stop is known and
+    its slippage when its arrival prices are."""
+    sign = 1 if trade.direction == "long" else -1
+    entry = leg_slippage(sign, trade.entry_price, trade.entry_arrival, trade.qty)
+    exit_ = leg_slippage(-sign, trade.exit_price, trade.exit_arrival, trade.qty)
     risk = r = None
     if stop_price is not None:
         risk = abs(trade.entry_price - stop_price) * trade.qty
@@ -100,7 +149,12 @@ def trade_record(trade: ClosedTrade, *, strategy: str | None = None,
         trade.trade_id, trade.client, trade.venue, trade.symbol, strategy, trade.direction,
         trade.qty, trade.entry_price, trade.exit_price, trade.opened_at, trade.closed_at,
         trade.realized_pnl, trade.fees, trade.funding, trade.net_pnl, trade.pnl_pct,
-        trade.exit_reason, stop_price, risk, r)
+        trade.exit_reason, stop_price, risk, r,
+        trade.entry_arrival if entry else None, trade.exit_arrival if exit_ else None,
+        entry.quote if entry else None, exit_.quote if exit_ else None,
+        entry.bps if entry else None, exit_.bps if exit_ else None,
+        entry.quote + exit_.quote if entry and exit_ else None,
+        entry.bps + exit_.bps if entry and exit_ else None)
 
 
 class InitialStops:
@@ -329,7 +383,9 @@ class TradeStats:
     * average win = Σ wins / #wins, average loss = Σ losses / #losses (negative);
     * profit factor = Σ wins / |Σ losses| (gross profit over gross loss);
     * expectancy = Σ net P&L / trades (= win rate × avg win + loss rate × avg loss);
-    * average R = mean R multiple of the trades whose R is known.
+    * average R = mean R multiple of the trades whose R is known;
+    * slippage = Σ round-trip slippage (quote, positive = cost) and average slippage
+      bps = mean round-trip ``slippage_bps`` of the trades whose arrivals are known.
     """
 
     trades: int
@@ -347,12 +403,15 @@ class TradeStats:
     expectancy: Decimal | None
     average_r: Decimal | None
     average_duration: timedelta | None
+    slippage: Decimal | None = None
+    average_slippage_bps: Decimal | None = None
 
 
 def trade_stats(trades: Sequence[TradeRecord]) -> TradeStats:
     wins = [t.net_pnl for t in trades if t.is_win]
     losses = [t.net_pnl for t in trades if t.is_loss]
     rs = [t.r_multiple for t in trades if t.r_multiple is not None]
+    slipped = [t for t in trades if t.slippage is not None and t.slippage_bps is not None]
     n = len(trades)
     gross_profit, gross_loss = sum(wins, _ZERO), sum(losses, _ZERO)
     total = sum((t.net_pnl for t in trades), _ZERO)
@@ -370,6 +429,11 @@ def trade_stats(trades: Sequence[TradeRecord]) -> TradeStats:
             average_r=_mean(rs) if rs else None,
             average_duration=(sum((t.duration for t in trades), timedelta(0)) / n
                               if n else None),
+            slippage=(sum((t.slippage for t in slipped if t.slippage is not None), _ZERO)
+                      if slipped else None),
+            average_slippage_bps=(_mean([t.slippage_bps for t in slipped
+                                         if t.slippage_bps is not None])
+                                  if slipped else None),
         )
 
 

@@ -69,6 +69,10 @@ class OrderSubmitted:
     actor: str = "system"
     # Set when the order was clipped to the position: what the caller asked for.
     requested_qty: Decimal | None = None
+    # The venue's mid price as the order was submitted (its arrival, or decision,
+    # price: implementation shortfall measures fills against it). None: no two-sided
+    # book then, or a log written before it was recorded.
+    arrival_mid: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,9 @@ class OrderTriggered:
     at: datetime
     # A close-position order: the position it closes, now its qty (None: unchanged).
     qty: Decimal | None = None
+    # The book's mid as it triggered: the order reaches the market only now, so this
+    # is its arrival price (None: no two-sided book, or an older log).
+    arrival_mid: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

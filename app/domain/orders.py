@@ -232,6 +232,10 @@ class Order:
     replaces: int | None = None
     replaced_by: int | None = None
     requested_qty: Decimal | None = None  # when clipped to the position
+    # The price its fills' slippage is measured against: the mid at submission, or,
+    # for a conditional order, the mid when it triggered (it reached the market only
+    # then; the trigger price without a two-sided book). None: unknown.
+    arrival_price: Decimal | None = None
     # The working status to return to if a cancel or replace is refused.
     status_before_pending: OrderStatus | None = None
     # A cancel (or replace) was requested and the venue has not answered yet;

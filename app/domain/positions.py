@@ -39,6 +39,11 @@ class ClosedTrade:
     opened_at: datetime
     closed_at: datetime
     exit_reason: str
+    # The quantity-weighted arrival price of the entry and of the exit fills (each
+    # fill's order's ``Order.arrival_price``): what slippage is measured against.
+    # None when a fill's arrival was unknown (no book; logs older than the field).
+    entry_arrival: Decimal | None = None
+    exit_arrival: Decimal | None = None
 
     @property
     def duration_seconds(self) -> Decimal:
@@ -75,6 +80,9 @@ class Position:
     exit_notional: Decimal = ZERO
     trades_closed: int = 0
     trade_sign: int = 0  # +1 long, -1 short: the direction the current trade opened in
+    # Σ qty × arrival price of the entry and exit fills; None once a fill's is unknown.
+    entry_arrival_notional: Decimal | None = ZERO
+    exit_arrival_notional: Decimal | None = ZERO
 
     @property
     def is_flat(self) -> bool:
@@ -101,11 +109,11 @@ class Position:
 
     def apply_fill(
         self, side: Side, qty: Decimal, price: Decimal, fee: Decimal, at: datetime,
-        exit_reason: str,
+        exit_reason: str, arrival: Decimal | None = None,
     ) -> FillOutcome:
         signed = qty if side is Side.BUY else -qty
         if not self.qty or (self.qty > 0) == (signed > 0):
-            self._increase(signed, price, fee, at)
+            self._increase(signed, price, fee, at, arrival)
             return FillOutcome(ZERO, None)
 
         close_qty = min(qty, abs(self.qty))
@@ -117,18 +125,23 @@ class Position:
         self.fees += close_fee
         self.exit_qty += close_qty
         self.exit_notional += close_qty * price
+        if self.exit_arrival_notional is not None:
+            self.exit_arrival_notional = (None if arrival is None
+                                          else self.exit_arrival_notional
+                                          + close_qty * arrival)
         self.qty += close_qty * -direction
         closed = None
         if not self.qty:
             closed = self._close(at, exit_reason)
         if open_qty:
-            self._increase(open_qty * -direction, price, fee - close_fee, at)
+            self._increase(open_qty * -direction, price, fee - close_fee, at, arrival)
         return FillOutcome(realized, closed)
 
     def apply_funding(self, amount: Decimal) -> None:
         self.funding += amount
 
-    def _increase(self, signed: Decimal, price: Decimal, fee: Decimal, at: datetime) -> None:
+    def _increase(self, signed: Decimal, price: Decimal, fee: Decimal, at: datetime,
+                  arrival: Decimal | None = None) -> None:
         qty = abs(signed)
         if not self.qty:
             self.opened_at = at
@@ -141,6 +154,9 @@ class Position:
         self.fees += fee
         self.entry_qty += qty
         self.entry_notional += qty * price
+        if self.entry_arrival_notional is not None:
+            self.entry_arrival_notional = (None if arrival is None
+                                           else self.entry_arrival_notional + qty * arrival)
 
     def _close(self, at: datetime, exit_reason: str) -> ClosedTrade:
         self.trades_closed += 1
@@ -163,7 +179,12 @@ class Position:
             opened_at=self.opened_at or at,
             closed_at=at,
             exit_reason=exit_reason,
+            entry_arrival=(None if self.entry_arrival_notional is None
+                           else self.entry_arrival_notional / self.entry_qty),
+            exit_arrival=(None if self.exit_arrival_notional is None
+                          else self.exit_arrival_notional / self.exit_qty),
         )
+        self.entry_arrival_notional = self.exit_arrival_notional = ZERO
         self.avg_entry = ZERO
         self.realized_pnl = self.fees = self.funding = ZERO
         self.entry_qty = self.entry_notional = self.exit_qty = self.exit_notional = ZERO

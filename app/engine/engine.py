@@ -486,7 +486,8 @@ class Engine:
 
     def _on_triggered(self, r: Triggered, order: Order, out: list[Event]) -> None:
         if order.is_open and order.triggered_at is None:
-            self._emit(OrderTriggered(r.order_id, r.price, r.at, r.qty), out)
+            self._emit(OrderTriggered(r.order_id, r.price, r.at, r.qty,
+                                      self._arrival_mid(order.spec)), out)
             if self.state.trading_states:  # a stop joins the working orders' budget
                 spec = order.spec
                 self._police_reduce_only(spec.client, spec.venue, spec.symbol, r.at, out)
@@ -592,7 +593,8 @@ class Engine:
         requested = None
         if rejection is None and qty != spec.qty:
             requested, spec = spec.qty, replace(spec, qty=qty)
-        self._emit(OrderSubmitted(oid, spec, now, replaces, actor, requested), out)
+        self._emit(OrderSubmitted(oid, spec, now, replaces, actor, requested,
+                                  self._arrival_mid(spec)), out)
         order = state.orders[oid]
         if sized is not None:
             self._emit(OrderSizedDown(oid, spec.client, spec.venue, spec.symbol,
@@ -609,6 +611,13 @@ class Engine:
         if reports:
             self._on_reports(reports, out)
         return order
+
+    def _arrival_mid(self, spec: OrderSpec) -> Decimal | None:
+        """The mid of the order's book as it is submitted (its arrival price), or None
+        without a two-sided book."""
+        top = self.venues[spec.venue].book(spec.symbol)
+        bid, ask = top.bid, top.ask
+        return (bid + ask) / 2 if bid is not None and ask is not None else None
 
     def _context(self, spec: OrderSpec, inst: Instrument, now: datetime, clip: bool,
                  bypass_halt: bool, exclude: int | None) -> OrderContext:

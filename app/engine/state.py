@@ -300,7 +300,7 @@ class EngineState:
         assert spec.client_order_id is not None
         order = Order(order_id=e.order_id, spec=spec, client_order_id=spec.client_order_id,
                       created_at=e.at, updated_at=e.at, replaces=e.replaces,
-                      requested_qty=e.requested_qty)
+                      requested_qty=e.requested_qty, arrival_price=e.arrival_mid)
         self.orders[e.order_id] = order
         self.by_client_order_id[(spec.client, spec.venue, spec.client_order_id)] = e.order_id
         ids = self.order_ids_by_client.setdefault(spec.client, [])
@@ -336,6 +336,10 @@ class EngineState:
         if e.qty is not None:  # a close-position order: now the size it closes
             self._respec(order, replace(order.spec, qty=e.qty), e.at)
         order.triggered_at = e.at
+        # A conditional order reaches the market when it triggers: its arrival price
+        # is the mid then (the price that triggered it without a two-sided book), not
+        # the mid when it was placed.
+        order.arrival_price = e.arrival_mid if e.arrival_mid is not None else e.trigger_price
         if order.status is OrderStatus.ACCEPTED:
             order.transition(OrderStatus.TRIGGERED, e.at)
 
@@ -348,7 +352,7 @@ class EngineState:
         if self.bracket_of_order:  # most of the time there is no bracket at all
             self._bracket_fill(e)
         outcome = self.position(e.client, e.venue, e.symbol).apply_fill(
-            e.side, e.qty, e.price, e.fee, e.at, exit_reason_of(order))
+            e.side, e.qty, e.price, e.fee, e.at, exit_reason_of(order), order.arrival_price)
         account = self.accounts[(e.client, e.venue)]
         if outcome.realized_pnl:
             account.realize(outcome.realized_pnl)

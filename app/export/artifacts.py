@@ -13,7 +13,8 @@ the JSON ones in ``app/export/schemas/``; decimals as strings, times ISO 8601):
   each account's margin utilization before and after it.
 * ``execution_logs.json`` — every order lifecycle event, in log order.
 * ``rejection_breakdown.json`` — rejections by code per account, and acceptance rates.
-* ``trades.csv`` / ``.parquet`` — closed trades, the backtest's columns.
+* ``trades.csv`` / ``.parquet`` — closed trades, the backtest's columns, with their
+  slippage against arrival price (``schemas/trades.schema.json`` documents a row).
 * ``equity.csv`` / ``.parquet`` — each account's wallet (realized equity) after every
   change, with its drawdown (%) from the running peak (deposits and withdrawals move
   the peak with them: they are not drawdown).
@@ -32,7 +33,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.backtest.report import TRADE_COLUMNS, trade_rows, write_csv, write_parquet
+from app.backtest.report import (
+    RATIO_PLACES,
+    TRADE_COLUMNS,
+    trade_rows,
+    write_csv,
+    write_parquet,
+)
 from app.domain.accounts import Account
 from app.domain.analytics import trade_record
 from app.domain.event_accounts import account_of, order_id_of
@@ -187,7 +194,7 @@ def export(database_url: str, out: Path, where: ExportFilter = ExportFilter()
         peaks[key] = peak
         dd = (peak - account.wallet) / peak * 100 if peak > 0 else Decimal(0)
         equity.append({"at": at, "client": key[0], "venue": key[1],
-                       "equity": account.wallet, "drawdown_pct": dd})
+                       "equity": account.wallet, "drawdown_pct": dd.quantize(RATIO_PLACES)})
 
     accounts = []
     for key in sorted(set(submitted) | set(rejected) | set(accepted)):

@@ -4,7 +4,8 @@ caller may see.
 
 What is measured:
 
-* trades: the ``closed_trades`` projection, closed in [from, to); a trade's
+* trades: the ``closed_trades`` projection, closed in [from, to), with their
+  slippage against the arrival prices the projection holds (``trade_record``); a trade's
   strategy is that of the orders whose fills fall inside it (same account and
   symbol, between its open and close; a correlated subquery), so ``strategy=``
   keeps the trades a strategy traded;
@@ -39,7 +40,9 @@ from app.domain.analytics import (
     order_stats,
     performance,
     realized_curve,
+    trade_record,
 )
+from app.domain.positions import ClosedTrade
 from app.runtime.bus import utc_now
 from app.runtime.system import TradingSystem
 from app.services.errors import ServiceError
@@ -169,10 +172,11 @@ def _trades(system: TradingSystem, clients: list[str], strategy: str | None,
 
 
 def _record(row: ClosedTradeRow, strategy: str | None) -> TradeRecord:
-    return TradeRecord(
-        row.trade_id, row.client, row.venue, row.symbol, strategy, row.direction, row.qty,
-        row.entry_price, row.exit_price, _utc(row.opened_at), _utc(row.closed_at),
-        row.realized_pnl, row.fees, row.funding, row.net_pnl, row.pnl_pct, row.exit_reason)
+    return trade_record(ClosedTrade(
+        row.trade_id, row.client, row.venue, row.symbol, row.direction, row.qty,
+        row.entry_price, row.exit_price, row.realized_pnl, row.fees, row.funding,
+        row.net_pnl, row.pnl_pct, _utc(row.opened_at), _utc(row.closed_at), row.exit_reason,
+        row.entry_arrival, row.exit_arrival), strategy=strategy)
 
 
 def _utc(t: datetime) -> datetime:

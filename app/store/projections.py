@@ -53,7 +53,7 @@ POSITION_COLUMNS = ("client", "venue", "symbol", "qty", "avg_entry", "realized_p
                     "funding", "opened_at")
 TRADE_COLUMNS = ("trade_id", "client", "venue", "symbol", "direction", "qty", "entry_price",
                  "exit_price", "realized_pnl", "fees", "funding", "net_pnl", "pnl_pct",
-                 "opened_at", "closed_at", "exit_reason")
+                 "opened_at", "closed_at", "exit_reason", "entry_arrival", "exit_arrival")
 BALANCE_COLUMNS = ("client", "venue", "deposits", "withdrawals", "realized_pnl", "fees",
                    "funding", "wallet")
 STATE_COLUMNS = ("scope_client", "scope_venue", "state", "reason", "actor", "updated_at")
@@ -99,7 +99,8 @@ def project(out: StatementBatch, events: Sequence[Event], state: EngineState) ->
                                text(t.qty), text(t.entry_price), text(t.exit_price),
                                text(t.realized_pnl), text(t.fees), text(t.funding),
                                text(t.net_pnl), text(t.pnl_pct), ts(t.opened_at),
-                               ts(t.closed_at), t.exit_reason))
+                               ts(t.closed_at), t.exit_reason, text(t.entry_arrival),
+                               text(t.exit_arrival)))
             case TradingStateChanged():
                 key = (e.scope.client or "", e.scope.venue or "")
                 scopes[key] = (key[0], key[1], e.state.value, e.reason, e.actor, ts(e.at))

@@ -163,6 +163,8 @@ class ClosedTradeRow(SQLModel, table=True):
     opened_at: datetime = _ts()
     closed_at: datetime = _ts(index=True)
     exit_reason: str = Field(max_length=64)
+    entry_arrival: Decimal | None = _dec(nullable=True)
+    exit_arrival: Decimal | None = _dec(nullable=True)
 
 
 class BalanceRow(SQLModel, table=True):

@@ -67,7 +67,7 @@ STALE_BY_TOPIC: dict[str, set[str]] = {
     "positions": {"positions", "summary", "strategies"},
     "strategies": {"strategies"},
     "portfolio": {"summary"},
-    "trades": {"exits", "summary"},
+    "trades": {"exits", "summary", "recap"},
     "funding": {"positions", "summary"},
     "balances": {"summary"},
     "trading_states": {"banner", "controls", "risk"},
@@ -76,12 +76,14 @@ STALE_BY_TOPIC: dict[str, set[str]] = {
     "arb": {"arb", "legouts"},
     "backtests": {"backtests"},
 }
-PERIODIC = {"marks", "positions", "summary", "equity", "risk", "strategies", "arb"}
+# The recap is computed in the background (app/services/recaps.py): the periodic
+# render shows the latest one.
+PERIODIC = {"marks", "positions", "summary", "equity", "risk", "strategies", "arb", "recap"}
 
 # Which fragments each page shows.
 PAGE_FRAGMENTS: dict[str, set[str]] = {
     "dashboard": {"banner", "summary", "positions", "orders", "exits", "alerts", "marks",
-                  "equity", "legouts", "strategies", "arb"},
+                  "equity", "legouts", "strategies", "arb", "recap"},
     "controls": {"banner", "controls"},
     "orders": {"banner", "blotter"},
     "positions": {"banner", "positions", "summary"},

@@ -48,7 +48,7 @@ from app.domain.orders import OrderStatus, OrderType, Side, TimeInForce, Trigger
 from app.domain.risk import Breaker
 from app.domain.trading_state import Scope, TradingState
 from app.services import arbitrage as arbitrage_service
-from app.services import audit_log, controls, orders, positions, rejections
+from app.services import audit_log, controls, orders, positions, recaps, rejections
 from app.services import risk as risk_service
 from app.services import strategies as strategies_service
 from app.services.alerts import dashboard_alerts
@@ -143,6 +143,9 @@ def fragment_context(system: Any, name: str, principal: Principal, params: dict[
     elif name == "backtests":
         runs = system.backtests.runs(BACKTESTS_SHOWN) if system.backtests is not None else []
         ctx["backtests"] = views.backtests(runs)
+    elif name == "recap":
+        day = recaps.recap_day(recaps.recap_choice(params.get("recap")))
+        ctx["r"] = views.recap(recaps.recap_board(system).shown(principal, day), clients)
     return ctx
 
 
@@ -198,12 +201,23 @@ def render_fragment(system: Any, name: str, principal: Principal, params: dict[s
     return templates.get_template(f"fragments/{name}.html").render(oob=oob, **ctx)
 
 
+def _view_params(items: Any) -> dict[str, str]:
+    """The query parameters a page's fragments depend on (the blotter's filters, the
+    recap's day, made valid: it travels on in the WebSocket's URL)."""
+    items = list(items)
+    params = {k: v for k, v in items if k in ("status", "symbol") and v}
+    recap = next((v for k, v in items if k == "recap"), None)
+    if recap is not None:
+        params["recap"] = recaps.recap_choice(recap)
+    return params
+
+
 def _page(request: Request, template: str, page: str, **extra: Any) -> Response:
     principal = session_principal(request)
     if principal is None:
         return _login_redirect(request)
     system = _system(request)
-    params = {k: v for k, v in request.query_params.items() if k in ("status", "symbol")}
+    params = _view_params(request.query_params.items())
     fragments = {name: render_fragment(system, name, principal, params, oob=False)
                  for name in PAGE_FRAGMENTS[page]}
     ws_query = "&".join([f"page={page}"] + [f"{k}={v}" for k, v in params.items()])
@@ -258,7 +272,13 @@ async def logout(request: Request, csrf: str = Form("")) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request) -> Response:
-    return _page(request, "dashboard.html", "dashboard")
+    principal = session_principal(request)
+    choice = recaps.recap_choice(request.query_params.get("recap"))
+    day = recaps.recap_day(choice)
+    if principal is not None:  # the first render shows the recap, not "computing"
+        await recaps.recap_board(_system(request)).ensure(principal, day)
+    return _page(request, "dashboard.html", "dashboard", recap_choice=choice,
+                 recap_day=day.isoformat())
 
 
 @router.get("/controls", response_class=HTMLResponse)
@@ -667,6 +687,5 @@ async def live(ws: WebSocket) -> None:
         return
     await ws.accept()
     page = ws.query_params.get("page", "dashboard")
-    params = tuple(sorted((k, v) for k, v in ws.query_params.items()
-                          if k in ("status", "symbol") and v))
+    params = tuple(sorted(_view_params(ws.query_params.items()).items()))
     await _hub(ws).serve(Connection(ws, principal, page, params))

@@ -14,6 +14,7 @@ from app.runtime.system import TradingSystem
 from app.services import risk as risk_service
 from app.services.audit_log import AUDIT_ACTIONS as AUDIT_ACTIONS
 from app.services.queries import Reader, equity_by_client, markets, utc_now
+from app.services.recaps import RecapShown
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -578,3 +579,27 @@ def leg_outs(records: list[Any]) -> list[dict[str, Any]]:
                        if lo.hedge_executed else "not hedged"),
              "loss": money(lo.loss), "reason": lo.reason.replace("_", " ")}
             for lo in records]
+
+
+def recap(shown: RecapShown, clients: list[str]) -> dict[str, Any]:
+    """The daily recap panel: seed 000 §3.2's figures as shown (money to the cent,
+    rates in %), each with the API's exact value beside it (``exact``)."""
+    r = shown.recap
+    out: dict[str, Any] = {"day": shown.day.isoformat(), "clients": ", ".join(clients),
+                           "error": shown.error, "pending": r is None and not shown.error}
+    if r is None:
+        return out
+    out.update({
+        "total_pnl": signed_money(r.total_pnl), "total_pnl_tone": tone(r.total_pnl),
+        "win_rate": money(r.win_rate * 100, "0.1") if r.win_rate is not None else "—",
+        "max_drawdown": money(r.max_drawdown), "max_drawdown_pct": money(r.max_drawdown_pct),
+        "sharpe": money(r.sharpe) if r.sharpe is not None else "—",
+        "trades": r.trades, "rejections": r.rejections,
+        "rejections_by_code": sorted(r.rejections_by_code.items(), key=lambda kv: (-kv[1], kv[0])),
+        "exact": {"total_pnl": str(r.total_pnl),
+                  "win_rate": "" if r.win_rate is None else str(r.win_rate),
+                  "max_drawdown": str(r.max_drawdown),
+                  "max_drawdown_pct": str(r.max_drawdown_pct),
+                  "sharpe": "" if r.sharpe is None else str(r.sharpe)},
+    })
+    return out

@@ -51,6 +51,20 @@ def test_analytics_of_closed_trades_and_orders(market_api) -> None:
     assert none["orders"]["submitted"] == 0
 
 
+def test_analytics_measure_slippage_against_the_arrival_mid(market_api) -> None:
+    # Every market order of 0.002 takes the top of an L1 book of size 1: buys pay the
+    # ask, sells get the bid, each half a spread (0.05) away from the arrival mid.
+    _round_trips(market_api)
+    t = market_api.ok(market_api.get("/api/v1/analytics",
+                                      params={"client": "demo"}))["metrics"]["trades"]
+    half, qty = D("0.05"), D("0.002")
+    assert D(t["slippage"]) == 2 * 2 * half * qty  # two legs of two trades
+    mid1, mid2 = D("60000.05"), D("60100.05")  # the first book, then the risen one
+    first = half / mid1 * 10_000 * 2  # bought and sold on the first book
+    second = half / mid1 * 10_000 + half / mid2 * 10_000  # sold on the second
+    assert abs(D(t["average_slippage_bps"]) - (first + second) / 2) < D("1e-20")
+
+
 def test_daily_recap(market_api) -> None:
     trades = _round_trips(market_api)
     day = datetime.fromisoformat(trades[0]["closed_at"]).date().isoformat()

@@ -88,8 +88,48 @@ def test_report_directory(bars: Path, tmp_path: Path) -> None:
     with (out / "equity.csv").open() as f:
         eq_rows = list(csv.DictReader(f))
     worst = max(Decimal(r["drawdown_pct"]) for r in eq_rows)
-    assert worst == max_drawdown(result.equity).pct
+    # Percentages are shown to 4 places (metrics.json keeps them exact).
+    assert worst == max_drawdown(result.equity).pct.quantize(Decimal("0.0001"))
+    assert metrics["max_drawdown"]["pct"] == str(result.performance.max_drawdown.pct)
+    for row in rows:
+        for column in ("pnl_pct", "r_multiple", "slippage_bps", "entry_slippage_bps"):
+            assert len(row[column].partition(".")[2]) == 4, (column, row[column])
+        assert Decimal(row["pnl_pct"]) == Decimal(row["pnl_pct"]).quantize(Decimal("0.0001"))
+    assert Decimal(metrics["trades"]["average_slippage_bps"]) == \
+        result.performance.trades.average_slippage_bps
     assert json.loads((out / "run.json").read_text())["trades"] == len(result.trades)
+
+
+def test_the_trades_carry_their_slippage_against_arrival(bars: Path, tmp_path: Path) -> None:
+    result = run_backtest(BacktestConfig("ma_crossover", bars, params=MA))
+    assert result.trades
+    for t in result.trades:
+        # Every order went in with a two-sided (bar-synthesized) book: arrivals known.
+        assert t.entry_arrival is not None and t.exit_arrival is not None
+        sign = 1 if t.direction == "long" else -1
+        assert t.entry_slippage == sign * (t.entry_price - t.entry_arrival) * t.qty
+        assert t.exit_slippage == sign * (t.exit_arrival - t.exit_price) * t.qty
+        assert t.slippage == t.entry_slippage + t.exit_slippage
+        # The entries are market orders: they pay at least the half spread.
+        assert t.entry_slippage > 0 and t.entry_slippage_bps is not None
+        assert t.entry_slippage_bps > 0
+    stats = result.performance.trades
+    assert stats.slippage == sum(t.slippage for t in result.trades if t.slippage is not None)
+    assert stats.average_slippage_bps is not None and stats.average_slippage_bps > 0
+    out = write_report(result, tmp_path / "report")
+    with (out / "trades.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for column in ("entry_arrival", "exit_arrival", "entry_slippage", "exit_slippage",
+                   "entry_slippage_bps", "exit_slippage_bps", "slippage", "slippage_bps"):
+        assert all(r[column] for r in rows), column
+    first = result.trades[0]
+    assert Decimal(rows[0]["entry_slippage_bps"]) == first.entry_slippage_bps.quantize(
+        Decimal("0.0001"))
+    table = pq.read_table(out / "trades.parquet")
+    assert table.schema.field("slippage_bps").type == pa.decimal128(38, 18)
+    html = (out / "report.html").read_text()
+    assert "entry slip bps" in html and str(first.entry_slippage_bps.quantize(
+        Decimal("0.01"))) in html
 
 
 def test_parquet_input_gives_the_same_trades(bars: Path, tmp_path: Path) -> None:

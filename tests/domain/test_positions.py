@@ -329,3 +329,44 @@ def test_would_increase_truth_table(held, side, qty, expected):
         fill(p, BUY if D(held) > 0 else SELL, str(abs(D(held))), "100", "0", 0)
     assert p.qty == D(held)
     assert p.would_increase(side, D(qty)) is expected
+
+
+# ---- arrival prices (slippage against arrival) ---------------------------------------------
+
+
+def test_arrival_prices_are_weighted_by_quantity_and_split_at_a_flip():
+    from app.domain.analytics import trade_record
+
+    p = pos()
+    # Entry: 1 @ 101 (arrival 100) + 3 @ 103 (arrival 102): arrival (100 + 306) / 4.
+    p.apply_fill(BUY, D(1), D(101), D(0), at(0), "signal", D(100))
+    p.apply_fill(BUY, D(3), D(103), D(0), at(1), "signal", D(102))
+    # One sell of 6 @ 99 (arrival 100): 4 close the long, 2 open a short.
+    out = p.apply_fill(SELL, D(6), D(99), D(0), at(2), "signal", D(100))
+    long = out.closed_trade
+    assert long is not None
+    assert long.entry_arrival == D("101.5") and long.exit_arrival == D(100)
+    record = trade_record(long)
+    # entry VWAP 102.5: (102.5 − 101.5) × 4 = 4 paid; exit (100 − 99) × 4 = 4 paid.
+    assert (record.entry_slippage, record.exit_slippage, record.slippage) == (D(4), D(4), D(8))
+    # The short's entry is the other 2 of that fill: arrival 100, sold at 99: 2 paid.
+    out = p.apply_fill(BUY, D(2), D(98), D(0), at(3), "signal", None)  # arrival unknown
+    short = out.closed_trade
+    assert short is not None and short.direction == "short"
+    assert short.entry_arrival == D(100) and short.exit_arrival is None
+    record = trade_record(short)
+    assert record.entry_slippage == D(2) and record.entry_slippage_bps == D(100)
+    assert record.exit_slippage is None and record.slippage is None
+    assert record.slippage_bps is None
+    # A new trade starts with fresh accumulators: its arrivals are known again.
+    p.apply_fill(BUY, D(1), D(50), D(0), at(4), "signal", D(50))
+    out = p.apply_fill(SELL, D(1), D(50), D(0), at(5), "signal", D(50))
+    assert out.closed_trade is not None
+    assert trade_record(out.closed_trade).slippage == D(0)
+
+
+def test_fills_without_an_arrival_leave_the_trades_slippage_unknown():
+    p = pos()
+    fill(p, BUY, "1", "100", "0", 0)
+    trade = fill(p, SELL, "1", "101", "0", 1).closed_trade
+    assert trade is not None and trade.entry_arrival is None and trade.exit_arrival is None

@@ -14,6 +14,7 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
+from app.backtest.report import TRADE_COLUMNS
 from app.cli import main
 from app.domain.risk import MarginSnapshot, MarginWindowChanged, OrderSizedDown, SizingMode
 from app.export.artifacts import JSON_ARTIFACTS
@@ -68,6 +69,16 @@ def test_every_artifact_validates_against_its_schema(database: str, tmp_path: Pa
     with (tmp_path / "trades.csv").open() as f:
         trades = list(csv.DictReader(f))
     assert trades and pq.read_table(tmp_path / "trades.parquet").num_rows == len(trades)
+    trade_schema = json.loads((SCHEMAS / "trades.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(trade_schema)
+    assert list(trade_schema["properties"]) == TRADE_COLUMNS == list(trades[0])
+    for row in trades:
+        jsonschema.validate(row, trade_schema, format_checker=jsonschema.FormatChecker())
+    # The session's orders went in against a quoted book: their arrival mids are in
+    # the execution log, and the trades' slippage against them in trades.csv.
+    submitted = [e for e in docs["execution_logs"]["entries"] if e["event"] == "OrderSubmitted"]
+    assert any(e["details"]["arrival_mid"] is not None for e in submitted)
+    assert any(row["slippage_bps"] for row in trades)
     with (tmp_path / "equity.csv").open() as f:
         equity = list(csv.DictReader(f))
     assert len(equity) == len(recon)

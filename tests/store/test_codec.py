@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import typing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -89,11 +90,12 @@ def sample_events() -> list[Any]:
         ev.FundsWithdrawn("demo", "paper-bybit", D("1E-8"), T, actor="ops"),
         ev.OrderSubmitted(1, bare_spec(), T),
         ev.OrderSubmitted(2, full_spec(), T, replaces=1, actor="key:ab12",
-                          requested_qty=D("0.500")),
+                          requested_qty=D("0.500"), arrival_mid=D("60000.05")),
         ev.OrderAccepted(2, T),
         ev.OrderRejected(3, "POST_ONLY_WOULD_CROSS", "post-only buy at 1 would take", T),
         ev.OrderTriggered(2, D("60000.0"), T),
         ev.OrderTriggered(12, D("59000.0"), T, qty=D("0.750")),
+        ev.OrderTriggered(14, D("59000.0"), T, arrival_mid=D("59010.05")),
         ev.OrderSubmitted(12, trailing_spec(), T),
         ev.OrderSubmitted(13, close_position_spec(), T),
         ev.OrderAmendRequested(2, D("0.200"), None, T, actor="key:ab12"),
@@ -118,6 +120,8 @@ def sample_events() -> list[Any]:
         ev.FundingSettled("paper-binance", "BTC-PERP", D("0.0001"), D("60000.5"), T, T),
         ev.FundingSettled("paper-bybit", "XRP-PERP", D("-0.00219334"), None, T, T),
         ev.TradeClosed(closed_trade(), T),
+        ev.TradeClosed(replace(closed_trade(), entry_arrival=D("60000.00"),
+                               exit_arrival=D("59010.5")), T),
         ev.TradingStateChanged(Scope(), TradingState.HALTED, TradingState.ACTIVE,
                                "market chaos", "admin", T),
         ev.TradingStateChanged(Scope("demo", None), TradingState.REDUCE_ONLY,
@@ -298,6 +302,20 @@ def test_unset_optionals_are_null_and_come_back_as_none() -> None:
     assert decoded.spec.price is None and decoded.replaces is None
     assert decoded.spec.tags == OrderTags()
     assert decoded.spec.post_only is False and decoded.spec.reduce_only is False
+
+
+def test_logs_written_before_arrival_prices_still_decode() -> None:
+    # Events encoded before OrderSubmitted.arrival_mid and ClosedTrade's arrivals
+    # existed lack those keys: they come back as None (slippage unknown).
+    _, payload, _ = roundtrip(ev.OrderSubmitted(1, bare_spec(), T, arrival_mid=D("1.5")))
+    del payload["arrival_mid"]
+    old = decode_event("OrderSubmitted", payload)
+    assert isinstance(old, ev.OrderSubmitted) and old.arrival_mid is None
+    _, payload, _ = roundtrip(ev.TradeClosed(closed_trade(), T))
+    del payload["trade"]["entry_arrival"], payload["trade"]["exit_arrival"]
+    closed = decode_event("TradeClosed", payload)
+    assert isinstance(closed, ev.TradeClosed)
+    assert closed.trade == closed_trade()
 
 
 def test_nested_values_come_back_as_their_types() -> None:
