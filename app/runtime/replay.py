@@ -68,6 +68,10 @@ class ReplayClock:
         self._data_at = start
         self._wall = wall or (lambda: datetime.now(UTC))
         self._paced_from: tuple[datetime, datetime] | None = None  # (data time, wall time)
+        # The time of the next update the feed holds: a paced clock waits there for it
+        # (a slow start or a busy bus must not run time ahead of the data, whose marks
+        # would then look stale and whose orders would expire early).
+        self._horizon: datetime | None = None
 
     def start(self) -> None:
         """The feed starts: a paced clock runs from now on."""
@@ -78,6 +82,12 @@ class ReplayClock:
         wherever a paced clock had got), so its marks do not turn stale."""
         self._data_at = self()
         self._paced_from = None
+        self._horizon = None
+
+    def hold_at(self, at: datetime) -> None:
+        """The feed's next update is at ``at``: a paced clock goes no further until it
+        is fed (then the feed moves the horizon on)."""
+        self._horizon = at
 
     def advance_to(self, at: datetime) -> None:
         """The engine has processed the data up to ``at``."""
@@ -88,7 +98,13 @@ class ReplayClock:
         if self.speed is None or self._paced_from is None:
             return self._data_at
         data_from, wall_from = self._paced_from
-        paced = data_from + (self._wall() - wall_from) * self.speed
+        wall = self._wall()
+        paced = data_from + (wall - wall_from) * self.speed
+        horizon = self._horizon
+        if horizon is not None and paced > horizon:
+            # The data is late: time waits at it, and paces on from there once it comes.
+            paced = horizon
+            self._paced_from = (horizon, wall)
         return paced if paced > self._data_at else self._data_at
 
 
@@ -213,6 +229,7 @@ class Replay:
         try:
             for update in self._updates:
                 if speed is not None:
+                    clock.hold_at(update.ts)
                     delay = (update.ts - clock()).total_seconds() / speed
                     if delay > 0:
                         await asyncio.sleep(delay)
@@ -231,13 +248,15 @@ class Replay:
             log.error("replay of %s stopped at update %d: %s", self.spec.path.name,
                       self.updates, exc)
             return
+        # The data has ended: time stops now, not once the bus has committed the rest
+        # (at max speed the bus still moves it to each update it processes).
+        clock.stop()
         if drained is not None:
             try:
                 await drained()
             except Exception as exc:  # the log refuses writes: the bus holds the data
                 log.warning("replay ended, its last updates not committed yet: %s", exc)
         self.state = "ended"
-        clock.stop()
         log.info("replay ended: %s, %d updates%s, %s -> %s (the server stays up)",
                  self.description, self.updates,
                  f" ({self.funding_rates} funding rates)" if self.funding_rates else "",

@@ -74,6 +74,25 @@ def test_a_paced_clock_runs_speed_times_the_wall_and_stops_with_the_data() -> No
     assert clock() == T0 + timedelta(minutes=5)
 
 
+def test_a_paced_clock_waits_for_late_data_then_paces_on_from_it() -> None:
+    """A slow start or a busy bus must not run time ahead of the data (its marks would
+    look stale, its orders expire early): the clock holds at the next update's time."""
+    wall = Wall()
+    clock = ReplayClock(T0, 60.0, wall)
+    clock.start()
+    clock.hold_at(T0 + timedelta(minutes=1))
+    wall.now += timedelta(seconds=10)  # 10 minutes of pace, but the data is 1 minute in
+    assert clock() == T0 + timedelta(minutes=1)
+    clock.hold_at(T0 + timedelta(minutes=3))  # fed: the next update is further on
+    wall.now += timedelta(seconds=1)
+    assert clock() == T0 + timedelta(minutes=2)  # paced on from where it waited
+    wall.now += timedelta(seconds=5)
+    assert clock() == T0 + timedelta(minutes=3)
+    clock.stop()
+    wall.now += timedelta(hours=1)
+    assert clock() == T0 + timedelta(minutes=3)
+
+
 def test_a_max_speed_replay_never_runs_more_than_high_water_ahead(tmp_path: Path) -> None:
     path = bar_file(tmp_path / "bars.csv", 1200)  # 14,400 updates
     expected = list(read_bars(path, venue="paper-binance", symbol="BTC-PERP",
