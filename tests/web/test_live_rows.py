@@ -141,7 +141,9 @@ def test_the_replace_button_shows_the_successor(page: Page, server: Server) -> N
     row.get_by_role("button", name="Replace").click()
     dialog = blotter.locator("dialog#replace-dialog")
     expect(dialog).to_be_visible()
-    expect(blotter.locator("#replace-price")).to_have_value(original["price"])
+    # Prefilled as the blotter shows the price (a whole price without its ".0").
+    expect(blotter.locator("#replace-price")).to_have_value(
+        views.price(Decimal(original["price"])))
     expect(blotter.locator("#replace-price")).to_be_focused()
     new_price = _passive_price(server, "0.96")
     blotter.fill("#replace-price", new_price)
