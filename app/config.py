@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # ones are read from the database (see "Bounded memory" in the README).
     retain_finished_orders: int = Field(default=20_000, ge=100, le=10_000_000)
     retain_closed_trades: int = Field(default=1_000, ge=10, le=1_000_000)
+    # The garbage collector's full sweep, the one long pause (app/runtime/gc_tuning.py):
+    # hours between sweeps (0: never).
+    gc_sweep_hours: float = Field(default=24.0, ge=0, le=8760)
     # Backtests started from the API and the dashboard (README "Backtests from the API").
     # Bar files are picked by name from this directory (None: $PERPDESK_DATA_DIR, else
     # the shared data directory the demos use); never a path from a caller.

@@ -88,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.demo_credentials and system.first_start:
             _print_demo_credentials(app.state.auth)
         try:
-            with tuned_gc():  # after recovery: the rebuilt state is frozen too
+            # After recovery: the rebuilt state is frozen too.
+            with tuned_gc(settings.gc_sweep_hours):
                 yield
         finally:
             await app.state.live.stop()

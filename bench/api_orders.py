@@ -597,6 +597,22 @@ def live_markets(http: httpx.Client) -> list[dict]:
             if m["bid"] and m["ask"]]
 
 
+def gc_figures(http: httpx.Client) -> dict[str, float]:
+    """The server's paced garbage collector, from /metrics: passes per generation, the
+    longest pause (ms) and the objects frozen out of its passes."""
+    text = http.get("/metrics").raise_for_status().text
+    out = {"0": 0.0, "1": 0.0, "2": 0.0, "max_ms": 0.0, "frozen": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith("perpdesk_gc_passes_total{"):
+            out[name.split('"')[1]] = float(value)
+        elif name.startswith("perpdesk_gc_pause_max_seconds{"):
+            out["max_ms"] = max(out["max_ms"], float(value) * 1000)
+        elif name == "perpdesk_gc_frozen_objects":
+            out["frozen"] = float(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput phase")
@@ -662,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         clients = ["demo", "demo-2"]
         with httpx.Client(base_url=base, headers=auth, timeout=60, trust_env=False) as http:
             markets = live_markets(http)
+            gc_start = gc_figures(http)
             note("touch: " + ", ".join(f"{m['venue']}:{m['symbol']} {m['bid']}/{m['ask']}"
                                        for m in markets))
 
@@ -685,6 +702,10 @@ def main(argv: list[str] | None = None) -> int:
                                                 workers, {})
             positions = http.get("/api/v1/positions").raise_for_status().json()
             note(f"  {len(positions)} positions left open by the market phase")
+            gc_end = gc_figures(http)
+            note(f"server gc: passes young={gc_end['0']:.0f} middle={gc_end['1']:.0f} "
+                 f"sweeps={gc_end['2']:.0f}, longest pause {gc_end['max_ms']:.1f} ms; frozen "
+                 f"objects {gc_start['frozen']:.0f} at start, {gc_end['frozen']:.0f} at the end")
 
         lines["ratio"] = f"ratio_limit={limit_rps / bare_rps if bare_rps else 0.0:.2f}"
         for name in ("bare", "orders_limit", "orders_market", "ratio", "killswitch"):

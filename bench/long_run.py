@@ -99,7 +99,10 @@ from _common import note, percentile
 
 from app.api.metrics import Metrics
 from app.config import (
+    BreakersConfig,
     ClientConfig,
+    RiskConfig,
+    RiskProfileConfig,
     Settings,
     TradingConfig,
     VenueConfig,
@@ -436,14 +439,19 @@ async def caller(run: Run, index: int, client: str, symbols: list[str]) -> None:
 def trading_config(clients: list[str], symbols: list[str]) -> TradingConfig:
     """The embedded default narrowed to ``symbols`` on both paper venues, ``clients``
     funded on each, and no per-symbol position limits (the demo's seed-003 limits are
-    a few hundred dollars: a soak would spend its time on rejections)."""
+    a few hundred dollars: a soak would spend its time on rejections). The clients'
+    risk profile is the server's default with its circuit breakers off: the random
+    walk makes losing trades as often as winning ones, and a tripped breaker would turn
+    the rest of the run into reduce-only rejections; every per-order check still runs."""
     base = default_trading_config()
+    no_breakers = BreakersConfig(consecutive_losses=None, daily_loss_pct=None,
+                                 max_drawdown_pct=None)
     return TradingConfig(
         venues=[VenueConfig(name=v) for v in VENUES],
         instruments=[i for i in base.instruments if i.symbol in symbols and i.venue in VENUES],
         clients=[ClientConfig(name=c, deposits=dict.fromkeys(VENUES, DEPOSIT))
                  for c in clients],
-        limits={})
+        limits={}, risk=RiskConfig(default=RiskProfileConfig(breakers=no_breakers)))
 
 
 def order_sizes(system: TradingSystem) -> dict[tuple[str, str], tuple[Decimal, list[Decimal],
@@ -566,9 +574,10 @@ async def soak(args: argparse.Namespace, db_path: Path) -> None:
          f"({', '.join(f'{i.venue}:{i.symbol}' for i in system.instruments)}) "
          f"orders_per_step={args.orders_per_step} max_open={args.max_open} seed={args.seed}")
 
-    with tuned_gc():  # as the server's lifespan: after recovery, around the serving
+    with tuned_gc() as pacer:  # as the server's lifespan: after recovery, around serving
         gc.collect()
         rss_start, _ = memory_mb()
+        frozen_start = gc.get_freeze_count()
         run.rss_start = rss_start
         if args.tracemalloc:
             tracemalloc.start(1)
@@ -583,6 +592,8 @@ async def soak(args: argparse.Namespace, db_path: Path) -> None:
         finally:
             gc.callbacks.remove(gcw)
         elapsed = time.perf_counter() - run.started
+        frozen_before_sweep = gc.get_freeze_count()
+        sweep_ms = pacer.sweep() * 1000  # not in max_gc_pause_ms: it is scheduled daily
         gc.collect()
         rss_end, hwm = memory_mb()
         top, by_file = [], []
@@ -619,8 +630,10 @@ async def soak(args: argparse.Namespace, db_path: Path) -> None:
         note(f"gc gen{g}: passes={gcw.count[g]} total_ms={gcw.total[g] * 1000:.0f} "
              f"max_ms={gcw.max[g] * 1000:.1f} (cpu {gcw.max_cpu[g] * 1000:.1f}) "
              f"collected={gcw.collected[g]}")
-    note(f"gc: objects tracked at the end={tracked} (a full pass walks them all), "
-         f"frozen at start={frozen}")
+    note(f"gc: objects tracked at the end={tracked} (what a pass could walk), frozen "
+         f"(no pass walks them) at start={frozen_start} at the end={frozen_before_sweep}")
+    note(f"gc sweep (what PERPDESK_GC_SWEEP_HOURS schedules, once a day by default) at the "
+         f"end: {sweep_ms:.1f} ms, {frozen} objects frozen after it")
     note(f"memory: rss_mb_start={rss_start:.1f} rss_mb_end={rss_end:.1f} "
          f"growth_mb={rss_end - rss_start:.1f} peak_mb={hwm:.1f} "
          f"growth_per_order_b={(rss_end - rss_start) * 2**20 / max(1, run.orders):.0f}")

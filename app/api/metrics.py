@@ -9,6 +9,7 @@ per state.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from app.domain.events import Event, OrderAccepted, OrderFilled, OrderRejected
 from app.domain.trading_state import GLOBAL, TradingState
+from app.runtime import gc_tuning
 from app.runtime.alerts_store import SEVERITIES
 from app.runtime.system import TradingSystem
 from app.services.queries import Recorded, trading_states
@@ -49,6 +51,7 @@ class Metrics:
         self.last_seq = Gauge("perpdesk_event_log_last_seq", "Last committed event sequence",
                               registry=r)
         self._alerts: AlertMetrics | None = None
+        self.registry.register(GcMetrics())
 
     def observe_records(self, records: list[Recorded]) -> None:
         """A post-commit handler (registered for fills, acceptances and rejections)."""
@@ -90,6 +93,29 @@ class Metrics:
                 self.trading_state.labels(scope.describe(), state.value).set(1)
         for state, n in restricted.items():
             self.client_scopes.labels(state.value).set(n)
+
+
+class GcMetrics(Collector):
+    """The garbage collector's paced passes (app/runtime/gc_tuning.py): how many per
+    generation (2: the sweeps), their longest pause, and what is frozen."""
+
+    def collect(self) -> Iterator[Metric]:
+        pacer = gc_tuning.current
+        if pacer is None:  # outside the server's lifespan
+            return
+        stats = pacer.stats
+        passes = CounterMetricFamily("perpdesk_gc_passes", "Cycle-collector passes by generation "
+                                     "(2: full sweeps)", labels=["generation"])
+        longest = GaugeMetricFamily("perpdesk_gc_pause_max_seconds",
+                                    "Longest cycle-collector pause by generation",
+                                    labels=["generation"])
+        for g in range(3):
+            passes.add_metric([str(g)], stats.passes[g])
+            longest.add_metric([str(g)], stats.max_s[g])
+        frozen = GaugeMetricFamily("perpdesk_gc_frozen_objects",
+                                   "Objects frozen out of the cycle collector's passes",
+                                   value=gc.get_freeze_count())
+        yield from (passes, longest, frozen)
 
 
 class AlertMetrics(Collector):

@@ -207,6 +207,9 @@ class CommandBus:
         try:
             return await future
         finally:
+            # A refusal's traceback holds this frame, which would hold the future that
+            # holds the refusal: a reference cycle only the garbage collector frees.
+            del future
             if self.observer is not None:
                 self.observer("command", time.perf_counter() - started, 0)
 
@@ -310,7 +313,9 @@ class CommandBus:
                 else:
                     work.events = engine.advance(now)
             except CommandRefused as refused:
-                work.error = refused
+                # Without its traceback: its frames (this one, holding the batch, which
+                # holds the work) would make a cycle for the garbage collector.
+                work.error = refused.with_traceback(None)
                 if work.audit is not None:
                     audits.extend(work.audit([]))
             except Exception as exc:  # a bug: report it to the caller, keep serving

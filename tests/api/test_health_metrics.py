@@ -139,3 +139,23 @@ def test_health_endpoints_need_no_key_but_the_api_does(api):
     assert api.get("/metrics", None).status_code == 200
     assert api.get("/readyz", None).status_code in (200, 503)
     assert api.get("/api/v1/markets", None).status_code == 401
+
+
+def test_metrics_show_the_paced_garbage_collector(api):
+    """The server runs inside tuned_gc: its pacer's passes, longest pauses and frozen
+    objects are on /metrics (app/runtime/gc_tuning.py)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        families = _metrics(api)
+        young = _value(families["perpdesk_gc_passes"], "perpdesk_gc_passes_total",
+                       generation="0")
+        if young or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert young and young >= 1, "no young pass in 10 s"
+    assert _value(families["perpdesk_gc_pause_max_seconds"],
+                  "perpdesk_gc_pause_max_seconds", generation="0") is not None
+    frozen = families["perpdesk_gc_frozen_objects"][0].value
+    assert frozen > 10_000  # at least the start-up heap
