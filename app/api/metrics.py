@@ -109,13 +109,18 @@ class GcMetrics(Collector):
         longest = GaugeMetricFamily("perpdesk_gc_pause_max_seconds",
                                     "Longest cycle-collector pause by generation",
                                     labels=["generation"])
+        longest_cpu = GaugeMetricFamily("perpdesk_gc_pause_max_cpu_seconds",
+                                        "CPU time of the longest pause by generation (the "
+                                        "rest of it waited for a core)",
+                                        labels=["generation"])
         for g in range(3):
             passes.add_metric([str(g)], stats.passes[g])
             longest.add_metric([str(g)], stats.max_s[g])
+            longest_cpu.add_metric([str(g)], stats.max_cpu_s[g])
         frozen = GaugeMetricFamily("perpdesk_gc_frozen_objects",
                                    "Objects frozen out of the cycle collector's passes",
                                    value=gc.get_freeze_count())
-        yield from (passes, longest, frozen)
+        yield from (passes, longest, longest_cpu, frozen)
 
 
 class AlertMetrics(Collector):
