@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from app.auth.principal import Principal
 from app.domain.accounts import AccountSummary
