@@ -96,8 +96,9 @@ class Metrics:
 
 
 class GcMetrics(Collector):
-    """The garbage collector's paced passes (app/runtime/gc_tuning.py): how many per
-    generation (2: the sweeps), their longest pause, and what is frozen."""
+    """The garbage collector's passes under ``tuned_gc`` (app/runtime/gc_tuning.py): how
+    many per generation (2: the sweeps), the longest pause and its CPU time, and how
+    many objects are frozen out of the passes."""
 
     def collect(self) -> Iterator[Metric]:
         pacer = gc_tuning.current
