@@ -37,7 +37,7 @@ from app.services import history
 from app.services.errors import ServiceError
 from app.services.scope import visible_clients
 from app.store.event_log import Recorded
-from app.store.tables import ClosedTradeRow, EventRow, FillRow
+from app.store.tables import ClosedTradeRow, FillRow
 from app.venues.base import MarketView as VenueMarket
 
 # Orders a page examines at most, matching or not: a page costs the same from any
@@ -337,7 +337,7 @@ class Reader:
     async def events(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int, bool]:
         """One page of committed events after ``after`` that this caller may see, the
         last sequence read (``after`` if there was nothing) and whether more follow."""
-        rows = await asyncio.to_thread(_events_after, self.system, after, limit)
+        rows = await asyncio.to_thread(self.system.log.read, after, limit)
         items = []
         for r in rows:
             message = visible_to({"seq": r.seq, "type": r.type, "client": r.client,
@@ -353,7 +353,7 @@ class Reader:
         all), and the last sequence read. Blocking: call it on a worker thread."""
         wanted = None if topics is None else set(topics)
         out = []
-        rows = _events_after(self.system, after, limit)
+        rows = self.system.log.read(after, limit)
         for row in rows:
             topic = topic_of(row.type)
             if wanted is not None and topic not in wanted:
@@ -378,19 +378,6 @@ def _rows(system: TradingSystem, model: Any, key: Any, clients: list[str], curso
         return list(session.exec(query.order_by(key.desc()).limit(limit)))
 
 
-_EVENT_LOG: sa.Table = EventRow.__table__  # type: ignore[attr-defined]
-
-
 def _seq(row: sa.Row[Any]) -> int:
     seq: int = row.seq  # a stored row always has its number
     return seq
-
-
-def _events_after(system: TradingSystem, after: int, limit: int) -> list[sa.Row[Any]]:
-    """Plain rows (``row.seq``, ``row.type``, ``row.payload``...), not ORM objects: a
-    page of 5,000 events as ORM objects was ~60,000 objects for the garbage collector
-    to walk (identity map, instance state, weak references) and took longer to build."""
-    seq = _EVENT_LOG.c.seq
-    query = sa.select(_EVENT_LOG).where(seq > after).order_by(seq).limit(limit)
-    with system.db.connect() as conn:
-        return list(conn.execute(query).all())

@@ -141,9 +141,9 @@ def test_health_endpoints_need_no_key_but_the_api_does(api):
     assert api.get("/api/v1/markets", None).status_code == 401
 
 
-def test_metrics_show_the_paced_garbage_collector(api):
-    """The server runs inside tuned_gc: its pacer's passes, longest pauses and frozen
-    objects are on /metrics (app/runtime/gc_tuning.py)."""
+def test_metrics_show_the_garbage_collector(api):
+    """The server runs inside tuned_gc: its passes, longest pauses and frozen objects are
+    on /metrics (app/runtime/gc_tuning.py)."""
     import time
 
     deadline = time.monotonic() + 10
