@@ -30,7 +30,7 @@ from app.defaults import (
 from app.domain.commands import Deposit
 from app.domain.events import Event, OrderFilled, OrderRejected, TradeClosed
 from app.domain.instruments import Instrument
-from app.domain.market import FundingRate, MarketUpdate
+from app.domain.market import FundingRate, MarketUpdate, PriceBar
 from app.domain.risk import UNLIMITED
 from app.domain.strategies import CreateStrategy, StartStrategy
 from app.engine import Engine, EngineConfig
@@ -40,8 +40,8 @@ from app.marketdata.bars import (
     detect_interval,
     format_interval,
     parse_interval,
-    read_bars,
     read_funding_rates,
+    read_price_bars,
 )
 from app.marketdata.replay import default_data_dir
 from app.marketdata.synthetic import SyntheticMarket
@@ -72,6 +72,11 @@ class Source:
     venue_config: PaperVenueConfig | None = None
     description: str = "synthetic market"
     interval: timedelta | None = None  # of a bar file
+    # A bar file's bars and funding rates, apart (``feed`` is the two merged, as
+    # updates): a backtest steps through bars (app/backtest/runner.py). Lazy, like
+    # ``feed``; read one or the other.
+    bars: Iterable[PriceBar] | None = None
+    funding_rates: Iterable[FundingRate] = ()
 
 
 def build_demo_engine(instruments: list[Instrument], venues: tuple[str, ...],
@@ -113,21 +118,33 @@ def bar_source(path: Path, *, symbol: str = "BTC-PERP", venue: str = VENUES[0],
     detected = interval is None
     if interval is None:
         interval = detect_interval(path)
-    feed: Iterable[MarketUpdate] = read_bars(
-        path, venue=venue, symbol=symbol, tick=inst.tick_size, interval=interval,
-        size_step=inst.step_size, volume_unit=volume_unit,
-        notional_without_volume=NOTIONAL_WITHOUT_VOLUME if layout.volume is None else None)
+    every: timedelta = interval  # (fixed for the closures below)
+
+    def bars() -> Iterator[PriceBar]:
+        return read_price_bars(
+            path, tick=inst.tick_size, interval=every, size_step=inst.step_size,
+            volume_unit=volume_unit,
+            notional_without_volume=NOTIONAL_WITHOUT_VOLUME if layout.volume is None else None)
+
+    def updates() -> Iterator[MarketUpdate]:
+        for bar in bars():
+            for k in range(4):
+                yield from bar.point_updates(venue, symbol, k)
+
     description = (f"{path.name}: {symbol} on {venue}, {format_interval(interval)} bars"
                    f"{' (detected)' if detected else ''}")
     if layout.volume is None:
         description += f", no volume column ({NOTIONAL_WITHOUT_VOLUME:,} quote a bar assumed)"
+    feed: Iterable[MarketUpdate] = updates()
+    rates: Iterable[FundingRate] = ()
     if funding is not None:
+        rates = read_funding_rates(funding, venue=venue, symbol=symbol)
         feed = with_funding(feed, read_funding_rates(funding, venue=venue, symbol=symbol))
         description += f", funding from {funding.name}"
     default_age = PaperVenueConfig().max_book_age
     max_age = interval / 2 if default_age is None or interval / 2 > default_age else default_age
     return Source(feed, instruments, (venue,), PaperVenueConfig(max_book_age=max_age),
-                  description, interval)
+                  description, interval, bars(), rates)
 
 
 def with_funding(bars: Iterable[MarketUpdate], rates: Iterable[FundingRate]

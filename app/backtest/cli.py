@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             fees=parse_fees(args.fees),
             interval=parse_interval(args.interval) if args.interval else None,
             volume_unit=args.volume_unit, periods_per_year=args.periods_per_year,
-            mock=mock_config(args))
+            mock=mock_config(args), fast=not args.every_point)
         out = Path(args.out).expanduser()
         if args.grid or args.symbols:
             symbols = [s.strip() for s in (args.symbols or args.symbol).split(",") if s.strip()]
@@ -286,6 +286,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--volume-unit", choices=("quote", "base"), default="quote")
     p.add_argument("--periods-per-year", type=int, default=CRYPTO_DAYS_PER_YEAR,
                    help="annualization of the daily ratios (default %(default)s: crypto)")
+    p.add_argument("--every-point", action="store_true",
+                   help="step the engine and the strategy through every update of every "
+                        "bar, even where nothing can happen (slower; the same results)")
     p.add_argument("--out", default="backtest-report", metavar="DIR")
     p.add_argument("--grid", nargs="*", metavar="K=V1,V2",
                    help="parameter axes: every combination is run")

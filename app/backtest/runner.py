@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from itertools import islice
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from app.domain.events import OrderFilled, OrderRejected, OrderSubmitted, TradeC
 from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarkPrice
 from app.domain.strategies import CreateStrategy, StartStrategy
+from app.engine.quiet import QuietSpan, absorb_points, quiet_span
 from app.simulate import Source, bar_source, build_demo_engine
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
@@ -81,6 +82,9 @@ class BacktestConfig:
     chunk: int = DEFAULT_CHUNK
     # None: the paper venue (book walking, queues); set: the mock venue (app/venues/mock.py).
     mock: MockVenueConfig | None = None
+    # Take bar points in which nothing can happen without stepping the engine and the
+    # strategy host through them (app/engine/quiet.py); False steps every update.
+    fast: bool = True
 
     @property
     def strategy_id(self) -> str:
@@ -109,6 +113,9 @@ class BacktestResult:
     # HTML report's price chart.
     candles: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal]] = field(
         default_factory=list)
+    # Bar points taken in without stepping (``BacktestConfig.fast``): three of
+    # ``updates`` each.
+    absorbed_points: int = 0
 
 
 def validated_params(config: BacktestConfig) -> tuple[tuple[str, str], ...]:
@@ -145,13 +152,15 @@ def run_backtest(config: BacktestConfig,
     host = StrategyHost()
     client, venue, sid = config.client, config.venue, config.strategy_id
 
-    feed = iter(source.feed)
-    first = next(feed, None)
-    if first is None:
+    assert source.bars is not None
+    bars_in = iter(source.bars)
+    first_bar = next(bars_in, None)
+    if first_bar is None:
         raise ValueError(f"{config.data}: no bars")
+    start = first_bar.start
     events = engine.handle(CreateStrategy(sid, config.strategy, client, venue, params,
-                                          "backtest"), first.ts)
-    events += engine.handle(StartStrategy(sid, "backtest"), first.ts)
+                                          "backtest"), start)
+    events += engine.handle(StartStrategy(sid, "backtest"), start)
     stops = InitialStops()
     closed: list[TradeClosed] = []
     mine: set[int] = set()
@@ -180,35 +189,103 @@ def run_backtest(config: BacktestConfig,
     observe(events)
     equity: list[EquityPoint] = []
     interval = source.interval
-    next_sample = first.ts
-    bars = updates = 0
-    last_at = first.ts
-    bar_at = first.ts
+    symbol = config.symbol
+    next_sample = start
+    bars = updates = absorbed = 0
+    bar_at = start
     candles: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal]] = []
-    chunk = [first, *islice(feed, config.chunk - 1)]
-    while chunk:
-        for update in chunk:
-            now = update.ts
-            if now >= next_sample:  # a new bar: its equity before it trades
-                equity.append(EquityPoint(now, engine.equity(client, venue)))
-                bars += type(update) is not FundingRate
-                next_sample = now + interval
-                bar_at = now
-            if type(update) is MarkPrice and update.symbol == config.symbol:
-                p = update.price
-                if candles and candles[-1][0] == bar_at:
-                    at, o, h, lo, _ = candles[-1]
-                    candles[-1] = (at, o, max(h, p), min(lo, p), p)
-                else:
-                    candles.append((bar_at, p, p, p, p))
-            produced = engine.on_market(update, now)
-            produced += host.step(engine, now, produced, update).events
-            observe(produced)
-            updates += 1
-            last_at = now
-        if on_progress is not None:
-            on_progress(bars)
-        chunk = list(islice(feed, config.chunk))
+
+    def sample(now: datetime, is_bar: bool) -> None:
+        """A new bar (or a funding rate at a bar's time): its equity before it trades."""
+        nonlocal next_sample, bars, bar_at
+        equity.append(EquityPoint(now, engine.equity(client, venue)))
+        bars += is_bar
+        next_sample = now + interval
+        bar_at = now
+
+    def candle(p: Decimal) -> None:
+        if candles and candles[-1][0] == bar_at:
+            at, o, h, lo, _ = candles[-1]
+            candles[-1] = (at, o, max(h, p), min(lo, p), p)
+        else:
+            candles.append((bar_at, p, p, p, p))
+
+    def step(update: Any) -> None:
+        """One update through the engine and the strategy host: the way a server
+        takes market data."""
+        nonlocal updates
+        now = update.ts
+        if now >= next_sample:
+            sample(now, type(update) is not FundingRate)
+        if type(update) is MarkPrice and update.symbol == symbol:
+            candle(update.price)
+        produced = engine.on_market(update, now)
+        produced += host.step(engine, now, produced, update).events
+        observe(produced)
+        updates += 1
+
+    # Funding rates go in between the bar points as ``with_funding`` puts them: before
+    # the first point later than they are; none before the first bar.
+    rates = iter(source.funding_rates)
+    rate = next(rates, None)
+    while rate is not None and rate.ts < start:
+        rate = next(rates, None)
+    # The quiet span of the engine and of the host: points inside both are taken in
+    # without stepping (app/engine/quiet.py); anything stepped may change them.
+    span: QuietSpan | None = None
+    host_until: datetime | None = None
+    fresh = False  # whether span and host_until were worked out since the last step
+    last_at = start
+    chunk_left = config.chunk
+    fast = config.fast
+    for bar in chain((first_bar,), bars_in):
+        k = 0
+        while k < 4:
+            now = bar.times[k]
+            while rate is not None and rate.ts < now:
+                step(rate)
+                fresh = False
+                last_at = rate.ts
+                rate = next(rates, None)
+            if fast:
+                if not fresh:
+                    span = quiet_span(engine, venue, symbol)
+                    host_until = host.quiet_until(engine, venue, symbol) \
+                        if span is not None else None
+                    fresh = True
+                # The quiet points from k on: up to the bar's end, a point outside the
+                # span, or the next funding rate.
+                end = k
+                if span is not None and host_until is not None:
+                    limit = host_until if rate is None or rate.ts >= host_until else rate.ts
+                    while end < 4 and bar.times[end] < limit \
+                            and span.holds(bar.prices[end], bar.times[end]):
+                        end += 1
+                if end > k:
+                    assert span is not None
+                    if now >= next_sample:
+                        sample(now, True)
+                    for p in bar.prices[k:end]:
+                        candle(p)
+                    absorb_points(engine, span, bar, k, end)
+                    host.absorb_points(venue, symbol, bar, k, end)
+                    updates += 3 * (end - k)
+                    absorbed += end - k
+                    k = end
+                    continue
+            for update in bar.point_updates(venue, symbol, k):
+                step(update)
+            fresh = False
+            k += 1
+        last_at = bar.times[3]
+        chunk_left -= 12
+        if chunk_left <= 0:
+            chunk_left = config.chunk
+            if on_progress is not None:
+                on_progress(bars)
+    # Rates after the last point are left out: no market to settle them against.
+    if on_progress is not None:
+        on_progress(bars)
     final = engine.equity(client, venue)
     if equity[-1].at != last_at or equity[-1].equity != final:
         equity.append(EquityPoint(last_at, final))
@@ -221,5 +298,5 @@ def run_backtest(config: BacktestConfig,
                        periods_per_year=config.periods_per_year)
     return BacktestResult(
         config, {k: json.loads(v) for k, v in params}, source.description, bars, updates,
-        count, equity, trades, perf, first.ts, last_at, time.perf_counter() - started,
-        candles)
+        count, equity, trades, perf, start, last_at, time.perf_counter() - started,
+        candles, absorbed)

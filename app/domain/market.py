@@ -107,6 +107,33 @@ class BookInvalidated:
     ts: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PriceBar:
+    """One OHLC bar as the four price points it is replayed as
+    (app/marketdata/bars.py ``read_bars``):
+    each point's time, price (on the tick grid), size (base units, a quarter of the
+    bar's volume at that price) and trade aggressor. ``ask`` is the quote's ask at each
+    point (the price plus one tick)."""
+
+    times: tuple[datetime, datetime, datetime, datetime]
+    prices: tuple[Decimal, Decimal, Decimal, Decimal]
+    sizes: tuple[Decimal, Decimal, Decimal, Decimal]
+    aggressors: tuple[Side, Side, Side, Side]
+    tick: Decimal
+
+    @property
+    def start(self) -> datetime:
+        return self.times[0]
+
+    def point_updates(self, venue: str, symbol: str, k: int
+                      ) -> tuple[Quote, TradePrint, MarkPrice]:
+        """Point ``k`` as the three updates the engine takes: quote, trade print, mark."""
+        p, size, ts = self.prices[k], self.sizes[k], self.times[k]
+        return (Quote(venue, symbol, p, size, p + self.tick, size, ts),
+                TradePrint(venue, symbol, p, size, self.aggressors[k], ts),
+                MarkPrice(venue, symbol, p, ts))
+
+
 MarketUpdate = (
     Quote | TradePrint | BookSnapshot | BookDelta | MarkPrice | FundingRate | BookInvalidated
 )

@@ -411,10 +411,12 @@ class Engine:
         (a backtest samples it every bar)."""
         return self._equity_and_maintenance(client, venue, maintenance=False)[0]
 
-    def _equity_and_maintenance(self, client: str, venue: str, *, maintenance: bool = True
+    def _equity_and_maintenance(self, client: str, venue: str, *, maintenance: bool = True,
+                                marked: tuple[str, Decimal] | None = None
                                 ) -> tuple[Decimal, Decimal]:
         """``summary``'s equity and maintenance margin, computed the same way, without
-        its order margin and ratios: every mark of a held symbol needs the two."""
+        its order margin and ratios: every mark of a held symbol needs the two.
+        ``marked``: a symbol and a mark to value it at instead of its own."""
         unrealized = required = ZERO
         positions = self.state.positions
         venue_obj = self.venues[venue]
@@ -423,7 +425,8 @@ class Engine:
             p = positions.get((client, venue, symbol))
             if p is None or not p.qty:
                 continue
-            mark = venue_obj.reference_price(symbol)
+            mark = venue_obj.reference_price(symbol) if marked is None or marked[0] != symbol \
+                else marked[1]
             if mark is None:
                 mark = p.avg_entry
             unrealized += p.unrealized_pnl(mark)

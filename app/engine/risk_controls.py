@@ -258,6 +258,14 @@ class RiskControls:
         if last is None or now - last >= MARK_EVALUATION_INTERVAL:
             self._dirty.add(client)
 
+    def marked_quietly(self, client: str, now: datetime) -> None:
+        """``marked`` then ``after_step`` for a client whose breakers are all off and
+        nothing else due (a quiet point, app/engine/quiet.py): all an evaluation would
+        change is when it last happened."""
+        last = self._evaluated_at.get(client)
+        if last is None or now - last >= MARK_EVALUATION_INTERVAL:
+            self._evaluated_at[client] = now
+
     def on_time(self, now: datetime) -> None:
         """Session runtime limits trip with time alone."""
         for client, state in self.engine.state.risk.items():

@@ -29,14 +29,17 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from itertools import islice, pairwise
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from app.domain.instruments import Rounding, round_to_increment
-from app.domain.market import FundingRate, MarkPrice, Quote, TradePrint
+from app.domain.market import FundingRate, MarkPrice, PriceBar, Quote, TradePrint
 from app.domain.orders import Side
-from app.marketdata.parquet_rows import parquet_rows
+from app.marketdata.parquet_rows import BATCH_ROWS, parquet_rows, parquet_text
 
 StrPath = str | os.PathLike[str]
 
@@ -113,7 +116,8 @@ def bar_layout(header: Sequence[str], volume_unit: str = "quote") -> BarLayout:
 def parse_time(text: str) -> datetime:
     """ISO 8601 (naive = UTC) or an epoch number in s, ms, µs or ns (told by its size)."""
     text = text.strip()
-    if _NUMBER.match(text):
+    # ``YYYY-MM-DD...`` (the common case) is no number: no need to try the pattern.
+    if not (len(text) >= 10 and text[4] == "-") and _NUMBER.match(text):
         value = Decimal(text)
         magnitude = abs(value)
         # Epoch seconds stay below 1e11 until the year 5138; each finer unit is 1000x.
@@ -218,18 +222,40 @@ def read_bars(
     Bars must be in increasing time order, at least ``interval`` apart (gaps are
     fine: the book just hears nothing for a while).
     """
+    for bar in read_price_bars(path, tick=tick, interval=interval, size_step=size_step,
+                               volume_unit=volume_unit,
+                               notional_without_volume=notional_without_volume):
+        for k in range(4):
+            yield from bar.point_updates(venue, symbol, k)
+
+
+def read_price_bars(
+    path: StrPath, *, tick: Decimal, interval: timedelta | None = None,
+    size_step: Decimal = DEFAULT_SIZE_STEP, volume_unit: str = "quote",
+    notional_without_volume: Decimal | None = None,
+) -> Iterator[PriceBar]:
+    """The bars of a file as ``PriceBar``s: what ``read_bars`` replays, a bar at a time
+    (a backtest steps the engine a point at a time only where something can happen)."""
     if interval is None:
         interval = detect_interval(path)
     offsets = tuple(interval * k / 4 for k in range(4))
-    layout: BarLayout | None = None
     previous: Decimal | None = None
     last_start: datetime | None = None
-    for line, row, header in _open_csv(path):
-        if layout is None:
-            layout = bar_layout(header, volume_unit)
-            if layout.volume is None and notional_without_volume is None:
-                raise ValueError(f"{path}: no volume column (give notional_without_volume)")
-        start = parse_time(row[layout.timestamp])
+    buy, sell = Side.BUY, Side.SELL
+    # On a power-of-ten tick, rounding to it is one quantize (the same result).
+    decimal_tick = tick > 0 and tick == Decimal(1).scaleb(tick.adjusted())
+    nearest = ROUND_HALF_EVEN
+    rows = _bar_rows(path, volume_unit)
+    layout = next(rows)
+    assert isinstance(layout, BarLayout)
+    if layout.volume is None and notional_without_volume is None:
+        raise ValueError(f"{path}: no volume column (give notional_without_volume)")
+    quote_volume = layout.volume is None or layout.volume_is_quote
+    fixed_volume = notional_without_volume if layout.volume is None else None
+    names = (layout.open, layout.high, layout.low, layout.close, layout.volume or "volume")
+    for row in rows:
+        assert not isinstance(row, BarLayout)
+        line, start, texts = row
         if last_start is not None and start <= last_start:
             raise ValueError(f"{path} line {line}: bar at {start} does not follow the bar "
                              f"at {last_start} (bars must be in increasing time order)")
@@ -239,27 +265,105 @@ def read_bars(
                              f"{last_start} ends ({format_interval(interval)} bars); "
                              "is the interval right?")
         last_start = start
-        prices = _bar_points(*(_decimal(row, column, line) for column in (
-            layout.open, layout.high, layout.low, layout.close)))
-        if layout.volume is not None:
-            volume = _decimal(row, layout.volume, line)
-        elif notional_without_volume is not None:
-            volume = notional_without_volume
-        else:  # refused above, with the layout
-            raise ValueError(f"{path}: no volume column (give notional_without_volume)")
-        quote_volume = layout.volume is None or layout.volume_is_quote
-        for offset, raw_price in zip(offsets, prices, strict=True):
-            p = round_to_increment(raw_price, tick, Rounding.NEAREST)
+        try:
+            o, h, lo, c = (Decimal(texts[0]), Decimal(texts[1]), Decimal(texts[2]),
+                           Decimal(texts[3]))
+            volume = Decimal(texts[4]) if fixed_volume is None else fixed_volume
+        except (InvalidOperation, TypeError):
+            for name, text in zip(names, texts, strict=False):
+                _decimal({name: text}, name, line)
+            raise
+        raw = (o, lo, h, c) if c >= o else (o, h, lo, c)
+        prices: list[Decimal] = []
+        sizes: list[Decimal] = []
+        aggressors: list[Side] = []
+        for raw_price in raw:
+            p = raw_price.quantize(tick, rounding=nearest) if decimal_tick \
+                else round_to_increment(raw_price, tick, Rounding.NEAREST)
             if p <= 0:
                 raise ValueError(f"{path} line {line}: price {raw_price} rounds to {p}")
             base = volume / p if quote_volume else volume
-            size = max((base / 4).quantize(size_step, rounding=ROUND_DOWN), size_step)
-            ts = start + offset
-            aggressor = Side.BUY if previous is not None and p > previous else Side.SELL
+            size = (base / 4).quantize(size_step, rounding=ROUND_DOWN)
+            sizes.append(size if size > size_step else size_step)
+            aggressors.append(buy if previous is not None and p > previous else sell)
+            prices.append(p)
             previous = p
-            yield Quote(venue, symbol, p, size, p + tick, size, ts)
-            yield TradePrint(venue, symbol, p, size, aggressor, ts)
-            yield MarkPrice(venue, symbol, p, ts)
+        yield PriceBar((start, start + offsets[1], start + offsets[2], start + offsets[3]),
+                       (prices[0], prices[1], prices[2], prices[3]),
+                       (sizes[0], sizes[1], sizes[2], sizes[3]),
+                       (aggressors[0], aggressors[1], aggressors[2], aggressors[3]), tick)
+
+
+_BarRow = tuple[int, datetime, tuple[str, ...]]
+
+
+def _bar_rows(path: StrPath, volume_unit: str) -> Iterator[BarLayout | _BarRow]:
+    """The file's layout first, then each bar as (line, start, the texts of open, high,
+    low, close and volume — "" without a volume column). CSV rows are read by column
+    position and Parquet columns a batch at a time: no dict a row."""
+    if Path(path).suffix.lower() in (".parquet", ".pq"):
+        yield from _parquet_bar_rows(path, volume_unit)
+        return
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            raise ValueError(f"{path}: empty file or no header row")
+        layout = bar_layout(header, volume_unit)
+        yield layout
+        columns = [header.index(c) for c in (layout.timestamp, layout.open, layout.high,
+                                               layout.low, layout.close)]
+        t, o, h, lo, c = columns
+        v = header.index(layout.volume) if layout.volume is not None else None
+        width = len(header)
+        for values in reader:
+            line = reader.line_num
+            if len(values) < width:
+                if not values:
+                    continue  # a blank line, as DictReader skips it
+                values += [""] * (width - len(values))
+            yield line, parse_time(values[t]), (
+                values[o], values[h], values[lo], values[c], values[v] if v is not None else "")
+
+
+def _parquet_bar_rows(path: StrPath, volume_unit: str) -> Iterator[BarLayout | _BarRow]:
+    """``_bar_rows`` of a Parquet file: its columns a batch at a time, each value as the
+    text the CSV reader would have seen (``parquet_text``), a timestamp column's
+    values taken as they are (UTC) rather than through text."""
+    try:
+        file = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow's errors name neither the file nor the problem well
+        raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
+    header = list(file.schema_arrow.names)
+    layout = bar_layout(header, volume_unit)
+    yield layout
+    names = [layout.timestamp, layout.open, layout.high, layout.low, layout.close]
+    if layout.volume is not None:
+        names.append(layout.volume)
+    line = 1
+    for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=names):
+        stamps = batch.column(0)
+        if pa.types.is_timestamp(stamps.type):
+            times = [_utc(v) if v is not None else parse_time("") for v in stamps.to_pylist()]
+        else:
+            times = [parse_time(parquet_text(v)) for v in stamps.to_pylist()]
+        texts = [_texts(batch.column(i)) for i in range(1, batch.num_columns)]
+        if layout.volume is None:
+            texts.append([""] * batch.num_rows)
+        for start, row in zip(times, zip(*texts, strict=True), strict=True):
+            line += 1
+            yield line, start, row
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _texts(column: pa.Array) -> list[str]:
+    values = column.to_pylist()
+    if pa.types.is_floating(column.type) and column.null_count == 0:
+        return [repr(v) for v in values]  # the shortest round-trip text, as a CSV has it
+    return [parquet_text(v) for v in values]
 
 
 def read_funding_rates(path: StrPath, *, venue: str, symbol: str) -> Iterator[FundingRate]:

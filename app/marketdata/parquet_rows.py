@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 BATCH_ROWS = 65_536
 
 
-def _text(value: Any) -> str:
+def parquet_text(value: Any) -> str:
+    """A Parquet value as the text a CSV file would hold for it."""
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -52,4 +53,5 @@ def parquet_rows(path: str | os.PathLike[str]
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
         for values in zip(*columns, strict=True):
             line += 1
-            yield line, {name: _text(v) for name, v in zip(header, values, strict=True)}, header
+            row = {name: parquet_text(v) for name, v in zip(header, values, strict=True)}
+            yield line, row, header

@@ -74,6 +74,7 @@ from app.strategies.common import (
     Interval,
     LastSignal,
     PriceSource,
+    QuietFeed,
     Sizing,
     Symbol,
     SymbolFeed,
@@ -296,7 +297,7 @@ class Trade:
     targets_placed: bool = False
 
 
-class AtrTrend(BaseStrategy):
+class AtrTrend(QuietFeed, BaseStrategy):
     def __init__(self, params: AtrTrendParams):
         self.p = params
         self.model = AtrModel(params)

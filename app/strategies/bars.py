@@ -114,6 +114,16 @@ class BarBuilder:
         self._points += 1
         return None
 
+    def extend(self, price: Decimal, notional: Decimal) -> None:
+        """``update`` with a point known to fall inside the open bar."""
+        if price > self._high:
+            self._high = price
+        if price < self._low:
+            self._low = price
+        self._close = price
+        self._volume += notional
+        self._points += 1
+
     def close_due(self, now: datetime) -> Bar | None:
         """The open bar, closed, if the clock has reached its end."""
         if now < self._end:  # also when no bar is open (FAR_FUTURE)
@@ -158,6 +168,18 @@ class MultiBars:
             out.sort(key=_order)
         self._due = min((b.end for b in self._builders), default=FAR_FUTURE)
         return out
+
+    def quiet_until(self) -> datetime | None:
+        """Points before this time close no bar (they may only extend the open ones);
+        None while some interval has no bar open (the next point opens one)."""
+        if any(b.end == FAR_FUTURE for b in self._builders):
+            return None
+        return self._due
+
+    def extend(self, price: Decimal, notional: Decimal = ZERO) -> None:
+        """``update`` with a point before ``quiet_until``: inside every open bar."""
+        for builder in self._builders:
+            builder.extend(price, notional)
 
     def close_due(self, now: datetime) -> list[Bar]:
         if now < self._due:

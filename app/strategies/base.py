@@ -24,7 +24,7 @@ from app.domain.arbitrage import ArbBook, ArbTrade, LegOut, RecordArbTrade, Reco
 from app.domain.commands import CancelOrder, Command, ReplaceOrder, SubmitOrder
 from app.domain.events import Event
 from app.domain.instruments import Instrument
-from app.domain.market import MarketUpdate
+from app.domain.market import MarketUpdate, PriceBar
 from app.domain.orders import Order, OrderSpec, OrderTags, OrderType, Side, TimeInForce
 from app.domain.positions import Position
 from app.domain.risk import SizingRequest
@@ -52,6 +52,17 @@ class Strategy(Protocol):
 
     def on_stop(self, ctx: StrategyContext) -> Commands: ...
 
+    def quiet_until(self, symbol: str) -> datetime | None:
+        """Until when ``on_market`` only takes ``symbol``'s prices in (answers nothing, whatever
+        the update); None: it may answer any update. With ``absorb_point`` it lets a
+        backtest skip stepping it through quiet bar points (app/engine/quiet.py)."""
+        ...
+
+    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
+        """Take points ``first`` to ``stop`` (excluded) of ``bar`` (all before ``quiet_until``) as
+        ``on_market`` would take each one's quote, print and mark."""
+        ...
+
 
 class BaseStrategy:
     """Does nothing on every call: a kind overrides what it needs."""
@@ -70,6 +81,12 @@ class BaseStrategy:
 
     def on_stop(self, ctx: StrategyContext) -> Commands:
         return None
+
+    def quiet_until(self, symbol: str) -> datetime | None:
+        return None  # unknown: every update goes through on_market
+
+    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
+        raise NotImplementedError("a strategy with quiet_until() must take points")
 
 
 class StrategyParams(BaseModel):

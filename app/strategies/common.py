@@ -20,10 +20,10 @@ from pydantic import Field
 
 from app.domain.commands import Command
 from app.domain.instruments import Instrument, Rounding
-from app.domain.market import MarketUpdate, MarkPrice, Quote, TradePrint
+from app.domain.market import MarketUpdate, MarkPrice, PriceBar, Quote, TradePrint
 from app.domain.orders import Order, OrderType, Side
 from app.domain.risk import SizingMode, SizingRequest
-from app.strategies.bars import Bar, MultiBars, to_saved
+from app.strategies.bars import FAR_FUTURE, Bar, MultiBars, to_saved
 from app.strategies.base import StrategyContext
 
 ZERO = Decimal(0)
@@ -114,6 +114,37 @@ class SymbolFeed:
                 return self.bars.update(update.price, ts)
         return self.bars.close_due(ts)
 
+    def quiet_until(self) -> datetime | None:
+        """Updates of this symbol before this time close no bar (None: one might)."""
+        return None if self.first_seen is None else self.bars.quiet_until()
+
+    def absorb_points(self, bar: PriceBar, first: int, stop: int = 4) -> None:
+        """Points ``first`` to ``stop`` (excluded) of ``bar``, all before ``quiet_until``: what
+        ``on_update`` makes of each one's quote (price and price plus a tick, both
+        sizes the point's), print and mark, none of which can close a bar."""
+        bars, source, trades = self.bars, self.source, self._trades
+        tick = bar.tick
+        for k in range(first, stop):
+            at, price, size = bar.times[k], bar.prices[k], bar.sizes[k]
+            notional = price * size
+            trades.append((at, notional))
+            self._volume += notional
+            if source is PriceSource.TRADE:
+                bars.extend(price, notional)
+            elif source is PriceSource.MID:
+                mid = (price + (price + tick)) / 2  # as the quote's (bid + ask) / 2
+                bars.extend(mid)
+                bars.extend(mid, notional)  # the print: the mid now, with its volume
+            else:  # MARK: the print at the mark before this point's, then the mark
+                if self.mark is not None:
+                    bars.extend(self.mark, notional)
+                self.mark = price
+                bars.extend(price)
+        self._expire(bar.times[stop - 1])
+        price, size = bar.prices[stop - 1], bar.sizes[stop - 1]
+        self.bid, self.ask, self.bid_size, self.ask_size = price, price + tick, size, size
+        self.mark = price
+
     def _price_now(self) -> Decimal | None:
         if self.source is PriceSource.MID and self.bid is not None and self.ask is not None:
             return (self.bid + self.ask) / 2
@@ -135,6 +166,22 @@ class SymbolFeed:
         if self.bid is None or self.ask is None:
             return None
         return (self.bid + self.ask) / 2
+
+
+class QuietFeed:
+    """``quiet_until``/``absorb_point`` (app/strategies/base.py) for a strategy that
+    acts on market data only when its one ``feed`` closes a bar."""
+
+    feed: SymbolFeed
+
+    def quiet_until(self, symbol: str) -> datetime | None:
+        if symbol != self.feed.symbol:
+            return FAR_FUTURE  # it takes nothing of other symbols
+        return self.feed.quiet_until()
+
+    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
+        if symbol == self.feed.symbol:
+            self.feed.absorb_points(bar, first, stop)
 
 
 @dataclass(frozen=True, slots=True)

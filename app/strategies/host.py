@@ -30,7 +30,7 @@ from app.domain.arbitrage import RecordArbTrade, RecordLegOut
 from app.domain.commands import CancelOrder, Command, ReplaceOrder, SubmitOrder
 from app.domain.event_accounts import account_of
 from app.domain.events import Event
-from app.domain.market import MarketUpdate
+from app.domain.market import MarketUpdate, PriceBar
 from app.domain.rejections import CommandRefused
 from app.domain.signals import SubmitSignal
 from app.domain.strategies import RecordBars, StopStrategy, StrategyRecord, StrategyStatus
@@ -46,6 +46,7 @@ MAX_ROUNDS = 4
 # Commands one strategy may run in one step: a strategy in a loop is stopped.
 MAX_COMMANDS_PER_STEP = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 Call = Callable[[Strategy, StrategyContext], Commands]
@@ -179,6 +180,38 @@ class StrategyHost:
             if round_no == MAX_ROUNDS - 1:
                 self._pending = list(delivered)
         return result
+
+    # ---- quiet points (a backtest's fast path: app/engine/quiet.py) -------------------
+
+    def quiet_until(self, engine: Engine, venue: str, symbol: str) -> datetime | None:
+        """Until when a point of ``symbol`` on ``venue`` that produces no event would
+        only be taken in (no strategy answers it, no timer is due, nothing is owed);
+        None when a step might do more."""
+        state = engine.state
+        seen = self._synced
+        if self._pending or seen is None or seen[0] is not state \
+                or seen[1] != state.strategies_version:
+            return None
+        until = FAR_FUTURE
+        for running in self._running.values():
+            if running.next_timer is not None and running.next_timer < until:
+                until = running.next_timer
+            if running.market_updates and venue in running.venues:
+                quiet = running.strategy.quiet_until(symbol)
+                if quiet is None:
+                    return None
+                if quiet < until:
+                    until = quiet
+        return until
+
+    def absorb_points(self, venue: str, symbol: str, bar: PriceBar, first: int,
+                      stop: int = 4) -> None:
+        """Points ``first`` to ``stop`` (excluded) of ``bar``, all before ``quiet_until``: every
+        strategy that takes market data of ``venue`` takes them in, as its
+        ``on_market`` would."""
+        for running in self._running.values():
+            if running.market_updates and venue in running.venues:
+                running.strategy.absorb_points(symbol, bar, first, stop)
 
     # ---- lifecycle --------------------------------------------------------------------
 

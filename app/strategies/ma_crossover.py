@@ -60,6 +60,7 @@ from app.strategies.common import (
     LastSignal,
     LiquidityFilters,
     PriceSource,
+    QuietFeed,
     Sizing,
     Symbol,
     SymbolFeed,
@@ -221,7 +222,7 @@ class MaModel:
 
 # ---- placing --------------------------------------------------------------------------
 
-class MaCrossover(BaseStrategy):
+class MaCrossover(QuietFeed, BaseStrategy):
     def __init__(self, params: MaCrossoverParams):
         self.p = params
         self.model = MaModel(params)

@@ -460,6 +460,50 @@ class PaperVenue:
             return out
         return None
 
+    # ---- quiet points (a backtest's fast path: app/engine/quiet.py) -------
+
+    def quiet_bounds(self, symbol: str) -> tuple[Decimal | None, Decimal | None] | None:
+        """The prices strictly between which an L1 point of ``symbol`` (a quote at p and
+        one tick above, a print and a mark at p) would change nothing here but the
+        book, the last price and the mark: no stop is reached (None: no bound that
+        side). None when a point could do more whatever its price: an order resting on
+        the symbol (queues, fills), a trailing stop (it trails every print), anything
+        in flight or due, an L2 book, or no last price or mark yet."""
+        if self._inflight or self._expiries or self._outbox or self._moved \
+                or self._resting[symbol]:
+            return None
+        book = self.books[symbol]
+        last, mark = self.last.get(symbol), self.marks.get(symbol)
+        if book.is_l2 or last is None or mark is None:
+            return None
+        low: Decimal | None = None
+        high: Decimal | None = None
+        for work in self._stops[symbol].values():
+            trigger = work.trigger_price
+            if work.type is OrderType.TRAILING_STOP or trigger is None:
+                return None
+            if triggers_on_rise(work.type, work.side):
+                high = trigger if high is None or trigger < high else high
+            else:
+                low = trigger if low is None or trigger > low else low
+        for price in (last, mark):  # where it stands now is quiet too
+            if (low is not None and price <= low) or (high is not None and price >= high):
+                return None
+        return low, high
+
+    # A point inside ``quiet_bounds``, a part at a time: what its quote, print and mark
+    # leave behind, without looking for anything to match or trigger.
+
+    def take_quiet_quote(self, symbol: str, bid: Decimal, size: Decimal, ask: Decimal,
+                         at: datetime) -> None:
+        self.books[symbol].set_quote(bid, size, ask, size, at)
+
+    def take_quiet_print(self, symbol: str, price: Decimal) -> None:
+        self.last[symbol] = price
+
+    def take_quiet_mark(self, symbol: str, price: Decimal) -> None:
+        self.marks[symbol] = price
+
     # ---- matching ---------------------------------------------------------
 
     def _arrive(self, work: Working, now: datetime, out: list[Report]) -> None:

@@ -1,0 +1,145 @@
+"""Quiet points: market data that provably changes nothing but prices (a backtest's
+fast path).
+
+A backtest replays each bar as four L1 points — a quote at p and one tick above, a
+print and a mark at p (app/marketdata/bars.py) — and most of them meet nothing: no
+order rests on the symbol, no stop is near, no account is near liquidation, no
+funding or candle is due. Stepping the engine through such a point costs three
+passes that all end in "nothing happened". ``quiet_span`` works out, from the
+engine's state, the prices and the time within which that is certain; while the
+state does not change (only quiet points are taken), every point inside the span is
+taken by ``absorb_points``, which leaves the state exactly as the three updates
+would have: the book, the last price, the mark, the signal desk's candles and the
+breakers' "evaluated at" clock. Anything else — an order, a fill, a point outside
+the span — goes through ``Engine.on_market`` as before, and the span is worked out
+again after it.
+
+What a span requires (anything it cannot bound makes it ``None``: step normally):
+
+* the venue is a paper venue whose own bounds hold (``PaperVenue.quiet_bounds``:
+  nothing resting on the symbol, stops bounded by their triggers, nothing in flight);
+* no volume filter (it counts every print), no bracket or breaker work owed;
+* time before the next funding instant (the signal desk's candle work, where a
+  candle begins, is done as ``on_market`` does it);
+* every account holding the symbol: breakers off (they would value it at every
+  mark), and its equity above its maintenance margin all over the span's price
+  range. Within one margin tier, equity minus maintenance margin is a concave
+  function of the mark (linear, minus the positive part of a linear function), so
+  it is above zero all over a range when it is at both ends: the span is at most
+  ``LIQUIDATION_BAND`` either side of the mark, and narrowed to one tier.
+
+``tests/backtest/test_quiet_points.py`` runs backtests both ways and compares every
+trade, fill and equity point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from app.domain.market import PriceBar
+from app.engine.engine import Engine
+from app.venues.paper.venue import PaperVenue
+
+# How far either side of the mark a span reaches before the liquidation check must be
+# made again (a fraction of the mark). Wider spans are checked less often; a point
+# outside simply goes through the engine and a new span is worked out there.
+LIQUIDATION_BAND = Decimal("0.05")
+ONE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietSpan:
+    """Points of ``symbol`` on ``venue`` at a price strictly between ``low`` and
+    ``high`` and a time before ``until`` change nothing but prices."""
+
+    venue: PaperVenue
+    symbol: str
+    low: Decimal
+    high: Decimal
+    until: datetime
+    holders: tuple[str, ...]  # clients holding the symbol there (marked at every point)
+
+    def holds(self, price: Decimal, at: datetime) -> bool:
+        return at < self.until and self.low < price < self.high
+
+
+def quiet_span(engine: Engine, venue_name: str, symbol: str) -> QuietSpan | None:
+    """The span of quiet points of ``symbol`` from the engine's state now, or None."""
+    venue = engine.venues.get(venue_name)
+    if not isinstance(venue, PaperVenue) or symbol not in venue.books:
+        return None
+    risk = engine.risk
+    if risk.track_volume or risk.due or engine.state.bracket_dirty:
+        return None
+    bounds = venue.quiet_bounds(symbol)
+    if bounds is None:
+        return None
+    mark = venue.marks[symbol]
+    low = mark * (ONE - LIQUIDATION_BAND)
+    high = mark * (ONE + LIQUIDATION_BAND)
+    if bounds[0] is not None and bounds[0] > low:
+        low = bounds[0]
+    if bounds[1] is not None and bounds[1] < high:
+        high = bounds[1]
+    until = engine._next_funding_at
+    holders: list[str] = []
+    inst = engine.instruments[(venue_name, symbol)]
+    for (client, v, s), position in engine.state.positions.items():
+        if v != venue_name or s != symbol or not position.qty:
+            continue
+        if risk.profile(client).breakers.any_on:
+            return None
+        size = abs(position.qty)
+        if inst.bracket(size * low) != inst.bracket(size * high):
+            return None  # a tier boundary inside: leave it to the engine
+        for price in (low, high):
+            equity, maintenance = engine._equity_and_maintenance(
+                client, venue_name, marked=(symbol, price))
+            if equity <= maintenance:
+                return None
+        holders.append(client)
+    return QuietSpan(venue, symbol, low, high, until, tuple(holders))
+
+
+def absorb_points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
+                  stop: int = 4) -> None:
+    """Points ``first`` to ``stop`` (excluded) of ``bar``, all inside ``span``: the state their
+    quotes, prints and marks leave behind, as ``Engine.on_market`` would leave it —
+    the signal desk's candle work included, where a candle begins."""
+    venue, symbol = span.venue, span.symbol
+    signals, tick = engine.signals, bar.tick
+    marked = engine.risk.marked_quietly  # the liquidation pass marks every holder
+    holders = span.holders
+    for k in range(first, stop):
+        at, price, size = bar.times[k], bar.prices[k], bar.sizes[k]
+        if at < signals.idle_until:
+            venue.take_quiet_quote(symbol, price, size, price + tick, at)
+        else:  # each part of the point with the desk's work around it, as on_market does
+            if k > first:  # the desk reads the mark the point before left
+                venue.take_quiet_print(symbol, bar.prices[k - 1])
+                venue.take_quiet_mark(symbol, bar.prices[k - 1])
+            _with_candle_work(engine, venue, symbol, at, price, size, price + tick)
+        for client in holders:
+            marked(client, at)
+    price = bar.prices[stop - 1]
+    venue.take_quiet_print(symbol, price)
+    venue.take_quiet_mark(symbol, price)
+
+
+def _with_candle_work(engine: Engine, venue: PaperVenue, symbol: str, at: datetime,
+                      price: Decimal, size: Decimal, ask: Decimal) -> None:
+    signals, name = engine.signals, venue.name
+    for part in range(3):
+        candle_work = at >= signals.idle_until
+        if candle_work:
+            signals.before_market(name, symbol, at)
+        if part == 0:
+            venue.take_quiet_quote(symbol, price, size, ask, at)
+        elif part == 1:
+            venue.take_quiet_print(symbol, price)
+        else:
+            venue.take_quiet_mark(symbol, price)
+        if candle_work:
+            signals.after_market(name, symbol)
