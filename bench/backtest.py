@@ -9,7 +9,10 @@
 
 "Engine events" are what the engine processes: the market-data updates it applies
 (each bar is replayed as four price points, each a quote, a trade print and a mark)
-plus the events it emits (orders, fills, trades, funding...).
+plus the events it emits (orders, fills, trades, funding...). Points in which nothing
+can happen are taken in without stepping (app/engine/quiet.py): their updates count,
+as the state they leave is the one stepping them would; ``--every-point`` also runs
+the month stepping every update, side by side, and checks the trades are the same.
 
 Targets (issue 15): the real month in < 1 s; 1,000,000 bars end to end in under
 half of a cold vectorized numba backtester's ~16 s; >= 250,000 engine events/s.
@@ -19,7 +22,7 @@ does not depend on them) the same synthetic file also goes through vectorbt's
 ``Portfolio.from_signals``, cold, and the ratio is printed (``_vectorbt_baseline.py``).
 
 Usage:  python bench/backtest.py [--bars 1000000] [--skip-month] [--skip-synthetic]
-                                 [--baseline-python /path/to/venv/bin/python]
+                                 [--every-point] [--baseline-python /path/to/venv/bin/python]
 Prints: bars=45031 wall_s=... bars_per_s=... events_per_s=... trades=...
         bars=1000000 wall_s=... bars_per_s=... events_per_s=... trades=...
 """
@@ -51,7 +54,9 @@ def figures(bars: int, wall: float, events: int, trades: int) -> str:
             f"events_per_s={events / wall:,.0f} trades={trades}")
 
 
-def real_month() -> None:
+def real_month(every_point: bool) -> None:
+    from dataclasses import replace
+
     from app.backtest.runner import BacktestConfig, run_backtest
 
     config = BacktestConfig(strategy="ma_crossover", data=REAL_BARS)
@@ -59,7 +64,15 @@ def real_month() -> None:
     result = run_backtest(config)
     engine_events = result.updates + result.events
     print(figures(result.bars, result.wall_s, engine_events, len(result.trades)), flush=True)
-    note(f"  updates={result.updates} emitted={result.events}")
+    stepped = result.updates - 3 * result.absorbed_points
+    note(f"  updates={result.updates} (stepped {stepped}, taken in as quiet points "
+         f"{3 * result.absorbed_points}) emitted={result.events}")
+    if every_point:  # the same run stepping every update, side by side
+        gc.collect()
+        slow = run_backtest(replace(config, fast=False))
+        same = slow.trades == result.trades and slow.equity == result.equity
+        print(f"every_point: wall_s={slow.wall_s:.2f} quiet_points_speedup="
+              f"{slow.wall_s / result.wall_s:.2f}x same_trades_and_equity={same}", flush=True)
 
 
 def write_synthetic_bars(path: Path, bars: int, seed: int = 20220101) -> None:
@@ -141,12 +154,15 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--skip-month", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--every-point", action="store_true",
+                        help="also run the month stepping every update (no quiet points), "
+                             "side by side")
     parser.add_argument("--baseline-python", metavar="PYTHON",
                         help="an interpreter with vectorbt and pyarrow: also run the "
                              "vectorized numba baseline on the synthetic bars, cold")
     args = parser.parse_args()
     if not args.skip_month:
-        real_month()
+        real_month(args.every_point)
     if not args.skip_synthetic:
         synthetic(args.bars, args.baseline_python)
 

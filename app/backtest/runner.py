@@ -37,7 +37,7 @@ from app.domain.events import OrderFilled, OrderRejected, OrderSubmitted, TradeC
 from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarkPrice
 from app.domain.strategies import CreateStrategy, StartStrategy
-from app.engine.quiet import QuietSpan, absorb_points, quiet_span
+from app.engine.quiet import QuietSpan, absorb_points, absorb_update, quiet_span
 from app.simulate import Source, bar_source, build_demo_engine
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
@@ -210,19 +210,34 @@ def run_backtest(config: BacktestConfig,
         else:
             candles.append((bar_at, p, p, p, p))
 
-    def step(update: Any) -> None:
+    def candle_of(prices: tuple[Decimal, ...]) -> None:
+        """``candle`` for each of ``prices`` in turn."""
+        high, low = max(prices), min(prices)
+        if candles and candles[-1][0] == bar_at:
+            at, o, h, lo, _ = candles[-1]
+            candles[-1] = (at, o, max(h, high), min(lo, low), prices[-1])
+        else:
+            candles.append((bar_at, prices[0], high, low, prices[-1]))
+
+    def step(update: Any, quiet: QuietSpan | None = None) -> bool:
         """One update through the engine and the strategy host: the way a server
-        takes market data."""
+        takes market data (``quiet``: a span that holds it, the engine takes it in).
+        Whether anything happened."""
         nonlocal updates
         now = update.ts
         if now >= next_sample:
             sample(now, type(update) is not FundingRate)
         if type(update) is MarkPrice and update.symbol == symbol:
             candle(update.price)
-        produced = engine.on_market(update, now)
+        if quiet is None:
+            produced = engine.on_market(update, now)
+        else:
+            absorb_update(engine, quiet, update)
+            produced = []
         produced += host.step(engine, now, produced, update).events
         observe(produced)
         updates += 1
+        return bool(produced)
 
     # Funding rates go in between the bar points as ``with_funding`` puts them: before
     # the first point later than they are; none before the first bar.
@@ -265,17 +280,25 @@ def run_backtest(config: BacktestConfig,
                     assert span is not None
                     if now >= next_sample:
                         sample(now, True)
-                    for p in bar.prices[k:end]:
-                        candle(p)
+                    candle_of(bar.prices[k:end])
                     absorb_points(engine, span, bar, k, end)
                     host.absorb_points(venue, symbol, bar, k, end)
                     updates += 3 * (end - k)
                     absorbed += end - k
                     k = end
                     continue
+            # A point to step through: the host sees each of its updates; the engine
+            # takes in those its quiet span still holds (nothing of theirs can happen).
+            price = bar.prices[k]
             for update in bar.point_updates(venue, symbol, k):
-                step(update)
-            fresh = False
+                if fresh and span is not None and span.holds(price, now):
+                    if step(update, span):
+                        fresh = False  # something happened: work the span out again
+                else:
+                    step(update)
+                    fresh = False
+            if fresh:  # the engine's span still holds; the host has moved on
+                host_until = host.quiet_until(engine, venue, symbol)
             k += 1
         last_at = bar.times[3]
         chunk_left -= 12

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from app.domain.orders import Side
 
@@ -107,8 +108,7 @@ class BookInvalidated:
     ts: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class PriceBar:
+class PriceBar(NamedTuple):  # a tuple: a backtest builds a million of them
     """One OHLC bar as the four price points it is replayed as
     (app/marketdata/bars.py ``read_bars``):
     each point's time, price (on the tick grid), size (base units, a quarter of the

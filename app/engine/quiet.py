@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from app.domain.market import PriceBar
+from app.domain.market import MarkPrice, PriceBar, Quote, TradePrint
 from app.engine.engine import Engine
 from app.venues.paper.venue import PaperVenue
 
@@ -112,20 +112,49 @@ def absorb_points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
     signals, tick = engine.signals, bar.tick
     marked = engine.risk.marked_quietly  # the liquidation pass marks every holder
     holders = span.holders
+    # Quotes in a row leave the book as the last one does, unless it remembers what
+    # we took; the signal desk's candle work (a candle's first update) needs its own.
+    last_only = stop - 1 if venue.quotes_leave_only_the_last(symbol) else -1
     for k in range(first, stop):
-        at, price, size = bar.times[k], bar.prices[k], bar.sizes[k]
-        if at < signals.idle_until:
-            venue.take_quiet_quote(symbol, price, size, price + tick, at)
-        else:  # each part of the point with the desk's work around it, as on_market does
+        at = bar.times[k]
+        if at >= signals.idle_until:  # each part with the desk's work, as on_market does
             if k > first:  # the desk reads the mark the point before left
                 venue.take_quiet_print(symbol, bar.prices[k - 1])
                 venue.take_quiet_mark(symbol, bar.prices[k - 1])
-            _with_candle_work(engine, venue, symbol, at, price, size, price + tick)
+            price = bar.prices[k]
+            _with_candle_work(engine, venue, symbol, at, price, bar.sizes[k], price + tick)
+        elif last_only < 0 or k == last_only:
+            price = bar.prices[k]
+            venue.take_quiet_quote(symbol, price, bar.sizes[k], price + tick, at)
         for client in holders:
             marked(client, at)
     price = bar.prices[stop - 1]
     venue.take_quiet_print(symbol, price)
     venue.take_quiet_mark(symbol, price)
+
+
+def absorb_update(engine: Engine, span: QuietSpan, update: Quote | TradePrint | MarkPrice
+                  ) -> None:
+    """One update of a point inside ``span``, as ``Engine.on_market`` would take it
+    (for a point the strategy host must see update by update)."""
+    venue, symbol, at = span.venue, span.symbol, update.ts
+    signals = engine.signals
+    candle_work = at >= signals.idle_until
+    if candle_work:
+        signals.before_market(venue.name, symbol, at)
+    kind = type(update)
+    if kind is Quote:
+        assert isinstance(update, Quote)
+        venue.take_quiet_quote(symbol, update.bid, update.bid_size, update.ask, at)
+    elif kind is TradePrint:
+        venue.take_quiet_print(symbol, update.price)  # type: ignore[union-attr]
+    else:
+        venue.take_quiet_mark(symbol, update.price)  # type: ignore[union-attr]
+        marked = engine.risk.marked_quietly
+        for client in span.holders:
+            marked(client, at)
+    if candle_work:
+        signals.after_market(venue.name, symbol)
 
 
 def _with_candle_work(engine: Engine, venue: PaperVenue, symbol: str, at: datetime,

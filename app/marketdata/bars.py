@@ -187,11 +187,6 @@ def detect_interval(path: StrPath, *, sample: int = _DETECT_SAMPLE) -> timedelta
     return max(gaps.items(), key=lambda item: (item[1], -item[0]))[0]
 
 
-def _bar_points(o: Decimal, h: Decimal, low: Decimal, c: Decimal) -> tuple[Decimal, ...]:
-    # The usual OHLC path guess: an up bar probably dipped before rallying.
-    return (o, low, h, c) if c >= o else (o, h, low, c)
-
-
 def _decimal(row: dict[str, str], column: str, line: int) -> Decimal:
     try:
         return Decimal(row[column].strip())
@@ -273,25 +268,36 @@ def read_price_bars(
             for name, text in zip(names, texts, strict=False):
                 _decimal({name: text}, name, line)
             raise
-        raw = (o, lo, h, c) if c >= o else (o, h, lo, c)
-        prices: list[Decimal] = []
-        sizes: list[Decimal] = []
-        aggressors: list[Side] = []
-        for raw_price in raw:
-            p = raw_price.quantize(tick, rounding=nearest) if decimal_tick \
-                else round_to_increment(raw_price, tick, Rounding.NEAREST)
-            if p <= 0:
-                raise ValueError(f"{path} line {line}: price {raw_price} rounds to {p}")
-            base = volume / p if quote_volume else volume
-            size = (base / 4).quantize(size_step, rounding=ROUND_DOWN)
-            sizes.append(size if size > size_step else size_step)
-            aggressors.append(buy if previous is not None and p > previous else sell)
-            prices.append(p)
-            previous = p
-        yield PriceBar((start, start + offsets[1], start + offsets[2], start + offsets[3]),
-                       (prices[0], prices[1], prices[2], prices[3]),
-                       (sizes[0], sizes[1], sizes[2], sizes[3]),
-                       (aggressors[0], aggressors[1], aggressors[2], aggressors[3]), tick)
+        # The usual OHLC path guess: an up bar probably dipped before rallying.
+        r1, r2 = (lo, h) if c >= o else (h, lo)
+        if decimal_tick:
+            p0, p1 = o.quantize(tick, nearest), r1.quantize(tick, nearest)
+            p2, p3 = r2.quantize(tick, nearest), c.quantize(tick, nearest)
+        else:
+            p0, p1, p2, p3 = (round_to_increment(r, tick, Rounding.NEAREST)
+                              for r in (o, r1, r2, c))
+        if p0 <= 0 or p1 <= 0 or p2 <= 0 or p3 <= 0:
+            raw, rounded = (o, r1, r2, c), (p0, p1, p2, p3)
+            bad = next(i for i in range(4) if rounded[i] <= 0)
+            raise ValueError(f"{path} line {line}: price {raw[bad]} rounds to {rounded[bad]}")
+        # A quarter of the bar's volume a point, in base units at the point's price,
+        # rounded down to the step (at least one step). Written out: a million bars.
+        if quote_volume:
+            s0 = (volume / p0 / 4).quantize(size_step, ROUND_DOWN)
+            s1 = (volume / p1 / 4).quantize(size_step, ROUND_DOWN)
+            s2 = (volume / p2 / 4).quantize(size_step, ROUND_DOWN)
+            s3 = (volume / p3 / 4).quantize(size_step, ROUND_DOWN)
+        else:
+            s0 = s1 = s2 = s3 = (volume / 4).quantize(size_step, ROUND_DOWN)
+        yield PriceBar(
+            (start, start + offsets[1], start + offsets[2], start + offsets[3]),
+            (p0, p1, p2, p3),
+            (s0 if s0 >= size_step else size_step, s1 if s1 >= size_step else size_step,
+             s2 if s2 >= size_step else size_step, s3 if s3 >= size_step else size_step),
+            (buy if previous is not None and p0 > previous else sell,
+             buy if p1 > p0 else sell, buy if p2 > p1 else sell, buy if p3 > p2 else sell),
+            tick)
+        previous = p3
 
 
 _BarRow = tuple[int, datetime, tuple[str, ...]]

@@ -20,7 +20,7 @@ Volume is quote notional (price × qty of trade prints); points without a qty
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -124,6 +124,20 @@ class BarBuilder:
         self._volume += notional
         self._points += 1
 
+    def extend_trades(self, prices: Sequence[Decimal], notionals: Sequence[Decimal]) -> None:
+        """``extend`` with each print in turn (``prices`` not empty)."""
+        high, low, volume = self._high, self._low, self._volume
+        for price in prices:
+            if price > high:
+                high = price
+            if price < low:
+                low = price
+        for notional in notionals:
+            volume += notional  # in order: the same sum, to the last digit
+        self._high, self._low, self._volume = high, low, volume
+        self._close = prices[-1]
+        self._points += len(prices)
+
     def close_due(self, now: datetime) -> Bar | None:
         """The open bar, closed, if the clock has reached its end."""
         if now < self._end:  # also when no bar is open (FAR_FUTURE)
@@ -180,6 +194,11 @@ class MultiBars:
         """``update`` with a point before ``quiet_until``: inside every open bar."""
         for builder in self._builders:
             builder.extend(price, notional)
+
+    def extend_trades(self, prices: Sequence[Decimal], notionals: Sequence[Decimal]) -> None:
+        """``extend`` with prints before ``quiet_until``, each in turn."""
+        for builder in self._builders:
+            builder.extend_trades(prices, notionals)
 
     def close_due(self, now: datetime) -> list[Bar]:
         if now < self._due:

@@ -119,27 +119,36 @@ class SymbolFeed:
         return None if self.first_seen is None else self.bars.quiet_until()
 
     def absorb_points(self, bar: PriceBar, first: int, stop: int = 4) -> None:
-        """Points ``first`` to ``stop`` (excluded) of ``bar``, all before ``quiet_until``: what
-        ``on_update`` makes of each one's quote (price and price plus a tick, both
-        sizes the point's), print and mark, none of which can close a bar."""
+        """Points ``first`` to ``stop`` (excluded) of ``bar``, all before
+        ``quiet_until``: what ``on_update`` makes of each one's quote (price and price
+        plus a tick, both sizes the point's), print and mark, none of which can close
+        a bar."""
         bars, source, trades = self.bars, self.source, self._trades
         tick = bar.tick
-        for k in range(first, stop):
-            at, price, size = bar.times[k], bar.prices[k], bar.sizes[k]
-            notional = price * size
-            trades.append((at, notional))
-            self._volume += notional
-            if source is PriceSource.TRADE:
-                bars.extend(price, notional)
-            elif source is PriceSource.MID:
-                mid = (price + (price + tick)) / 2  # as the quote's (bid + ask) / 2
-                bars.extend(mid)
-                bars.extend(mid, notional)  # the print: the mid now, with its volume
-            else:  # MARK: the print at the mark before this point's, then the mark
-                if self.mark is not None:
-                    bars.extend(self.mark, notional)
-                self.mark = price
-                bars.extend(price)
+        if source is PriceSource.TRADE:  # the common case: the bar's prints at once
+            prices = bar.prices[first:stop]
+            notionals = [p * s for p, s in zip(prices, bar.sizes[first:stop], strict=True)]
+            volume = self._volume
+            for at, notional in zip(bar.times[first:stop], notionals, strict=True):
+                trades.append((at, notional))
+                volume += notional
+            self._volume = volume
+            bars.extend_trades(prices, notionals)
+        else:
+            for k in range(first, stop):
+                at, price, size = bar.times[k], bar.prices[k], bar.sizes[k]
+                notional = price * size
+                trades.append((at, notional))
+                self._volume += notional
+                if source is PriceSource.MID:
+                    mid = (price + (price + tick)) / 2  # as the quote's (bid + ask) / 2
+                    bars.extend(mid)
+                    bars.extend(mid, notional)  # the print: the mid now, with its volume
+                else:  # MARK: the print at the mark before this point's, then the mark
+                    if self.mark is not None:
+                        bars.extend(self.mark, notional)
+                    self.mark = price
+                    bars.extend(price)
         self._expire(bar.times[stop - 1])
         price, size = bar.prices[stop - 1], bar.sizes[stop - 1]
         self.bid, self.ask, self.bid_size, self.ask_size = price, price + tick, size, size

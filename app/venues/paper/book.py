@@ -159,6 +159,11 @@ class Book:
         their queue estimates — but market orders must not walk them (``not_ready``)."""
         self.invalid_reason = reason or "invalidated by the feed"
 
+    @property
+    def remembers_taken(self) -> bool:
+        """Liquidity we took that the feed has not yet restated (``_restate``)."""
+        return bool(self._bid_taken or self._ask_taken)
+
     def _restate(self, book_side: Side, taken: dict[Decimal, list[Decimal]],
                  prices: set[Decimal] | None = None) -> None:
         """The feed restated levels we took from: give back what the market moved on

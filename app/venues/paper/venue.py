@@ -498,6 +498,11 @@ class PaperVenue:
                          at: datetime) -> None:
         self.books[symbol].set_quote(bid, size, ask, size, at)
 
+    def quotes_leave_only_the_last(self, symbol: str) -> bool:
+        """Whether a run of quotes leaves the book as its last one alone would: yes
+        unless the book remembers liquidity we took (each quote restates that)."""
+        return not self.books[symbol].remembers_taken
+
     def take_quiet_print(self, symbol: str, price: Decimal) -> None:
         self.last[symbol] = price
 
