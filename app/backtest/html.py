@@ -11,8 +11,8 @@ every metric of ``metrics.json`` and the parameters of the run. Deterministic li
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -88,20 +88,27 @@ def bucket_seconds(first: datetime | None, last: datetime | None) -> int:
 _NICE_WIDTHS = (1, 60, 300, 900, 1800, 3600, 14_400, 43_200, 86_400)
 
 
-def _series(points: Sequence[tuple[datetime, Decimal]], width: int = 1, *,
+def _series(points: Iterable[tuple[datetime, Decimal]], width: int = 1, *,
             lowest: bool = False) -> list[dict[str, Any]]:
     """Chart points, one a bucket of ``width`` seconds: its last value, or its lowest
     with ``lowest`` (a drawdown's worst). Values travel as decimal text, as everywhere
-    else; the page turns them into chart numbers (``num`` in the template)."""
+    else; the page turns them into chart numbers (``num`` in the template). Points
+    come in time order (a bucket's end is worked out once, not a point at a time)."""
     out: dict[int, Decimal] = {}
+    t, end = 0, None
     for at, value in points:
-        t = _secs(at) // width * width
+        if end is None or at >= end or at < end - timedelta(seconds=width):
+            t = _secs(at) // width * width
+            end = _UNIX + timedelta(seconds=t + width)
         if lowest:
             prev = out.get(t)
             out[t] = value if prev is None or value < prev else prev
         else:
             out[t] = value
     return [{"time": t, "value": str(v)} for t, v in sorted(out.items())]
+
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def monthly_returns(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
@@ -164,8 +171,11 @@ def _candles(result: BacktestResult, width: int = 1) -> list[dict[str, Any]]:
     """One candle a bucket of ``width`` seconds (the bars in it merge), prices as
     decimal text (the page turns them into chart numbers)."""
     out: dict[int, list[Decimal]] = {}
+    t, end = 0, None
     for at, o, h, lo, c in result.candles:
-        t = _secs(at) // width * width
+        if end is None or at >= end or at < end - timedelta(seconds=width):
+            t = _secs(at) // width * width
+            end = _UNIX + timedelta(seconds=t + width)
         prev = out.get(t)
         out[t] = [o, h, lo, c] if prev is None else [prev[0], max(prev[1], h),
                                                      min(prev[2], lo), c]
@@ -196,8 +206,8 @@ def render_html(result: BacktestResult, metrics: dict[str, Any],
     _flatten("", {k: v for k, v in metrics.items() if k not in skip}, rows)
     width = bucket_seconds(result.first_at, result.last_at)
     data = {
-        "equity": _series([(r["at"], r["equity"]) for r in equity], width),
-        "drawdown": _series([(r["at"], -r["drawdown_pct"]) for r in equity], width,
+        "equity": _series(((r["at"], r["equity"]) for r in equity), width),
+        "drawdown": _series(((r["at"], -r["drawdown_pct"]) for r in equity), width,
                             lowest=True),
         "candles": _candles(result, width),
         "markers": _markers(result.trades, width),

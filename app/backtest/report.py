@@ -27,6 +27,7 @@ import csv
 import json
 from collections.abc import Sequence
 from dataclasses import fields
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -115,11 +116,14 @@ def _csv_text(value: Any) -> str:
 
 
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    # A column at a time, the common types first: an equity curve has a million rows.
+    texts = [[format(v, "f") if (kind := type(v)) is Decimal else
+              v.isoformat() if kind is datetime else _csv_text(v)
+              for v in (row[c] for row in rows)] for c in columns]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_text(row[c]) for c in columns])
+        writer.writerows(zip(*texts, strict=True))
 
 
 def _arrow_column(values: list[Any]) -> Any:
