@@ -2,11 +2,14 @@
 engine, paper venue and strategy code as the server (``app/simulate.py`` builds
 them), then its analytics (``app/domain/analytics.py``).
 
-The feed is a lazy iterator over the file, consumed in chunks of ``chunk`` updates
-(memory stays flat however long the file); ``on_progress`` is called after each
-chunk with the bars done so far. Nothing here depends on the wall clock, so a run
-is deterministic: the same file, strategy and parameters give the same trades,
-equity curve and metrics.
+The bars are a lazy iterator over the file (memory stays flat however long the
+file, but for the equity curve and candles kept a bar each), each bar four price
+points: those in which nothing can happen are taken in without stepping the engine
+and the strategy host (``app/engine/quiet.py``), the others stepped update by
+update, as the server's replay steps them, with the same result to the last digit.
+``on_progress`` is called every ``chunk`` updates with the bars done so far.
+Nothing here depends on the wall clock, so a run is deterministic: the same file,
+strategy and parameters give the same trades, equity curve and metrics.
 """
 
 from __future__ import annotations
@@ -203,15 +206,8 @@ def run_backtest(config: BacktestConfig,
         next_sample = now + interval
         bar_at = now
 
-    def candle(p: Decimal) -> None:
-        if candles and candles[-1][0] == bar_at:
-            at, o, h, lo, _ = candles[-1]
-            candles[-1] = (at, o, max(h, p), min(lo, p), p)
-        else:
-            candles.append((bar_at, p, p, p, p))
-
     def candle_of(prices: tuple[Decimal, ...]) -> None:
-        """``candle`` for each of ``prices`` in turn."""
+        """The bar's candle (from the symbol's marks) with ``prices`` marked in turn."""
         high, low = max(prices), min(prices)
         if candles and candles[-1][0] == bar_at:
             at, o, h, lo, _ = candles[-1]
@@ -228,7 +224,7 @@ def run_backtest(config: BacktestConfig,
         if now >= next_sample:
             sample(now, type(update) is not FundingRate)
         if type(update) is MarkPrice and update.symbol == symbol:
-            candle(update.price)
+            candle_of((update.price,))
         if quiet is None:
             produced = engine.on_market(update, now)
         else:

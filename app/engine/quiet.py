@@ -126,8 +126,8 @@ def absorb_points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
         elif last_only < 0 or k == last_only:
             price = bar.prices[k]
             venue.take_quiet_quote(symbol, price, bar.sizes[k], price + tick, at)
-        for client in holders:
-            marked(client, at)
+    for client in holders:
+        marked(client, bar.times[first:stop])
     price = bar.prices[stop - 1]
     venue.take_quiet_print(symbol, price)
     venue.take_quiet_mark(symbol, price)
@@ -152,7 +152,7 @@ def absorb_update(engine: Engine, span: QuietSpan, update: Quote | TradePrint | 
         venue.take_quiet_mark(symbol, update.price)  # type: ignore[union-attr]
         marked = engine.risk.marked_quietly
         for client in span.holders:
-            marked(client, at)
+            marked(client, (at,))
     if candle_work:
         signals.after_market(venue.name, symbol)
 

@@ -13,6 +13,7 @@ in); an operator's ``ResetBreaker`` clears it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -258,13 +259,16 @@ class RiskControls:
         if last is None or now - last >= MARK_EVALUATION_INTERVAL:
             self._dirty.add(client)
 
-    def marked_quietly(self, client: str, now: datetime) -> None:
-        """``marked`` then ``after_step`` for a client whose breakers are all off and
-        nothing else due (a quiet point, app/engine/quiet.py): all an evaluation would
-        change is when it last happened."""
+    def marked_quietly(self, client: str, times: Iterable[datetime]) -> None:
+        """``marked`` then ``after_step`` at each of ``times``, for a client whose
+        breakers are all off and nothing else due (quiet points, app/engine/quiet.py):
+        all an evaluation would change is when it last happened."""
         last = self._evaluated_at.get(client)
-        if last is None or now - last >= MARK_EVALUATION_INTERVAL:
-            self._evaluated_at[client] = now
+        for now in times:
+            if last is None or now - last >= MARK_EVALUATION_INTERVAL:
+                last = now
+        if last is not None:
+            self._evaluated_at[client] = last
 
     def on_time(self, now: datetime) -> None:
         """Session runtime limits trip with time alone."""

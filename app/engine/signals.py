@@ -150,7 +150,9 @@ class SignalDesk:
             return
         key = (venue, symbol)
         if now >= self.candle_end:  # a new candle for everyone (they share the grid)
-            self.candle_end = EPOCH + ((now - EPOCH) // interval + 1) * interval
+            end = self.candle_end + interval  # most often the very next one
+            self.candle_end = end if now < end else \
+                EPOCH + ((now - EPOCH) // interval + 1) * interval
             # Every instrument waits for its first update of the candle (one never fed
             # keeps the slow path on: correct, only slower).
             self.unseen = set(self.engine.instruments)
@@ -158,7 +160,10 @@ class SignalDesk:
         candles = self._candles.get(key)
         if candles is not None and now < candles.end:
             return
-        start = EPOCH + (now - EPOCH) // interval * interval
+        if candles is not None and now < candles.end + interval:
+            start = candles.end  # the candle right after the last one (the grid's)
+        else:
+            start = EPOCH + (now - EPOCH) // interval * interval
         if candles is None:
             if (venue, symbol) not in self.engine.instruments:
                 return

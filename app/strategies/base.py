@@ -53,14 +53,16 @@ class Strategy(Protocol):
     def on_stop(self, ctx: StrategyContext) -> Commands: ...
 
     def quiet_until(self, symbol: str) -> datetime | None:
-        """Until when ``on_market`` only takes ``symbol``'s prices in (answers nothing, whatever
-        the update); None: it may answer any update. With ``absorb_point`` it lets a
-        backtest skip stepping it through quiet bar points (app/engine/quiet.py)."""
+        """Until when ``on_market`` only takes ``symbol``'s prices in (answers nothing,
+        whatever the update); None: it may answer any update. With ``absorb_points``
+        it lets a backtest skip stepping it through quiet bar points
+        (app/engine/quiet.py)."""
         ...
 
     def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
-        """Take points ``first`` to ``stop`` (excluded) of ``bar`` (all before ``quiet_until``) as
-        ``on_market`` would take each one's quote, print and mark."""
+        """Take points ``first`` to ``stop`` (excluded) of ``bar``, all before
+        ``quiet_until``, as ``on_market`` would take each one's quote, print and
+        mark."""
         ...
 
 

@@ -206,9 +206,9 @@ class StrategyHost:
 
     def absorb_points(self, venue: str, symbol: str, bar: PriceBar, first: int,
                       stop: int = 4) -> None:
-        """Points ``first`` to ``stop`` (excluded) of ``bar``, all before ``quiet_until``: every
-        strategy that takes market data of ``venue`` takes them in, as its
-        ``on_market`` would."""
+        """Points ``first`` to ``stop`` (excluded) of ``bar``, all before
+        ``quiet_until``: every strategy that takes market data of ``venue`` takes
+        them in, as its ``on_market`` would."""
         for running in self._running.values():
             if running.market_updates and venue in running.venues:
                 running.strategy.absorb_points(symbol, bar, first, stop)
