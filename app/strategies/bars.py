@@ -105,13 +105,7 @@ class BarBuilder:
             self._volume = notional
             self._points = 1
             return closed
-        if price > self._high:
-            self._high = price
-        if price < self._low:
-            self._low = price
-        self._close = price
-        self._volume += notional
-        self._points += 1
+        self.extend(price, notional)
         return None
 
     def extend(self, price: Decimal, notional: Decimal) -> None:

@@ -26,30 +26,17 @@ from app.defaults import VENUES, demo_instruments
 from app.domain.commands import Deposit, SetLeverage, SubmitOrder
 from app.domain.market import PriceBar
 from app.domain.orders import OrderSpec, OrderType, Side, TriggerSource
-from app.engine.quiet import absorb_points, quiet_span
-from app.marketdata.bars import format_interval
 from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
-from app.venues.paper.venue import PaperVenue
+from app.engine.quiet import absorb_points, quiet_span
+from app.marketdata.bars import format_interval
 from app.strategies.bars import MultiBars
 from app.strategies.common import PriceSource, SymbolFeed
+from app.venues.paper.venue import PaperVenue
+from tests.backtest.test_backtest_runs import MA, head
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "btc-perp-2022-01_1m.csv"
-MA = {"fast_period": 5, "slow_period": 15, "order_notional": "300"}
 ATR = {"trend_ema_period": 20, "fast_ema_period": 5, "slow_ema_period": 10,
        "atr_period": 5, "max_position_notional": "300", "max_bars_in_trade": 12}
-
-
-def head(tmp: Path, rows: int) -> Path:
-    if not DATA.exists():
-        pytest.skip(f"{DATA} is not there")
-    path = tmp / f"btc-{rows}.csv"
-    with DATA.open() as src, path.open("w") as dst:
-        for i, line in enumerate(src):
-            if i > rows:
-                break
-            dst.write(line)
-    return path
 
 
 def volatile_bars(path: Path, bars: int, interval_s: int, seed: int) -> Path:
