@@ -105,9 +105,9 @@ def quiet_span(engine: Engine, venue_name: str, symbol: str) -> QuietSpan | None
 
 def absorb_points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
                   stop: int = 4) -> None:
-    """Points ``first`` to ``stop`` (excluded) of ``bar``, all inside ``span``: the state their
-    quotes, prints and marks leave behind, as ``Engine.on_market`` would leave it —
-    the signal desk's candle work included, where a candle begins."""
+    """Points ``first`` to ``stop`` (excluded) of ``bar``, all inside ``span``: the
+    state their quotes, prints and marks leave behind, as ``Engine.on_market`` would
+    leave it — the signal desk's candle work included, where a candle begins."""
     venue, symbol = span.venue, span.symbol
     signals, tick = engine.signals, bar.tick
     marked = engine.risk.marked_quietly  # the liquidation pass marks every holder
@@ -125,7 +125,8 @@ def absorb_points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
             _with_candle_work(engine, venue, symbol, at, price, bar.sizes[k], price + tick)
         elif last_only < 0 or k == last_only:
             price = bar.prices[k]
-            venue.take_quiet_quote(symbol, price, bar.sizes[k], price + tick, at)
+            size = bar.sizes[k]
+            venue.take_quiet_quote(symbol, price, size, price + tick, size, at)
     for client in holders:
         marked(client, bar.times[first:stop])
     price = bar.prices[stop - 1]
@@ -142,14 +143,13 @@ def absorb_update(engine: Engine, span: QuietSpan, update: Quote | TradePrint | 
     candle_work = at >= signals.idle_until
     if candle_work:
         signals.before_market(venue.name, symbol, at)
-    kind = type(update)
-    if kind is Quote:
-        assert isinstance(update, Quote)
-        venue.take_quiet_quote(symbol, update.bid, update.bid_size, update.ask, at)
-    elif kind is TradePrint:
-        venue.take_quiet_print(symbol, update.price)  # type: ignore[union-attr]
+    if isinstance(update, Quote):
+        venue.take_quiet_quote(symbol, update.bid, update.bid_size, update.ask,
+                               update.ask_size, at)
+    elif isinstance(update, TradePrint):
+        venue.take_quiet_print(symbol, update.price)
     else:
-        venue.take_quiet_mark(symbol, update.price)  # type: ignore[union-attr]
+        venue.take_quiet_mark(symbol, update.price)
         marked = engine.risk.marked_quietly
         for client in span.holders:
             marked(client, (at,))
@@ -165,7 +165,7 @@ def _with_candle_work(engine: Engine, venue: PaperVenue, symbol: str, at: dateti
         if candle_work:
             signals.before_market(name, symbol, at)
         if part == 0:
-            venue.take_quiet_quote(symbol, price, size, ask, at)
+            venue.take_quiet_quote(symbol, price, size, ask, size, at)
         elif part == 1:
             venue.take_quiet_print(symbol, price)
         else:

@@ -63,9 +63,11 @@ def every(seconds: int) -> str:
     return format_interval(timedelta(seconds=seconds))
 
 
-def funding_file(path: Path, days: int) -> Path:
+def funding_file(path: Path, days: int, offset: timedelta = timedelta(0)) -> Path:
+    """A settlement every 8 h, ``offset`` after the hour (a venue's stamps can be a few
+    milliseconds late: then a rate falls between a bar's points)."""
     path.write_text("timestamp,funding_rate\n" + "".join(
-        f"{datetime(2022, 1, 1, tzinfo=UTC) + timedelta(hours=h):%Y-%m-%d %H:%M:%S},"
+        f"{(datetime(2022, 1, 1, tzinfo=UTC) + timedelta(hours=h) + offset).isoformat()},"
         f"{'0.0005' if h % 16 else '-0.0003'}\n" for h in range(0, 24 * days, 8)))
     return path
 
@@ -114,14 +116,18 @@ def test_volatile_bars_of_any_interval_give_the_same_backtest_either_way(
         tmp_path: Path, interval_s: int) -> None:
     # 80-second bars put a minute boundary (the signal desk's candle) inside a bar.
     data = volatile_bars(tmp_path / "volatile.csv", 1500, interval_s, seed=interval_s)
+    funding = funding_file(tmp_path / "funding.csv", 1 + 1500 * interval_s // 86_400,
+                           timedelta(seconds=7, milliseconds=10))
     for strategy, params in (
             ("ma_crossover", {**MA, "interval": every(3 * interval_s), "stop_pct": "0.5"}),
             ("ma_crossover", {**MA, "interval": every(3 * interval_s),
                               "use_limit_orders": True, "stop_pct": "0.4"}),
             ("atr_trend", {**ATR, "entry_interval": every(interval_s),
                            "htf_interval": every(4 * interval_s)})):
-        fast, _ = both_ways(BacktestConfig(strategy, data, params=params))
+        fast, _ = both_ways(BacktestConfig(strategy, data, params=params, funding=funding))
         assert fast.trades, f"{strategy} traded nothing on volatile bars: a weak test"
+        if interval_s >= 80:  # long enough to hold positions over a settlement
+            assert any(t.funding for t in fast.trades), "no funding reached a trade"
 
 
 def test_the_fast_path_can_be_turned_off_from_the_cli(real: Path, tmp_path: Path) -> None:

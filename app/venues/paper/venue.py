@@ -494,9 +494,9 @@ class PaperVenue:
     # A point inside ``quiet_bounds``, a part at a time: what its quote, print and mark
     # leave behind, without looking for anything to match or trigger.
 
-    def take_quiet_quote(self, symbol: str, bid: Decimal, size: Decimal, ask: Decimal,
-                         at: datetime) -> None:
-        self.books[symbol].set_quote(bid, size, ask, size, at)
+    def take_quiet_quote(self, symbol: str, bid: Decimal, bid_size: Decimal, ask: Decimal,
+                         ask_size: Decimal, at: datetime) -> None:
+        self.books[symbol].set_quote(bid, bid_size, ask, ask_size, at)
 
     def quotes_leave_only_the_last(self, symbol: str) -> bool:
         """Whether a run of quotes leaves the book as its last one alone would: yes
