@@ -40,7 +40,13 @@ from app.domain.events import OrderFilled, OrderRejected, OrderSubmitted, TradeC
 from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarkPrice
 from app.domain.strategies import CreateStrategy, StartStrategy
-from app.engine.quiet import QuietSpan, absorb_points, absorb_update, quiet_span
+from app.engine.quiet import (
+    SPAN_NEUTRAL,
+    QuietSpan,
+    absorb_points,
+    absorb_update,
+    quiet_span,
+)
 from app.simulate import Source, bar_source, build_demo_engine
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
@@ -218,7 +224,7 @@ def run_backtest(config: BacktestConfig,
     def step(update: Any, quiet: QuietSpan | None = None) -> bool:
         """One update through the engine and the strategy host: the way a server
         takes market data (``quiet``: a span that holds it, the engine takes it in).
-        Whether anything happened."""
+        Whether anything happened that a quiet span rests on."""
         nonlocal updates
         now = update.ts
         if now >= next_sample:
@@ -233,7 +239,7 @@ def run_backtest(config: BacktestConfig,
         produced += host.step(engine, now, produced, update).events
         observe(produced)
         updates += 1
-        return bool(produced)
+        return any(type(e) not in SPAN_NEUTRAL for e in produced)
 
     # Funding rates go in between the bar points as ``with_funding`` puts them: before
     # the first point later than they are; none before the first bar.
@@ -289,7 +295,7 @@ def run_backtest(config: BacktestConfig,
             for update in bar.point_updates(venue, symbol, k):
                 if fresh and span is not None and span.holds(price, now):
                     if step(update, span):
-                        fresh = False  # something happened: work the span out again
+                        fresh = False  # something moved: work the span out again
                 else:
                     step(update)
                     fresh = False

@@ -39,6 +39,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.domain.market import MarkPrice, PriceBar, Quote, TradePrint
+from app.domain.strategies import StrategyBarsRecorded
 from app.engine.engine import Engine
 from app.venues.paper.venue import PaperVenue
 
@@ -47,6 +48,11 @@ from app.venues.paper.venue import PaperVenue
 # outside simply goes through the engine and a new span is worked out there.
 LIQUIDATION_BAND = Decimal("0.05")
 ONE = Decimal(1)
+
+
+# Events that change nothing a span rests on (orders, positions, balances, risk):
+# a step producing only these leaves the span as it was.
+SPAN_NEUTRAL: frozenset[type] = frozenset({StrategyBarsRecorded})
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,7 @@ class SymbolFeed:
 
 
 class QuietFeed:
-    """``quiet_until``/``absorb_point`` (app/strategies/base.py) for a strategy that
+    """``quiet_until``/``absorb_points`` (app/strategies/base.py) for a strategy that
     acts on market data only when its one ``feed`` closes a bar."""
 
     feed: SymbolFeed
