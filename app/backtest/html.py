@@ -95,11 +95,12 @@ def _series(points: Iterable[tuple[datetime, Decimal]], width: int = 1, *,
     else; the page turns them into chart numbers (``num`` in the template). Points
     come in time order (a bucket's end is worked out once, not a point at a time)."""
     out: dict[int, Decimal] = {}
-    t, end = 0, None
+    t, begin, end = 0, _FAR_FUTURE, _UNIX
     for at, value in points:
-        if end is None or at >= end or at < end - timedelta(seconds=width):
+        if not begin <= at < end:
             t = _secs(at) // width * width
-            end = _UNIX + timedelta(seconds=t + width)
+            begin = _UNIX + timedelta(seconds=t)
+            end = begin + timedelta(seconds=width)
         if lowest:
             prev = out.get(t)
             out[t] = value if prev is None or value < prev else prev
@@ -109,6 +110,7 @@ def _series(points: Iterable[tuple[datetime, Decimal]], width: int = 1, *,
 
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 def monthly_returns(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
@@ -171,11 +173,12 @@ def _candles(result: BacktestResult, width: int = 1) -> list[dict[str, Any]]:
     """One candle a bucket of ``width`` seconds (the bars in it merge), prices as
     decimal text (the page turns them into chart numbers)."""
     out: dict[int, list[Decimal]] = {}
-    t, end = 0, None
+    t, begin, end = 0, _FAR_FUTURE, _UNIX
     for at, o, h, lo, c in result.candles:
-        if end is None or at >= end or at < end - timedelta(seconds=width):
+        if not begin <= at < end:
             t = _secs(at) // width * width
-            end = _UNIX + timedelta(seconds=t + width)
+            begin = _UNIX + timedelta(seconds=t)
+            end = begin + timedelta(seconds=width)
         prev = out.get(t)
         out[t] = [o, h, lo, c] if prev is None else [prev[0], max(prev[1], h),
                                                      min(prev[2], lo), c]
