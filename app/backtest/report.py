@@ -155,6 +155,10 @@ def write_report(result: BacktestResult, out: Path) -> Path:
     wall = max(result.wall_s, 1e-9)
     (out / "run.json").write_text(json.dumps({
         "wall_s": round(result.wall_s, 3), "bars_per_s": round(result.bars / wall),
+        # As bench/backtest.py counts them: market updates applied (quiet points' too)
+        # plus the events emitted.
+        "engine_events_per_s": round((result.updates + result.events) / wall),
         "events_per_s": round(result.events / wall), "trades": len(result.trades),
+        "quiet_points": result.absorbed_points,
     }, indent=2) + "\n")
     return out

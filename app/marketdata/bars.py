@@ -151,7 +151,7 @@ def format_interval(interval: timedelta) -> str:
 
 def _open_csv(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]:
     """(line number, row, header) for each data row of a CSV file with a header."""
-    if Path(path).suffix.lower() in (".parquet", ".pq"):
+    if _is_parquet(path):
         yield from parquet_rows(path)
         return
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -166,6 +166,12 @@ def _open_csv(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]:
 def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
     """The column layout of a bar file, read from its header (fails fast on a file
     that is not a bar file)."""
+    if _is_parquet(path):
+        file = _parquet_file(path)
+        layout = bar_layout(list(file.schema_arrow.names), volume_unit)
+        if file.metadata.num_rows == 0:
+            raise ValueError(f"{path}: no bars")
+        return layout
     for _, _, header in _open_csv(path):
         return bar_layout(header, volume_unit)
     raise ValueError(f"{path}: no bars")
@@ -174,12 +180,9 @@ def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
 def detect_interval(path: StrPath, *, sample: int = _DETECT_SAMPLE) -> timedelta:
     """The bar interval of a file: the most common gap between consecutive bars among
     the first ``sample`` (the shorter gap wins a tie)."""
-    stamps: list[datetime] = []
-    column: str | None = None
-    for _, row, header in islice(_open_csv(path), sample):
-        if column is None:
-            column = bar_layout(header).timestamp
-        stamps.append(parse_time(row[column]))
+    rows = _bar_rows(path, "quote", batch_rows=sample)
+    next(rows)  # the layout
+    stamps = [row[1] for row in islice(rows, sample) if not isinstance(row, BarLayout)]
     gaps = Counter(b - a for a, b in pairwise(stamps) if b > a)
     if not gaps:
         raise ValueError(f"{path}: cannot detect the bar interval from {len(stamps)} bar(s); "
@@ -303,12 +306,13 @@ def read_price_bars(
 _BarRow = tuple[int, datetime, tuple[str, ...]]
 
 
-def _bar_rows(path: StrPath, volume_unit: str) -> Iterator[BarLayout | _BarRow]:
+def _bar_rows(path: StrPath, volume_unit: str, batch_rows: int = BATCH_ROWS
+              ) -> Iterator[BarLayout | _BarRow]:
     """The file's layout first, then each bar as (line, start, the texts of open, high,
     low, close and volume — "" without a volume column). CSV rows are read by column
     position and Parquet columns a batch at a time: no dict a row."""
-    if Path(path).suffix.lower() in (".parquet", ".pq"):
-        yield from _parquet_bar_rows(path, volume_unit)
+    if _is_parquet(path):
+        yield from _parquet_bar_rows(path, volume_unit, batch_rows)
         return
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
@@ -332,14 +336,12 @@ def _bar_rows(path: StrPath, volume_unit: str) -> Iterator[BarLayout | _BarRow]:
                 values[o], values[h], values[lo], values[c], values[v] if v is not None else "")
 
 
-def _parquet_bar_rows(path: StrPath, volume_unit: str) -> Iterator[BarLayout | _BarRow]:
+def _parquet_bar_rows(path: StrPath, volume_unit: str, batch_rows: int
+                      ) -> Iterator[BarLayout | _BarRow]:
     """``_bar_rows`` of a Parquet file: its columns a batch at a time, each value as the
     text the CSV reader would have seen (``parquet_text``), a timestamp column's
     values taken as they are (UTC) rather than through text."""
-    try:
-        file = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow's errors name neither the file nor the problem well
-        raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
+    file = _parquet_file(path)
     header = list(file.schema_arrow.names)
     layout = bar_layout(header, volume_unit)
     yield layout
@@ -347,7 +349,7 @@ def _parquet_bar_rows(path: StrPath, volume_unit: str) -> Iterator[BarLayout | _
     if layout.volume is not None:
         names.append(layout.volume)
     line = 1
-    for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=names):
+    for batch in file.iter_batches(batch_size=batch_rows, columns=names):
         stamps = batch.column(0)
         if pa.types.is_timestamp(stamps.type):
             times = [_utc(v) if v is not None else parse_time("") for v in stamps.to_pylist()]
@@ -359,6 +361,17 @@ def _parquet_bar_rows(path: StrPath, volume_unit: str) -> Iterator[BarLayout | _
         for start, row in zip(times, zip(*texts, strict=True), strict=True):
             line += 1
             yield line, start, row
+
+
+def _is_parquet(path: StrPath) -> bool:
+    return Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def _parquet_file(path: StrPath) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow's errors name neither the file nor the problem well
+        raise ValueError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
 def _utc(value: datetime) -> datetime:
