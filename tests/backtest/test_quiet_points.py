@@ -10,6 +10,7 @@ and accounts near liquidation.
 from __future__ import annotations
 
 import random
+import tempfile
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -39,13 +40,19 @@ ATR = {"trend_ema_period": 20, "fast_ema_period": 5, "slow_ema_period": 10,
        "atr_period": 5, "max_position_notional": "300", "max_bars_in_trade": 12}
 
 
-def volatile_bars(path: Path, bars: int, interval_s: int, seed: int) -> Path:
-    """A random walk with jumps (stops trigger, brackets fire) at ``interval_s``."""
+def volatile_bars(path: Path, bars: int, interval_s: int, seed: int,
+                  gaps: float = 0.0) -> Path:
+    """A random walk with jumps (stops trigger, brackets fire) at ``interval_s``;
+    ``gaps``: the share of bars missing (the file jumps ahead)."""
     rng = random.Random(seed)
     start = datetime(2022, 1, 1, tzinfo=UTC)
     price = 40_000.0
     lines = ["timestamp,open,high,low,close,volume"]
-    for i in range(bars):
+    slot = 0
+    for _ in range(bars):
+        while rng.random() < gaps:
+            slot += 1
+        i, slot = slot, slot + 1
         o = price
         c = o * (1 + rng.gauss(0, 0.002) + (rng.choice((-1, 1)) * 0.02
                                           if rng.random() < 0.01 else 0))
@@ -128,6 +135,23 @@ def test_volatile_bars_of_any_interval_give_the_same_backtest_either_way(
         assert fast.trades, f"{strategy} traded nothing on volatile bars: a weak test"
         if interval_s >= 80:  # long enough to hold positions over a settlement
             assert any(t.funding for t in fast.trades), "no funding reached a trade"
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), interval_s=st.sampled_from([15, 60, 300]),
+       gaps=st.sampled_from([0.0, 0.05]), multiple=st.sampled_from([1, 2, 3]),
+       source=st.sampled_from(["trade", "mid", "mark"]), limit=st.booleans(),
+       stop_pct=st.sampled_from(["0.2", "1"]))
+def test_random_bar_files_give_the_same_backtest_either_way(
+        seed: int, interval_s: int, gaps: float, multiple: int, source: str, limit: bool,
+        stop_pct: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = volatile_bars(Path(tmp) / "bars.csv", 300, interval_s, seed, gaps)
+        funding = funding_file(Path(tmp) / "funding.csv", 1 + 300 * interval_s // 86_400,
+                               timedelta(seconds=seed % 50))
+        both_ways(BacktestConfig("ma_crossover", data, funding=funding, params={
+            **MA, "interval": every(multiple * interval_s), "price_source": source,
+            "use_limit_orders": limit, "stop_pct": stop_pct}))
 
 
 def test_the_fast_path_can_be_turned_off_from_the_cli(real: Path, tmp_path: Path) -> None:
