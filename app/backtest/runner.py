@@ -280,11 +280,20 @@ def run_backtest(config: BacktestConfig,
                         end += 1
                 if end > k:
                     assert span is not None
-                    if now >= next_sample:
-                        sample(now, True)
-                    candle_of(bar.prices[k:end])
-                    absorb_points(engine, span, bar, k, end)
-                    host.absorb_points(venue, symbol, bar, k, end)
+                    # An equity sample is due before the first point at or after
+                    # ``next_sample`` (most often the bar's open; after a funding rate
+                    # took one between bars, a later point): the run splits there.
+                    due = k
+                    while due < end and bar.times[due] < next_sample:
+                        due += 1
+                    for first, stop in ((k, due), (due, end)):
+                        if first == stop:
+                            continue
+                        if bar.times[first] >= next_sample:
+                            sample(bar.times[first], True)
+                        candle_of(bar.prices[first:stop])
+                        absorb_points(engine, span, bar, first, stop)
+                        host.absorb_points(venue, symbol, bar, first, stop)
                     updates += 3 * (end - k)
                     absorbed += end - k
                     k = end

@@ -154,6 +154,24 @@ def test_random_bar_files_give_the_same_backtest_either_way(
             "use_limit_orders": limit, "stop_pct": stop_pct}))
 
 
+def test_a_funding_rate_in_a_gap_moves_the_equity_samples_the_same_way(
+        tmp_path: Path) -> None:
+    """A rate settled where a bar is missing takes that bar's equity sample; the next
+    sample then falls on a later point of a bar, not its open — absorbed or stepped.
+    (Found by the random files above.)"""
+    full = volatile_bars(tmp_path / "full.csv", 400, 300, seed=3)
+    lines = full.read_text().splitlines()
+    missing = f"{datetime(2022, 1, 1, 8, tzinfo=UTC).isoformat()},"
+    kept = [line for line in lines if not line.startswith(missing)]
+    assert len(kept) == len(lines) - 1
+    data = tmp_path / "gap.csv"
+    data.write_text("\n".join(kept) + "\n")
+    funding = funding_file(tmp_path / "funding.csv", 2, timedelta(seconds=11))
+    fast, _ = both_ways(BacktestConfig("ma_crossover", data, funding=funding,
+                                       params={**MA, "interval": "15m"}))
+    assert any(p.at.second == 15 for p in fast.equity), "no sample off a bar's open"
+
+
 def test_the_fast_path_can_be_turned_off_from_the_cli(real: Path, tmp_path: Path) -> None:
     from app.cli import main
 
