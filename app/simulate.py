@@ -37,6 +37,7 @@ from app.engine import Engine, EngineConfig
 from app.engine.engine import AccountSetup
 from app.marketdata.bars import (
     bar_file_layout,
+    bar_updates,
     detect_interval,
     format_interval,
     parse_interval,
@@ -126,16 +127,11 @@ def bar_source(path: Path, *, symbol: str = "BTC-PERP", venue: str = VENUES[0],
             volume_unit=volume_unit,
             notional_without_volume=NOTIONAL_WITHOUT_VOLUME if layout.volume is None else None)
 
-    def updates() -> Iterator[MarketUpdate]:
-        for bar in bars():
-            for k in range(4):
-                yield from bar.point_updates(venue, symbol, k)
-
     description = (f"{path.name}: {symbol} on {venue}, {format_interval(interval)} bars"
                    f"{' (detected)' if detected else ''}")
     if layout.volume is None:
         description += f", no volume column ({NOTIONAL_WITHOUT_VOLUME:,} quote a bar assumed)"
-    feed: Iterable[MarketUpdate] = updates()
+    feed: Iterable[MarketUpdate] = bar_updates(bars(), venue, symbol)
     rates: Iterable[FundingRate] = ()
     if funding is not None:
         rates = read_funding_rates(funding, venue=venue, symbol=symbol)

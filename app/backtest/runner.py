@@ -308,7 +308,7 @@ def run_backtest(config: BacktestConfig,
                 else:
                     step(update)
                     fresh = False
-            if fresh:  # the engine's span still holds; the host has moved on
+            if fresh and span is not None:  # the span still holds; the host moved on
                 host_until = host.quiet_until(engine, venue, symbol)
             k += 1
         last_at = bar.times[3]

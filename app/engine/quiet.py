@@ -48,6 +48,7 @@ from app.venues.paper.venue import PaperVenue
 # outside simply goes through the engine and a new span is worked out there.
 LIQUIDATION_BAND = Decimal("0.05")
 ONE = Decimal(1)
+ZERO = Decimal(0)
 
 
 # Events that change nothing a span rests on (orders, positions, balances, risk):
@@ -144,37 +145,42 @@ def absorb_update(engine: Engine, span: QuietSpan, update: Quote | TradePrint | 
                   ) -> None:
     """One update of a point inside ``span``, as ``Engine.on_market`` would take it
     (for a point the strategy host must see update by update)."""
-    venue, symbol, at = span.venue, span.symbol, update.ts
-    signals = engine.signals
-    candle_work = at >= signals.idle_until
-    if candle_work:
-        signals.before_market(venue.name, symbol, at)
     if isinstance(update, Quote):
-        venue.take_quiet_quote(symbol, update.bid, update.bid_size, update.ask,
-                               update.ask_size, at)
+        _take(engine, span.venue, span.symbol, update.ts, _QUOTE, update.bid,
+              update.bid_size, update.ask, update.ask_size)
     elif isinstance(update, TradePrint):
-        venue.take_quiet_print(symbol, update.price)
+        _take(engine, span.venue, span.symbol, update.ts, _PRINT, update.price)
     else:
-        venue.take_quiet_mark(symbol, update.price)
+        _take(engine, span.venue, span.symbol, update.ts, _MARK, update.price)
         marked = engine.risk.marked_quietly
         for client in span.holders:
-            marked(client, (at,))
-    if candle_work:
-        signals.after_market(venue.name, symbol)
+            marked(client, (update.ts,))
+
+
+_QUOTE, _PRINT, _MARK = range(3)
 
 
 def _with_candle_work(engine: Engine, venue: PaperVenue, symbol: str, at: datetime,
                       price: Decimal, size: Decimal, ask: Decimal) -> None:
-    signals, name = engine.signals, venue.name
-    for part in range(3):
-        candle_work = at >= signals.idle_until
-        if candle_work:
-            signals.before_market(name, symbol, at)
-        if part == 0:
-            venue.take_quiet_quote(symbol, price, size, ask, size, at)
-        elif part == 1:
-            venue.take_quiet_print(symbol, price)
-        else:
-            venue.take_quiet_mark(symbol, price)
-        if candle_work:
-            signals.after_market(name, symbol)
+    """A whole point, each part with the signal desk's work around it."""
+    for part in (_QUOTE, _PRINT, _MARK):
+        _take(engine, venue, symbol, at, part, price, size, ask, size)
+
+
+def _take(engine: Engine, venue: PaperVenue, symbol: str, at: datetime, part: int,
+          price: Decimal, size: Decimal = ZERO, ask: Decimal = ZERO,
+          ask_size: Decimal = ZERO) -> None:
+    """One part of a point (quote, print or mark) as ``on_market`` takes it: with the
+    signal desk's candle work around it when a candle begins."""
+    signals = engine.signals
+    candle_work = at >= signals.idle_until
+    if candle_work:
+        signals.before_market(venue.name, symbol, at)
+    if part == _QUOTE:
+        venue.take_quiet_quote(symbol, price, size, ask, ask_size, at)
+    elif part == _PRINT:
+        venue.take_quiet_print(symbol, price)
+    else:
+        venue.take_quiet_mark(symbol, price)
+    if candle_work:
+        signals.after_market(venue.name, symbol)

@@ -26,12 +26,13 @@ import csv
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from itertools import islice, pairwise
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -180,9 +181,8 @@ def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
 def detect_interval(path: StrPath, *, sample: int = _DETECT_SAMPLE) -> timedelta:
     """The bar interval of a file: the most common gap between consecutive bars among
     the first ``sample`` (the shorter gap wins a tie)."""
-    rows = _bar_rows(path, "quote", batch_rows=sample)
-    next(rows)  # the layout
-    stamps = [row[1] for row in islice(rows, sample) if not isinstance(row, BarLayout)]
+    _, rows = _bar_file(path, "quote", batch_rows=sample)
+    stamps = [start for _, start, _ in islice(rows, sample)]
     gaps = Counter(b - a for a, b in pairwise(stamps) if b > a)
     if not gaps:
         raise ValueError(f"{path}: cannot detect the bar interval from {len(stamps)} bar(s); "
@@ -220,9 +220,15 @@ def read_bars(
     Bars must be in increasing time order, at least ``interval`` apart (gaps are
     fine: the book just hears nothing for a while).
     """
-    for bar in read_price_bars(path, tick=tick, interval=interval, size_step=size_step,
-                               volume_unit=volume_unit,
-                               notional_without_volume=notional_without_volume):
+    return bar_updates(read_price_bars(
+        path, tick=tick, interval=interval, size_step=size_step, volume_unit=volume_unit,
+        notional_without_volume=notional_without_volume), venue, symbol)
+
+
+def bar_updates(bars: Iterable[PriceBar], venue: str, symbol: str
+                ) -> Iterator[Quote | TradePrint | MarkPrice]:
+    """Bars as the updates they are replayed as: each point's quote, print and mark."""
+    for bar in bars:
         for k in range(4):
             yield from bar.point_updates(venue, symbol, k)
 
@@ -243,17 +249,13 @@ def read_price_bars(
     # On a power-of-ten tick, rounding to it is one quantize (the same result).
     decimal_tick = tick > 0 and tick == Decimal(1).scaleb(tick.adjusted())
     nearest = ROUND_HALF_EVEN
-    rows = _bar_rows(path, volume_unit)
-    layout = next(rows)
-    assert isinstance(layout, BarLayout)
+    layout, rows = _bar_file(path, volume_unit)
     if layout.volume is None and notional_without_volume is None:
         raise ValueError(f"{path}: no volume column (give notional_without_volume)")
     quote_volume = layout.volume is None or layout.volume_is_quote
     fixed_volume = notional_without_volume if layout.volume is None else None
     names = (layout.open, layout.high, layout.low, layout.close, layout.volume or "volume")
-    for row in rows:
-        assert not isinstance(row, BarLayout)
-        line, start, texts = row
+    for line, start, texts in rows:
         if last_start is not None and start <= last_start:
             raise ValueError(f"{path} line {line}: bar at {start} does not follow the bar "
                              f"at {last_start} (bars must be in increasing time order)")
@@ -304,6 +306,16 @@ def read_price_bars(
 
 
 _BarRow = tuple[int, datetime, tuple[str, ...]]
+
+
+def _bar_file(path: StrPath, volume_unit: str, batch_rows: int = BATCH_ROWS
+              ) -> tuple[BarLayout, Iterator[_BarRow]]:
+    """A bar file's layout (read at once: a file that is not one fails here) and its
+    rows, read lazily (``_bar_rows``)."""
+    rows = _bar_rows(path, volume_unit, batch_rows)
+    layout = next(rows)
+    assert isinstance(layout, BarLayout)
+    return layout, cast(Iterator[_BarRow], rows)
 
 
 def _bar_rows(path: StrPath, volume_unit: str, batch_rows: int = BATCH_ROWS

@@ -118,20 +118,6 @@ class BarBuilder:
         self._volume += notional
         self._points += 1
 
-    def extend_trades(self, prices: Sequence[Decimal], notionals: Sequence[Decimal]) -> None:
-        """``extend`` with each print in turn (``prices`` not empty)."""
-        high, low, volume = self._high, self._low, self._volume
-        for price in prices:
-            if price > high:
-                high = price
-            if price < low:
-                low = price
-        for notional in notionals:
-            volume += notional  # in order: the same sum, to the last digit
-        self._high, self._low, self._volume = high, low, volume
-        self._close = prices[-1]
-        self._points += len(prices)
-
     def close_due(self, now: datetime) -> Bar | None:
         """The open bar, closed, if the clock has reached its end."""
         if now < self._end:  # also when no bar is open (FAR_FUTURE)
@@ -192,7 +178,8 @@ class MultiBars:
     def extend_trades(self, prices: Sequence[Decimal], notionals: Sequence[Decimal]) -> None:
         """``extend`` with prints before ``quiet_until``, each in turn."""
         for builder in self._builders:
-            builder.extend_trades(prices, notionals)
+            for price, notional in zip(prices, notionals, strict=True):
+                builder.extend(price, notional)
 
     def close_due(self, now: datetime) -> list[Bar]:
         if now < self._due:
