@@ -38,13 +38,15 @@ from app.domain.analytics import (
 )
 from app.domain.events import OrderFilled, OrderRejected, OrderSubmitted, TradeClosed
 from app.domain.instruments import Instrument
-from app.domain.market import FundingRate, MarkPrice
+from app.domain.market import FundingRate, MarkPrice, PriceBar
 from app.domain.strategies import CreateStrategy, StartStrategy
 from app.engine.quiet import (
     SPAN_NEUTRAL,
     QuietSpan,
+    absorb_bars,
     absorb_points,
     absorb_update,
+    equity_marked,
     quiet_span,
 )
 from app.simulate import Source, bar_source, build_demo_engine
@@ -255,10 +257,50 @@ def run_backtest(config: BacktestConfig,
     last_at = start
     chunk_left = config.chunk
     fast = config.fast
+    # Whole bars inside both spans, taken in by the loop (equity, candle) but not yet
+    # by the engine and the host: they take a run of them at once (``absorb_bars``)
+    # before anything else reads their state.
+    whole: list[PriceBar] = []
+
+    def catch_up() -> None:
+        if whole:
+            assert span is not None
+            absorb_bars(engine, span, whole)
+            host.absorb_bars(venue, symbol, whole)
+            whole.clear()
+
     for bar in chain((first_bar,), bars_in):
+        times = bar.times
+        if fast and fresh and span is not None and host_until is not None \
+                and times[0] >= next_sample and times[3] < span.until \
+                and times[3] < host_until and (rate is None or times[3] < rate.ts):
+            low, high = span.low, span.high
+            p0, p1, p2, p3 = bar.prices
+            if low < p0 < high and low < p1 < high and low < p2 < high and low < p3 < high:
+                # A whole quiet bar: its equity before it trades (marked at the close
+                # of the bar before, which the engine has not taken in yet), its candle.
+                at = times[0]
+                value = equity_marked(engine, span, client, venue, whole[-1].prices[3]) \
+                    if whole else engine.equity(client, venue)
+                equity.append(EquityPoint(at, value))
+                bars += 1
+                next_sample = at + interval
+                bar_at = at
+                candles.append((at, p0, max(p0, p1, p2, p3), min(p0, p1, p2, p3), p3))
+                whole.append(bar)
+                updates += 12
+                absorbed += 4
+                last_at = times[3]
+                chunk_left -= 12
+                if chunk_left <= 0:
+                    chunk_left = config.chunk
+                    if on_progress is not None:
+                        on_progress(bars)
+                continue
+        catch_up()
         k = 0
         while k < 4:
-            now = bar.times[k]
+            now = times[k]
             while rate is not None and rate.ts < now:
                 step(rate)
                 fresh = False
@@ -275,8 +317,8 @@ def run_backtest(config: BacktestConfig,
                 end = k
                 if span is not None and host_until is not None:
                     limit = host_until if rate is None or rate.ts >= host_until else rate.ts
-                    while end < 4 and bar.times[end] < limit \
-                            and span.holds(bar.prices[end], bar.times[end]):
+                    while end < 4 and times[end] < limit \
+                            and span.holds(bar.prices[end], times[end]):
                         end += 1
                 if end > k:
                     assert span is not None
@@ -284,13 +326,13 @@ def run_backtest(config: BacktestConfig,
                     # ``next_sample`` (most often the bar's open; after a funding rate
                     # took one between bars, a later point): the run splits there.
                     due = k
-                    while due < end and bar.times[due] < next_sample:
+                    while due < end and times[due] < next_sample:
                         due += 1
                     for first, stop in ((k, due), (due, end)):
                         if first == stop:
                             continue
-                        if bar.times[first] >= next_sample:
-                            sample(bar.times[first], True)
+                        if times[first] >= next_sample:
+                            sample(times[first], True)
                         candle_of(bar.prices[first:stop])
                         absorb_points(engine, span, bar, first, stop)
                         host.absorb_points(venue, symbol, bar, first, stop)
@@ -311,12 +353,13 @@ def run_backtest(config: BacktestConfig,
             if fresh and span is not None:  # the span still holds; the host moved on
                 host_until = host.quiet_until(engine, venue, symbol)
             k += 1
-        last_at = bar.times[3]
+        last_at = times[3]
         chunk_left -= 12
         if chunk_left <= 0:
             chunk_left = config.chunk
             if on_progress is not None:
                 on_progress(bars)
+    catch_up()
     # Rates after the last point are left out: no market to settle them against.
     if on_progress is not None:
         on_progress(bars)

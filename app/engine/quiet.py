@@ -34,9 +34,11 @@ trade, fill and equity point.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
 
 from app.domain.market import MarkPrice, PriceBar, Quote, TradePrint
 from app.domain.strategies import StrategyBarsRecorded
@@ -115,10 +117,17 @@ def absorb_points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
     """Points ``first`` to ``stop`` (excluded) of ``bar``, all inside ``span``: the
     state their quotes, prints and marks leave behind, as ``Engine.on_market`` would
     leave it — the signal desk's candle work included, where a candle begins."""
+    _points(engine, span, bar, first, stop)
+    marked = engine.risk.marked_quietly  # the liquidation pass marks every holder
+    for client in span.holders:
+        marked(client, bar.times[first:stop])
+
+
+def _points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
+            stop: int = 4) -> None:
+    """``absorb_points`` but for the holders' marking."""
     venue, symbol = span.venue, span.symbol
     signals, tick = engine.signals, bar.tick
-    marked = engine.risk.marked_quietly  # the liquidation pass marks every holder
-    holders = span.holders
     # Quotes in a row leave the book as the last one does, unless it remembers what
     # we took; the signal desk's candle work (a candle's first update) needs its own.
     last_only = stop - 1 if venue.quotes_leave_only_the_last(symbol) else -1
@@ -134,11 +143,69 @@ def absorb_points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
             price = bar.prices[k]
             size = bar.sizes[k]
             venue.take_quiet_quote(symbol, price, size, price + tick, size, at)
-    for client in holders:
-        marked(client, bar.times[first:stop])
     price = bar.prices[stop - 1]
     venue.take_quiet_print(symbol, price)
     venue.take_quiet_mark(symbol, price)
+
+
+def absorb_bars(engine: Engine, span: QuietSpan, bars: Sequence[PriceBar]) -> None:
+    """Whole bars in a row, every point of them inside ``span``: the state
+    ``absorb_points`` over each in turn leaves, with less done a bar. Within a bar the
+    book, the last price and the mark are read by nothing but the signal desk's candle
+    work, so a bar without it leaves only its last point behind; a bar with it at its
+    open only (the usual case: a candle a bar, or fewer) needs the mark before it and
+    the desk's two calls (its open is read after the quote, from the mark, which the
+    quote leaves as it was)."""
+    venue, symbol = span.venue, span.symbol
+    if not venue.quotes_leave_only_the_last(symbol):  # every quote counts: bar by bar
+        for bar in bars:
+            absorb_points(engine, span, bar, 0)
+        return
+    signals = engine.signals
+    name = venue.name
+    before: Decimal | None = None  # the last price of the bar before (None: the venue's)
+    for bar in bars:
+        times = bar.times
+        if times[3] < signals.idle_until:
+            before = bar.prices[3]
+            continue  # no candle work in this bar
+        if before is not None:  # the mark (and print) the bar before left
+            venue.take_quiet_print(symbol, before)
+            venue.take_quiet_mark(symbol, before)
+        at = times[0]
+        if at >= signals.idle_until:
+            # The open's quote part: the quote itself is read by nothing (the bar's
+            # last stays), the desk's open is the mark after it, as it was before.
+            signals.before_market(name, symbol, at)
+            signals.after_market(name, symbol)
+            if times[3] < signals.idle_until:  # no more candle work in this bar
+                before = bar.prices[3]
+                continue
+            _take(engine, venue, symbol, at, _PRINT, bar.prices[0])
+            _take(engine, venue, symbol, at, _MARK, bar.prices[0])
+            _points(engine, span, bar, 1)
+        else:
+            _points(engine, span, bar, 0)
+        before = None
+    last = bars[-1]
+    price, size = last.prices[3], last.sizes[3]
+    venue.take_quiet_quote(symbol, price, size, price + last.tick, size, last.times[3])
+    venue.take_quiet_print(symbol, price)
+    venue.take_quiet_mark(symbol, price)
+    marked = engine.risk.marked_quietly
+    for client in span.holders:
+        marked(client, chain.from_iterable(bar.times for bar in bars))
+
+
+def equity_marked(engine: Engine, span: QuietSpan, client: str, venue: str,
+                  price: Decimal) -> Decimal:
+    """``client``'s equity on ``venue`` were ``span``'s symbol marked at ``price`` and
+    nothing else changed: ``Engine.equity`` after quiet points up to a mark of
+    ``price`` (it moves only the equity of the symbol's holders)."""
+    if client not in span.holders:
+        return engine.equity(client, venue)
+    return engine._equity_and_maintenance(client, venue, maintenance=False,
+                                          marked=(span.symbol, price))[0]
 
 
 def absorb_update(engine: Engine, span: QuietSpan, update: Quote | TradePrint | MarkPrice

@@ -65,6 +65,10 @@ class Strategy(Protocol):
         mark."""
         ...
 
+    def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:
+        """Take whole bars, all before ``quiet_until``: ``absorb_points`` over each."""
+        ...
+
 
 class BaseStrategy:
     """Does nothing on every call: a kind overrides what it needs."""
@@ -89,6 +93,10 @@ class BaseStrategy:
 
     def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
         raise NotImplementedError("a strategy with quiet_until() must take points")
+
+    def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:
+        for bar in bars:
+            self.absorb_points(symbol, bar, 0)
 
 
 class StrategyParams(BaseModel):

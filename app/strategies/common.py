@@ -10,6 +10,7 @@ method per strategy), so the placing can later go through signals.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -154,6 +155,32 @@ class SymbolFeed:
         self.bid, self.ask, self.bid_size, self.ask_size = price, price + tick, size, size
         self.mark = price
 
+    def absorb_bars(self, bars: Sequence[PriceBar]) -> None:
+        """Whole bars in a row, all before ``quiet_until``: ``absorb_points`` over
+        each, in one pass for prints (the same sums in the same order)."""
+        if self.source is not PriceSource.TRADE:
+            for bar in bars:
+                self.absorb_points(bar, 0)
+            return
+        trades, extend = self._trades, self.bars.extend_trades
+        volume = self._volume
+        cutoff = MINUTE
+        for bar in bars:
+            times, prices = bar.times, bar.prices
+            notionals = [p * s for p, s in zip(prices, bar.sizes, strict=True)]
+            for at, notional in zip(times, notionals, strict=True):
+                trades.append((at, notional))
+                volume += notional
+            extend(prices, notionals)
+            expired = times[3] - cutoff  # as _expire, bar by bar
+            while trades[0][0] <= expired:
+                volume -= trades.popleft()[1]
+        self._volume = volume
+        last = bars[-1]
+        price, size = last.prices[3], last.sizes[3]
+        self.bid, self.ask, self.bid_size, self.ask_size = price, price + last.tick, size, size
+        self.mark = price
+
     def _price_now(self) -> Decimal | None:
         if self.source is PriceSource.MID and self.bid is not None and self.ask is not None:
             return (self.bid + self.ask) / 2
@@ -191,6 +218,10 @@ class QuietFeed:
     def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
         if symbol == self.feed.symbol:
             self.feed.absorb_points(bar, first, stop)
+
+    def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:
+        if symbol == self.feed.symbol:
+            self.feed.absorb_bars(bars)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -212,6 +212,12 @@ class StrategyHost:
         for running in self._running.values():
             if running.market_updates and venue in running.venues:
                 running.strategy.absorb_points(symbol, bar, first, stop)
+
+    def absorb_bars(self, venue: str, symbol: str, bars: Sequence[PriceBar]) -> None:
+        """Whole bars in a row, all before ``quiet_until``: ``absorb_points`` over each."""
+        for running in self._running.values():
+            if running.market_updates and venue in running.venues:
+                running.strategy.absorb_bars(symbol, bars)
 
     # ---- lifecycle --------------------------------------------------------------------
 
