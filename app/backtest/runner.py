@@ -343,10 +343,29 @@ def run_backtest(config: BacktestConfig,
             # A point to step through: the host sees each of its updates; the engine
             # takes in those its quiet span still holds (nothing of theirs can happen).
             price = bar.prices[k]
-            for update in bar.point_updates(venue, symbol, k):
+            quote, trade, mark = bar.point_updates(venue, symbol, k)
+            if fresh and span is not None and span.holds(price, now):
+                if step(quote, span):
+                    fresh = False  # something moved: work the span out again
+                else:
+                    host_until = host.quiet_until(engine, venue, symbol)
+                    if host_until is not None and now < host_until:
+                        # The quote was all the host had to see (most often: it closed
+                        # a strategy's bar, quietly): the print and the mark are quiet.
+                        absorb_update(engine, span, trade)
+                        absorb_update(engine, span, mark)
+                        candle_of((price,))
+                        host.absorb_points(venue, symbol, bar, k, k + 1, quoted=True)
+                        updates += 2
+                        k += 1
+                        continue
+            else:
+                step(quote)
+                fresh = False
+            for update in (trade, mark):
                 if fresh and span is not None and span.holds(price, now):
                     if step(update, span):
-                        fresh = False  # something moved: work the span out again
+                        fresh = False
                 else:
                     step(update)
                     fresh = False

@@ -149,6 +149,7 @@ class MultiBars:
         self.builders = {i: BarBuilder(i) for i in sorted(set(intervals))}
         self._builders = list(self.builders.values())
         self._due = FAR_FUTURE  # the earliest end of an open bar: nothing closes before
+        self._closed = bool(self._builders)  # whether some interval has no bar open
 
     def update(self, price: Decimal, ts: datetime, notional: Decimal = ZERO) -> list[Bar]:
         """Closed bars (by end, the longest first at the same end): the ones due
@@ -160,23 +161,39 @@ class MultiBars:
                 out.append(bar)
         if len(out) > 1:
             out.sort(key=_order)
-        self._due = min((b.end for b in self._builders), default=FAR_FUTURE)
+        self._settle()
         return out
 
-    def quiet_until(self) -> datetime | None:
-        """Points before this time close no bar (they may only extend the open ones);
-        None while some interval has no bar open (the next point opens one)."""
-        if any(b.end == FAR_FUTURE for b in self._builders):
-            return None
-        return self._due
+    def quiet_until(self, seen_at: datetime) -> datetime:
+        """Points from ``seen_at`` (the last one's time) on and before this time close
+        no bar: they extend the open bars, and the first of them opens a bar in its
+        bucket for an interval with none open (the bucket of ``seen_at``'s: points
+        before its end fall in it)."""
+        if not self._closed:
+            return self._due
+        until = self._due
+        for builder in self._builders:
+            if builder.end == FAR_FUTURE:
+                until = min(until, builder.bucket(seen_at) + builder.interval)
+        return until
 
-    def extend(self, price: Decimal, notional: Decimal = ZERO) -> None:
-        """``update`` with a point before ``quiet_until``: inside every open bar."""
+    def extend(self, price: Decimal, ts: datetime, notional: Decimal = ZERO) -> None:
+        """``update`` with a point before ``quiet_until``: it closes nothing."""
+        if self._closed:
+            for builder in self._builders:
+                builder.update(price, ts, notional)
+            self._settle()
+            return
         for builder in self._builders:
             builder.extend(price, notional)
 
-    def extend_trades(self, prices: Sequence[Decimal], notionals: Sequence[Decimal]) -> None:
+    def extend_trades(self, prices: Sequence[Decimal], notionals: Sequence[Decimal],
+                      times: Sequence[datetime]) -> None:
         """``extend`` with prints before ``quiet_until``, each in turn."""
+        if self._closed:
+            for price, notional, ts in zip(prices, notionals, times, strict=True):
+                self.extend(price, ts, notional)
+            return
         for builder in self._builders:
             for price, notional in zip(prices, notionals, strict=True):
                 builder.extend(price, notional)
@@ -187,8 +204,13 @@ class MultiBars:
         out = [bar for b in self._builders if (bar := b.close_due(now)) is not None]
         if len(out) > 1:
             out.sort(key=_order)
-        self._due = min((b.end for b in self._builders), default=FAR_FUTURE)
+        self._settle()
         return out
+
+    def _settle(self) -> None:
+        ends = [b.end for b in self._builders]
+        self._due = min(ends, default=FAR_FUTURE)
+        self._closed = FAR_FUTURE in ends  # some interval has no bar open
 
 
 def _order(bar: Bar) -> tuple[datetime, timedelta]:

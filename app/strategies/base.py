@@ -59,10 +59,12 @@ class Strategy(Protocol):
         (app/engine/quiet.py)."""
         ...
 
-    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
+    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4, *,
+                      quoted: bool = False) -> None:
         """Take points ``first`` to ``stop`` (excluded) of ``bar``, all before
         ``quiet_until``, as ``on_market`` would take each one's quote, print and
-        mark."""
+        mark (``quoted``: point ``first``'s quote went through ``on_market``
+        already)."""
         ...
 
     def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:
@@ -91,7 +93,8 @@ class BaseStrategy:
     def quiet_until(self, symbol: str) -> datetime | None:
         return None  # unknown: every update goes through on_market
 
-    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
+    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4, *,
+                      quoted: bool = False) -> None:
         raise NotImplementedError("a strategy with quiet_until() must take points")
 
     def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:

@@ -79,6 +79,7 @@ class SymbolFeed:
     ask_size: Decimal = ZERO
     mark: Decimal | None = None
     first_seen: datetime | None = None  # bars that began before it are partial: dropped
+    seen_at: datetime | None = None  # the last update's time
     _trades: deque[tuple[datetime, Decimal]] = field(default_factory=deque)
     _volume: Decimal = ZERO
 
@@ -90,6 +91,7 @@ class SymbolFeed:
             return []
         if self.first_seen is None:
             self.first_seen = update.ts
+        self.seen_at = update.ts
         first = self.first_seen
         return [b for b in self._bars(update) if b.start >= first]
 
@@ -117,24 +119,26 @@ class SymbolFeed:
 
     def quiet_until(self) -> datetime | None:
         """Updates of this symbol before this time close no bar (None: one might)."""
-        return None if self.first_seen is None else self.bars.quiet_until()
+        return None if self.seen_at is None else self.bars.quiet_until(self.seen_at)
 
-    def absorb_points(self, bar: PriceBar, first: int, stop: int = 4) -> None:
+    def absorb_points(self, bar: PriceBar, first: int, stop: int = 4, *,
+                      quoted: bool = False) -> None:
         """Points ``first`` to ``stop`` (excluded) of ``bar``, all before
         ``quiet_until``: what ``on_update`` makes of each one's quote (price and price
         plus a tick, both sizes the point's), print and mark, none of which can close
-        a bar."""
+        a bar (``quoted``: point ``first``'s quote was taken already, by ``on_update``)."""
         bars, source, trades = self.bars, self.source, self._trades
         tick = bar.tick
         if source is PriceSource.TRADE:  # the common case: the bar's prints at once
             prices = bar.prices[first:stop]
+            times = bar.times[first:stop]
             notionals = [p * s for p, s in zip(prices, bar.sizes[first:stop], strict=True)]
             volume = self._volume
-            for at, notional in zip(bar.times[first:stop], notionals, strict=True):
+            for at, notional in zip(times, notionals, strict=True):
                 trades.append((at, notional))
                 volume += notional
             self._volume = volume
-            bars.extend_trades(prices, notionals)
+            bars.extend_trades(prices, notionals, times)
         else:
             for k in range(first, stop):
                 at, price, size = bar.times[k], bar.prices[k], bar.sizes[k]
@@ -143,14 +147,16 @@ class SymbolFeed:
                 self._volume += notional
                 if source is PriceSource.MID:
                     mid = (price + (price + tick)) / 2  # as the quote's (bid + ask) / 2
-                    bars.extend(mid)
-                    bars.extend(mid, notional)  # the print: the mid now, with its volume
+                    if not (quoted and k == first):
+                        bars.extend(mid, at)
+                    bars.extend(mid, at, notional)  # the print: the mid now, with its volume
                 else:  # MARK: the print at the mark before this point's, then the mark
                     if self.mark is not None:
-                        bars.extend(self.mark, notional)
+                        bars.extend(self.mark, at, notional)
                     self.mark = price
-                    bars.extend(price)
-        self._expire(bar.times[stop - 1])
+                    bars.extend(price, at)
+        self.seen_at = bar.times[stop - 1]
+        self._expire(self.seen_at)
         price, size = bar.prices[stop - 1], bar.sizes[stop - 1]
         self.bid, self.ask, self.bid_size, self.ask_size = price, price + tick, size, size
         self.mark = price
@@ -171,12 +177,13 @@ class SymbolFeed:
             for at, notional in zip(times, notionals, strict=True):
                 trades.append((at, notional))
                 volume += notional
-            extend(prices, notionals)
+            extend(prices, notionals, times)
             expired = times[3] - cutoff  # as _expire, bar by bar
             while trades[0][0] <= expired:
                 volume -= trades.popleft()[1]
         self._volume = volume
         last = bars[-1]
+        self.seen_at = last.times[3]
         price, size = last.prices[3], last.sizes[3]
         self.bid, self.ask, self.bid_size, self.ask_size = price, price + last.tick, size, size
         self.mark = price
@@ -215,9 +222,10 @@ class QuietFeed:
             return FAR_FUTURE  # it takes nothing of other symbols
         return self.feed.quiet_until()
 
-    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4) -> None:
+    def absorb_points(self, symbol: str, bar: PriceBar, first: int, stop: int = 4, *,
+                      quoted: bool = False) -> None:
         if symbol == self.feed.symbol:
-            self.feed.absorb_points(bar, first, stop)
+            self.feed.absorb_points(bar, first, stop, quoted=quoted)
 
     def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:
         if symbol == self.feed.symbol:

@@ -205,13 +205,13 @@ class StrategyHost:
         return until
 
     def absorb_points(self, venue: str, symbol: str, bar: PriceBar, first: int,
-                      stop: int = 4) -> None:
+                      stop: int = 4, *, quoted: bool = False) -> None:
         """Points ``first`` to ``stop`` (excluded) of ``bar``, all before
         ``quiet_until``: every strategy that takes market data of ``venue`` takes
         them in, as its ``on_market`` would."""
         for running in self._running.values():
             if running.market_updates and venue in running.venues:
-                running.strategy.absorb_points(symbol, bar, first, stop)
+                running.strategy.absorb_points(symbol, bar, first, stop, quoted=quoted)
 
     def absorb_bars(self, venue: str, symbol: str, bars: Sequence[PriceBar]) -> None:
         """Whole bars in a row, all before ``quiet_until``: ``absorb_points`` over each."""

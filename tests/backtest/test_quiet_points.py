@@ -332,3 +332,58 @@ def test_a_feed_takes_quiet_points_as_it_takes_their_updates(
         assert one.bars.builders[timedelta(hours=1)].forming == \
             other.bars.builders[timedelta(hours=1)].forming
         at += timedelta(minutes=1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(source=st.sampled_from(list(PriceSource)),
+       moves=st.lists(st.integers(-30, 30), min_size=8, max_size=80),
+       gaps=st.lists(st.integers(0, 3), min_size=20, max_size=20))
+def test_a_feed_takes_the_rest_of_a_point_after_its_quote_and_opens_bars_in_quiet_points(
+        source: PriceSource, moves: list[int], gaps: list[int]) -> None:
+    """Where a quote closes a bar, a backtest steps the quote alone and takes the
+    point's print and mark in quietly (the next bar opens there, or in the next quiet
+    point); whole bars are taken in a row. Each way closes the same bars, with the
+    same state after."""
+    intervals = [timedelta(minutes=1), timedelta(minutes=2)]
+    one = SymbolFeed(SYMBOL, MultiBars(intervals), source)
+    other = SymbolFeed(SYMBOL, MultiBars(intervals), source)
+    closed_one: list[Any] = []
+    closed_other: list[Any] = []
+    price, at = Decimal(40_000), T0
+    whole: list[PriceBar] = []
+    until = other.quiet_until()  # as the runner: asked again after a step only
+    for n, i in enumerate(range(0, len(moves) - 3, 4)):
+        at += timedelta(minutes=1 + gaps[n % len(gaps)] // 3)
+        bar = point_bar(at, [price := price + m for m in moves[i:i + 4]])
+        for k in range(4):
+            for update in bar.point_updates(VENUE, SYMBOL, k):
+                closed_one += one.on_update(update)
+        if until is not None and bar.times[3] < until and n % 2:
+            whole.append(bar)  # taken in a row with the next ones
+            continue
+        if whole:
+            other.absorb_bars(whole)
+            whole.clear()
+        for k in range(4):
+            if until is not None and bar.times[k] < until:
+                other.absorb_points(bar, k, k + 1)
+                continue
+            quote, *rest = bar.point_updates(VENUE, SYMBOL, k)
+            closed_other += other.on_update(quote)
+            until = other.quiet_until()
+            if until is not None and bar.times[k] < until:
+                other.absorb_points(bar, k, k + 1, quoted=True)
+            else:
+                for update in rest:
+                    closed_other += other.on_update(update)
+                until = other.quiet_until()
+        assert closed_one == closed_other
+        assert (one.bid, one.ask, one.mark, one.volume_1m(bar.times[3])) == \
+            (other.bid, other.ask, other.mark, other.volume_1m(bar.times[3]))
+        for interval in intervals:
+            assert one.bars.builders[interval].forming == \
+                other.bars.builders[interval].forming
+    if whole:
+        other.absorb_bars(whole)
+        assert one.bars.builders[intervals[0]].forming == \
+            other.bars.builders[intervals[0]].forming
