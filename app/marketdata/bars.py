@@ -255,6 +255,18 @@ def read_price_bars(
     quote_volume = layout.volume is None or layout.volume_is_quote
     fixed_volume = notional_without_volume if layout.volume is None else None
     names = (layout.open, layout.high, layout.low, layout.close, layout.volume or "volume")
+    prices: dict[str | float, tuple[Decimal, Decimal]] = {}
+
+    def price_of(value: str | float) -> tuple[Decimal, Decimal]:
+        """A price as written and rounded to the tick (kept for the next time)."""
+        raw = _decimal_of(value)
+        rounded = raw.quantize(tick, nearest) if decimal_tick \
+            else round_to_increment(raw, tick, Rounding.NEAREST)
+        if len(prices) >= _PRICES_KEPT:
+            prices.clear()
+        prices[value] = (raw, rounded)
+        return raw, rounded
+
     for line, start, texts in rows:
         if last_start is not None and start <= last_start:
             raise ValueError(f"{path} line {line}: bar at {start} does not follow the bar "
@@ -266,21 +278,21 @@ def read_price_bars(
                              "is the interval right?")
         last_start = start
         try:
-            o, h, lo, c = (Decimal(texts[0]), Decimal(texts[1]), Decimal(texts[2]),
-                           Decimal(texts[3]))
-            volume = Decimal(texts[4]) if fixed_volume is None else fixed_volume
+            # Prices repeat from bar to bar: each value is parsed and rounded once.
+            o, p0 = prices.get(texts[0]) or price_of(texts[0])
+            h, ph = prices.get(texts[1]) or price_of(texts[1])
+            lo, pl = prices.get(texts[2]) or price_of(texts[2])
+            c, p3 = prices.get(texts[3]) or price_of(texts[3])
+            volume = _decimal_of(texts[4]) if fixed_volume is None else fixed_volume
         except (InvalidOperation, TypeError):
             for name, text in zip(names, texts, strict=False):
-                _decimal({name: text}, name, line)
+                _decimal({name: _text_of(text)}, name, line)
             raise
         # The usual OHLC path guess: an up bar probably dipped before rallying.
-        r1, r2 = (lo, h) if c >= o else (h, lo)
-        if decimal_tick:
-            p0, p1 = o.quantize(tick, nearest), r1.quantize(tick, nearest)
-            p2, p3 = r2.quantize(tick, nearest), c.quantize(tick, nearest)
+        if c >= o:
+            r1, r2, p1, p2 = lo, h, pl, ph
         else:
-            p0, p1, p2, p3 = (round_to_increment(r, tick, Rounding.NEAREST)
-                              for r in (o, r1, r2, c))
+            r1, r2, p1, p2 = h, lo, ph, pl
         if p0 <= 0 or p1 <= 0 or p2 <= 0 or p3 <= 0:
             raw, rounded = (o, r1, r2, c), (p0, p1, p2, p3)
             bad = next(i for i in range(4) if rounded[i] <= 0)
@@ -305,7 +317,18 @@ def read_price_bars(
         previous = p3
 
 
-_BarRow = tuple[int, datetime, tuple[str, ...]]
+# A row's values: texts (CSV, most Parquet types) or floats (Parquet float columns,
+# taken as their shortest round-trip text, as a CSV has them: ``_decimal_of``).
+_BarRow = tuple[int, datetime, tuple[str | float, ...]]
+_PRICES_KEPT = 100_000  # distinct prices kept parsed and rounded (a bound on memory)
+
+
+def _decimal_of(value: str | float) -> Decimal:
+    return Decimal(value if type(value) is str else repr(value))
+
+
+def _text_of(value: str | float) -> str:
+    return value if isinstance(value, str) else repr(value)
 
 
 def _bar_file(path: StrPath, volume_unit: str, batch_rows: int = BATCH_ROWS
@@ -363,7 +386,14 @@ def _parquet_bar_rows(path: StrPath, volume_unit: str, batch_rows: int
     line = 1
     for batch in file.iter_batches(batch_size=batch_rows, columns=names):
         stamps = batch.column(0)
-        if pa.types.is_timestamp(stamps.type):
+        if pa.types.is_timestamp(stamps.type) and stamps.type.unit != "ns" \
+                and stamps.null_count == 0:
+            # The stored integers are UTC (naive ones taken as UTC): no datetime (and
+            # time zone) a value from pyarrow, one timedelta from the epoch instead.
+            per_us = _US_PER_UNIT[stamps.type.unit]
+            times = [_EPOCH + timedelta(0, 0, v * per_us)
+                     for v in stamps.cast(pa.int64()).to_pylist()]
+        elif pa.types.is_timestamp(stamps.type):
             times = [_utc(v) if v is not None else parse_time("") for v in stamps.to_pylist()]
         else:
             times = [parse_time(parquet_text(v)) for v in stamps.to_pylist()]
@@ -373,6 +403,9 @@ def _parquet_bar_rows(path: StrPath, volume_unit: str, batch_rows: int
         for start, row in zip(times, zip(*texts, strict=True), strict=True):
             line += 1
             yield line, start, row
+
+
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1000, "us": 1}
 
 
 def _is_parquet(path: StrPath) -> bool:
@@ -390,10 +423,10 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _texts(column: pa.Array) -> list[str]:
+def _texts(column: pa.Array) -> list[str] | list[float]:
     values = column.to_pylist()
     if pa.types.is_floating(column.type) and column.null_count == 0:
-        return [repr(v) for v in values]  # the shortest round-trip text, as a CSV has it
+        return values  # floats: read as their shortest round-trip text (_decimal_of)
     return [parquet_text(v) for v in values]
 
 

@@ -214,16 +214,21 @@ def test_bars_out_of_order_or_closer_than_the_interval_are_refused(tmp_path: Pat
         list(read_bars(minute, venue="v", symbol="S", tick=Decimal(1), interval=5 * MINUTE))
 
 
-def test_a_parquet_file_reads_exactly_as_its_csv(tmp_path: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize(("unit", "zone"), [("ms", None), ("s", "UTC"),
+                                            ("us", "Asia/Tokyo"), ("ns", "UTC")])
+def test_a_parquet_file_reads_exactly_as_its_csv(tmp_path: Path, data_dir: Path, unit: str,
+                                                  zone: str | None) -> None:
     """The real BTC 1-minute file, written to Parquet as a data shop would (a timestamp
-    column, doubles for prices and volume), gives the very same updates."""
+    column in any unit, naive or in any time zone, doubles for prices and volume),
+    gives the very same updates."""
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     with open(data_dir / BARS, newline="") as f:
         rows = list(csv.DictReader(f))[:3000]
+    stamps = pa.array([datetime.fromisoformat(r["timestamp"]) for r in rows],
+                      pa.timestamp(unit))
     table = pa.table({
-        "open_time": pa.array([datetime.fromisoformat(r["timestamp"]) for r in rows],
-                              pa.timestamp("ms")),
+        "open_time": stamps if zone is None else stamps.cast(pa.timestamp(unit, zone)),
         **{name: pa.array([float(r[name]) for r in rows], pa.float64())
            for name in ("open", "high", "low", "close", "volume")},
     })
@@ -233,6 +238,7 @@ def test_a_parquet_file_reads_exactly_as_its_csv(tmp_path: Path, data_dir: Path)
     from_csv = list(read_bars(short_csv, venue="v", symbol="BTC-PERP", tick=Decimal("0.1")))
     from_parquet = list(read_bars(parquet, venue="v", symbol="BTC-PERP", tick=Decimal("0.1")))
     assert from_parquet == from_csv and len(from_csv) > 3000
+    assert [u.ts for u in from_parquet[:4]] == [u.ts for u in from_csv[:4]]
     assert detect_interval(parquet) == MINUTE
 
 
