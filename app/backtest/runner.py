@@ -14,9 +14,11 @@ strategy and parameters give the same trades, equity curve and metrics.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -148,6 +150,33 @@ def validated_params(config: BacktestConfig) -> tuple[tuple[str, str], ...]:
 def run_backtest(config: BacktestConfig,
                  on_progress: Callable[[int], None] | None = None) -> BacktestResult:
     """Run ``config``'s strategy over its bar file to the end and measure it."""
+    with fewer_collections():
+        return _run_backtest(config, on_progress)
+
+
+# Collection thresholds while a backtest runs (generation 0 in allocations, 1 and 2 in
+# collections of the generation below): see ``fewer_collections``.
+BACKTEST_GC_THRESHOLDS = (100_000, 50, 100)
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """The cyclic garbage collector less often, restored after: a backtest allocates
+    millions of short-lived objects (bars, decimals, equity points) and frees them by
+    reference counting, and keeps a long equity curve that every older-generation
+    collection walks again; at the defaults (700, 10, 10) that costs 5-8 % of a run
+    for next to nothing. Cycles are still collected, less often."""
+    before = gc.get_threshold()
+    gc.set_threshold(*(max(now, wanted)
+                       for now, wanted in zip(before, BACKTEST_GC_THRESHOLDS, strict=True)))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def _run_backtest(config: BacktestConfig,
+                  on_progress: Callable[[int], None] | None) -> BacktestResult:
     started = time.perf_counter()
     params = validated_params(config)
     source: Source = bar_source(config.data, symbol=config.symbol, venue=config.venue,
@@ -351,13 +380,25 @@ def run_backtest(config: BacktestConfig,
                     host_until = host.quiet_until(engine, venue, symbol)
                     if host_until is not None and now < host_until:
                         # The quote was all the host had to see (most often: it closed
-                        # a strategy's bar, quietly): the print and the mark are quiet.
+                        # a strategy's bar, quietly): the print and the mark are quiet,
+                        # and so are the bar's next points inside both spans, up to a
+                        # funding rate or a due equity sample.
+                        limit = host_until if rate is None or rate.ts >= host_until \
+                            else rate.ts
+                        limit = min(limit, next_sample)
+                        end = k + 1
+                        while end < 4 and times[end] < limit \
+                                and span.holds(bar.prices[end], times[end]):
+                            end += 1
                         absorb_update(engine, span, trade)
                         absorb_update(engine, span, mark)
-                        candle_of((price,))
-                        host.absorb_points(venue, symbol, bar, k, k + 1, quoted=True)
-                        updates += 2
-                        k += 1
+                        if end > k + 1:
+                            absorb_points(engine, span, bar, k + 1, end)
+                        candle_of(bar.prices[k:end])
+                        host.absorb_points(venue, symbol, bar, k, end, quoted=True)
+                        updates += 2 + 3 * (end - k - 1)
+                        absorbed += end - k - 1
+                        k = end
                         continue
             else:
                 step(quote)

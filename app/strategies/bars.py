@@ -118,6 +118,20 @@ class BarBuilder:
         self._volume += notional
         self._points += 1
 
+    def extend_many(self, prices: Sequence[Decimal], notionals: Sequence[Decimal]) -> None:
+        """``extend`` with each point in turn (the same volume sum, in the same order)."""
+        high, low = max(prices), min(prices)
+        if high > self._high:
+            self._high = high
+        if low < self._low:
+            self._low = low
+        self._close = prices[-1]
+        volume = self._volume
+        for notional in notionals:
+            volume += notional
+        self._volume = volume
+        self._points += len(prices)
+
     def close_due(self, now: datetime) -> Bar | None:
         """The open bar, closed, if the clock has reached its end."""
         if now < self._end:  # also when no bar is open (FAR_FUTURE)
@@ -195,8 +209,7 @@ class MultiBars:
                 self.extend(price, ts, notional)
             return
         for builder in self._builders:
-            for price, notional in zip(prices, notionals, strict=True):
-                builder.extend(price, notional)
+            builder.extend_many(prices, notionals)
 
     def close_due(self, now: datetime) -> list[Bar]:
         if now < self._due:

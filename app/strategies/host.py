@@ -33,7 +33,13 @@ from app.domain.events import Event
 from app.domain.market import MarketUpdate, PriceBar
 from app.domain.rejections import CommandRefused
 from app.domain.signals import SubmitSignal
-from app.domain.strategies import RecordBars, StopStrategy, StrategyRecord, StrategyStatus
+from app.domain.strategies import (
+    RecordBars,
+    StopStrategy,
+    StrategyBarsRecorded,
+    StrategyRecord,
+    StrategyStatus,
+)
 from app.engine import Engine
 from app.strategies.base import Commands, Strategy, StrategyContext, StrategyKind
 from app.strategies.registry import kinds as registered_kinds
@@ -271,6 +277,11 @@ class StrategyHost:
 
     def _deliver(self, engine: Engine, now: datetime, events: list[Event],
                  result: StepResult, budget: dict[str, int]) -> None:
+        # The host's own records of closed bars are no news to a strategy (a bar a
+        # strategy a few minutes): they are not delivered.
+        events = [e for e in events if type(e) is not StrategyBarsRecorded]
+        if not events:
+            return
         orders = engine.state.orders
         accounts = [account_of(event, orders) for event in events]
         for sid in sorted(self._running):
