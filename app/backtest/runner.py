@@ -290,13 +290,16 @@ def _run_backtest(config: BacktestConfig,
     # by the engine and the host: they take a run of them at once (``absorb_bars``)
     # before anything else reads their state.
     whole: list[PriceBar] = []
+    whole_quoted = False  # whether the first one's first quote was stepped through
 
     def catch_up() -> None:
+        nonlocal whole_quoted
         if whole:
             assert span is not None
-            absorb_bars(engine, span, whole)
-            host.absorb_bars(venue, symbol, whole)
+            absorb_bars(engine, span, whole, whole_quoted)
+            host.absorb_bars(venue, symbol, whole, whole_quoted)
             whole.clear()
+            whole_quoted = False
 
     for bar in chain((first_bar,), bars_in):
         times = bar.times
@@ -390,6 +393,13 @@ def _run_backtest(config: BacktestConfig,
                         while end < 4 and times[end] < limit \
                                 and span.holds(bar.prices[end], times[end]):
                             end += 1
+                        if k == 0 and end == 4:  # the bar's rest goes with the next ones
+                            whole.append(bar)
+                            whole_quoted = True
+                            candle_of(bar.prices)
+                            updates += 11
+                            absorbed += 3
+                            break
                         absorb_update(engine, span, trade)
                         absorb_update(engine, span, mark)
                         if end > k + 1:

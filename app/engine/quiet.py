@@ -148,45 +148,59 @@ def _points(engine: Engine, span: QuietSpan, bar: PriceBar, first: int,
     venue.take_quiet_mark(symbol, price)
 
 
-def absorb_bars(engine: Engine, span: QuietSpan, bars: Sequence[PriceBar]) -> None:
+def absorb_bars(engine: Engine, span: QuietSpan, bars: Sequence[PriceBar],
+                quoted: bool = False) -> None:
     """Whole bars in a row, every point of them inside ``span``: the state
-    ``absorb_points`` over each in turn leaves, with less done a bar. Within a bar the
+    ``absorb_points`` over each in turn leaves, with less done a bar (``quoted``: the
+    first bar's first quote was taken already, by ``Engine.on_market`` or
+    ``absorb_update``: the rest of the bar is to take). Within a bar the
     book, the last price and the mark are read by nothing but the signal desk's candle
     work, so a bar without it leaves only its last point behind; a bar with it at its
-    open only (the usual case: a candle a bar, or fewer) needs the mark before it and
-    the desk's two calls (its open is read after the quote, from the mark, which the
-    quote leaves as it was)."""
+    open only (the usual case: a candle a bar, or fewer) needs only the mark before it
+    for the desk (its candle's close and open: the quote leaves the mark as it was)."""
     venue, symbol = span.venue, span.symbol
+    if quoted:  # the first bar's first print and mark, then its other points
+        first, bars = bars[0], bars[1:]
+        at, price = first.times[0], first.prices[0]
+        _take(engine, venue, symbol, at, _PRINT, price)
+        _take(engine, venue, symbol, at, _MARK, price)
+        _points(engine, span, first, 1)
+        marked = engine.risk.marked_quietly
+        for client in span.holders:
+            marked(client, first.times)
+        if not bars:
+            return
     if not venue.quotes_leave_only_the_last(symbol):  # every quote counts: bar by bar
         for bar in bars:
             absorb_points(engine, span, bar, 0)
         return
     signals = engine.signals
     name = venue.name
-    before: Decimal | None = None  # the last price of the bar before (None: the venue's)
+    before = venue.marks[symbol]  # the mark the point before left (not the venue's yet)
     for bar in bars:
         times = bar.times
-        if times[3] < signals.idle_until:
+        if times[3] < signals.idle_until:  # no candle work in this bar
             before = bar.prices[3]
-            continue  # no candle work in this bar
-        if before is not None:  # the mark (and print) the bar before left
-            venue.take_quiet_print(symbol, before)
-            venue.take_quiet_mark(symbol, before)
+            continue
         at = times[0]
         if at >= signals.idle_until:
             # The open's quote part: the quote itself is read by nothing (the bar's
-            # last stays), the desk's open is the mark after it, as it was before.
-            signals.before_market(name, symbol, at)
-            signals.after_market(name, symbol)
-            if times[3] < signals.idle_until:  # no more candle work in this bar
+            # last stays); the desk's candle close and open are the mark, as it was.
+            if not signals.open_quietly(name, symbol, at, before):
+                venue.take_quiet_mark(symbol, before)
+                signals.before_market(name, symbol, at)
+                signals.after_market(name, symbol)
+            if times[3] < signals.idle_until:  # the usual case: nothing else
                 before = bar.prices[3]
                 continue
+            venue.take_quiet_mark(symbol, before)
             _take(engine, venue, symbol, at, _PRINT, bar.prices[0])
             _take(engine, venue, symbol, at, _MARK, bar.prices[0])
             _points(engine, span, bar, 1)
         else:
+            venue.take_quiet_mark(symbol, before)
             _points(engine, span, bar, 0)
-        before = None
+        before = bar.prices[3]
     last = bars[-1]
     price, size = last.prices[3], last.sizes[3]
     venue.take_quiet_quote(symbol, price, size, price + last.tick, size, last.times[3])

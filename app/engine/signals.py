@@ -105,6 +105,21 @@ class _Candles:
         self.closes: deque[Decimal] = deque(maxlen=window)
 
 
+def _candle_start(candles: _Candles | None, now: datetime, interval: timedelta) -> datetime:
+    """The start of the candle ``now`` begins."""
+    if candles is not None and now < candles.end + interval:
+        return candles.end  # the candle right after the last one (the grid's)
+    return EPOCH + (now - EPOCH) // interval * interval
+
+
+def _close_candles(candles: _Candles, start: datetime, close: Decimal,
+                   interval: timedelta) -> None:
+    """The candles up to ``start`` closed at ``close``: the last one, and any with no
+    update in between (flat)."""
+    flat = min((start - candles.end) // interval, MAX_WINDOW)
+    candles.closes.extend([close] * (flat + 1))
+
+
 class SignalDesk:
     def __init__(self, engine: Engine, params: dict[str, SignalParams],
                  default: SignalParams, interval: timedelta | None = DEFAULT_INTERVAL):
@@ -150,9 +165,7 @@ class SignalDesk:
             return
         key = (venue, symbol)
         if now >= self.candle_end:  # a new candle for everyone (they share the grid)
-            end = self.candle_end + interval  # most often the very next one
-            self.candle_end = end if now < end else \
-                EPOCH + ((now - EPOCH) // interval + 1) * interval
+            self.candle_end = self._candle_end_after(now, interval)
             # Every instrument waits for its first update of the candle (one never fed
             # keeps the slow path on: correct, only slower).
             self.unseen = set(self.engine.instruments)
@@ -160,10 +173,7 @@ class SignalDesk:
         candles = self._candles.get(key)
         if candles is not None and now < candles.end:
             return
-        if candles is not None and now < candles.end + interval:
-            start = candles.end  # the candle right after the last one (the grid's)
-        else:
-            start = EPOCH + (now - EPOCH) // interval * interval
+        start = _candle_start(candles, now, interval)
         if candles is None:
             if (venue, symbol) not in self.engine.instruments:
                 return
@@ -171,11 +181,36 @@ class SignalDesk:
         else:
             close = self.engine.venues[venue].reference_price(symbol)
             if close is not None:
-                # Candles with no update in between were flat.
-                flat = min((start - candles.end) // interval, MAX_WINDOW)
-                candles.closes.extend([close] * (flat + 1))
+                _close_candles(candles, start, close, interval)
             candles.end, candles.open = start + interval, None
         self.pending_open.add(key)
+
+    def open_quietly(self, venue: str, symbol: str, now: datetime, reference: Decimal
+                     ) -> bool:
+        """``before_market``, an update that leaves the symbol's reference price at
+        ``reference``, then ``after_market``, in one call, where that is simple: the
+        symbol is the only instrument, already has candles, and ``now`` begins a
+        candle (a backtest takes a bar's open so: app/engine/quiet.py). False, with
+        nothing done, where it is not."""
+        interval = self.interval
+        key = (venue, symbol)
+        candles = self._candles.get(key)
+        if interval is None or candles is None or now < self.candle_end \
+                or now < candles.end or self.pending_open or self.unseen \
+                or len(self.engine.instruments) != 1:
+            return False
+        self.candle_end = self._candle_end_after(now, interval)
+        # ``unseen`` would hold the one instrument, then lose it; ``pending_open`` gain
+        # the key, then lose it (the reference is known): both stay empty.
+        start = _candle_start(candles, now, interval)
+        _close_candles(candles, start, reference, interval)
+        candles.end, candles.open = start + interval, reference
+        self.idle_until = self.candle_end
+        return True
+
+    def _candle_end_after(self, now: datetime, interval: timedelta) -> datetime:
+        end = self.candle_end + interval  # most often the very next one
+        return end if now < end else EPOCH + ((now - EPOCH) // interval + 1) * interval
 
     def after_market(self, venue: str, symbol: str) -> None:
         """After the venue took the update: the first price of a candle is its open."""

@@ -204,10 +204,11 @@ class MultiBars:
     def extend_trades(self, prices: Sequence[Decimal], notionals: Sequence[Decimal],
                       times: Sequence[datetime]) -> None:
         """``extend`` with prints before ``quiet_until``, each in turn."""
-        if self._closed:
-            for price, notional, ts in zip(prices, notionals, times, strict=True):
-                self.extend(price, ts, notional)
-            return
+        if self._closed:  # the first opens the bars not open (the others extend them)
+            self.extend(prices[0], times[0], notionals[0])
+            prices, notionals = prices[1:], notionals[1:]
+            if not prices:
+                return
         for builder in self._builders:
             builder.extend_many(prices, notionals)
 

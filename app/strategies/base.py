@@ -67,8 +67,10 @@ class Strategy(Protocol):
         already)."""
         ...
 
-    def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:
-        """Take whole bars, all before ``quiet_until``: ``absorb_points`` over each."""
+    def absorb_bars(self, symbol: str, bars: Sequence[PriceBar], quoted: bool = False
+                    ) -> None:
+        """Take whole bars, all before ``quiet_until``: ``absorb_points`` over each
+        (``quoted``: the first bar's first quote went through ``on_market``)."""
         ...
 
 
@@ -97,9 +99,10 @@ class BaseStrategy:
                       quoted: bool = False) -> None:
         raise NotImplementedError("a strategy with quiet_until() must take points")
 
-    def absorb_bars(self, symbol: str, bars: Sequence[PriceBar]) -> None:
-        for bar in bars:
-            self.absorb_points(symbol, bar, 0)
+    def absorb_bars(self, symbol: str, bars: Sequence[PriceBar], quoted: bool = False
+                    ) -> None:
+        for i, bar in enumerate(bars):
+            self.absorb_points(symbol, bar, 0, quoted=quoted and not i)
 
 
 class StrategyParams(BaseModel):

@@ -219,11 +219,13 @@ class StrategyHost:
             if running.market_updates and venue in running.venues:
                 running.strategy.absorb_points(symbol, bar, first, stop, quoted=quoted)
 
-    def absorb_bars(self, venue: str, symbol: str, bars: Sequence[PriceBar]) -> None:
-        """Whole bars in a row, all before ``quiet_until``: ``absorb_points`` over each."""
+    def absorb_bars(self, venue: str, symbol: str, bars: Sequence[PriceBar],
+                    quoted: bool = False) -> None:
+        """Whole bars in a row, all before ``quiet_until``: ``absorb_points`` over each
+        (``quoted``: the first bar's first quote went through ``step``)."""
         for running in self._running.values():
             if running.market_updates and venue in running.venues:
-                running.strategy.absorb_bars(symbol, bars)
+                running.strategy.absorb_bars(symbol, bars, quoted)
 
     # ---- lifecycle --------------------------------------------------------------------
 
