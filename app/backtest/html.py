@@ -11,16 +11,21 @@ every metric of ``metrics.json`` and the parameters of the run. Deterministic li
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.backtest.runner import BacktestResult
 from app.domain.analytics import EquityPoint, TradeRecord
+
+if TYPE_CHECKING:  # report.py imports this module
+    from app.backtest.report import EquityTable
 
 _HERE = Path(__file__).resolve().parent
 CHART_JS = (_HERE.parent / "web" / "static" / "vendor" / "lightweight-charts"
@@ -88,29 +93,51 @@ def bucket_seconds(first: datetime | None, last: datetime | None) -> int:
 _NICE_WIDTHS = (1, 60, 300, 900, 1800, 3600, 14_400, 43_200, 86_400)
 
 
-def _series(points: Iterable[tuple[datetime, Decimal]], width: int = 1, *,
-            lowest: bool = False) -> list[dict[str, Any]]:
-    """Chart points, one a bucket of ``width`` seconds: its last value, or its lowest
-    with ``lowest`` (a drawdown's worst). Values travel as decimal text, as everywhere
-    else; the page turns them into chart numbers (``num`` in the template). Points
-    come in time order (a bucket's end is worked out once, not a point at a time)."""
-    out: dict[int, Decimal] = {}
-    t, begin, end = 0, _FAR_FUTURE, _UNIX
-    for at, value in points:
-        if not begin <= at < end:
-            t = _secs(at) // width * width
-            begin = _UNIX + timedelta(seconds=t)
-            end = begin + timedelta(seconds=width)
-        if lowest:
-            prev = out.get(t)
-            out[t] = value if prev is None or value < prev else prev
-        else:
-            out[t] = value
-    return [{"time": t, "value": str(v)} for t, v in sorted(out.items())]
+def _column_series(times: Sequence[datetime], values: Sequence[Decimal], width: int = 1
+                   ) -> list[dict[str, Any]]:
+    """Chart points, one a bucket of ``width`` seconds: its last value. Values travel
+    as decimal text, as everywhere else; the page turns them into chart numbers
+    (``num`` in the template). Times come in order."""
+    return [{"time": t, "value": str(values[end - 1])}
+            for t, _, end in _buckets(times, width, _itself)]
+
+
+def _drawdown_series(times: Sequence[datetime], drawdowns: Sequence[Decimal],
+                     width: int = 1) -> list[dict[str, Any]]:
+    """The drawdown chart: each bucket's deepest drawdown, negated (the chart goes
+    down from 0). The lowest of the negated drawdowns is the negated highest (max()
+    keeps the first of equals, as min() does), so a million drawdowns need not each be
+    negated for a few thousand points."""
+    return [{"time": t, "value": str(-max(drawdowns[first:end]))}
+            for t, first, end in _buckets(times, width, _itself)]
+
+
+_Point = TypeVar("_Point")
+
+
+def _buckets(points: Sequence[_Point], width: int,
+             time: Callable[[_Point], datetime]) -> list[tuple[int, int, int]]:
+    """The buckets of ``width`` seconds that hold points: (the bucket's start in Unix
+    seconds, the index of its first point, the index after its last); ``time`` is a
+    point's time. Points come in time order (the runner's bars and equity curve do),
+    so a bucket's points are the run of them before its end, found by bisection: a
+    few thousand steps, not a million."""
+    out = []
+    first, count = 0, len(points)
+    while first < count:
+        start = _secs(time(points[first])) // width * width
+        end = bisect_left(points, _UNIX + timedelta(seconds=start + width), first + 1,
+                          key=time)
+        out.append((start, first, end))
+        first = end
+    return out
+
+
+def _itself(at: datetime) -> datetime:
+    return at
 
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
-_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 def monthly_returns(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
@@ -118,9 +145,7 @@ def monthly_returns(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
     last equity against the previous month's last (the first against the start)."""
     if not curve:
         return []
-    ends: dict[tuple[int, int], Decimal] = {}
-    for p in curve:
-        ends[(p.at.year, p.at.month)] = p.equity
+    ends = _month_ends(curve)
     prev = curve[0].equity
     years: dict[int, dict[str, Any]] = {}
     for (year, month), equity in sorted(ends.items()):
@@ -136,6 +161,24 @@ def monthly_returns(curve: Sequence[EquityPoint]) -> list[dict[str, Any]]:
         row["total"] = (end / start - 1) * 100 if start > 0 else None
         rows.append(row)
     return rows
+
+
+def _month_ends(curve: Sequence[EquityPoint]) -> dict[tuple[int, int], Decimal]:
+    """The last equity of each (year, month). The curve is in time order, with its
+    times in one zone (the runner's are UTC): a month's points are a run, whose end is
+    found by bisection rather than by looking at each of a million points."""
+    ends: dict[tuple[int, int], Decimal] = {}
+    first = 0
+    while first < len(curve):
+        at = curve[first].at
+        next_month = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=at.tzinfo)
+        end = bisect_left(curve, next_month, first + 1, key=_POINT_AT)
+        ends[(at.year, at.month)] = curve[end - 1].equity
+        first = end
+    return ends
+
+
+_POINT_AT = attrgetter("at")
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -169,21 +212,21 @@ def _markers(trades: Sequence[TradeRecord], width: int = 1) -> list[dict[str, An
     return sorted(marks, key=lambda m: m["time"])
 
 
+_BAR_AT, _HIGH, _LOW = itemgetter(0), itemgetter(2), itemgetter(3)
+
+
 def _candles(result: BacktestResult, width: int = 1) -> list[dict[str, Any]]:
-    """One candle a bucket of ``width`` seconds (the bars in it merge), prices as
-    decimal text (the page turns them into chart numbers)."""
-    out: dict[int, list[Decimal]] = {}
-    t, begin, end = 0, _FAR_FUTURE, _UNIX
-    for at, o, h, lo, c in result.candles:
-        if not begin <= at < end:
-            t = _secs(at) // width * width
-            begin = _UNIX + timedelta(seconds=t)
-            end = begin + timedelta(seconds=width)
-        prev = out.get(t)
-        out[t] = [o, h, lo, c] if prev is None else [prev[0], max(prev[1], h),
-                                                     min(prev[2], lo), c]
-    return [{"time": t, "open": str(o), "high": str(h), "low": str(lo), "close": str(c)}
-            for t, (o, h, lo, c) in sorted(out.items())]
+    """One candle a bucket of ``width`` seconds: the bars in it merge (the first open,
+    the highest high, the lowest low, the last close; max() and min() keep the first
+    of equal prices). Prices travel as decimal text (the page turns them into chart
+    numbers)."""
+    bars = result.candles
+    out = []
+    for t, first, end in _buckets(bars, width, _BAR_AT):
+        bucket = bars[first:end]
+        out.append({"time": t, "open": str(bucket[0][1]), "high": str(max(map(_HIGH, bucket))),
+                    "low": str(min(map(_LOW, bucket))), "close": str(bucket[-1][4])})
+    return out
 
 
 def _script_json(value: Any) -> str:
@@ -192,9 +235,9 @@ def _script_json(value: Any) -> str:
 
 
 def render_html(result: BacktestResult, metrics: dict[str, Any],
-                equity: Sequence[dict[str, Any]]) -> str:
+                equity: EquityTable) -> str:
     """The page of ``result``; ``metrics`` is the metrics.json document, ``equity``
-    the equity rows (with drawdown) of equity.csv."""
+    the table (with drawdown) of equity.csv."""
     c = result.config
     params = [("strategy", c.strategy), ("symbol", c.symbol), ("venue", c.venue),
               ("data", str(c.data)), ("source", result.description)]
@@ -209,9 +252,8 @@ def render_html(result: BacktestResult, metrics: dict[str, Any],
     _flatten("", {k: v for k, v in metrics.items() if k not in skip}, rows)
     width = bucket_seconds(result.first_at, result.last_at)
     data = {
-        "equity": _series(((r["at"], r["equity"]) for r in equity), width),
-        "drawdown": _series(((r["at"], -r["drawdown_pct"]) for r in equity), width,
-                            lowest=True),
+        "equity": _column_series(equity.at, equity.equity, width),
+        "drawdown": _drawdown_series(equity.at, equity.drawdown_pct, width),
         "candles": _candles(result, width),
         "markers": _markers(result.trades, width),
     }

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from app.backtest.html import MAX_CHART_POINTS, _series, bucket_seconds, monthly_returns
+from app.backtest.html import (
+    MAX_CHART_POINTS,
+    _column_series,
+    _drawdown_series,
+    bucket_seconds,
+    monthly_returns,
+)
 from app.backtest.report import write_report
 from app.backtest.runner import BacktestConfig, run_backtest
 from app.domain.analytics import EquityPoint
@@ -39,12 +45,11 @@ def test_long_runs_are_bucketed_for_the_charts() -> None:
     width = bucket_seconds(start, end)
     assert width % 60 == 0 and (end - start).total_seconds() / width <= MAX_CHART_POINTS
     minutes = [start + timedelta(minutes=i) for i in range(120)]
-    drawdown = [(at, Decimal(-50 if i in (10, 70) else -5)) for i, at in enumerate(minutes)]
-    assert [p["value"] for p in _series(drawdown, 3600, lowest=True)] == ["-50", "-50"]
-    assert [p["value"] for p in _series(drawdown, 3600)] == ["-5", "-5"]
-    equity = [(at, Decimal(i)) for i, at in enumerate(minutes)]
-    assert [p["value"] for p in _series(equity, 3600)] == ["59", "119"]
-    assert [p["time"] for p in _series(equity, 3600)] == [
+    drawdown = [Decimal(50 if i in (10, 70) else 5) for i in range(120)]
+    assert [p["value"] for p in _drawdown_series(minutes, drawdown, 3600)] == ["-50", "-50"]
+    equity = [Decimal(i) for i in range(120)]
+    assert [p["value"] for p in _column_series(minutes, equity, 3600)] == ["59", "119"]
+    assert [p["time"] for p in _column_series(minutes, equity, 3600)] == [
         int(start.timestamp()), int(start.timestamp()) + 3600]
 
 
