@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from app.backtest.html import render_html
-from app.backtest.runner import BacktestResult
+from app.backtest.runner import BacktestResult, fewer_collections
 from app.domain.analytics import EquityPoint, TradeRecord, to_json
 
 TRADE_COLUMNS = [f.name for f in fields(TradeRecord)] + ["duration_s"]
@@ -241,6 +241,13 @@ def write_equity(out: Path, table: EquityTable) -> None:
 
 def write_report(result: BacktestResult, out: Path) -> Path:
     """Write ``result``'s report into ``out`` (created if missing); returns ``out``."""
+    # Right after a run, millions of its objects are alive: a full collection would
+    # walk them all for nothing (the collector runs less often, as during the run).
+    with fewer_collections():
+        return _write_report(result, out)
+
+
+def _write_report(result: BacktestResult, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     metrics = metrics_document(result)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
