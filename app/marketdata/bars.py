@@ -256,6 +256,7 @@ def read_price_bars(
     fixed_volume = notional_without_volume if layout.volume is None else None
     names = (layout.open, layout.high, layout.low, layout.close, layout.volume or "volume")
     prices: dict[str | float, tuple[Decimal, Decimal]] = {}
+    new_bar = tuple.__new__  # PriceBar's own __new__ is Python: a million calls
 
     def price_of(value: str | float) -> tuple[Decimal, Decimal]:
         """A price as written and rounded to the tick (kept for the next time)."""
@@ -299,21 +300,23 @@ def read_price_bars(
             raise ValueError(f"{path} line {line}: price {raw[bad]} rounds to {rounded[bad]}")
         # A quarter of the bar's volume a point, in base units at the point's price,
         # rounded down to the step (at least one step). Written out: a million bars.
+        # A bar's open or close is often its high or low: an equal price, equal size.
         if quote_volume:
             s0 = (volume / p0 / 4).quantize(size_step, ROUND_DOWN)
-            s1 = (volume / p1 / 4).quantize(size_step, ROUND_DOWN)
-            s2 = (volume / p2 / 4).quantize(size_step, ROUND_DOWN)
-            s3 = (volume / p3 / 4).quantize(size_step, ROUND_DOWN)
+            s1 = s0 if p1 == p0 else (volume / p1 / 4).quantize(size_step, ROUND_DOWN)
+            s2 = s0 if p2 == p0 else (volume / p2 / 4).quantize(size_step, ROUND_DOWN)
+            s3 = s1 if p3 == p1 else s2 if p3 == p2 else \
+                (volume / p3 / 4).quantize(size_step, ROUND_DOWN)
         else:
             s0 = s1 = s2 = s3 = (volume / 4).quantize(size_step, ROUND_DOWN)
-        yield PriceBar(
+        yield new_bar(PriceBar, (
             (start, start + offsets[1], start + offsets[2], start + offsets[3]),
             (p0, p1, p2, p3),
             (s0 if s0 >= size_step else size_step, s1 if s1 >= size_step else size_step,
              s2 if s2 >= size_step else size_step, s3 if s3 >= size_step else size_step),
             (buy if previous is not None and p0 > previous else sell,
              buy if p1 > p0 else sell, buy if p2 > p1 else sell, buy if p3 > p2 else sell),
-            tick)
+            tick))
         previous = p3
 
 
