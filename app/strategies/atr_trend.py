@@ -303,7 +303,7 @@ class AtrTrend(QuietFeed, BaseStrategy):
         self.model = AtrModel(params)
         self.feed = SymbolFeed(params.symbol,
                                MultiBars([self.model.entry_interval, self.model.htf_interval]),
-                               params.price_source)
+                               params.price_source, track_volume=False)
         self.trade: Trade | None = None
         self.pending: EntryDecision | None = None  # the entry sent, until it fills
         self.last_signal: LastSignal | None = None

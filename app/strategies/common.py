@@ -73,6 +73,9 @@ class SymbolFeed:
     symbol: str
     bars: MultiBars
     source: PriceSource = PriceSource.TRADE
+    # Whether it keeps the notional traded over the last minute (``volume_1m``): only a
+    # strategy with a minimum volume filter reads it, and it costs a deque a print.
+    track_volume: bool = True
     bid: Decimal | None = None
     ask: Decimal | None = None
     bid_size: Decimal = ZERO
@@ -99,9 +102,10 @@ class SymbolFeed:
         ts = update.ts
         if isinstance(update, TradePrint):
             notional = update.price * update.qty
-            self._trades.append((ts, notional))
-            self._volume += notional
-            self._expire(ts)
+            if self.track_volume:
+                self._trades.append((ts, notional))
+                self._volume += notional
+                self._expire(ts)
             price = update.price if self.source is PriceSource.TRADE else self._price_now()
             if price is None:
                 return self.bars.close_due(ts)
@@ -133,18 +137,20 @@ class SymbolFeed:
             prices = bar.prices[first:stop]
             times = bar.times[first:stop]
             notionals = [p * s for p, s in zip(prices, bar.sizes[first:stop], strict=True)]
-            volume = self._volume
-            for at, notional in zip(times, notionals, strict=True):
-                trades.append((at, notional))
-                volume += notional
-            self._volume = volume
+            if self.track_volume:
+                volume = self._volume
+                for at, notional in zip(times, notionals, strict=True):
+                    trades.append((at, notional))
+                    volume += notional
+                self._volume = volume
             bars.extend_trades(prices, notionals, times)
         else:
             for k in range(first, stop):
                 at, price, size = bar.times[k], bar.prices[k], bar.sizes[k]
                 notional = price * size
-                trades.append((at, notional))
-                self._volume += notional
+                if self.track_volume:
+                    trades.append((at, notional))
+                    self._volume += notional
                 if source is PriceSource.MID:
                     mid = (price + (price + tick)) / 2  # as the quote's (bid + ask) / 2
                     if not (quoted and k == first):
@@ -156,7 +162,8 @@ class SymbolFeed:
                     self.mark = price
                     bars.extend(price, at)
         self.seen_at = bar.times[stop - 1]
-        self._expire(self.seen_at)
+        if self.track_volume:
+            self._expire(self.seen_at)
         price, size = bar.prices[stop - 1], bar.sizes[stop - 1]
         self.bid, self.ask, self.bid_size, self.ask_size = price, price + tick, size, size
         self.mark = price
@@ -172,15 +179,18 @@ class SymbolFeed:
         trades, extend = self._trades, self.bars.extend_trades
         volume = self._volume
         append = trades.append
+        track = self.track_volume
         for times, prices, sizes, *_ in bars:  # written out: a bar at a time, a million
             n0, n1 = prices[0] * sizes[0], prices[1] * sizes[1]
             n2, n3 = prices[2] * sizes[2], prices[3] * sizes[3]
+            extend(prices, (n0, n1, n2, n3), times)
+            if not track:
+                continue
             append((times[0], n0))
             append((times[1], n1))
             append((times[2], n2))
             append((times[3], n3))
             volume = volume + n0 + n1 + n2 + n3  # in order, as one print at a time
-            extend(prices, (n0, n1, n2, n3), times)
             expired = times[3] - MINUTE  # as _expire, bar by bar
             while trades[0][0] <= expired:
                 volume -= trades.popleft()[1]
@@ -204,8 +214,18 @@ class SymbolFeed:
             self._volume -= notional
 
     def volume_1m(self, now: datetime) -> Decimal:
+        if not self.track_volume:
+            raise RuntimeError(f"{self.symbol}: this feed does not keep its volume")
         self._expire(now)
         return self._volume
+
+    def liquidity_problem(self, filters: LiquidityFilters, side: Side, now: datetime
+                          ) -> str | None:
+        """``liquidity_problem`` on this feed's quote and volume (read only when the
+        filters have a minimum volume: a feed without it may not keep it)."""
+        volume = self.volume_1m(now) if filters.min_volume_1m is not None else ZERO
+        return liquidity_problem(filters, side, self.bid, self.ask, self.bid_size,
+                                 self.ask_size, volume)
 
     @property
     def mid(self) -> Decimal | None:

@@ -67,7 +67,6 @@ from app.strategies.common import (
     close_position,
     entry_pending,
     keep_stop,
-    liquidity_problem,
     take_bars,
 )
 from app.strategies.indicators import EMA, RSI, SMA
@@ -227,9 +226,10 @@ class MaCrossover(QuietFeed, BaseStrategy):
         self.p = params
         self.model = MaModel(params)
         self.interval = parse_interval(params.interval)
-        self.feed = SymbolFeed(params.symbol, MultiBars([self.interval]), params.price_source)
         self.filters = LiquidityFilters(params.max_spread_bps, params.min_l1_depth,
                                         params.min_volume_1m)
+        self.feed = SymbolFeed(params.symbol, MultiBars([self.interval]), params.price_source,
+                               track_volume=params.min_volume_1m is not None)
         self.last_signal: LastSignal | None = None
 
     def on_start(self, ctx: StrategyContext) -> Commands:
@@ -291,9 +291,7 @@ class MaCrossover(QuietFeed, BaseStrategy):
         when a position is open the other way (the reversal's close), else nothing."""
         symbol = self.p.symbol
         side = Side.BUY if signal > 0 else Side.SELL
-        problem = liquidity_problem(self.filters, side, self.feed.bid, self.feed.ask,
-                                    self.feed.bid_size, self.feed.ask_size,
-                                    self.feed.volume_1m(ctx.now))
+        problem = self.feed.liquidity_problem(self.filters, side, ctx.now)
         if problem is not None:
             self.last_signal = LastSignal(signal, ctx.now, f"filtered: {problem}")
             qty = ctx.position_qty(symbol)
@@ -329,9 +327,7 @@ class MaCrossover(QuietFeed, BaseStrategy):
         if signal < 0 and self.p.long_only:
             return commands
         side = Side.BUY if signal > 0 else Side.SELL
-        problem = liquidity_problem(self.filters, side, self.feed.bid, self.feed.ask,
-                                    self.feed.bid_size, self.feed.ask_size,
-                                    self.feed.volume_1m(ctx.now))
+        problem = self.feed.liquidity_problem(self.filters, side, ctx.now)
         if problem is not None:
             self.last_signal = LastSignal(signal, ctx.now, f"filtered: {problem}")
             return commands

@@ -9,13 +9,15 @@ from typing import Any
 
 import pytest
 
+from app.domain.market import TradePrint
 from app.domain.orders import Side
-from app.strategies.bars import Bar
+from app.strategies.bars import Bar, MultiBars
 from app.strategies.base import InvalidParams
-from app.strategies.common import LiquidityFilters, liquidity_problem
+from app.strategies.common import LiquidityFilters, SymbolFeed, liquidity_problem
 from app.strategies.ma_crossover import (
     MA_CROSSOVER,
     CrossDetector,
+    MaCrossover,
     MaCrossoverParams,
     MaModel,
     relation,
@@ -128,6 +130,32 @@ def test_liquidity_filters() -> None:
     assert "volume" in (liquidity_problem(f, Side.BUY, **{**ok, "volume_1m": D(10)}) or "")
     assert liquidity_problem(LiquidityFilters(), Side.BUY, None, None, D(0), D(0),
                              D(0)) is None
+
+
+def test_a_feed_keeps_its_volume_only_for_a_volume_filter() -> None:
+    """The last minute's volume costs a deque a print: a strategy keeps it only with a
+    minimum volume filter, and then the filter reads it."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    prints = [TradePrint("v", "S", D(100), D(5), Side.BUY, t0 + timedelta(seconds=20 * i))
+              for i in range(5)]
+    kept = SymbolFeed("S", MultiBars([timedelta(minutes=5)]))
+    bare = SymbolFeed("S", MultiBars([timedelta(minutes=5)]), track_volume=False)
+    for update in prints:
+        kept.on_update(update)
+        bare.on_update(update)
+    assert kept.volume_1m(prints[-1].ts) == D(1500)  # the prints of the last minute
+    with pytest.raises(RuntimeError, match="does not keep its volume"):
+        bare.volume_1m(prints[-1].ts)
+    assert kept.bars.builders[timedelta(minutes=5)].forming == \
+        bare.bars.builders[timedelta(minutes=5)].forming
+    spread_only = LiquidityFilters(max_spread_bps=D(10))
+    assert bare.liquidity_problem(spread_only, Side.BUY, prints[-1].ts) == "no two-sided quote"
+    wants_volume = LiquidityFilters(min_volume_1m=D(2000))
+    assert "1m volume 1500" in (kept.liquidity_problem(wants_volume, Side.BUY,
+                                                      prints[-1].ts) or "")
+    strategy = MaCrossover(params(min_volume_1m=D(2000)))
+    assert strategy.feed.track_volume
+    assert not MaCrossover(params()).feed.track_volume
 
 
 def test_params_defaults_and_bounds() -> None:
