@@ -368,6 +368,9 @@ def _foreign(command: Command, record: StrategyRecord, venues: frozenset[str],
     """Why a strategy may not run ``command`` (another account's order, a command
     that is not an order's or its own record's), or None. Its orders carry its id
     whatever it set."""
+    if isinstance(command, RecordBars):  # the most frequent: a strategy's every closed bar
+        return None if command.strategy_id == record.strategy_id else \
+            f"bars of strategy {command.strategy_id!r}"
     if isinstance(command, SubmitOrder):
         spec = command.spec
         if spec.client != record.client or spec.venue not in venues:
@@ -387,9 +390,6 @@ def _foreign(command: Command, record: StrategyRecord, venues: frozenset[str],
                                   or order.spec.venue not in venues):
             return f"order {command.order_id} is not of its own account"
         return None
-    if isinstance(command, RecordBars):
-        return None if command.strategy_id == record.strategy_id else \
-            f"bars of strategy {command.strategy_id!r}"
     if isinstance(command, RecordArbTrade | RecordLegOut):
         owner = (command.trade.strategy_id if isinstance(command, RecordArbTrade)
                  else command.leg_out.strategy_id)
