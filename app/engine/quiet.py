@@ -256,6 +256,11 @@ def _take(engine: Engine, venue: PaperVenue, symbol: str, at: datetime, part: in
     signals = engine.signals
     candle_work = at >= signals.idle_until
     if candle_work:
+        if part == _QUOTE and signals.open_quietly(venue.name, symbol, at,
+                                                   venue.marks[symbol]):
+            # (a quote leaves the mark, the desk's reference price, as it was)
+            venue.take_quiet_quote(symbol, price, size, ask, ask_size, at)
+            return
         signals.before_market(venue.name, symbol, at)
     if part == _QUOTE:
         venue.take_quiet_quote(symbol, price, size, ask, ask_size, at)
