@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.cli import main
 from app.domain.events import OrderRejected
@@ -93,6 +95,24 @@ def bar_files(tmp_path: Path, minutes: list[dict[str, str]]) -> dict[str, Path]:
 ])
 def test_parse_time_reads_iso_8601_and_epoch_in_any_unit(text: str) -> None:
     assert parse_time(text) == T0
+
+
+@settings(max_examples=300, deadline=None)
+@given(at=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
+       sep=st.sampled_from([" ", "T"]),
+       spec=st.sampled_from(["auto", "hours", "minutes", "seconds", "milliseconds"]),
+       zone=st.sampled_from(["", "Z", "+00:00", "+05:30", "-08:00"]))
+def test_parse_time_is_the_time_in_utc_whatever_the_iso_form(at: datetime, sep: str,
+                                                              spec: str, zone: str) -> None:
+    """A naive time is UTC, an offset is converted: the same instant, always in UTC
+    (a naive text is read with a UTC suffix, faster: never a different time)."""
+    text = at.isoformat(sep=sep, timespec=spec) + zone
+    parsed = datetime.fromisoformat(text)
+    expected = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    got = parse_time(text)
+    assert got == expected and got.tzinfo is UTC and got.isoformat() == expected.isoformat()
+    assert parse_time(at.date().isoformat()) == datetime.combine(at.date(), datetime.min.time(),
+                                                                UTC)
 
 
 def test_parse_time_keeps_sub_second_epoch_exactly() -> None:
