@@ -116,6 +116,9 @@ def _close_candles(candles: _Candles, start: datetime, close: Decimal,
                    interval: timedelta) -> None:
     """The candles up to ``start`` closed at ``close``: the last one, and any with no
     update in between (flat)."""
+    if start == candles.end:  # most often: the candle right after
+        candles.closes.append(close)
+        return
     flat = min((start - candles.end) // interval, MAX_WINDOW)
     candles.closes.extend([close] * (flat + 1))
 
