@@ -64,9 +64,9 @@ def real_month(every_point: bool) -> None:
     result = run_backtest(config)
     engine_events = result.updates + result.events
     print(figures(result.bars, result.wall_s, engine_events, len(result.trades)), flush=True)
-    stepped = result.updates - 3 * result.absorbed_points
-    note(f"  updates={result.updates} (stepped {stepped}, taken in as quiet points "
-         f"{3 * result.absorbed_points}) emitted={result.events}")
+    stepped = result.stepped_updates
+    note(f"  updates={result.updates} (stepped {stepped}, taken in without stepping "
+         f"{result.updates - stepped}) emitted={result.events}")
     if every_point:  # the same run stepping every update, side by side
         gc.collect()
         slow = run_backtest(replace(config, fast=False))

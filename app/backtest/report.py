@@ -263,6 +263,6 @@ def _write_report(result: BacktestResult, out: Path) -> Path:
         # plus the events emitted.
         "engine_events_per_s": round((result.updates + result.events) / wall),
         "events_per_s": round(result.events / wall), "trades": len(result.trades),
-        "quiet_points": result.absorbed_points,
+        "quiet_points": result.absorbed_points, "stepped_updates": result.stepped_updates,
     }, indent=2) + "\n")
     return out

@@ -129,6 +129,9 @@ class BacktestResult:
     # Bar points taken in without stepping (``BacktestConfig.fast``): three of
     # ``updates`` each.
     absorbed_points: int = 0
+    # Of ``updates``, those stepped through the engine's ``on_market`` and the strategy
+    # host's ``step`` (all of them without ``fast``); the others were taken in.
+    stepped_updates: int = 0
 
 
 def validated_params(config: BacktestConfig) -> tuple[tuple[str, str], ...]:
@@ -231,7 +234,7 @@ def _run_backtest(config: BacktestConfig,
     interval = source.interval
     symbol = config.symbol
     next_sample = start
-    bars = updates = absorbed = 0
+    bars = updates = absorbed = stepped = 0
     bar_at = start
     candles: list[tuple[datetime, Decimal, Decimal, Decimal, Decimal]] = []
 
@@ -256,7 +259,8 @@ def _run_backtest(config: BacktestConfig,
         """One update through the engine and the strategy host: the way a server
         takes market data (``quiet``: a span that holds it, the engine takes it in).
         Whether anything happened that a quiet span rests on."""
-        nonlocal updates
+        nonlocal updates, stepped
+        stepped += 1
         now = update.ts
         if now >= next_sample:
             sample(now, type(update) is not FundingRate)
@@ -446,4 +450,4 @@ def _run_backtest(config: BacktestConfig,
     return BacktestResult(
         config, {k: json.loads(v) for k, v in params}, source.description, bars, updates,
         count, equity, trades, perf, start, last_at, time.perf_counter() - started,
-        candles, absorbed)
+        candles, absorbed, stepped)

@@ -82,7 +82,8 @@ def funding_file(path: Path, days: int, offset: timedelta = timedelta(0)) -> Pat
 def both_ways(config: BacktestConfig) -> tuple[BacktestResult, BacktestResult]:
     fast = run_backtest(config)
     slow = run_backtest(replace(config, fast=False))
-    assert slow.absorbed_points == 0
+    assert slow.absorbed_points == 0 and slow.stepped_updates == slow.updates
+    assert fast.stepped_updates + 3 * fast.absorbed_points <= fast.updates
     assert fast.trades == slow.trades
     assert fast.equity == slow.equity
     assert fast.candles == slow.candles
