@@ -305,6 +305,16 @@ def _run_backtest(config: BacktestConfig,
             whole.clear()
             whole_quoted = False
 
+    def bar_done(end: datetime) -> None:
+        """A bar's last point taken (``end``): progress every ``chunk`` updates."""
+        nonlocal last_at, chunk_left
+        last_at = end
+        chunk_left -= 12
+        if chunk_left <= 0:
+            chunk_left = config.chunk
+            if on_progress is not None:
+                on_progress(bars)
+
     for bar in chain((first_bar,), bars_in):
         times = bar.times
         if fast and fresh and span is not None and host_until is not None \
@@ -326,12 +336,7 @@ def _run_backtest(config: BacktestConfig,
                 whole.append(bar)
                 updates += 12
                 absorbed += 4
-                last_at = times[3]
-                chunk_left -= 12
-                if chunk_left <= 0:
-                    chunk_left = config.chunk
-                    if on_progress is not None:
-                        on_progress(bars)
+                bar_done(times[3])
                 continue
         catch_up()
         k = 0
@@ -427,12 +432,7 @@ def _run_backtest(config: BacktestConfig,
             if fresh and span is not None:  # the span still holds; the host moved on
                 host_until = host.quiet_until(engine, venue, symbol)
             k += 1
-        last_at = times[3]
-        chunk_left -= 12
-        if chunk_left <= 0:
-            chunk_left = config.chunk
-            if on_progress is not None:
-                on_progress(bars)
+        bar_done(times[3])
     catch_up()
     # Rates after the last point are left out: no market to settle them against.
     if on_progress is not None:
