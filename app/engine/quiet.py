@@ -176,7 +176,7 @@ def absorb_bars(engine: Engine, span: QuietSpan, bars: Sequence[PriceBar],
         return
     signals = engine.signals
     name = venue.name
-    before = venue.marks[symbol]  # the mark the point before left (not the venue's yet)
+    before = venue.marks[symbol]  # the mark the point before left (the venue: at the end)
     for bar in bars:
         times = bar.times
         if times[3] < signals.idle_until:  # no candle work in this bar
