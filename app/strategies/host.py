@@ -279,8 +279,8 @@ class StrategyHost:
 
     def _deliver(self, engine: Engine, now: datetime, events: list[Event],
                  result: StepResult, budget: dict[str, int]) -> None:
-        # The host's own records of closed bars are no news to a strategy (a bar a
-        # strategy a few minutes): they are not delivered.
+        # The records of the bars a strategy closed (one each bar) are the host's
+        # bookkeeping, no news to a strategy: they are not delivered.
         events = [e for e in events if type(e) is not StrategyBarsRecorded]
         if not events:
             return
