@@ -3,13 +3,18 @@
 What a file may look like (CSV with a header row, or Parquet — ``.parquet`` /
 ``.pq``, read with pyarrow into the same rows: app/marketdata/parquet_rows.py):
 
+* a header row names the columns; a file without one (Binance's public klines
+  ship so) is read by position when its column count tells the layout: 12
+  columns are Binance's kline layout (open time, open, high, low, close, base
+  volume, close time, quote volume, ...), 6 are timestamp, open, high, low,
+  close, volume and 5 the same without volume;
 * columns are found by name, case and punctuation ignored: the bar's start
   ``timestamp`` / ``time`` / ``open_time`` / ``date`` / ``datetime`` / ``ts``;
   ``open``/``high``/``low``/``close`` (or ``o``/``h``/``l``/``c``); volume as
-  ``quote_volume`` / ``quote_asset_volume`` / ``turnover`` (quote units),
-  ``base_volume`` (base units) or plain ``volume`` / ``vol`` / ``v``, whose
-  unit the caller says (``volume_unit``, default quote: the shared BTC file's
-  ``volume`` is quote volume);
+  ``quote_volume`` / ``quote_asset_volume`` / ``turnover`` / ``vol_ccy_quote``
+  (quote units), ``base_volume`` / ``vol_ccy`` (base units) or plain ``volume`` /
+  ``vol`` / ``v``, whose unit the caller says (``volume_unit``, default quote: the
+  shared BTC file's ``volume`` is quote volume);
 * timestamps in ISO 8601 (``2022-01-01 00:00:00``, ``2022-01-01T00:00:00Z``,
   with or without an offset; naive means UTC) or epoch numbers, whose unit is
   told by their size: seconds, milliseconds, microseconds or nanoseconds;
@@ -18,6 +23,9 @@ What a file may look like (CSV with a header row, or Parquet — ``.parquet`` /
 
 Numbers go from the file's text straight to ``Decimal``, never through float (a
 Parquet double goes through its shortest round-trip text, as a CSV writer prints it).
+A bar is refused, with its line, unless its prices are positive and finite, its
+volume finite and not negative (both below ``MAX_VALUE``), and its high and low
+hold its open and close: a backtest on bad data would look like a result.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
-from itertools import islice, pairwise
+from itertools import chain, islice, pairwise
 from pathlib import Path
 from typing import cast
 
@@ -52,11 +60,25 @@ _DETECT_SAMPLE = 1000
 # Column names, normalized (lower case, letters and digits only), most specific first.
 _TIME = ("timestamp", "opentime", "time", "datetime", "date", "ts", "starttime", "start", "t")
 _OPEN, _HIGH, _LOW, _CLOSE = ("open", "o"), ("high", "h"), ("low", "l"), ("close", "c")
-_QUOTE_VOLUME = ("quotevolume", "quoteassetvolume", "volumequote", "quotevol", "turnover")
-_BASE_VOLUME = ("basevolume", "volumebase", "basevol")
+_QUOTE_VOLUME = ("quotevolume", "quoteassetvolume", "volumequote", "quotevol", "turnover",
+                 "volccyquote", "volquote")
+_BASE_VOLUME = ("basevolume", "volumebase", "basevol", "volccy")
 _VOLUME = ("volume", "vol", "v")
 _FUNDING_TIME = ("fundingtime", "calctime", "fundingratetimestamp", *_TIME)
 _FUNDING_RATE = ("fundingrate", "lastfundingrate", "rate", "funding")
+
+# A headerless CSV's layout, told by its column count (the names are ours).
+_HEADERLESS = {
+    12: ("open_time", "open", "high", "low", "close", "base_volume", "close_time",
+         "quote_volume", "count", "taker_buy_base_volume", "taker_buy_quote_volume",
+         "ignore"),  # Binance's klines (data.binance.vision, GET /api/v3/klines)
+    6: ("timestamp", "open", "high", "low", "close", "volume"),
+    5: ("timestamp", "open", "high", "low", "close"),
+}
+# Prices and volumes at or above this are refused: no market comes near (bitcoin in
+# Indonesian rupiah is about 1e9), and sizes worked out from them stay exact.
+MAX_VALUE = Decimal("1e15")
+_ZERO = Decimal(0)
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -73,6 +95,32 @@ def _find(header: Sequence[str], names: Sequence[str]) -> str | None:
         if name in by_key:
             return by_key[name]
     return None
+
+
+def _csv_header(path: StrPath, first: list[str]) -> tuple[list[str], bool]:
+    """A bar CSV's header from its first row, and whether that row is a bar already: a
+    file without a header is read by position, its layout told by its column count."""
+    if _find(first, _TIME) is not None or not _is_bar_row(first):
+        return first, False
+    names = _HEADERLESS.get(len(first))
+    if names is None:
+        raise ValueError(f"{path}: no header row, and {len(first)} columns is no layout "
+                         "read by position (Binance's 12-column klines, or timestamp, open, "
+                         "high, low, close and an optional volume): give the file a header")
+    return list(names), True
+
+
+def _is_bar_row(row: Sequence[str]) -> bool:
+    """Whether a CSV row reads as a bar (a time, then four numbers), not as a header."""
+    if len(row) < 5:
+        return False
+    try:
+        parse_time(row[0])
+        for cell in row[1:5]:
+            Decimal(cell.strip())
+    except (ValueError, InvalidOperation):
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +230,11 @@ def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
         if file.metadata.num_rows == 0:
             raise ValueError(f"{path}: no bars")
         return layout
-    for _, _, header in _open_csv(path):
-        return bar_layout(header, volume_unit)
-    raise ValueError(f"{path}: no bars")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        first = next(csv.reader(f), None)
+    if not first:
+        raise ValueError(f"{path}: no bars")
+    return bar_layout(_csv_header(path, first)[0], volume_unit)
 
 
 def detect_interval(path: StrPath, *, sample: int = _DETECT_SAMPLE) -> timedelta:
@@ -270,6 +320,8 @@ def read_price_bars(
     def price_of(value: str | float) -> tuple[Decimal, Decimal]:
         """A price as written and rounded to the tick (kept for the next time)."""
         raw = _decimal_of(value)
+        if not raw.is_finite() or raw <= 0 or raw >= MAX_VALUE:
+            raise _OutOfRange
         rounded = raw.quantize(tick, nearest) if decimal_tick \
             else round_to_increment(raw, tick, Rounding.NEAREST)
         if len(prices) >= _PRICES_KEPT:
@@ -293,16 +345,28 @@ def read_price_bars(
             h, ph = prices.get(texts[1]) or price_of(texts[1])
             lo, pl = prices.get(texts[2]) or price_of(texts[2])
             c, p3 = prices.get(texts[3]) or price_of(texts[3])
-            volume = _decimal_of(texts[4]) if fixed_volume is None else fixed_volume
-        except (InvalidOperation, TypeError):
-            for name, text in zip(names, texts, strict=False):
-                _decimal({name: _text_of(text)}, name, line)
-            raise
-        # The usual OHLC path guess: an up bar probably dipped before rallying.
+            if fixed_volume is None:
+                volume = _decimal_of(texts[4])
+                if not _ZERO <= volume < MAX_VALUE:  # (a NaN raises, as a bad text does)
+                    raise _OutOfRange
+            else:
+                volume = fixed_volume
+        except (InvalidOperation, TypeError, _OutOfRange):
+            row = texts if fixed_volume is None else texts[:4]
+            raise ValueError(f"{path} {_value_problem(line, names, row)}") from None
+        # The usual OHLC path guess: an up bar probably dipped before rallying. The
+        # path's own steps tell whether the high and low hold the open and close (on
+        # the tick: rounding keeps their order), and each print's aggressor.
         if c >= o:
             r1, r2, p1, p2 = lo, h, pl, ph
+            if p1 > p0 or p3 > p2:  # a low above the open, a close above the high
+                raise ValueError(_not_held(path, line, o, h, lo, c))
+            a1, a2, a3 = sell, buy if p2 > p1 else sell, sell
         else:
             r1, r2, p1, p2 = h, lo, ph, pl
+            if p1 < p0 or p3 < p2:  # a high below the open, a close below the low
+                raise ValueError(_not_held(path, line, o, h, lo, c))
+            a1, a2, a3 = buy if p1 > p0 else sell, sell, buy if p3 > p2 else sell
         if p0 <= 0 or p1 <= 0 or p2 <= 0 or p3 <= 0:
             raw, rounded = (o, r1, r2, c), (p0, p1, p2, p3)
             bad = next(i for i in range(4) if rounded[i] <= 0)
@@ -310,6 +374,7 @@ def read_price_bars(
         # A quarter of the bar's volume a point, in base units at the point's price,
         # rounded down to the step (at least one step). Written out: a million bars.
         # A bar's open or close is often its high or low: an equal price, equal size.
+        # (Prices from a tick up and volumes below MAX_VALUE keep these exact.)
         if quote_volume:
             s0 = (volume / p0 / 4).quantize(size_step, ROUND_DOWN)
             s1 = s0 if p1 == p0 else (volume / p1 / 4).quantize(size_step, ROUND_DOWN)
@@ -323,8 +388,7 @@ def read_price_bars(
             (p0, p1, p2, p3),
             (s0 if s0 >= size_step else size_step, s1 if s1 >= size_step else size_step,
              s2 if s2 >= size_step else size_step, s3 if s3 >= size_step else size_step),
-            (buy if previous is not None and p0 > previous else sell,
-             buy if p1 > p0 else sell, buy if p2 > p1 else sell, buy if p3 > p2 else sell),
+            (buy if previous is not None and p0 > previous else sell, a1, a2, a3),
             tick))
         previous = p3
 
@@ -333,6 +397,32 @@ def read_price_bars(
 # taken as their shortest round-trip text, as a CSV has them: ``_decimal_of``).
 _BarRow = tuple[int, datetime, tuple[str | float, ...]]
 _PRICES_KEPT = 100_000  # distinct prices kept parsed and rounded (a bound on memory)
+
+
+def _not_held(path: StrPath, line: int, o: Decimal, h: Decimal, lo: Decimal, c: Decimal
+              ) -> str:
+    return f"{path} line {line}: the high {h} and low {lo} do not hold the open {o} and close {c}"
+
+
+class _OutOfRange(Exception):
+    """A number read, but not one a bar may hold (``_value_problem`` says which)."""
+
+
+def _value_problem(line: int, names: Sequence[str], values: Sequence[str | float]) -> str:
+    """What is wrong with a bar's row (its prices, then its volume), for the error."""
+    for index, (name, value) in enumerate(zip(names, values, strict=False)):
+        text = _text_of(value)
+        try:
+            number = Decimal(text.strip())
+        except InvalidOperation:
+            return f"line {line}: {name} is not a number: {text!r}"
+        if index < 4 and not (number.is_finite() and 0 < number < MAX_VALUE):
+            return (f"line {line}: {name} must be a positive price below "
+                    f"{MAX_VALUE:,.0f}, not {text!r}")
+        if index == 4 and not (number.is_finite() and 0 <= number < MAX_VALUE):
+            return (f"line {line}: {name} must be 0 or more and below "
+                    f"{MAX_VALUE:,.0f}, not {text!r}")
+    return f"line {line}: a value out of range"
 
 
 def _decimal_of(value: str | float) -> Decimal:
@@ -363,9 +453,10 @@ def _bar_rows(path: StrPath, volume_unit: str, batch_rows: int = BATCH_ROWS
         return
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
+        first = next(reader, None)
+        if not first:
             raise ValueError(f"{path}: empty file or no header row")
+        header, first_is_bar = _csv_header(path, first)
         layout = bar_layout(header, volume_unit)
         yield layout
         columns = [header.index(c) for c in (layout.timestamp, layout.open, layout.high,
@@ -373,13 +464,17 @@ def _bar_rows(path: StrPath, volume_unit: str, batch_rows: int = BATCH_ROWS
         t, o, h, lo, c = columns
         v = header.index(layout.volume) if layout.volume is not None else None
         width = len(header)
-        for values in reader:
+        for values in chain((first,), reader) if first_is_bar else reader:
             line = reader.line_num
             if len(values) < width:
                 if not values:
                     continue  # a blank line, as DictReader skips it
                 values += [""] * (width - len(values))
-            yield line, parse_time(values[t]), (
+            try:
+                start = parse_time(values[t])
+            except ValueError as exc:
+                raise ValueError(f"{path} line {line}: {layout.timestamp}: {exc}") from None
+            yield line, start, (
                 values[o], values[h], values[lo], values[c], values[v] if v is not None else "")
 
 
@@ -406,9 +501,13 @@ def _parquet_bar_rows(path: StrPath, volume_unit: str, batch_rows: int
             times = [_EPOCH + timedelta(0, 0, v * per_us)
                      for v in stamps.cast(pa.int64()).to_pylist()]
         elif pa.types.is_timestamp(stamps.type):
-            times = [_utc(v) if v is not None else parse_time("") for v in stamps.to_pylist()]
+            values = stamps.to_pylist()
+            if None in values:
+                raise ValueError(f"{path} line {line + 1 + values.index(None)}: "
+                                 f"{layout.timestamp} is empty")
+            times = [_utc(v) for v in values]
         else:
-            times = [parse_time(parquet_text(v)) for v in stamps.to_pylist()]
+            times = _parsed_times(path, layout.timestamp, line, stamps.to_pylist())
         texts = [_texts(batch.column(i)) for i in range(1, batch.num_columns)]
         if layout.volume is None:
             texts.append([""] * batch.num_rows)
@@ -418,6 +517,21 @@ def _parquet_bar_rows(path: StrPath, volume_unit: str, batch_rows: int
 
 
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1000, "us": 1}
+
+
+def _parsed_times(path: StrPath, column: str, line: int, values: list[object]
+                  ) -> list[datetime]:
+    """A batch's times from a column of texts or numbers (the row after ``line`` first),
+    a value that is no time refused with its line."""
+    try:
+        return [parse_time(parquet_text(v)) for v in values]
+    except ValueError:
+        for offset, value in enumerate(values, 1):
+            try:
+                parse_time(parquet_text(value))
+            except ValueError as exc:
+                raise ValueError(f"{path} line {line + offset}: {column}: {exc}") from None
+        raise
 
 
 def _is_parquet(path: StrPath) -> bool:
@@ -446,7 +560,8 @@ def read_funding_rates(path: StrPath, *, venue: str, symbol: str) -> Iterator[Fu
     """Funding settlements, one a row (``timestamp``/``funding_time``/..., ``funding_rate``/
     ``rate``/...): each a ``FundingRate`` with ``funding_at = ts`` = the row's time, i.e.
     a settlement print applied at once with the venue's mark at that moment. Rates are
-    per funding interval; positive means longs pay. Rows must be in time order."""
+    per funding interval (finite, between -1 and 1); positive means longs pay. Rows must
+    be in time order."""
     columns: tuple[str, str] | None = None
     last: datetime | None = None
     for line, row, header in _open_csv(path):
@@ -460,4 +575,9 @@ def read_funding_rates(path: StrPath, *, venue: str, symbol: str) -> Iterator[Fu
         if last is not None and ts < last:
             raise ValueError(f"{path} line {line}: {ts} is before {last}")
         last = ts
-        yield FundingRate(venue, symbol, _decimal(row, columns[1], line), funding_at=ts, ts=ts)
+        rate = _decimal(row, columns[1], line)
+        if not (rate.is_finite() and -1 <= rate <= 1):
+            raise ValueError(f"{path} line {line}: {columns[1]} must be a rate between -1 and 1 "
+                             f"(a fraction of the position's value an interval), not "
+                             f"{row[columns[1]]!r}")
+        yield FundingRate(venue, symbol, rate, funding_at=ts, ts=ts)

@@ -42,6 +42,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A bar file by its header whose rows cannot be read: the run itself fails.
     (folder / "broken-bars.csv").write_text(
         lines[0] + "not-a-time,1,2,3,4,5\n" * 10)
+    # A real file with a NaN close in its third data row (line 4).
+    (folder / "nan-bars.csv").write_text(
+        "".join(lines[:3]) + lines[3].rsplit(",", 2)[0] + ",NaN," + lines[3].rsplit(",", 1)[1]
+        + "".join(lines[4:2_001]))
     (folder / "notes.txt").write_text("not a dataset: wrong suffix\n")
     return folder
 
@@ -273,11 +277,17 @@ def test_the_server_answers_while_a_run_is_in_progress(bt_api: Any) -> None:
     assert answered_while_running > 0
 
 
-def test_a_run_that_fails_records_its_error_and_the_server_goes_on(bt_api: Any) -> None:
-    run = bt_api.ok(start(bt_api, dataset="broken-bars.csv"), 201)
+@pytest.mark.parametrize(("dataset", "says"), [
+    ("broken-bars.csv", "line 2: timestamp: not an ISO 8601 time"),
+    ("nan-bars.csv", "line 4: close must be a positive price"),
+])
+def test_a_run_that_fails_records_its_error_and_the_server_goes_on(bt_api: Any, dataset: str,
+                                                                   says: str) -> None:
+    run = bt_api.ok(start(bt_api, dataset=dataset), 201)
     failed = wait_finished(bt_api, run["id"])
     assert failed["status"] == "failed"
     assert failed["error"] and str(bt_api.system.backtests.data_dir) not in failed["error"]
+    assert says in failed["error"], failed["error"]
     assert failed["report_url"] is None and failed["performance"] is None
     assert bt_api.get(f"/api/v1/backtests/{run['id']}/report", "viewer").status_code == 409
     # The next run is fine.

@@ -5,6 +5,7 @@ and without funding."""
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,7 @@ from app.marketdata import (
     read_bars,
     read_funding_rates,
 )
-from app.marketdata.bars import bar_layout, format_interval, parse_time
+from app.marketdata.bars import bar_file_layout, bar_layout, format_interval, parse_time
 from app.simulate import Result, bar_source, simulate, with_funding
 
 BARS = "btc-perp-2022-01_1m.csv"
@@ -234,6 +235,121 @@ def test_bars_out_of_order_or_closer_than_the_interval_are_refused(tmp_path: Pat
         list(read_bars(minute, venue="v", symbol="S", tick=Decimal(1), interval=5 * MINUTE))
 
 
+# ---- files without a header; values no bar can hold -----------------------------------
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> Path:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def test_binance_klines_without_a_header_read_as_the_same_bars_with_one(
+        tmp_path: Path, minutes: list[dict[str, str]]) -> None:
+    """Binance's public klines (data.binance.vision) have no header row: 12 columns, the
+    open time in epoch ms, the base volume sixth and the quote volume eighth."""
+    original = write(tmp_path / "btc_1m.csv", list(minutes[0]),
+                     [list(r.values()) for r in minutes])
+    klines = write_rows(tmp_path / "BTCUSDT-1m-2022-01.csv", [
+        [epoch_ms(r["timestamp"]), r["open"], r["high"], r["low"], r["close"],
+         str((Decimal(r["volume"]) / Decimal(r["close"])).quantize(Decimal("0.001"))),
+         str(int(epoch_ms(r["timestamp"])) + 59_999), r["volume"], "1200", "1.5", "60000",
+         "0"] for r in minutes])
+    layout = bar_file_layout(klines)
+    assert layout.volume == "quote_volume" and layout.volume_is_quote
+    assert detect_interval(klines) == MINUTE
+    expected = list(read_bars(original, venue="v", symbol="BTC-PERP", tick=TICK))
+    assert list(read_bars(klines, venue="v", symbol="BTC-PERP", tick=TICK)) == expected
+    # The first row is a bar, on line 1: the second is line 2.
+    klines.write_text("1640995200000,1,1,1,1,1,1640995259999,1,1,1,1,0\n"
+                      "1640995260000,1,1,1,x,1,1640995319999,1,1,1,1,0\n")
+    with pytest.raises(ValueError, match="line 2: close is not a number: 'x'"):
+        list(read_bars(klines, venue="v", symbol="S", tick=Decimal(1), interval=MINUTE))
+
+
+def test_six_or_five_columns_without_a_header(tmp_path: Path,
+                                              minutes: list[dict[str, str]]) -> None:
+    original = write(tmp_path / "btc_1m.csv", list(minutes[0]),
+                     [list(r.values()) for r in minutes])
+    six = write_rows(tmp_path / "six.csv", [list(r.values()) for r in minutes])
+    expected = list(read_bars(original, venue="v", symbol="BTC-PERP", tick=TICK))
+    assert list(read_bars(six, venue="v", symbol="BTC-PERP", tick=TICK)) == expected
+    five = write_rows(tmp_path / "five.csv", [list(r.values())[:5] for r in minutes])
+    assert bar_file_layout(five).volume is None
+    first = next(read_bars(five, venue="v", symbol="BTC-PERP", tick=TICK,
+                           notional_without_volume=Decimal(4000)))
+    assert isinstance(first, Quote) and isinstance(expected[0], Quote)
+    assert (first.ts, first.bid, first.ask) == (expected[0].ts, expected[0].bid,
+                                                expected[0].ask)
+    assert first.bid_size == (Decimal(1000) / first.bid).quantize(Decimal("0.001"),
+                                                                  "ROUND_DOWN")
+    seven = write_rows(tmp_path / "seven.csv", [[*r.values(), "x"] for r in minutes])
+    with pytest.raises(ValueError, match="no header row, and 7 columns is no layout"):
+        bar_file_layout(seven)
+
+
+HEADER = ["time", "open", "high", "low", "close", "volume"]
+GOOD = ["100", "101", "99", "100", "5000"]
+
+
+@pytest.mark.parametrize(("row", "says"), [
+    (["100", "101", "99", "nan", "5000"], "line 3: close must be a positive price"),
+    (["inf", "101", "99", "100", "5000"], "line 3: open must be a positive price"),
+    (["100", "101", "-99", "100", "5000"], "line 3: low must be a positive price"),
+    (["100", "1e30", "99", "100", "5000"], "line 3: high must be a positive price"),
+    (["100", "101", "99", "100", "sNaN"], "line 3: volume must be 0 or more"),
+    (["100", "101", "99", "100", "-5"], "line 3: volume must be 0 or more"),
+    (["100", "101", "99", "100", "1e400"], "line 3: volume must be 0 or more"),
+    (["100", "101", "99", "100", ""], "line 3: volume is not a number: ''"),
+    (["100", "101", "99", "1OO", "5000"], "line 3: close is not a number: '1OO'"),
+    (["100", "98", "99", "100", "5000"], "line 3: the high 98 and low 99 do not hold"),
+    (["100", "101", "99", "102", "5000"], "line 3: the high 101 and low 99 do not hold"),
+    (["98", "101", "99", "100", "5000"], "line 3: the high 101 and low 99 do not hold"),
+    (["0.2", "0.2", "0.2", "0.2", "5000"], "line 3: price 0.2 rounds to 0"),
+])
+def test_a_bar_no_market_can_have_is_refused_with_its_line(tmp_path: Path, row: list[str],
+                                                          says: str) -> None:
+    path = write(tmp_path / "bad.csv", HEADER, [["1640995200", *GOOD], ["1640995260", *row],
+                                                ["1640995320", *GOOD]])
+    with pytest.raises(ValueError, match=re.escape(says)):
+        list(read_bars(path, venue="v", symbol="S", tick=Decimal(1), interval=MINUTE))
+
+
+def test_a_time_no_clock_has_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.csv", HEADER, [["1640995200", *GOOD], ["soon", *GOOD]])
+    with pytest.raises(ValueError, match="line 3: time: not an ISO 8601 time"):
+        list(read_bars(path, venue="v", symbol="S", tick=Decimal(1), interval=MINUTE))
+
+
+def test_parquet_values_no_bar_can_hold_are_refused_with_their_line(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    good = [float(v) for v in GOOD]
+
+    def parquet(name: str, times: list[object], second: list[float | None]) -> Path:
+        columns = list(zip(good, second, good, strict=True))
+        path = tmp_path / name
+        pq.write_table(pa.table({"timestamp": times, **{
+            key: pa.array(list(values), pa.float64())
+            for key, values in zip(HEADER[1:], columns, strict=True)}}), path)
+        return path
+
+    stamps = [T0 + k * MINUTE for k in range(3)]
+    cases = [
+        (parquet("nan.parquet", stamps, [100.0, 101.0, 99.0, float("nan"), 5000.0]),
+         "line 3: close must be a positive price"),
+        (parquet("null.parquet", stamps, [100.0, None, 99.0, 100.0, 5000.0]),
+         "line 3: high is not a number: ''"),
+        (parquet("no-time.parquet", [stamps[0], None, stamps[2]], good),
+         "line 3: timestamp is empty"),
+        (parquet("text-time.parquet", ["2022-01-01", "later", "2022-01-03"], good),
+         "line 3: timestamp: not an ISO 8601 time"),
+    ]
+    for path, says in cases:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            list(read_bars(path, venue="v", symbol="S", tick=Decimal(1), interval=MINUTE))
+
+
 @pytest.mark.parametrize(("unit", "zone"), [("ms", None), ("s", "UTC"),
                                             ("us", "Asia/Tokyo"), ("ns", "UTC")])
 def test_a_parquet_file_reads_exactly_as_its_csv(tmp_path: Path, data_dir: Path, unit: str,
@@ -287,6 +403,12 @@ def test_funding_column_variants(tmp_path: Path) -> None:
     rates = list(read_funding_rates(path, venue="v", symbol="BTC-PERP"))
     assert [(r.ts, r.rate) for r in rates] == [
         (T0, Decimal("-0.00012")), (T0 + timedelta(hours=8), Decimal("0.00008995"))]
+    for rate in ("nan", "inf", "-Infinity", "1.5", "sNaN"):
+        bad = write(tmp_path / "bad.csv", ["time", "funding_rate"],
+                    [["1640995200", "0.0001"], ["1641024000", rate]])
+        with pytest.raises(ValueError, match=rf"line 3: funding_rate must be a rate between "
+                                             rf"-1 and 1 .*, not '{rate}'"):
+            list(read_funding_rates(bad, venue="v", symbol="S"))
     with pytest.raises(ValueError, match="needs a time and a funding rate column"):
         list(read_funding_rates(write(tmp_path / "x.csv", ["a", "b"], [["1", "2"]]),
                                 venue="v", symbol="S"))
