@@ -118,6 +118,8 @@ def count_bars(path: Path) -> int | None:
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(path).metadata.num_rows)
+        if path.suffix.lower() in (".gz", ".zip"):
+            return None  # compressed: its lines are not told without unpacking it
         with path.open("rb") as f:
             return max(sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
                        - 1, 0)

@@ -41,7 +41,7 @@ __all__ = ["BACKTEST_KINDS", "DATASET_SUFFIXES", "VENUES", "InvalidParams", "Job
            "JobSummary", "check_bar_file", "count_bars", "init_worker", "run_job",
            "symbols_on", "validated_params_of"]
 
-DATASET_SUFFIXES = (".csv", ".parquet", ".pq")
+DATASET_SUFFIXES = (".csv", ".csv.gz", ".zip", ".parquet", ".pq")  # (app/marketdata/bars.py)
 PROGRESS_EVERY_S = 0.2
 # About this many progress reports a run (a chunk of updates between two), but never
 # chunks smaller than MIN_CHUNK updates: each chunk boundary costs the runner a little.

@@ -1,7 +1,8 @@
 """OHLCV bar files of any interval, and funding-rate files, as market updates.
 
 What a file may look like (CSV with a header row, or Parquet — ``.parquet`` /
-``.pq``, read with pyarrow into the same rows: app/marketdata/parquet_rows.py):
+``.pq``, read with pyarrow into the same rows: app/marketdata/parquet_rows.py; a
+CSV may come gzipped, ``.gz``, or as the one file of a ``.zip``):
 
 * a header row names the columns; a file without one (Binance's public klines
   ship so) is read by position when its column count tells the layout: 12
@@ -31,16 +32,20 @@ hold its open and close: a backtest on bad data would look like a result.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import os
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from itertools import chain, islice, pairwise
 from pathlib import Path
-from typing import cast
+from typing import TextIO, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -207,12 +212,39 @@ def format_interval(interval: timedelta) -> str:
     return f"{seconds}s" if seconds == interval.total_seconds() else str(interval)
 
 
+@contextmanager
+def csv_text(path: StrPath) -> Iterator[TextIO]:
+    """A CSV file's text, for the ``csv`` module: ``.gz`` is read through gzip and
+    ``.zip`` as its one file (as data.binance.vision ships its klines), without
+    unpacking either to disk."""
+    name = str(path).lower()
+    if name.endswith(".gz"):
+        with gzip.open(path, "rt", newline="", encoding="utf-8-sig") as text:
+            yield text
+    elif name.endswith(".zip"):
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as exc:
+            raise ValueError(f"{path}: not a readable zip file ({exc})") from None
+        with archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise ValueError(f"{path}: a zip file of bars holds one file, not "
+                                 f"{len(members)}")
+            with archive.open(members[0]) as raw, \
+                    io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+                yield text
+    else:
+        with open(path, newline="", encoding="utf-8-sig") as text:
+            yield text
+
+
 def _open_csv(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]:
     """(line number, row, header) for each data row of a CSV file with a header."""
     if _is_parquet(path):
         yield from parquet_rows(path)
         return
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with csv_text(path) as f:
         reader = csv.DictReader(f)
         header = list(reader.fieldnames or [])
         if not header:
@@ -230,7 +262,7 @@ def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
         if file.metadata.num_rows == 0:
             raise ValueError(f"{path}: no bars")
         return layout
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with csv_text(path) as f:
         first = next(csv.reader(f), None)
     if not first:
         raise ValueError(f"{path}: no bars")
@@ -451,7 +483,7 @@ def _bar_rows(path: StrPath, volume_unit: str, batch_rows: int = BATCH_ROWS
     if _is_parquet(path):
         yield from _parquet_bar_rows(path, volume_unit, batch_rows)
         return
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with csv_text(path) as f:
         reader = csv.reader(f)
         first = next(reader, None)
         if not first:

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
@@ -46,6 +47,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "nan-bars.csv").write_text(
         "".join(lines[:3]) + lines[3].rsplit(",", 2)[0] + ",NaN," + lines[3].rsplit(",", 1)[1]
         + "".join(lines[4:2_001]))
+    with zipfile.ZipFile(folder / "btc-2000.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("btc-2000.csv", "".join(lines[:2_001]))
     (folder / "notes.txt").write_text("not a dataset: wrong suffix\n")
     return folder
 
@@ -85,6 +88,7 @@ def test_a_backtest_runs_in_a_worker_and_its_report_is_served(bt_api: Any) -> No
     datasets = bt_api.ok(bt_api.get("/api/v1/backtests/datasets", "viewer"))
     by_name = {d["name"]: d for d in datasets}
     assert by_name[SMALL]["bars"] is True and by_name["quotes.csv"]["bars"] is False
+    assert by_name["btc-2000.zip"]["bars"] is True  # a zipped CSV, read as it is
     assert "notes.txt" not in by_name  # not a data file
 
     queued = bt_api.ok(start(bt_api, fees={"maker_bps": "2", "taker_bps": "5.5"},

@@ -5,7 +5,9 @@ and without funding."""
 from __future__ import annotations
 
 import csv
+import gzip
 import re
+import zipfile
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -286,6 +288,33 @@ def test_six_or_five_columns_without_a_header(tmp_path: Path,
     seven = write_rows(tmp_path / "seven.csv", [[*r.values(), "x"] for r in minutes])
     with pytest.raises(ValueError, match="no header row, and 7 columns is no layout"):
         bar_file_layout(seven)
+
+
+def test_a_gzipped_or_zipped_csv_reads_as_the_csv(tmp_path: Path,
+                                                   minutes: list[dict[str, str]]) -> None:
+    """As data.binance.vision ships klines: a zip of one headerless CSV (or gzip)."""
+    original = write(tmp_path / "btc_1m.csv", list(minutes[0]),
+                     [list(r.values()) for r in minutes])
+    expected = list(read_bars(original, venue="v", symbol="BTC-PERP", tick=TICK))
+    text = original.read_text()
+    gzipped = tmp_path / "btc_1m.csv.gz"
+    gzipped.write_bytes(gzip.compress(text.encode()))
+    zipped = tmp_path / "BTCUSDT-1m-2022-01.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("BTCUSDT-1m-2022-01.csv", text.split("\n", 1)[1])  # no header
+    for path in (gzipped, zipped):
+        assert list(read_bars(path, venue="v", symbol="BTC-PERP", tick=TICK)) == expected
+        assert detect_interval(path) == MINUTE and bar_file_layout(path).volume_is_quote
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as archive:
+        archive.writestr("a.csv", text)
+        archive.writestr("b.csv", text)
+    with pytest.raises(ValueError, match="a zip file of bars holds one file, not 2"):
+        bar_file_layout(two)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK not really")
+    with pytest.raises(ValueError, match="not a readable zip file"):
+        list(read_bars(broken, venue="v", symbol="S", tick=Decimal(1)))
 
 
 HEADER = ["time", "open", "high", "low", "close", "volume"]
