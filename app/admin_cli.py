@@ -66,21 +66,23 @@ def serve(args: argparse.Namespace) -> int:
                            ("replay_interval", "INTERVAL")):
             if getattr(args, flag) is not None:
                 os.environ[f"PERPDESK_REPLAY_{name}"] = getattr(args, flag)
-        if args.replay_funding is not None:
-            os.environ["PERPDESK_REPLAY_FUNDING"] = str(
-                Path(args.replay_funding).expanduser().resolve())
+        for flag, name in (("replay_funding", "FUNDING"), ("replay_signals", "SIGNALS")):
+            if getattr(args, flag) is not None:
+                os.environ[f"PERPDESK_REPLAY_{name}"] = str(
+                    Path(getattr(args, flag)).expanduser().resolve())
         try:  # what is wrong with the replay, said before the server starts
             settings = Settings()
             trading = load_trading_config(settings.config)
             open_replay(settings, [i.to_domain() for i in trading.instruments],
-                        [v.name for v in trading.venues])
+                        [v.name for v in trading.venues], [c.name for c in trading.clients])
         except (OSError, ValueError) as exc:
             print(f"perpdesk serve: {exc}", file=sys.stderr)
             return 2
     elif any(getattr(args, f) is not None for f in (
-            "speed", "replay_symbol", "replay_venue", "replay_funding", "replay_interval")):
-        print("perpdesk serve: --speed, --replay-symbol, --replay-venue, --replay-funding "
-              "and --replay-interval need --replay FILE", file=sys.stderr)
+            "speed", "replay_symbol", "replay_venue", "replay_funding", "replay_interval",
+            "replay_signals")):
+        print("perpdesk serve: --speed, --replay-symbol, --replay-venue, --replay-funding, "
+              "--replay-interval and --replay-signals need --replay FILE", file=sys.stderr)
         return 2
     uvicorn.run("app.server:create_app", factory=True, host=args.host, port=args.port,
                 log_level=args.log_level, access_log=args.access_log,
@@ -169,6 +171,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                    help="with --replay: a funding-rate file (CSV or Parquet) merged into it")
     p.add_argument("--replay-interval", metavar="INTERVAL",
                    help="with --replay: the bar interval (e.g. 5m; default: detected)")
+    p.add_argument("--replay-signals", metavar="FILE",
+                   help="with --replay: recorded signals (time, signal 1/0/-1, optional "
+                        "client, strategy, strength, signal_id), each submitted at its time "
+                        "as POST /api/v1/signals would (for the first configured client "
+                        "unless a row names one)")
     # Off by default: a line per request at thousands of orders a second is noise next
     # to the audit log, the event log and /metrics, and it costs the order path CPU.
     p.add_argument("--access-log", action="store_true",

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     replay_venue: str | None = Field(default=None, max_length=64)  # None: the first venue
     replay_funding: Path | None = None  # a funding-rate file merged into the replay
     replay_interval: str | None = None  # the bar interval (e.g. 5m); None: detected
+    # Recorded signals submitted at their times (app/marketdata/recorded_signals.py), for
+    # the first configured client unless a row names its own.
+    replay_signals: Path | None = None
     rate_limit_per_s: float = 2000.0  # per principal; 0 disables
     rate_limit_burst: int = 4000
     ws_queue_size: int = 1000

@@ -63,13 +63,14 @@ DEFAULT_SIZE_STEP = Decimal("0.001")
 _DETECT_SAMPLE = 1000
 
 # Column names, normalized (lower case, letters and digits only), most specific first.
-_TIME = ("timestamp", "opentime", "time", "datetime", "date", "ts", "starttime", "start", "t")
+TIME_COLUMNS = ("timestamp", "opentime", "time", "datetime", "date", "ts", "starttime", "start",
+                "t")
 _OPEN, _HIGH, _LOW, _CLOSE = ("open", "o"), ("high", "h"), ("low", "l"), ("close", "c")
 _QUOTE_VOLUME = ("quotevolume", "quoteassetvolume", "volumequote", "quotevol", "turnover",
                  "volccyquote", "volquote")
 _BASE_VOLUME = ("basevolume", "volumebase", "basevol", "volccy")
 _VOLUME = ("volume", "vol", "v")
-_FUNDING_TIME = ("fundingtime", "calctime", "fundingratetimestamp", *_TIME)
+_FUNDING_TIME = ("fundingtime", "calctime", "fundingratetimestamp", *TIME_COLUMNS)
 _FUNDING_RATE = ("fundingrate", "lastfundingrate", "rate", "funding")
 
 # A headerless CSV's layout, told by its column count (the names are ours).
@@ -94,7 +95,8 @@ def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def _find(header: Sequence[str], names: Sequence[str]) -> str | None:
+def find_column(header: Sequence[str], names: Sequence[str]) -> str | None:
+    """The header's column that one of ``names`` (normalized, most specific first) names."""
     by_key = {_key(column): column for column in header}
     for name in names:
         if name in by_key:
@@ -105,7 +107,7 @@ def _find(header: Sequence[str], names: Sequence[str]) -> str | None:
 def _csv_header(path: StrPath, first: list[str]) -> tuple[list[str], bool]:
     """A bar CSV's header from its first row, and whether that row is a bar already: a
     file without a header is read by position, its layout told by its column count."""
-    if _find(first, _TIME) is not None or not _is_bar_row(first):
+    if find_column(first, TIME_COLUMNS) is not None or not _is_bar_row(first):
         return first, False
     names = _HEADERLESS.get(len(first))
     if names is None:
@@ -149,8 +151,8 @@ def bar_layout(header: Sequence[str], volume_unit: str = "quote") -> BarLayout:
     """
     if volume_unit not in ("quote", "base"):
         raise ValueError(f"volume_unit must be 'quote' or 'base', not {volume_unit!r}")
-    found = {role: _find(header, names) for role, names in (
-        ("timestamp", _TIME), ("open", _OPEN), ("high", _HIGH), ("low", _LOW),
+    found = {role: find_column(header, names) for role, names in (
+        ("timestamp", TIME_COLUMNS), ("open", _OPEN), ("high", _HIGH), ("low", _LOW),
         ("close", _CLOSE))}
     columns = {role: column for role, column in found.items() if column is not None}
     missing = [role for role in found if role not in columns]
@@ -158,11 +160,11 @@ def bar_layout(header: Sequence[str], volume_unit: str = "quote") -> BarLayout:
         raise ValueError(f"bar file has no {', '.join(missing)} "
                          f"column{'s' if len(missing) > 1 else ''} "
                          f"(columns: {', '.join(header)})")
-    volume, is_quote = _find(header, _QUOTE_VOLUME), True
+    volume, is_quote = find_column(header, _QUOTE_VOLUME), True
     if volume is None:
-        volume, is_quote = _find(header, _BASE_VOLUME), False
+        volume, is_quote = find_column(header, _BASE_VOLUME), False
     if volume is None:
-        volume, is_quote = _find(header, _VOLUME), volume_unit == "quote"
+        volume, is_quote = find_column(header, _VOLUME), volume_unit == "quote"
     return BarLayout(columns["timestamp"], columns["open"], columns["high"], columns["low"],
                      columns["close"], volume, is_quote)
 
@@ -239,8 +241,9 @@ def csv_text(path: StrPath) -> Iterator[TextIO]:
             yield text
 
 
-def _open_csv(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]:
-    """(line number, row, header) for each data row of a CSV file with a header."""
+def table_rows(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]:
+    """(line number, row, header) for each data row of a CSV file with a header (or of a
+    Parquet file, each value as the CSV's text would be)."""
     if _is_parquet(path):
         yield from parquet_rows(path)
         return
@@ -596,9 +599,10 @@ def read_funding_rates(path: StrPath, *, venue: str, symbol: str) -> Iterator[Fu
     be in time order."""
     columns: tuple[str, str] | None = None
     last: datetime | None = None
-    for line, row, header in _open_csv(path):
+    for line, row, header in table_rows(path):
         if columns is None:
-            time_column, rate_column = _find(header, _FUNDING_TIME), _find(header, _FUNDING_RATE)
+            time_column = find_column(header, _FUNDING_TIME)
+            rate_column = find_column(header, _FUNDING_RATE)
             if time_column is None or rate_column is None:
                 raise ValueError(f"{path}: needs a time and a funding rate column "
                                  f"(columns: {', '.join(header)})")

@@ -5,7 +5,10 @@ The file (CSV or Parquet OHLCV, any interval) becomes the same tick stream as in
 each a quote, a trade print and a mark), optionally merged with a funding-rate
 file (``app/simulate.py with_funding``), and goes through the command bus like
 any live feed: the engine, the paper venue, the strategy host, the event log and
-the dashboard all run as in production.
+the dashboard all run as in production. With a file of recorded signals
+(``--replay-signals``, app/marketdata/recorded_signals.py) each signal goes in at
+its time, after the market data at or before it, as ``POST /api/v1/signals`` would
+submit it (seed 002's simulation mode: signals replayed against the market).
 
 Time is the data's (``ReplayClock``): the engine starts at the file's first
 timestamp and the bus processes every update at its own timestamp
@@ -30,6 +33,8 @@ from pathlib import Path
 from app.config import Settings
 from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarketUpdate
+from app.domain.rejections import CommandRefused
+from app.domain.signals import SubmitSignal
 from app.marketdata.bars import (
     bar_file_layout,
     detect_interval,
@@ -38,6 +43,8 @@ from app.marketdata.bars import (
     read_bars,
     read_funding_rates,
 )
+from app.marketdata.recorded_signals import RecordedSignal, SignalFile
+from app.runtime.bus import StorageUnavailable
 from app.runtime.feeds import cancel_task
 from app.simulate import NOTIONAL_WITHOUT_VOLUME, with_funding
 
@@ -49,6 +56,8 @@ HIGH_WATER = 2_000
 # Updates handed over between yields to the event loop (requests keep being served).
 YIELD_EVERY = 256
 DRAIN_POLL_S = 0.002
+# A recorded signal the log could not take (it refuses writes): tried again after this.
+STORAGE_RETRY_S = 0.2
 
 
 class ReplayClock:
@@ -118,6 +127,8 @@ class ReplaySpec:
     speed: float | None  # None: as fast as the bus takes it
     funding: Path | None = None
     interval: timedelta | None = None  # None: detected from the file
+    signals: Path | None = None  # recorded signals submitted at their times
+    client: str | None = None  # whose signals a file without a client column holds
 
 
 def parse_speed(text: str | float) -> float | None:
@@ -151,8 +162,8 @@ def replay_updates(spec: ReplaySpec, instrument: Instrument
     return iter(feed), interval, description
 
 
-def open_replay(settings: Settings, instruments: list[Instrument], venues: list[str]
-                ) -> Replay:
+def open_replay(settings: Settings, instruments: list[Instrument], venues: list[str],
+                clients: list[str]) -> Replay:
     """The replay ``settings`` ask for, checked against the configured instruments
     (raises ValueError or OSError with a message for a person)."""
     if settings.replay is None:
@@ -165,10 +176,14 @@ def open_replay(settings: Settings, instruments: list[Instrument], venues: list[
         raise ValueError(f"replay symbol {symbol} on {venue} is not configured "
                          f"(configured: {', '.join(known)})")
     interval = parse_interval(settings.replay_interval) if settings.replay_interval else None
-    funding = settings.replay_funding
+    funding, signals = settings.replay_funding, settings.replay_signals
+    if signals is not None and not clients:
+        raise ValueError("recorded signals need a configured client to trade for")
     spec = ReplaySpec(Path(settings.replay).expanduser(), symbol, venue,
                       parse_speed(settings.replay_speed),
-                      Path(funding).expanduser() if funding is not None else None, interval)
+                      Path(funding).expanduser() if funding is not None else None, interval,
+                      Path(signals).expanduser() if signals is not None else None,
+                      clients[0] if clients else None)
     return Replay(spec, found[0])
 
 
@@ -183,23 +198,65 @@ class Replay:
             raise ValueError(f"{spec.path}: no bars to replay")
         self.first_at: datetime = first.ts
         self.clock = ReplayClock(first.ts, spec.speed)
-        self._updates: Iterator[MarketUpdate] = itertools.chain((first,), updates)
+        self._updates: Iterator[MarketUpdate | RecordedSignal] = itertools.chain((first,),
+                                                                                updates)
         self.state = "pending"  # running, ended, failed
         self.error: str | None = None
         self.updates = 0
         self.funding_rates = 0
         self.last_at: datetime | None = None
         self._task: asyncio.Task | None = None
+        # Recorded signals: submitted (committed), refused by the engine (the last
+        # refusal kept), left out (another market's, or outside the data's time).
+        self.signal_file: SignalFile | None = None
+        self.signals_submitted = self.signals_refused = self.signals_outside = 0
+        self.last_refusal: str | None = None
+        if spec.signals is not None:
+            assert spec.client is not None
+            self.signal_file = SignalFile(spec.signals, venue=spec.venue, symbol=spec.symbol,
+                                          client=spec.client)
+            self.signal_file.check()
+            self.description += f", signals from {spec.signals.name}"
+            self._updates = self._with_signals(self._updates, self.signal_file)
+
+    def _with_signals(self, updates: Iterator[MarketUpdate | RecordedSignal],
+                      signals: Iterable[RecordedSignal]
+                      ) -> Iterator[MarketUpdate | RecordedSignal]:
+        """The updates with the signals inside their time: each after the updates at or
+        before its time (the market it was made on), before the first later one. Those
+        before the first update or after the last are left out, and counted: there is
+        no market to act on."""
+        pending = iter(signals)
+        signal = next(pending, None)
+        started = False
+        for update in updates:
+            while signal is not None and signal.ts < update.ts:
+                if started:
+                    yield signal
+                else:
+                    self.signals_outside += 1
+                signal = next(pending, None)
+            started = True
+            yield update
+        while signal is not None:
+            self.signals_outside += 1
+            signal = next(pending, None)
 
     @property
     def key(self) -> tuple[str, str]:
         return self.spec.venue, self.spec.symbol
 
     def start(self, sink: Callable[[MarketUpdate], None], backlog: Callable[[], int],
-              drained: Callable[[], Awaitable[None]] | None = None) -> None:
+              drained: Callable[[], Awaitable[None]] | None = None,
+              submit: Callable[[SubmitSignal], Awaitable[object]] | None = None) -> None:
         """Feed ``sink`` (the bus); ``backlog`` is how much it has queued, ``drained``
-        waits until what it has queued is committed (the replay has ended only then)."""
-        self._task = asyncio.create_task(self._run(sink, backlog, drained), name="feed-replay")
+        waits until what it has queued is committed (the replay has ended only then),
+        ``submit`` runs a recorded signal's command through the bus behind what was
+        queued before it and returns once it is committed."""
+        if self.signal_file is not None and submit is None:
+            raise ValueError("a replay with recorded signals needs a way to submit them")
+        self._task = asyncio.create_task(self._run(sink, backlog, drained, submit),
+                                         name="feed-replay")
 
     async def stop(self) -> None:
         await cancel_task(self._task)
@@ -210,17 +267,45 @@ class Replay:
         if self._task is not None:
             await asyncio.shield(self._task)
 
+    async def _submit(self, recorded: RecordedSignal,
+                      submit: Callable[[SubmitSignal], Awaitable[object]]) -> None:
+        """One recorded signal through the bus, behind the updates queued before it.
+        A refusal is counted and the replay goes on (as a live sender's would); while
+        the log refuses writes it waits, as the market data does."""
+        while True:
+            try:
+                await submit(recorded.command)
+            except CommandRefused as exc:
+                self.signals_refused += 1
+                self.last_refusal = f"line {recorded.line}: {exc.rejection.message}"[:300]
+                log.warning("replayed signal refused (%s line %d): %s",
+                            self.spec.signals, recorded.line, exc)
+            except StorageUnavailable:
+                await asyncio.sleep(STORAGE_RETRY_S)
+                continue
+            else:
+                self.signals_submitted += 1
+            return
+
     def status(self) -> dict[str, object]:
         speed = self.spec.speed
-        return {"file": self.spec.path.name, "symbol": self.spec.symbol,
-                "venue": self.spec.venue, "speed": "max" if speed is None else f"{speed:g}",
-                "state": self.state, "updates": self.updates,
-                "first_at": self.first_at.isoformat(),
-                "last_at": self.last_at.isoformat() if self.last_at else None,
-                "error": self.error}
+        body: dict[str, object] = {
+            "file": self.spec.path.name, "symbol": self.spec.symbol,
+            "venue": self.spec.venue, "speed": "max" if speed is None else f"{speed:g}",
+            "state": self.state, "updates": self.updates,
+            "first_at": self.first_at.isoformat(),
+            "last_at": self.last_at.isoformat() if self.last_at else None,
+            "error": self.error}
+        if self.signal_file is not None:
+            body["signals"] = {
+                "file": self.signal_file.path.name, "submitted": self.signals_submitted,
+                "refused": self.signals_refused, "last_refusal": self.last_refusal,
+                "other_markets": self.signal_file.skipped, "outside_data": self.signals_outside}
+        return body
 
     async def _run(self, sink: Callable[[MarketUpdate], None], backlog: Callable[[], int],
-                   drained: Callable[[], Awaitable[None]] | None) -> None:
+                   drained: Callable[[], Awaitable[None]] | None,
+                   submit: Callable[[SubmitSignal], Awaitable[object]] | None) -> None:
         clock, speed = self.clock, self.spec.speed
         self.state = "running"
         clock.start()
@@ -236,6 +321,10 @@ class Replay:
                 # Backpressure: never more than HIGH_WATER updates ahead of the bus.
                 while backlog() >= HIGH_WATER:
                     await asyncio.sleep(DRAIN_POLL_S)
+                if isinstance(update, RecordedSignal):
+                    assert submit is not None
+                    await self._submit(update, submit)
+                    continue
                 sink(update)
                 self.updates += 1
                 self.funding_rates += type(update) is FundingRate

@@ -95,7 +95,7 @@ class TradingSystem:
         if self.settings.replay is None:
             return None
         return open_replay(self.settings, self.instruments,
-                           [v.name for v in self.trading.venues])
+                           [v.name for v in self.trading.venues], self.clients)
 
     def _max_book_age(self, v: VenueConfig) -> timedelta | None:
         """A bar file quotes every quarter interval: its venue's books go stale only once
@@ -177,7 +177,7 @@ class TradingSystem:
             # While the log refuses writes the bus would keep only the latest prices:
             # the replay waits instead, so no bar of the file is skipped.
             self.replay.start(self.on_market, lambda: self.bus.backlog if self.bus.writable
-                              else REPLAY_HIGH_WATER, self.bus.flush)
+                              else REPLAY_HIGH_WATER, self.bus.flush, self.bus.execute)
         elif self.settings.feed == "synthetic":
             # A demo's market steps a second at a time (still many steps a wall second).
             step_ms = max(self.settings.feed_step_ms, 1000) if self.demo \

@@ -14,7 +14,10 @@ import pytest
 
 from app.defaults import demo_instruments
 from app.domain.market import MarketUpdate
+from app.domain.rejections import CommandRefused, RejectCode
+from app.domain.signals import SubmitSignal
 from app.marketdata.bars import read_bars
+from app.runtime.bus import StorageUnavailable
 from app.runtime.replay import HIGH_WATER, Replay, ReplayClock, ReplaySpec, parse_speed
 
 T0 = datetime(2022, 1, 1, tzinfo=UTC)
@@ -135,6 +138,63 @@ def test_a_max_speed_replay_never_runs_more_than_high_water_ahead(tmp_path: Path
     assert replay.status()["speed"] == "max"
 
 
+def test_recorded_signals_go_in_after_the_market_at_their_time(tmp_path: Path) -> None:
+    """Each signal after the updates at or before its time, before the first later one;
+    one before the data or after it has no market to act on (counted, not sent). A
+    refusal is counted and the replay goes on; a log that refuses writes is waited out."""
+    path = bar_file(tmp_path / "bars.csv", 4)  # 00:00 to 00:03:45
+    signals = tmp_path / "signals.csv"
+    signals.write_text("timestamp,signal,client\n"
+                       "2021-12-31 23:59:00,1,alice\n"  # before the data
+                       "2022-01-01 00:01:00,1,alice\n"  # at a point's time: after it
+                       "2022-01-01 00:01:20,0,nobody\n"  # between points: refused
+                       "2022-01-01 00:02:00,-1,alice\n"  # the log refuses it once
+                       "2022-01-01 00:09:00,0,alice\n")  # after the data
+    replay = Replay(ReplaySpec(path, "BTC-PERP", "paper-binance", None, signals=signals,
+                               client="alice"), BTC)
+    assert replay.description.endswith(", signals from signals.csv")
+    seen: list[object] = []
+    storage_down = [True]
+
+    async def submit(command: SubmitSignal) -> None:
+        if command.client == "nobody":
+            raise CommandRefused(RejectCode.UNKNOWN_ACCOUNT, "no account nobody")
+        if command.signal == -1 and storage_down:
+            storage_down.pop()
+            raise StorageUnavailable("the log refuses writes")
+        seen.append(command)
+
+    async def run() -> None:
+        replay.start(seen.append, lambda: 0, None, submit)
+        await replay.wait()
+
+    asyncio.run(run())
+    assert replay.state == "ended"
+    sent = [(i, x) for i, x in enumerate(seen) if isinstance(x, SubmitSignal)]
+    assert [(x.signal, x.signal_id) for _, x in sent] == [(1, "signals.csv:3"),
+                                                          (-1, "signals.csv:5")]
+    for index, command in sent:
+        before, after = seen[index - 1], seen[index + 1]
+        assert not isinstance(before, SubmitSignal) and not isinstance(after, SubmitSignal)
+        assert before.ts == command.signal_at < after.ts
+    assert replay.status()["signals"] == {
+        "file": "signals.csv", "submitted": 2, "refused": 1,
+        "last_refusal": "line 4: no account nobody", "other_markets": 0, "outside_data": 2}
+
+
+def test_a_replay_with_signals_needs_a_way_to_submit_them(tmp_path: Path) -> None:
+    signals = tmp_path / "signals.csv"
+    signals.write_text("timestamp,signal\n2022-01-01 00:01:00,1\n")
+    replay = Replay(ReplaySpec(bar_file(tmp_path / "bars.csv", 2), "BTC-PERP", "paper-binance",
+                               None, signals=signals, client="alice"), BTC)
+    with pytest.raises(ValueError, match="needs a way to submit them"):
+        replay.start(lambda update: None, lambda: 0)
+    signals.write_text("when,what\n2022-01-01,1\n")
+    with pytest.raises(ValueError, match="needs a time and a signal column"):
+        Replay(ReplaySpec(bar_file(tmp_path / "bars.csv", 2), "BTC-PERP", "paper-binance",
+                          None, signals=signals, client="alice"), BTC)
+
+
 def test_a_bad_row_halfway_stops_the_replay_there(tmp_path: Path) -> None:
     path = bar_file(tmp_path / "bars.csv", 10, bad_row_at=6)
     replay = Replay(spec(path), BTC)
@@ -169,6 +229,9 @@ def test_a_file_that_is_not_bars_is_refused_at_once(tmp_path: Path) -> None:
     (["--replay-symbol", "BTC-PERP"], "need --replay FILE"),
     (["--speed", "max"], "need --replay FILE"),
     (["--replay", "{bars}", "--demo-speed", "60"], "do not go together"),
+    (["--replay-signals", "{bars}"], "need --replay FILE"),
+    (["--replay", "{bars}", "--replay-signals", "{bars}"], "needs a time and a signal column"),
+    (["--replay", "{bars}", "--replay-signals", "{missing}"], "No such file"),
 ])
 def test_serve_refuses_a_bad_replay_before_starting(
         args: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -176,7 +239,8 @@ def test_serve_refuses_a_bad_replay_before_starting(
     from app.cli import main
 
     for name in ("CONFIG", "DATABASE_URL", "DEMO_SPEED", "REPLAY", "REPLAY_SPEED",
-                 "REPLAY_SYMBOL", "REPLAY_VENUE", "REPLAY_FUNDING", "REPLAY_INTERVAL"):
+                 "REPLAY_SYMBOL", "REPLAY_VENUE", "REPLAY_FUNDING", "REPLAY_INTERVAL",
+                 "REPLAY_SIGNALS"):
         # serve sets them: recorded here (set, then removed) so the teardown undoes it
         monkeypatch.setenv(f"PERPDESK_{name}", "")
         monkeypatch.delenv(f"PERPDESK_{name}")
