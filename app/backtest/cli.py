@@ -5,6 +5,10 @@ trades.csv, equity.csv and their Parquet twins).
 With ``--grid`` it runs every symbol × parameter set in parallel processes (one per
 core by default), each into its own subdirectory, and writes a ``summary.csv``
 ranked by ``--rank-by`` (best first).
+
+With ``--signals`` a file of recorded signals is submitted at its times, as
+``POST /api/v1/signals`` would (app/marketdata/recorded_signals.py): alone (no
+``--strategy``) or beside a strategy.
 """
 
 from __future__ import annotations
@@ -212,6 +216,11 @@ def _summary_text(key: str, value: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.strategy is None and (args.signals is None or args.params or args.params_file
+                                  or args.grid):
+        print("perpdesk backtest: give --strategy (its --params, --grid), --signals, or both",
+              file=sys.stderr)
+        return 2
     try:
         params = read_params_file(Path(args.params_file)) if args.params_file else {}
         params.update(parse_params(args.params or []))
@@ -219,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
             strategy=args.strategy, data=Path(args.data).expanduser(),
             symbol=args.symbol, venue=args.venue, params=params,
             funding=Path(args.funding).expanduser() if args.funding else None,
+            signals=Path(args.signals).expanduser() if args.signals else None,
             fees=parse_fees(args.fees),
             interval=parse_interval(args.interval) if args.interval else None,
             volume_unit=args.volume_unit, periods_per_year=args.periods_per_year,
@@ -235,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
                       f"{args.rank_by}={row[args.rank_by]} trades={row['trades']}")
             return 0
         total = count_bars(base.data)
-        with progress_bar(f"{base.strategy} on {base.data.name}", total) as advance:
+        with progress_bar(f"{base.label} on {base.data.name}", total) as advance:
             result = run_backtest(base, advance)
         write_report(result, out)
     except InvalidParams as exc:
@@ -265,7 +275,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("backtest", help="backtest a strategy over a bar file",
                             description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--strategy", required=True, choices=BACKTEST_KINDS)
+    p.add_argument("--strategy", choices=BACKTEST_KINDS,
+                   help="the strategy to run (needed unless --signals is given)")
     p.add_argument("--data", required=True, metavar="FILE",
                    help="OHLCV bars, CSV or Parquet, any interval; with --grid over "
                         "several symbols, '{symbol}' in it is replaced by each")
@@ -274,6 +285,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--params", nargs="*", metavar="K=V", help="strategy parameters")
     p.add_argument("--params-file", metavar="F", help="strategy parameters, JSON or YAML")
     p.add_argument("--funding", metavar="FILE", help="funding rates (timestamp, funding_rate)")
+    p.add_argument("--signals", metavar="FILE",
+                   help="recorded signals (time, signal 1/0/-1, optional client, strategy, "
+                        "strength, signal_id), each submitted at its time as POST "
+                        "/api/v1/signals would: alone, or beside --strategy")
     p.add_argument("--fees", metavar="MAKER,TAKER",
                    help="fee rates in bps (default: the instrument's, 2,5)")
     p.add_argument("--interval", help="bar interval (default: detected)")

@@ -239,15 +239,17 @@ def render_html(result: BacktestResult, metrics: dict[str, Any],
     """The page of ``result``; ``metrics`` is the metrics.json document, ``equity``
     the table (with drawdown) of equity.csv."""
     c = result.config
-    params = [("strategy", c.strategy), ("symbol", c.symbol), ("venue", c.venue),
+    params = [("strategy", c.strategy or "-"), ("symbol", c.symbol), ("venue", c.venue),
               ("data", str(c.data)), ("source", result.description)]
     params += [(f"params.{k}", json.dumps(v) if not isinstance(v, str) else v)
                for k, v in sorted(result.params.items())]
     params += [("fees_bps.maker", str(metrics["fees_bps"]["maker"] or "instrument's")),
                ("fees_bps.taker", str(metrics["fees_bps"]["taker"] or "instrument's")),
                ("funding", str(c.funding or "-")),
+               *((("signals", str(c.signals)),) if c.signals is not None else ()),
                ("periods_per_year", str(c.periods_per_year))]
-    skip = {"strategy", "params", "data", "source", "symbol", "venue", "funding", "fees_bps"}
+    skip = {"strategy", "params", "data", "source", "symbol", "venue", "funding", "fees_bps",
+            "signals"}
     rows: list[tuple[str, str]] = []
     _flatten("", {k: v for k, v in metrics.items() if k not in skip}, rows)
     width = bucket_seconds(result.first_at, result.last_at)
@@ -259,7 +261,7 @@ def render_html(result: BacktestResult, metrics: dict[str, Any],
     }
     template = _env.get_template("report.html.j2")
     return template.render(
-        title=f"Backtest: {c.strategy} on {c.symbol}", params=params, metrics=rows,
+        title=f"Backtest: {c.label} on {c.symbol}", params=params, metrics=rows,
         months=MONTHS, monthly=monthly_returns(result.equity), trades=result.trades,
         first_at=result.first_at, last_at=result.last_at, bars=result.bars,
         perf=result.performance, chart_js=CHART_JS.read_text(), data=_script_json(data))

@@ -67,6 +67,8 @@ def metrics_document(result: BacktestResult) -> dict[str, Any]:
         "symbol": c.symbol,
         "venue": c.venue,
         "funding": str(c.funding) if c.funding else None,
+        **({"signals": {"file": str(c.signals), **result.signals}}
+           if c.signals is not None else {}),
         "fees_bps": {"maker": to_json(c.fees.maker_bps), "taker": to_json(c.fees.taker_bps)},
         "from": to_json(result.first_at),
         "to": to_json(result.last_at),

@@ -1,4 +1,5 @@
-"""One backtest: a strategy on the strategy host, over a bar file, through the same
+"""One backtest: a strategy on the strategy host (and/or a file of recorded signals,
+submitted at their times as the server's bus would), over a bar file, through the same
 engine, paper venue and strategy code as the server (``app/simulate.py`` builds
 them), then its analytics (``app/domain/analytics.py``).
 
@@ -15,6 +16,7 @@ strategy and parameters give the same trades, equity curve and metrics.
 from __future__ import annotations
 
 import gc
+import heapq
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ from app.domain.analytics import (
 from app.domain.events import OrderFilled, OrderRejected, OrderSubmitted, TradeClosed
 from app.domain.instruments import Instrument
 from app.domain.market import FundingRate, MarkPrice, PriceBar
+from app.domain.rejections import CommandRefused
 from app.domain.strategies import CreateStrategy, StartStrategy
 from app.engine.quiet import (
     SPAN_NEUTRAL,
@@ -51,6 +55,7 @@ from app.engine.quiet import (
     equity_marked,
     quiet_span,
 )
+from app.marketdata.recorded_signals import RecordedSignal, SignalFile
 from app.simulate import Source, bar_source, build_demo_engine
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
@@ -82,7 +87,7 @@ class Fees:
 
 @dataclass(frozen=True, slots=True)
 class BacktestConfig:
-    strategy: str
+    strategy: str | None  # None: recorded signals only (``signals``)
     data: Path
     symbol: str = "BTC-PERP"
     venue: str = VENUES[0]
@@ -98,10 +103,22 @@ class BacktestConfig:
     # Take bar points in which nothing can happen without stepping the engine and the
     # strategy host through them (app/engine/quiet.py); False steps every update.
     fast: bool = True
+    # Recorded signals (app/marketdata/recorded_signals.py), each submitted at its time
+    # as POST /api/v1/signals would: seed 002's historical mode, alone or beside a
+    # strategy.
+    signals: Path | None = None
 
     @property
     def strategy_id(self) -> str:
         return f"backtest-{self.strategy}"
+
+    @property
+    def label(self) -> str:
+        """What is backtested, for a title: the strategy, and the signals' file."""
+        parts = [self.strategy] if self.strategy else []
+        if self.signals is not None:
+            parts.append(f"signals {self.signals.name}")
+        return " + ".join(parts)
 
     @property
     def client(self) -> str:
@@ -132,11 +149,18 @@ class BacktestResult:
     # Of ``updates``, those stepped through the engine's ``on_market`` and the strategy
     # host's ``step`` (all of them without ``fast``); the others were taken in.
     stepped_updates: int = 0
+    # Recorded signals (``BacktestConfig.signals``): submitted, refused by the engine
+    # (an unknown client, say), left out (another market's, or outside the bars' time).
+    signals: dict[str, int] = field(default_factory=dict)
 
 
 def validated_params(config: BacktestConfig) -> tuple[tuple[str, str], ...]:
     """The strategy's parameters as the engine stores them; ``symbol`` (and the demo's
     ``symbols``) follow the backtest's symbol unless given."""
+    if config.strategy is None:
+        if config.signals is None:
+            raise ValueError("a backtest needs a strategy, recorded signals, or both")
+        return ()
     if config.strategy not in BACKTEST_KINDS:
         raise ValueError(f"strategy {config.strategy!r} cannot be backtested on one bar file"
                          f" (one of: {', '.join(BACKTEST_KINDS)})")
@@ -201,9 +225,17 @@ def _run_backtest(config: BacktestConfig,
     if first_bar is None:
         raise ValueError(f"{config.data}: no bars")
     start = first_bar.start
-    events = engine.handle(CreateStrategy(sid, config.strategy, client, venue, params,
-                                          "backtest"), start)
-    events += engine.handle(StartStrategy(sid, "backtest"), start)
+    events: list[Any] = []
+    if config.strategy is not None:
+        events += engine.handle(CreateStrategy(sid, config.strategy, client, venue, params,
+                                               "backtest"), start)
+        events += engine.handle(StartStrategy(sid, "backtest"), start)
+    signal_file = SignalFile(config.signals, venue=venue, symbol=config.symbol,
+                             client=client) if config.signals is not None else None
+    if signal_file is not None:
+        signal_file.check()
+        source.description += f", signals from {signal_file.path.name}"
+    signal_counts = {"submitted": 0, "refused": 0, "outside_data": 0}
     stops = InitialStops()
     closed: list[TradeClosed] = []
     mine: set[int] = set()
@@ -218,7 +250,9 @@ def _run_backtest(config: BacktestConfig,
         for e in produced:
             kind = type(e)
             if kind is OrderSubmitted:
-                if e.spec.tags.strategy == sid:
+                tags = e.spec.tags
+                if tags.strategy == sid or (signal_file is not None
+                                            and tags.signal_id is not None):
                     mine.add(e.order_id)
             elif kind is OrderFilled:
                 if e.order_id in mine:
@@ -260,6 +294,9 @@ def _run_backtest(config: BacktestConfig,
         takes market data (``quiet``: a span that holds it, the engine takes it in).
         Whether anything happened that a quiet span rests on."""
         nonlocal updates, stepped
+        if type(update) is RecordedSignal:
+            submit(update)
+            return True
         stepped += 1
         now = update.ts
         if now >= next_sample:
@@ -276,11 +313,31 @@ def _run_backtest(config: BacktestConfig,
         updates += 1
         return any(type(e) not in SPAN_NEUTRAL for e in produced)
 
-    # Funding rates go in between the bar points as ``with_funding`` puts them: before
-    # the first point later than they are; none before the first bar.
-    rates = iter(source.funding_rates)
+    def submit(recorded: RecordedSignal) -> None:
+        """A recorded signal, as the server's bus would submit it: through the engine,
+        then the strategy host sees what it did."""
+        now = recorded.ts
+        if now >= next_sample:
+            sample(now, False)
+        try:
+            produced = engine.handle(recorded.command, now)
+        except CommandRefused:
+            signal_counts["refused"] += 1
+            return
+        signal_counts["submitted"] += 1
+        produced += host.step(engine, now, produced).events
+        observe(produced)
+
+    # Funding rates (and recorded signals) go in between the bar points as
+    # ``with_funding`` puts them: before the first point later than they are; none
+    # before the first bar.
+    timed: Iterator[FundingRate | RecordedSignal] = iter(source.funding_rates)
+    if signal_file is not None:
+        timed = heapq.merge(timed, signal_file, key=attrgetter("ts"))
+    rates = timed
     rate = next(rates, None)
     while rate is not None and rate.ts < start:
+        signal_counts["outside_data"] += type(rate) is RecordedSignal
         rate = next(rates, None)
     # The quiet span of the engine and of the host: points inside both are taken in
     # without stepping (app/engine/quiet.py); anything stepped may change them.
@@ -434,14 +491,19 @@ def _run_backtest(config: BacktestConfig,
             k += 1
         bar_done(times[3])
     catch_up()
-    # Rates after the last point are left out: no market to settle them against.
+    # Rates (and signals) after the last point are left out: no market to act on.
+    while rate is not None:
+        signal_counts["outside_data"] += type(rate) is RecordedSignal
+        rate = next(rates, None)
+    if signal_file is not None:
+        signal_counts["other_markets"] = signal_file.skipped
     if on_progress is not None:
         on_progress(bars)
     final = engine.equity(client, venue)
     if equity[-1].at != last_at or equity[-1].equity != final:
         equity.append(EquityPoint(last_at, final))
 
-    strategy_label = config.strategy
+    strategy_label = config.strategy or "signals"
     trades = [trade_record(e.trade, strategy=strategy_label,
                            stop_price=stops.stops.get(e.trade.trade_id)) for e in closed]
     orders = order_stats(len(mine), rejections, len(filled))
@@ -450,4 +512,4 @@ def _run_backtest(config: BacktestConfig,
     return BacktestResult(
         config, {k: json.loads(v) for k, v in params}, source.description, bars, updates,
         count, equity, trades, perf, start, last_at, time.perf_counter() - started,
-        candles, absorbed, stepped)
+        candles, absorbed, stepped, signal_counts if signal_file is not None else {})

@@ -194,6 +194,8 @@ class StrategyHost:
         only be taken in (no strategy answers it, no timer is due, nothing is owed);
         None when a step might do more."""
         state = engine.state
+        if not state.strategies and not self._running and not self._pending:
+            return FAR_FUTURE  # no strategy: nothing here answers a point
         seen = self._synced
         if self._pending or seen is None or seen[0] is not state \
                 or seen[1] != state.strategies_version:

@@ -182,6 +182,37 @@ def test_cli_writes_the_report_and_refuses_bad_input(bars: Path, tmp_path: Path,
     assert missing == 2
 
 
+def test_cli_backtests_recorded_signals_alone(bars: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Seed 002's historical mode: a file of signals, no strategy; the report says how
+    the signals went and counts their orders (and their brackets')."""
+    signals = tmp_path / "model.csv"
+    signals.write_text("timestamp,signal,client,strength\n"
+                       "2021-12-31 22:00:00,1,demo,0.2\n"  # before the bars: left out
+                       "2022-01-01 01:00:00,1,demo,0.2\n"
+                       "2022-01-01 03:00:00,-1,demo,0.2\n"
+                       "2022-01-01 04:00:00,1,ghost,0.2\n"  # no such client: refused
+                       "2022-01-01 05:00:00,0,demo,\n")
+    out = tmp_path / "signals"
+    assert main(["backtest", "--signals", str(signals), "--data", str(bars),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "signals from model.csv" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["strategy"] is None and metrics["params"] == {}
+    assert metrics["signals"] == {"file": str(signals), "submitted": 3, "refused": 1,
+                                  "outside_data": 1, "other_markets": 0}
+    assert metrics["trades"]["trades"] >= 1 and metrics["orders"]["submitted"] >= 3
+    with (out / "trades.csv").open() as f:
+        assert {row["strategy"] for row in csv.DictReader(f)} == {"signals"}
+    assert "Backtest: signals model.csv on BTC-PERP" in (out / "report.html").read_text()
+    # Neither a strategy nor signals, or a strategy's parameters without one: refused.
+    for args in ([], ["--signals", str(signals), "--params", "fast_period=5"]):
+        assert main(["backtest", "--data", str(bars), *args,
+                     "--out", str(tmp_path / "none")]) == 2
+        assert "give --strategy" in capsys.readouterr().err
+
+
 def test_params_file(bars: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("fast_period: 5\nslow_period: 15\norder_notional: '300'\n")

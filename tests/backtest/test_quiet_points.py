@@ -155,6 +155,33 @@ def test_random_bar_files_give_the_same_backtest_either_way(
             "use_limit_orders": limit, "stop_pct": stop_pct}))
 
 
+def signal_file(path: Path, start: datetime, every_s: int, count: int, offset_s: int = 0
+                ) -> Path:
+    """Recorded signals long, short, flat in turn (a fifth of the size: the demo's
+    0.01 BTC limit), some stamped between bar points (``offset_s``)."""
+    rows = ["timestamp,signal,strength"]
+    for k in range(count):
+        at = start + timedelta(seconds=k * every_s + (offset_s if k % 2 else 0))
+        rows.append(f"{at.isoformat()},{(1, -1, 0, -1, 1)[k % 5]},0.2")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("strategy", [None, "ma_crossover"])
+def test_recorded_signals_give_the_same_backtest_either_way(real: Path, tmp_path: Path,
+                                                            strategy: str | None) -> None:
+    """Signals (alone, or beside a strategy) break quiet runs at their times as funding
+    rates do; stamped on a point or between points, with a funding file."""
+    first = datetime(2021, 12, 31, 23, 31, tzinfo=UTC)
+    signals = signal_file(tmp_path / "signals.csv", first, 2_400, 60, offset_s=7)
+    fast, _ = both_ways(BacktestConfig(strategy, real, params=MA if strategy else {},
+                                       funding=funding_file(tmp_path / "funding.csv", 3),
+                                       signals=signals))
+    assert fast.signals["submitted"] + fast.signals["outside_data"] == 60
+    assert fast.absorbed_points > fast.updates // 3 // 2  # still mostly quiet
+    assert sum(t.exit_reason in ("take_profit", "stop_loss") for t in fast.trades) >= 3
+
+
 def test_a_funding_rate_in_a_gap_moves_the_equity_samples_the_same_way(
         tmp_path: Path) -> None:
     """A rate settled where a bar is missing takes that bar's equity sample; the next

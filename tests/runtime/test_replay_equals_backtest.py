@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,18 +42,20 @@ CLIENT, VENUE = "demo", "paper-binance"
 STARTUP_TIMEOUT_S = 60.0
 REPLAY_TIMEOUT_S = 300.0  # bounded; the replay takes seconds
 
-CONFIG_YAML = f"""\
+ENGINE_YAML = """\
 # As the backtest's engine (app/simulate.py build_demo_engine): a generic paper venue
 # and no risk profile beyond the instruments' rules.
 venues:
-  - {{name: paper-binance, profile: generic}}
-  - {{name: paper-bybit, profile: bybit-v5}}
+  - {name: paper-binance, profile: generic}
+  - {name: paper-bybit, profile: bybit-v5}
 risk:
   default:
     price_band_pct: null
     max_open_orders: null
     max_margin_ratio: null
-    breakers: {{consecutive_losses: null, daily_loss_pct: null, max_drawdown_pct: null}}
+    breakers: {consecutive_losses: null, daily_loss_pct: null, max_drawdown_pct: null}
+"""
+CONFIG_YAML = ENGINE_YAML + f"""\
 strategies:
   - id: replay-ma
     kind: ma_crossover
@@ -93,11 +95,12 @@ def _cli(*args: str, cwd: Path) -> str:
     return done.stdout
 
 
-def _replayed_trades(tmp_path: Path, data: Path) -> tuple[list[dict], dict]:
-    """Run ``perpdesk serve --replay data --speed max``; its trades and balance of the
-    strategy's account once the replay has ended."""
+def _replayed_trades(tmp_path: Path, data: Path, config_yaml: str = CONFIG_YAML,
+                     *extra: str) -> tuple[list[dict], dict]:
+    """Run ``perpdesk serve --replay data --speed max`` (and ``extra`` arguments); its
+    trades and balance of the strategy's account once the replay has ended."""
     config = tmp_path / "perpdesk.yaml"
-    config.write_text(CONFIG_YAML)
+    config.write_text(config_yaml)
     url = f"sqlite:///{tmp_path / 'replay.db'}"
     key = _cli("keys", "create", "--role", "operator", "--name", "replay-test",
                "--database-url", url, cwd=tmp_path).strip().splitlines()[0]
@@ -108,7 +111,7 @@ def _replayed_trades(tmp_path: Path, data: Path) -> tuple[list[dict], dict]:
         server = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port),
              "--database-url", url, "--config", str(config), "--log-level", "info",
-             "--replay", str(data), "--speed", "max"],
+             "--replay", str(data), "--speed", "max", *extra],
             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S + REPLAY_TIMEOUT_S
@@ -168,5 +171,32 @@ def test_serve_replay_gives_the_backtests_trades(tmp_path: Path) -> None:
     for mine, theirs in zip(replayed, expected, strict=True):
         assert mine == theirs
     # The account ends where the backtest's did (the API shows money to 8 places).
+    final = backtest.equity[-1].equity
+    assert Decimal(balance["equity"]) == final.quantize(Decimal("0.00000001"))
+
+
+def test_recorded_signals_trade_alike_in_a_backtest_and_a_replay(tmp_path: Path) -> None:
+    """Seed 002's historical and simulation modes on one file of signals:
+    ``perpdesk backtest --signals`` and ``serve --replay-signals`` give the same trades,
+    bracket exits included."""
+    data = _slice(tmp_path / "btc-perp-one-day.csv")
+    signals = tmp_path / "signals.csv"
+    rows = ["timestamp,signal,strength"]
+    for k in range(15):  # every 90 minutes from 00:30 (after the exits' 21 candles)
+        at = datetime(2022, 1, 1, 0, 30) + k * timedelta(minutes=90)
+        rows.append(f"{at:%Y-%m-%d %H:%M:%S},{(1, -1, 0)[k % 3]},0.2")  # (0.01 BTC limit)
+    signals.write_text("\n".join(rows) + "\n")
+    backtest = run_backtest(BacktestConfig(None, data, symbol="BTC-PERP", venue=VENUE,
+                                           signals=signals))
+    assert backtest.signals["submitted"] == 15 and backtest.signals["refused"] == 0
+    assert len(backtest.trades) > 5, "the signals must give several trades to compare"
+    assert {t.exit_reason for t in backtest.trades} >= {"stop_loss", "take_profit"}
+
+    api_trades, balance = _replayed_trades(tmp_path, data, ENGINE_YAML,
+                                           "--replay-signals", str(signals))
+
+    expected = [_backtest_row(t) for t in backtest.trades]
+    replayed = sorted((_api_row(t) for t in api_trades), key=lambda row: row[10])
+    assert replayed == expected
     final = backtest.equity[-1].equity
     assert Decimal(balance["equity"]) == final.quantize(Decimal("0.00000001"))
