@@ -73,12 +73,17 @@ class FeesIn(Strict):
 
 
 class BacktestCreate(Strict):
-    strategy: Strategy
+    strategy: Strategy | None = Field(
+        default=None, description="left out only with a signals_dataset: signals alone")
     dataset: DatasetName
     symbol: SymbolName = "BTC-PERP"
     venue: Venue = VENUES[0]
     params: ParamsIn = Field(default_factory=dict)
     funding_dataset: DatasetName | None = None
+    signals_dataset: DatasetName | None = Field(
+        default=None, description="recorded signals (time, signal 1/0/-1, optional client, "
+                                  "strategy, strength, signal_id), each submitted at its "
+                                  "time as POST /signals would")
     fees: FeesIn | None = None
     run_id: RunId | None = Field(
         default=None, description="your id for this run: a retry with it starts nothing new")
@@ -92,9 +97,10 @@ class FeesPublic(BaseModel):
 class BacktestPublic(BaseModel):
     id: str
     status: Literal["queued", "running", "done", "failed"]
-    strategy: str
+    strategy: str | None
     dataset: str
     funding_dataset: str | None
+    signals_dataset: str | None
     symbol: str
     venue: str
     params: dict[str, Any]
@@ -147,7 +153,8 @@ def run_json(run: BacktestRun) -> dict[str, Any]:
     data = progress_json(run)
     req = run.request
     data.update({
-        "funding_dataset": req.funding_dataset, "params": run.params,
+        "funding_dataset": req.funding_dataset, "signals_dataset": req.signals_dataset,
+        "params": run.params,
         "fees": {"maker_bps": data_text(req.maker_bps), "taker_bps": data_text(req.taker_bps)},
         "requested_by": run.requested_by, "created_at": run.created_at,
         "started_at": run.started_at, "finished_at": run.finished_at,
@@ -166,7 +173,8 @@ def request_of(body: BacktestCreate) -> BacktestRequest:
     return BacktestRequest(strategy=body.strategy, dataset=body.dataset, symbol=body.symbol,
                            venue=body.venue, params=dict(body.params),
                            funding_dataset=body.funding_dataset, maker_bps=fees.maker_bps,
-                           taker_bps=fees.taker_bps, run_id=body.run_id)
+                           taker_bps=fees.taker_bps, run_id=body.run_id,
+                           signals_dataset=body.signals_dataset)
 
 
 @router.post("", status_code=201, response_model=BacktestPublic,

@@ -34,12 +34,13 @@ from app.backtest.runner import (
 )
 from app.defaults import VENUES, demo_instruments
 from app.marketdata.bars import bar_file_layout
+from app.marketdata.recorded_signals import SignalFile
 from app.strategies.base import InvalidParams
 from app.strategies.registry import kinds
 
 __all__ = ["BACKTEST_KINDS", "DATASET_SUFFIXES", "VENUES", "InvalidParams", "JobSpec",
-           "JobSummary", "check_bar_file", "count_bars", "init_worker", "run_job",
-           "symbols_on", "validated_params_of"]
+           "JobSummary", "check_bar_file", "check_signal_file", "count_bars", "init_worker",
+           "run_job", "symbols_on", "validated_params_of"]
 
 DATASET_SUFFIXES = (".csv", ".csv.gz", ".zip", ".parquet", ".pq")  # (app/marketdata/bars.py)
 PROGRESS_EVERY_S = 0.2
@@ -58,7 +59,7 @@ class JobSpec:
     files already resolved inside the data directory)."""
 
     run_id: str
-    strategy: str
+    strategy: str | None
     data: Path
     symbol: str
     venue: str
@@ -67,12 +68,13 @@ class JobSpec:
     maker_bps: Decimal | None
     taker_bps: Decimal | None
     out: Path
+    signals: Path | None = None
 
     def config(self, chunk: int = DEFAULT_CHUNK) -> BacktestConfig:
         return BacktestConfig(strategy=self.strategy, data=self.data, symbol=self.symbol,
                               venue=self.venue, params=dict(self.params),
                               funding=self.funding, fees=Fees(self.maker_bps, self.taker_bps),
-                              chunk=chunk)
+                              chunk=chunk, signals=self.signals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,12 @@ def count_bars(path: Path) -> int | None:
     from app.backtest.cli import count_bars as count
 
     return count(path)
+
+
+def check_signal_file(path: Path) -> None:
+    """Fail (``ValueError``, ``OSError``) unless ``path`` reads as a file of recorded
+    signals: its header and first row only."""
+    SignalFile(path, venue=VENUES[0], symbol="-", client="-").check()
 
 
 def check_bar_file(path: Path) -> None:

@@ -38,7 +38,7 @@ class RunStatus(StrEnum):
 class BacktestRequest:
     """What a caller asks for (bounded by the api's schema; checked again here)."""
 
-    strategy: str
+    strategy: str | None  # None: recorded signals only (``signals_dataset``)
     dataset: str
     symbol: str = "BTC-PERP"
     venue: str = VENUES[0]
@@ -47,19 +47,22 @@ class BacktestRequest:
     maker_bps: Decimal | None = None
     taker_bps: Decimal | None = None
     run_id: str | None = None
+    signals_dataset: str | None = None  # recorded signals submitted at their times
 
     def definition(self) -> dict[str, Any]:
         """The request as plain JSON (what a retry must repeat, what status.json keeps)."""
         return {"strategy": self.strategy, "dataset": self.dataset, "symbol": self.symbol,
                 "venue": self.venue, "params": dict(self.params),
                 "funding_dataset": self.funding_dataset,
-                "maker_bps": _text(self.maker_bps), "taker_bps": _text(self.taker_bps)}
+                "maker_bps": _text(self.maker_bps), "taker_bps": _text(self.taker_bps),
+                **({"signals_dataset": self.signals_dataset}
+                   if self.signals_dataset is not None else {})}
 
     @classmethod
     def from_definition(cls, d: dict[str, Any], run_id: str) -> BacktestRequest:
         return cls(d["strategy"], d["dataset"], d["symbol"], d["venue"], dict(d["params"]),
                    d.get("funding_dataset"), _decimal(d.get("maker_bps")),
-                   _decimal(d.get("taker_bps")), run_id)
+                   _decimal(d.get("taker_bps")), run_id, d.get("signals_dataset"))
 
 
 @dataclass(slots=True)

@@ -56,6 +56,7 @@ from app.backtest.jobs import (
     JobSpec,
     JobSummary,
     check_bar_file,
+    check_signal_file,
     init_worker,
     run_job,
     symbols_on,
@@ -219,6 +220,8 @@ class BacktestService:
             return None
         for server_path in ("data", "funding"):
             doc.pop(server_path, None)
+        if isinstance(doc.get("signals"), dict):
+            doc["signals"].pop("file", None)
         return dict(doc)
 
     def report_file(self, run_id: str, name: str) -> tuple[Path, str]:
@@ -288,7 +291,7 @@ class BacktestService:
             if existing is not None:
                 return existing, False
         params = self._check(req)
-        data, funding = await asyncio.to_thread(self._files, req)
+        data, funding, signals = await asyncio.to_thread(self._files, req)
         if self._stopping:
             raise ServiceError(503, "SHUTTING_DOWN", "the server is shutting down",
                                headers={"Retry-After": "5"})
@@ -317,7 +320,7 @@ class BacktestService:
                                "the backtest could not be recorded; nothing was started",
                                headers={"Retry-After": "1"}) from None
         spec = JobSpec(run_id, req.strategy, data, req.symbol, req.venue, dict(req.params),
-                       funding, req.maker_bps, req.taker_bps, out)
+                       funding, req.maker_bps, req.taker_bps, out, signals)
         self._publish(run)
         try:  # off the loop: the pool's first submit starts its worker processes
             await asyncio.to_thread(self._launch, spec)
@@ -359,13 +362,22 @@ class BacktestService:
 
     def _check(self, req: BacktestRequest) -> dict[str, Any]:
         """Strategy, venue, symbol and parameters, before anything is queued."""
-        if req.strategy not in BACKTEST_KINDS:
+        if req.strategy is None and req.signals_dataset is None:
+            raise _invalid("strategy", f"one of {', '.join(BACKTEST_KINDS)} (it may be "
+                                       "left out only with a signals_dataset)")
+        if req.strategy is not None and req.strategy not in BACKTEST_KINDS:
             raise _invalid("strategy", f"one of {', '.join(BACKTEST_KINDS)}")
         if req.venue not in VENUES:
             raise _invalid("venue", f"one of {', '.join(VENUES)}")
         symbols = symbols_on(req.venue)
         if req.symbol not in symbols:
             raise _invalid("symbol", f"one of {', '.join(symbols)}")
+        if req.strategy is None:
+            if req.params:
+                raise ServiceError(422, "INVALID_PARAMS",
+                                   "params: parameters are a strategy's; none is given",
+                                   {"field": "params"})
+            return {}
         try:
             validated = validated_params_of(req.strategy, req.symbol, dict(req.params))
         except InvalidParams as exc:
@@ -378,8 +390,9 @@ class BacktestService:
                                {"field": "params"}) from None
         return params_dict(validated)
 
-    def _files(self, req: BacktestRequest) -> tuple[Path, Path | None]:
-        """The dataset (a bar file) and funding dataset the request names (blocking)."""
+    def _files(self, req: BacktestRequest) -> tuple[Path, Path | None, Path | None]:
+        """The dataset (a bar file), the funding and the signals datasets the request
+        names (blocking)."""
         data = self._dataset(req.dataset)
         if data is None:
             raise _unknown_dataset("dataset", req.dataset)
@@ -395,7 +408,19 @@ class BacktestService:
             funding = self._dataset(req.funding_dataset)
             if funding is None:
                 raise _unknown_dataset("funding_dataset", req.funding_dataset)
-        return data, funding
+        signals = None
+        if req.signals_dataset is not None:
+            signals = self._dataset(req.signals_dataset)
+            if signals is None:
+                raise _unknown_dataset("signals_dataset", req.signals_dataset)
+            try:
+                check_signal_file(signals)
+            except Exception as exc:
+                raise ServiceError(422, "NOT_A_SIGNAL_FILE",
+                                   f"dataset {req.signals_dataset!r} is not a signal file: "
+                                   f"{str(exc).replace(str(signals), req.signals_dataset)[:200]}",
+                                   {"field": "signals_dataset"}) from None
+        return data, funding, signals
 
     def _persist_new(self, run: BacktestRun, out: Path, audit: AuditRow) -> None:
         out.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,8 @@ from app.services.backtests import (
 from app.web.routes import _actor, _error_fragment, _page, _system, session_principal, templates
 
 router = APIRouter(include_in_schema=False)
-FORM_FIELDS = ("strategy", "dataset", "funding_dataset", "symbol", "venue", "maker_bps",
-               "taker_bps", "params", "run_id")
+FORM_FIELDS = ("strategy", "dataset", "funding_dataset", "signals_dataset", "symbol", "venue",
+               "maker_bps", "taker_bps", "params", "run_id")
 
 
 def _service(request: Request) -> BacktestService:
@@ -72,7 +72,8 @@ async def start_backtest(request: Request) -> Response:
     status = 200
     try:
         run, created = await _submit(principal, values, _service(request))
-        result = {"level": "ok", "message": f"Backtest {run.run_id} queued: {run.request.strategy}"
+        what = run.request.strategy or f"signals {run.request.signals_dataset}"
+        result = {"level": "ok", "message": f"Backtest {run.run_id} queued: {what}"
                   f" on {run.request.dataset}" if created else
                   f"Backtest {run.run_id} was already started"}
     except ValueError as exc:  # the parameters box (pydantic's ValidationError is one too)
@@ -103,8 +104,9 @@ async def _submit(principal: Principal, values: dict[str, str], service: Backtes
     raw: dict[str, Any] = {k: values[k] for k in ("strategy", "dataset", "symbol", "venue")
                            if values[k]}
     raw["params"] = parse_params_text(values["params"])
-    if values["funding_dataset"]:
-        raw["funding_dataset"] = values["funding_dataset"]
+    for name in ("funding_dataset", "signals_dataset"):
+        if values[name]:
+            raw[name] = values[name]
     fees = {k: values[k] for k in ("maker_bps", "taker_bps") if values[k]}
     if fees:
         raw["fees"] = fees

@@ -27,6 +27,7 @@ from app.store.tables import AuditRow
 SOURCE = Path("/work/shared/data/btc-perp-2022-01_1m.csv")
 SMALL = "btc-2000.csv"  # the first 2,000 bars
 LONGER = "btc-12000.csv"  # long enough to be watched while it runs
+SIGNALS = "model-signals.csv"  # three recorded signals inside SMALL's hours
 RUN_TIMEOUT_S = 180.0  # a bound on a hung run, not a timing assertion
 
 
@@ -49,6 +50,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         + "".join(lines[4:2_001]))
     with zipfile.ZipFile(folder / "btc-2000.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("btc-2000.csv", "".join(lines[:2_001]))
+    (folder / SIGNALS).write_text("timestamp,signal,strength\n2022-01-01 00:00:00,1,0.2\n"
+                                  "2022-01-01 02:00:00,-1,0.2\n2022-01-01 04:00:00,0,\n")
     (folder / "notes.txt").write_text("not a dataset: wrong suffix\n")
     return folder
 
@@ -154,6 +157,19 @@ def test_the_list_is_newest_first_and_pages_back(bt_api: Any) -> None:
         wait_finished(bt_api, f"page-{n}")
 
 
+def test_a_backtest_of_recorded_signals_alone(bt_api: Any) -> None:
+    queued = bt_api.ok(start(bt_api, strategy=None, signals_dataset=SIGNALS), 201)
+    assert queued["strategy"] is None and queued["signals_dataset"] == SIGNALS
+    assert queued["params"] == {}
+    run = wait_finished(bt_api, queued["id"])
+    assert run["status"] == "done", run["error"]
+    signals = run["performance"]["signals"]
+    assert signals == {"submitted": 3, "refused": 0, "outside_data": 0, "other_markets": 0}
+    assert run["trades"] >= 1  # the long, closed by its bracket or the short
+    report = bt_api.get(run["report_url"], "viewer")
+    assert f"<title>Backtest: signals {SIGNALS} on BTC-PERP</title>" in report.text
+
+
 # ---- refusals ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "status", "code", "field"), [
@@ -172,6 +188,11 @@ def test_the_list_is_newest_first_and_pages_back(bt_api: Any) -> None:
     ({"fees": {"taker_bps": "5000"}}, 422, "VALIDATION_ERROR", "fees.taker_bps"),
     ({"run_id": "../../etc"}, 422, "VALIDATION_ERROR", "run_id"),
     ({"params": {f"p{i}": 1 for i in range(65)}}, 422, "VALIDATION_ERROR", "params"),
+    ({"strategy": None}, 422, "INVALID_BACKTEST", "strategy"),
+    ({"strategy": None, "signals_dataset": SIGNALS, "params": {"fast_period": 5}}, 422,
+     "INVALID_PARAMS", "params"),
+    ({"signals_dataset": "quotes.csv"}, 422, "NOT_A_SIGNAL_FILE", "signals_dataset"),
+    ({"signals_dataset": "missing.csv"}, 404, "UNKNOWN_DATASET", "signals_dataset"),
 ])
 def test_bad_input_is_refused_before_anything_is_queued(bt_api: Any, body: dict, status: int,
                                                          code: str, field: str) -> None:
@@ -478,7 +499,16 @@ def test_the_form_answers_refusals_next_to_the_field(bt_api: Any) -> None:
                                                        "dataset": "nope.csv"},
                                 headers={"X-CSRF-Token": csrf})
     assert answer.status_code == 404 and 'data-field="dataset"' in answer.text
+    # No strategy: only with recorded signals, and then it is refused next to the field.
+    answer = bt_api.client.post("/ui/backtests", data={**form, "params": "", "strategy": ""},
+                                headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 422 and 'data-field="strategy"' in answer.text
+    assert 'value="" selected>none (signals only)' in answer.text  # kept as chosen
     assert bt_api.system.backtests.runs() == []
+    answer = bt_api.client.post("/ui/backtests", data={**form, "params": "", "strategy": "",
+                                                       "signals_dataset": SIGNALS},
+                                headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200 and f"queued: signals {SIGNALS} on {SMALL}" in answer.text
 
 
 def test_a_viewer_session_cannot_start_a_run_from_the_form(bt_api: Any) -> None:
