@@ -259,6 +259,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"bars={result.bars} trades={p.trades.trades} total_pnl={p.total_pnl:.2f} "
           f"return={_pct(p.total_return)} sharpe={_num(p.sharpe)} "
           f"max_dd={p.max_drawdown.pct:.2f}% wall_s={result.wall_s:.2f}")
+    if result.signals:
+        s = result.signals
+        print(f"signals: {s['submitted']} submitted, {s['refused']} refused"
+              f"{' (last: ' + s['last_refusal'] + ')' if s['last_refusal'] else ''}, "
+              f"{s['outside_data']} outside the bars' time, {s['other_markets']} for "
+              "another market")
     print(f"report: {out}")
     return 0
 

@@ -150,8 +150,9 @@ class BacktestResult:
     # host's ``step`` (all of them without ``fast``); the others were taken in.
     stepped_updates: int = 0
     # Recorded signals (``BacktestConfig.signals``): submitted, refused by the engine
-    # (an unknown client, say), left out (another market's, or outside the bars' time).
-    signals: dict[str, int] = field(default_factory=dict)
+    # (an unknown client, say; the last refusal's line and reason), left out (another
+    # market's, or outside the bars' time).
+    signals: dict[str, Any] = field(default_factory=dict)
 
 
 def validated_params(config: BacktestConfig) -> tuple[tuple[str, str], ...]:
@@ -235,7 +236,8 @@ def _run_backtest(config: BacktestConfig,
     if signal_file is not None:
         signal_file.check()
         source.description += f", signals from {signal_file.path.name}"
-    signal_counts = {"submitted": 0, "refused": 0, "outside_data": 0}
+    signal_counts: dict[str, Any] = {"submitted": 0, "refused": 0, "last_refusal": None,
+                                     "outside_data": 0}
     stops = InitialStops()
     closed: list[TradeClosed] = []
     mine: set[int] = set()
@@ -321,8 +323,9 @@ def _run_backtest(config: BacktestConfig,
             sample(now, False)
         try:
             produced = engine.handle(recorded.command, now)
-        except CommandRefused:
+        except CommandRefused as exc:
             signal_counts["refused"] += 1
+            signal_counts["last_refusal"] = f"line {recorded.line}: {exc.rejection.message}"
             return
         signal_counts["submitted"] += 1
         produced += host.step(engine, now, produced).events
@@ -492,10 +495,10 @@ def _run_backtest(config: BacktestConfig,
         bar_done(times[3])
     catch_up()
     # Rates (and signals) after the last point are left out: no market to act on.
-    while rate is not None:
-        signal_counts["outside_data"] += type(rate) is RecordedSignal
-        rate = next(rates, None)
     if signal_file is not None:
+        while rate is not None:  # (read to the end: each row checked, and counted)
+            signal_counts["outside_data"] += type(rate) is RecordedSignal
+            rate = next(rates, None)
         signal_counts["other_markets"] = signal_file.skipped
     if on_progress is not None:
         on_progress(bars)

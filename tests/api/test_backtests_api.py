@@ -164,7 +164,8 @@ def test_a_backtest_of_recorded_signals_alone(bt_api: Any) -> None:
     run = wait_finished(bt_api, queued["id"])
     assert run["status"] == "done", run["error"]
     signals = run["performance"]["signals"]
-    assert signals == {"submitted": 3, "refused": 0, "outside_data": 0, "other_markets": 0}
+    assert signals == {"submitted": 3, "refused": 0, "last_refusal": None, "outside_data": 0,
+                       "other_markets": 0}
     assert run["trades"] >= 1  # the long, closed by its bracket or the short
     report = bt_api.get(run["report_url"], "viewer")
     assert f"<title>Backtest: signals {SIGNALS} on BTC-PERP</title>" in report.text

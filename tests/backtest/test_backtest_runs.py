@@ -200,8 +200,11 @@ def test_cli_backtests_recorded_signals_alone(bars: Path, tmp_path: Path,
     assert "signals from model.csv" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"] is None and metrics["params"] == {}
-    assert metrics["signals"] == {"file": str(signals), "submitted": 3, "refused": 1,
-                                  "outside_data": 1, "other_markets": 0}
+    assert metrics["signals"] == {
+        "file": str(signals), "submitted": 3, "refused": 1, "outside_data": 1,
+        "other_markets": 0, "last_refusal": "line 5: client 'ghost' has no account on "
+                                            "'paper-binance'"}
+    assert "signals: 3 submitted, 1 refused (last: line 5: " in printed
     assert metrics["trades"]["trades"] >= 1 and metrics["orders"]["submitted"] >= 3
     with (out / "trades.csv").open() as f:
         assert {row["strategy"] for row in csv.DictReader(f)} == {"signals"}
