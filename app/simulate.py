@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from app.defaults import (
     CLIENTS,
@@ -151,16 +152,40 @@ def with_funding(bars: Iterable[MarketUpdate], rates: Iterable[FundingRate]
     against; the run ends with the bars). A rate stamped at the same time as a bar
     point comes after it, so it settles against that point's mark.
     """
-    pending = iter(rates)
-    rate = next(pending, None)
+    return merged_in(bars, rates)
+
+
+class _Timed(Protocol):
+    @property
+    def ts(self) -> datetime: ...
+
+
+_U = TypeVar("_U", bound=_Timed)
+_T = TypeVar("_T", bound=_Timed)
+
+
+def merged_in(updates: Iterable[_U], timed: Iterable[_T],
+              left_out: Callable[[_T], None] | None = None) -> Iterator[_U | _T]:
+    """``timed`` items (each with its ``ts``, in time order) inside the ``updates``
+    stream: each before the first update later than it, so after those at its time.
+    Those before the first update or after the last have no market to act on: left
+    out, each told to ``left_out`` (without it, the ones after are not even read)."""
+    pending = iter(timed)
+    item = next(pending, None)
     started = False
-    for update in bars:
-        while rate is not None and rate.ts < update.ts:
+    for update in updates:
+        while item is not None and item.ts < update.ts:
             if started:
-                yield rate
-            rate = next(pending, None)
+                yield item
+            elif left_out is not None:
+                left_out(item)
+            item = next(pending, None)
         started = True
         yield update
+    if left_out is not None:
+        while item is not None:
+            left_out(item)
+            item = next(pending, None)
 
 
 def synthetic_source(seed: int) -> Source:

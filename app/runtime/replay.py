@@ -46,7 +46,7 @@ from app.marketdata.bars import (
 from app.marketdata.recorded_signals import RecordedSignal, SignalFile
 from app.runtime.bus import StorageUnavailable
 from app.runtime.feeds import cancel_task
-from app.simulate import NOTIONAL_WITHOUT_VOLUME, with_funding
+from app.simulate import NOTIONAL_WITHOUT_VOLUME, merged_in, with_funding
 
 log = logging.getLogger(__name__)
 
@@ -223,24 +223,12 @@ class Replay:
                       signals: Iterable[RecordedSignal]
                       ) -> Iterator[MarketUpdate | RecordedSignal]:
         """The updates with the signals inside their time: each after the updates at or
-        before its time (the market it was made on), before the first later one. Those
-        before the first update or after the last are left out, and counted: there is
-        no market to act on."""
-        pending = iter(signals)
-        signal = next(pending, None)
-        started = False
-        for update in updates:
-            while signal is not None and signal.ts < update.ts:
-                if started:
-                    yield signal
-                else:
-                    self.signals_outside += 1
-                signal = next(pending, None)
-            started = True
-            yield update
-        while signal is not None:
+        before its time (the market it was made on). Those before the first update or
+        after the last are left out, and counted: there is no market to act on."""
+        def left_out(_: RecordedSignal) -> None:
             self.signals_outside += 1
-            signal = next(pending, None)
+
+        return merged_in(updates, signals, left_out)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -40,6 +40,7 @@ import re
 import secrets
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -393,16 +394,8 @@ class BacktestService:
     def _files(self, req: BacktestRequest) -> tuple[Path, Path | None, Path | None]:
         """The dataset (a bar file), the funding and the signals datasets the request
         names (blocking)."""
-        data = self._dataset(req.dataset)
-        if data is None:
-            raise _unknown_dataset("dataset", req.dataset)
-        try:
-            check_bar_file(data)
-        except Exception as exc:
-            raise ServiceError(422, "NOT_A_BAR_FILE",
-                               f"dataset {req.dataset!r} is not a bar file: "
-                               f"{str(exc).replace(str(data), req.dataset)[:200]}",
-                               {"field": "dataset"}) from None
+        data = self._checked_dataset("dataset", req.dataset, check_bar_file,
+                                     "NOT_A_BAR_FILE", "a bar file")
         funding = None
         if req.funding_dataset is not None:
             funding = self._dataset(req.funding_dataset)
@@ -410,17 +403,25 @@ class BacktestService:
                 raise _unknown_dataset("funding_dataset", req.funding_dataset)
         signals = None
         if req.signals_dataset is not None:
-            signals = self._dataset(req.signals_dataset)
-            if signals is None:
-                raise _unknown_dataset("signals_dataset", req.signals_dataset)
-            try:
-                check_signal_file(signals)
-            except Exception as exc:
-                raise ServiceError(422, "NOT_A_SIGNAL_FILE",
-                                   f"dataset {req.signals_dataset!r} is not a signal file: "
-                                   f"{str(exc).replace(str(signals), req.signals_dataset)[:200]}",
-                                   {"field": "signals_dataset"}) from None
+            signals = self._checked_dataset("signals_dataset", req.signals_dataset,
+                                            check_signal_file, "NOT_A_SIGNAL_FILE",
+                                            "a signal file")
         return data, funding, signals
+
+    def _checked_dataset(self, field: str, name: str, check: Callable[[Path], None],
+                         code: str, what: str) -> Path:
+        """The dataset ``name`` (404 unless it is one), read as ``what`` by ``check``
+        (422 ``code`` with the reason, and no server path, unless it reads)."""
+        path = self._dataset(name)
+        if path is None:
+            raise _unknown_dataset(field, name)
+        try:
+            check(path)
+        except Exception as exc:
+            raise ServiceError(422, code, f"dataset {name!r} is not {what}: "
+                               f"{str(exc).replace(str(path), name)[:200]}",
+                               {"field": field}) from None
+        return path
 
     def _persist_new(self, run: BacktestRun, out: Path, audit: AuditRow) -> None:
         out.mkdir(parents=True, exist_ok=True)
