@@ -132,7 +132,8 @@ class DatasetPublic(BaseModel):
     name: str
     size_bytes: int
     modified_at: datetime
-    bars: bool
+    bars: bool  # reads as a bar file (a ``dataset``)
+    signals: bool  # reads as recorded signals (a ``signals_dataset``)
 
 
 ERRORS: Responses = {404: {"description": "no such backtest, dataset or report file"},
@@ -204,7 +205,8 @@ async def list_backtests(
 async def list_datasets(reader: Reads) -> Any:
     found: list[Dataset] = await _service(reader.system).datasets()
     return json_response([{"name": d.name, "size_bytes": d.size_bytes,
-                           "modified_at": d.modified_at, "bars": d.bars} for d in found])
+                           "modified_at": d.modified_at, "bars": d.bars,
+                           "signals": d.signals} for d in found])
 
 
 @router.get("/{run_id}", response_model=BacktestDetail, responses=ERRORS,

@@ -120,6 +120,7 @@ class Dataset:
     size_bytes: int
     modified_at: datetime
     bars: bool  # its header reads as a bar file (what a backtest needs)
+    signals: bool = False  # it reads as a file of recorded signals (``signals_dataset``)
 
 
 PARAMS_TEXT_MAX = 4000

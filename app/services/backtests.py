@@ -253,13 +253,10 @@ class BacktestService:
             if path is None:
                 continue
             stat = path.stat()
-            try:
-                check_bar_file(path)
-                bars = True
-            except Exception:  # not a bar file (quotes, trades...): listed, marked
-                bars = False
+            bars = _reads_as(check_bar_file, path)  # else quotes, trades...: listed, marked
+            signals = not bars and _reads_as(check_signal_file, path)
             found.append(Dataset(name, stat.st_size,
-                                 datetime.fromtimestamp(stat.st_mtime, UTC), bars))
+                                 datetime.fromtimestamp(stat.st_mtime, UTC), bars, signals))
             if len(found) >= MAX_DATASETS:
                 break
         return found
@@ -567,6 +564,15 @@ def _audit_row(principal: Principal, run: BacktestRun) -> AuditRow:
                     scope=AUDIT_SCOPE,
                     reason=f"backtest {run.run_id}: {req.strategy} on {req.dataset}"[:500],
                     details={"run_id": run.run_id, **req.definition()})
+
+
+def _reads_as(check: Callable[[Path], None], path: Path) -> bool:
+    """Whether ``check`` reads the file (its header and first row) without a complaint."""
+    try:
+        check(path)
+    except Exception:
+        return False
+    return True
 
 
 def _new_run_id() -> str:

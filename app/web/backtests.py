@@ -43,7 +43,8 @@ def _service(request: Request) -> BacktestService:
 async def _form_context(request: Request) -> dict[str, Any]:
     datasets = await _service(request).datasets()
     return {"kinds": BACKTEST_KINDS, "datasets": [d.name for d in datasets if d.bars],
-            "funding": [d.name for d in datasets if not d.bars], "bt_venues": VENUES,
+            "funding": [d.name for d in datasets if not d.bars and not d.signals],
+            "signals": [d.name for d in datasets if d.signals], "bt_venues": VENUES,
             "bt_symbols": symbols_on(VENUES[0]), "run_id": _new_form_id()}
 
 

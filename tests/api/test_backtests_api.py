@@ -92,6 +92,8 @@ def test_a_backtest_runs_in_a_worker_and_its_report_is_served(bt_api: Any) -> No
     by_name = {d["name"]: d for d in datasets}
     assert by_name[SMALL]["bars"] is True and by_name["quotes.csv"]["bars"] is False
     assert by_name["btc-2000.zip"]["bars"] is True  # a zipped CSV, read as it is
+    assert by_name[SIGNALS]["signals"] is True and by_name[SIGNALS]["bars"] is False
+    assert by_name[SMALL]["signals"] is False and by_name["quotes.csv"]["signals"] is False
     assert "notes.txt" not in by_name  # not a data file
 
     queued = bt_api.ok(start(bt_api, fees={"maker_bps": "2", "taker_bps": "5.5"},
