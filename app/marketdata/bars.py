@@ -256,6 +256,18 @@ def table_rows(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]
             yield reader.line_num, row, header
 
 
+def table_header(path: StrPath) -> list[str]:
+    """A CSV's first row or a Parquet file's column names, read alone (a Parquet file's
+    schema, not a batch of its rows): what a quick check of a file's kind needs."""
+    if _is_parquet(path):
+        return list(_parquet_file(path).schema_arrow.names)
+    with csv_text(path) as f:
+        first = next(csv.reader(f), None)
+    if not first:
+        raise ValueError(f"{path}: empty file or no header row")
+    return first
+
+
 def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
     """The column layout of a bar file, read from its header (fails fast on a file
     that is not a bar file)."""

@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from app.domain.signals import SubmitSignal
-from app.marketdata.bars import StrPath, find_column, parse_time, table_rows
+from app.marketdata.bars import StrPath, find_column, parse_time, table_header, table_rows
 
 _TIME = ("signalat", "timestamp", "time", "datetime", "date", "ts", "at")
 _SIGNAL = ("signal", "target", "position", "side")
@@ -64,11 +64,9 @@ class SignalFile:
 
     def check(self) -> None:
         """Fail (``ValueError``, ``OSError``) unless the file names a time and a signal
-        column: what a server start says before it runs anything."""
-        for _, _, header in table_rows(self.path):
-            self._columns(header)
-            return
-        raise ValueError(f"{self.path}: no signals")
+        column (its header alone is read): what a server start says before it runs
+        anything, and what a listing of datasets asks of every file."""
+        self._columns(table_header(self.path))
 
     def __iter__(self) -> Iterator[RecordedSignal]:
         columns: dict[str, str | None] | None = None

@@ -90,7 +90,20 @@ def test_a_file_without_a_time_or_a_signal_column_is_refused_at_once(tmp_path: P
     file = SignalFile(path, venue="paper-binance", symbol="BTC-PERP", client="alice")
     with pytest.raises(ValueError, match="needs a time and a signal column"):
         file.check()
+    header_only = tmp_path / "header-only.csv"
+    header_only.write_text("timestamp,signal\n")
+    quiet = SignalFile(header_only, venue="paper-binance", symbol="BTC-PERP", client="alice")
+    quiet.check()  # a model that said nothing: no signal, no error
+    assert list(quiet) == []
     empty = tmp_path / "empty.csv"
-    empty.write_text("timestamp,signal\n")
-    with pytest.raises(ValueError, match="no signals"):
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty file or no header row"):
         SignalFile(empty, venue="paper-binance", symbol="BTC-PERP", client="alice").check()
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    parquet = tmp_path / "signals.parquet"
+    pq.write_table(pa.table({"signal_at": pa.array([T0], pa.timestamp("ms", "UTC")),
+                             "signal": pa.array([-1], pa.int8())}), parquet)
+    file = SignalFile(parquet, venue="paper-binance", symbol="BTC-PERP", client="alice")
+    file.check()
+    assert [(r.command.signal, r.ts) for r in file] == [(-1, T0)]
