@@ -34,7 +34,7 @@ from app.backtest.runner import (
 )
 from app.defaults import VENUES, demo_instruments
 from app.marketdata.bars import bar_file_layout
-from app.marketdata.recorded_signals import SignalFile
+from app.marketdata.recorded_signals import check_signal_file
 from app.strategies.base import InvalidParams
 from app.strategies.registry import kinds
 
@@ -135,12 +135,6 @@ def count_bars(path: Path) -> int | None:
     from app.backtest.cli import count_bars as count
 
     return count(path)
-
-
-def check_signal_file(path: Path) -> None:
-    """Fail (``ValueError``, ``OSError``) unless ``path`` reads as a file of recorded
-    signals: its header and first row only."""
-    SignalFile(path, venue=VENUES[0], symbol="-", client="-").check()
 
 
 def check_bar_file(path: Path) -> None:

@@ -55,7 +55,7 @@ from app.engine.quiet import (
     equity_marked,
     quiet_span,
 )
-from app.marketdata.recorded_signals import RecordedSignal, SignalFile
+from app.marketdata.recorded_signals import RecordedSignal, SignalCounts, SignalFile
 from app.simulate import Source, bar_source, build_demo_engine
 from app.strategies.host import StrategyHost
 from app.strategies.registry import kinds
@@ -233,11 +233,11 @@ def _run_backtest(config: BacktestConfig,
         events += engine.handle(StartStrategy(sid, "backtest"), start)
     signal_file = SignalFile(config.signals, venue=venue, symbol=config.symbol,
                              client=client) if config.signals is not None else None
+    signal_counts = SignalCounts()
     if signal_file is not None:
         signal_file.check()
         source.description += f", signals from {signal_file.path.name}"
-    signal_counts: dict[str, Any] = {"submitted": 0, "refused": 0, "last_refusal": None,
-                                     "outside_data": 0}
+        signal_counts = signal_file.counts
     stops = InitialStops()
     closed: list[TradeClosed] = []
     mine: set[int] = set()
@@ -324,23 +324,21 @@ def _run_backtest(config: BacktestConfig,
         try:
             produced = engine.handle(recorded.command, now)
         except CommandRefused as exc:
-            signal_counts["refused"] += 1
-            signal_counts["last_refusal"] = f"line {recorded.line}: {exc.rejection.message}"
+            signal_counts.refuse(recorded, exc.rejection.message)
             return
-        signal_counts["submitted"] += 1
+        signal_counts.submitted += 1
         produced += host.step(engine, now, produced).events
         observe(produced)
 
     # Funding rates (and recorded signals) go in between the bar points as
     # ``with_funding`` puts them: before the first point later than they are; none
     # before the first bar.
-    timed: Iterator[FundingRate | RecordedSignal] = iter(source.funding_rates)
+    rates: Iterator[FundingRate | RecordedSignal] = iter(source.funding_rates)
     if signal_file is not None:
-        timed = heapq.merge(timed, signal_file, key=attrgetter("ts"))
-    rates = timed
+        rates = heapq.merge(rates, signal_file, key=attrgetter("ts"))
     rate = next(rates, None)
     while rate is not None and rate.ts < start:
-        signal_counts["outside_data"] += type(rate) is RecordedSignal
+        signal_counts.outside_data += type(rate) is RecordedSignal
         rate = next(rates, None)
     # The quiet span of the engine and of the host: points inside both are taken in
     # without stepping (app/engine/quiet.py); anything stepped may change them.
@@ -497,9 +495,8 @@ def _run_backtest(config: BacktestConfig,
     # Rates (and signals) after the last point are left out: no market to act on.
     if signal_file is not None:
         while rate is not None:  # (read to the end: each row checked, and counted)
-            signal_counts["outside_data"] += type(rate) is RecordedSignal
+            signal_counts.outside_data += type(rate) is RecordedSignal
             rate = next(rates, None)
-        signal_counts["other_markets"] = signal_file.skipped
     if on_progress is not None:
         on_progress(bars)
     final = engine.equity(client, venue)
@@ -515,4 +512,4 @@ def _run_backtest(config: BacktestConfig,
     return BacktestResult(
         config, {k: json.loads(v) for k, v in params}, source.description, bars, updates,
         count, equity, trades, perf, start, last_at, time.perf_counter() - started,
-        candles, absorbed, stepped, signal_counts if signal_file is not None else {})
+        candles, absorbed, stepped, signal_counts.as_json() if signal_file is not None else {})

@@ -258,14 +258,12 @@ def table_rows(path: StrPath) -> Iterator[tuple[int, dict[str, str], list[str]]]
 
 def table_header(path: StrPath) -> list[str]:
     """A CSV's first row or a Parquet file's column names, read alone (a Parquet file's
-    schema, not a batch of its rows): what a quick check of a file's kind needs."""
+    schema, not a batch of its rows): what a quick check of a file's kind needs. An
+    empty CSV has none ([])."""
     if _is_parquet(path):
         return list(_parquet_file(path).schema_arrow.names)
     with csv_text(path) as f:
-        first = next(csv.reader(f), None)
-    if not first:
-        raise ValueError(f"{path}: empty file or no header row")
-    return first
+        return next(csv.reader(f), None) or []
 
 
 def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
@@ -277,8 +275,7 @@ def bar_file_layout(path: StrPath, volume_unit: str = "quote") -> BarLayout:
         if file.metadata.num_rows == 0:
             raise ValueError(f"{path}: no bars")
         return layout
-    with csv_text(path) as f:
-        first = next(csv.reader(f), None)
+    first = table_header(path)
     if not first:
         raise ValueError(f"{path}: no bars")
     return bar_layout(_csv_header(path, first)[0], volume_unit)

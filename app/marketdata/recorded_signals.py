@@ -25,15 +25,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from app.domain.signals import SubmitSignal
-from app.marketdata.bars import StrPath, find_column, parse_time, table_header, table_rows
+from app.marketdata.bars import (
+    TIME_COLUMNS,
+    StrPath,
+    find_column,
+    parse_time,
+    table_header,
+    table_rows,
+)
 
-_TIME = ("signalat", "timestamp", "time", "datetime", "date", "ts", "at")
+_TIME = ("signalat", *TIME_COLUMNS, "at")
 _SIGNAL = ("signal", "target", "position", "side")
 _WORDS = {"long": 1, "buy": 1, "flat": 0, "close": 0, "short": -1, "sell": -1}
 DEFAULT_STRATEGY = "replay"
@@ -52,28 +59,54 @@ class RecordedSignal:
         return self.command.signal_at
 
 
+@dataclass(slots=True)
+class SignalCounts:
+    """What became of a file's signals: a replay's status, a backtest's metrics."""
+
+    submitted: int = 0  # taken by the engine (committed, in a replay)
+    refused: int = 0  # refused by the engine (an unknown client, say)
+    last_refusal: str | None = None  # "line N: why"
+    outside_data: int = 0  # before the first market update or after the last
+    other_markets: int = 0  # rows for another venue or symbol
+
+    def refuse(self, recorded: RecordedSignal, why: str) -> None:
+        self.refused += 1
+        self.last_refusal = f"line {recorded.line}: {why}"[:300]
+
+    def as_json(self) -> dict[str, int | str | None]:
+        return asdict(self)
+
+
+def check_signal_file(path: StrPath) -> None:
+    """Fail (``ValueError``, ``OSError``) unless the file names a time and a signal
+    column (its header alone is read): what a server start says before it runs
+    anything, and what a listing of datasets asks of every file."""
+    header = table_header(path)
+    if not header:
+        raise ValueError(f"{path}: empty file or no header row")
+    _columns(path, header)
+
+
 class SignalFile:
     """A file's recorded signals for one market (``venue``, ``symbol``), read lazily:
-    iterate it for them in time order; ``skipped`` counts rows for another market."""
+    iterate it for them in time order; rows for another market are counted in
+    ``counts.other_markets``, and the reader of the signals counts the rest there."""
 
     def __init__(self, path: StrPath, *, venue: str, symbol: str, client: str):
         self.path = Path(path)
         self.venue, self.symbol, self.client = venue, symbol, client
-        self.skipped = 0
+        self.counts = SignalCounts()
         self._prefix = re.sub(r"[^A-Za-z0-9._-]", "-", self.path.name)[:40]
 
     def check(self) -> None:
-        """Fail (``ValueError``, ``OSError``) unless the file names a time and a signal
-        column (its header alone is read): what a server start says before it runs
-        anything, and what a listing of datasets asks of every file."""
-        self._columns(table_header(self.path))
+        check_signal_file(self.path)
 
     def __iter__(self) -> Iterator[RecordedSignal]:
         columns: dict[str, str | None] | None = None
         last: datetime | None = None
         for line, row, header in table_rows(self.path):
             if columns is None:
-                columns = self._columns(header)
+                columns = _columns(self.path, header)
             recorded = self._row(line, row, columns)
             if last is not None and recorded.ts < last:
                 raise ValueError(f"{self.path} line {line}: {recorded.ts} is before {last} "
@@ -81,19 +114,9 @@ class SignalFile:
             last = recorded.ts
             command = recorded.command
             if command.venue != self.venue or command.symbol != self.symbol:
-                self.skipped += 1
+                self.counts.other_markets += 1
                 continue
             yield recorded
-
-    def _columns(self, header: list[str]) -> dict[str, str | None]:
-        time, signal = find_column(header, _TIME), find_column(header, _SIGNAL)
-        if time is None or signal is None:
-            raise ValueError(f"{self.path}: a signal file needs a time and a signal column "
-                             f"(columns: {', '.join(header)})")
-        return {"time": time, "signal": signal,
-                **{name: find_column(header, (name.replace("_", ""),))
-                   for name in ("client", "venue", "symbol", "strategy", "strength",
-                                "signal_id")}}
 
     def _row(self, line: int, row: dict[str, str], columns: dict[str, str | None]
              ) -> RecordedSignal:
@@ -124,6 +147,18 @@ class SignalFile:
             symbol=text("symbol") or self.symbol, signal=signal,
             strategy=text("strategy") or DEFAULT_STRATEGY, signal_at=at, strength=strength,
             signal_id=text("signal_id") or f"{self._prefix}:{line}", actor=ACTOR))
+
+
+def _columns(path: StrPath, header: list[str]) -> dict[str, str | None]:
+    """The file's column for each part of a signal (None: not in the file)."""
+    time, signal = find_column(header, _TIME), find_column(header, _SIGNAL)
+    if time is None or signal is None:
+        raise ValueError(f"{path}: a signal file needs a time and a signal column "
+                         f"(columns: {', '.join(header)})")
+    return {"time": time, "signal": signal,
+            **{name: find_column(header, (name.replace("_", ""),))
+               for name in ("client", "venue", "symbol", "strategy", "strength",
+                            "signal_id")}}
 
 
 def _signal(text: str) -> int | None:

@@ -198,37 +198,30 @@ class Replay:
             raise ValueError(f"{spec.path}: no bars to replay")
         self.first_at: datetime = first.ts
         self.clock = ReplayClock(first.ts, spec.speed)
-        self._updates: Iterator[MarketUpdate | RecordedSignal] = itertools.chain((first,),
-                                                                                updates)
+        market: Iterator[MarketUpdate] = itertools.chain((first,), updates)
+        self._updates: Iterator[MarketUpdate | RecordedSignal] = market
         self.state = "pending"  # running, ended, failed
         self.error: str | None = None
         self.updates = 0
         self.funding_rates = 0
         self.last_at: datetime | None = None
         self._task: asyncio.Task | None = None
-        # Recorded signals: submitted (committed), refused by the engine (the last
-        # refusal kept), left out (another market's, or outside the data's time).
-        self.signal_file: SignalFile | None = None
-        self.signals_submitted = self.signals_refused = self.signals_outside = 0
-        self.last_refusal: str | None = None
+        self.signal_file: SignalFile | None = None  # its ``counts``: what came of them
         if spec.signals is not None:
             assert spec.client is not None
             self.signal_file = SignalFile(spec.signals, venue=spec.venue, symbol=spec.symbol,
                                           client=spec.client)
             self.signal_file.check()
             self.description += f", signals from {spec.signals.name}"
-            self._updates = self._with_signals(self._updates, self.signal_file)
+            # Each after the updates at or before its time (the market it was made on);
+            # those before the first update or after the last have no market: counted.
+            counts = self.signal_file.counts
 
-    def _with_signals(self, updates: Iterator[MarketUpdate | RecordedSignal],
-                      signals: Iterable[RecordedSignal]
-                      ) -> Iterator[MarketUpdate | RecordedSignal]:
-        """The updates with the signals inside their time: each after the updates at or
-        before its time (the market it was made on). Those before the first update or
-        after the last are left out, and counted: there is no market to act on."""
-        def left_out(_: RecordedSignal) -> None:
-            self.signals_outside += 1
+            def left_out(_: RecordedSignal) -> None:
+                counts.outside_data += 1
 
-        return merged_in(updates, signals, left_out)
+            with_signals = merged_in(market, self.signal_file, left_out)
+            self._updates = with_signals
 
     @property
     def key(self) -> tuple[str, str]:
@@ -260,19 +253,20 @@ class Replay:
         """One recorded signal through the bus, behind the updates queued before it.
         A refusal is counted and the replay goes on (as a live sender's would); while
         the log refuses writes it waits, as the market data does."""
+        assert self.signal_file is not None
+        counts = self.signal_file.counts
         while True:
             try:
                 await submit(recorded.command)
             except CommandRefused as exc:
-                self.signals_refused += 1
-                self.last_refusal = f"line {recorded.line}: {exc.rejection.message}"[:300]
+                counts.refuse(recorded, exc.rejection.message)
                 log.warning("replayed signal refused (%s line %d): %s",
                             self.spec.signals, recorded.line, exc)
             except StorageUnavailable:
                 await asyncio.sleep(STORAGE_RETRY_S)
                 continue
             else:
-                self.signals_submitted += 1
+                counts.submitted += 1
             return
 
     def status(self) -> dict[str, object]:
@@ -285,10 +279,8 @@ class Replay:
             "last_at": self.last_at.isoformat() if self.last_at else None,
             "error": self.error}
         if self.signal_file is not None:
-            body["signals"] = {
-                "file": self.signal_file.path.name, "submitted": self.signals_submitted,
-                "refused": self.signals_refused, "last_refusal": self.last_refusal,
-                "other_markets": self.signal_file.skipped, "outside_data": self.signals_outside}
+            body["signals"] = {"file": self.signal_file.path.name,
+                               **self.signal_file.counts.as_json()}
         return body
 
     async def _run(self, sink: Callable[[MarketUpdate], None], backlog: Callable[[], int],

@@ -55,7 +55,7 @@ def test_every_column_a_row_may_name(tmp_path: Path) -> None:
         SubmitSignal("alice", "paper-binance", "BTC-PERP", 1, "replay",
                      T0 + timedelta(minutes=4), Decimal(1), "signals.csv.gz:5", "replay"),
     ]
-    assert file.skipped == 2  # another symbol, another venue: not this replay's market
+    assert file.counts.other_markets == 2  # another symbol, another venue: not this replay's market
 
 
 @pytest.mark.parametrize(("rows", "says"), [
